@@ -1,0 +1,47 @@
+# spxdl: `make run` (download from the built-in simulated terminal) and `make test` work on a
+# fresh clone; both install what is missing into .venv first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-spxdl
+SPXDL  := $(BIN)/spxdl
+
+.PHONY: install test run bench backfill update sim clean help
+
+help:
+	@echo "make run       download a few simulated days into ./sim-data (built-in simulated terminal)"
+	@echo "make test      run the whole test suite"
+	@echo "make bench     measure throughput, memory and ledger cost; prints figures"
+	@echo "make backfill  fill every gap from [download] start_date (real terminal; see README)"
+	@echo "make update    fetch the latest sessions (what the systemd timer runs)"
+	@echo "make sim       serve the simulated terminal on 127.0.0.1:25503 until Ctrl-C"
+
+install: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "spxdl needs Python 3.10 or newer (set PYTHON=python3.x)")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+run: install
+	$(SPXDL) sim --check
+
+bench: install
+	$(BIN)/python bench/run.py
+
+backfill: install
+	bin/spxdl-backfill
+
+update: install
+	bin/spxdl-update
+
+sim: install
+	$(SPXDL) sim
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache

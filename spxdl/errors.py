@@ -1,0 +1,177 @@
+"""The one exception tree of spxdl.
+
+Every class pickles: worker processes raise these and ``concurrent.futures`` carries them back
+to the parent. ``BaseException.__reduce__`` rebuilds an exception as ``cls(*self.args)`` and
+then restores ``__dict__``, so every constructor takes the message as its only positional
+argument and everything else as keywords with defaults (``test_errors.py`` proves the round
+trip for each class).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+
+class SpxdlError(Exception):
+    """Root of every error spxdl raises on purpose."""
+
+
+class ConfigError(SpxdlError, ValueError):
+    """A setting, flag, date or file the user gave is not usable; the message names the fix."""
+
+    def __init__(self, message: str, *, key: str | None = None, source: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+        self.source = source
+
+
+class CalendarError(ConfigError):
+    """The trading calendar or its overrides file cannot be used."""
+
+
+class TerminalError(SpxdlError):
+    """The terminal answered badly or not at all.
+
+    Carries the endpoint path, the request parameters (never the host), the HTTP status if
+    there was one and the first 200 characters of the body.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        endpoint: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        status: int | None = None,
+        body: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.endpoint = endpoint
+        self.params = dict(params) if params else {}
+        self.status = status
+        self.body = (body or "")[:200]
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        details = []
+        if self.endpoint:
+            details.append(self.endpoint)
+        if self.status is not None:
+            details.append(f"HTTP {self.status}")
+        if self.body and self.body not in text:
+            details.append(f"terminal said: {self.body.strip()!r}")
+        return f"{text} ({'; '.join(details)})" if details else text
+
+
+class TerminalUnavailable(TerminalError, ConnectionError):
+    """Refused connection, timeout, 474 DISCONNECTED, 571 SERVER_STARTING or another 5xx."""
+
+
+class Throttled(TerminalError):
+    """429: the terminal's queue is full; retried after ``retry_after`` seconds, outside the budget."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class NoData(TerminalError):
+    """472: a valid, empty answer. Never retried within the request."""
+
+
+class PermissionDenied(TerminalError):
+    """471, or a terminal whose credentials were rejected: the subscription lacks access."""
+
+
+class RequestTooLarge(TerminalError):
+    """570: too much data in one request; a coarser interval or a smaller window is needed."""
+
+
+class BadRequest(TerminalError):
+    """473, 475, 476, 410 or another 4xx: the request itself is wrong. Never retried."""
+
+
+class BodyTruncated(TerminalError):
+    """The body ended before its Content-Length or chunk terminator, or in the middle of a line."""
+
+
+class PageExpired(TerminalError):
+    """477: a page of a paginated answer is gone; the whole expiration is fetched again."""
+
+
+class DataError(SpxdlError):
+    """The data the terminal sent cannot be stored as it is."""
+
+
+class SchemaMismatch(DataError):
+    """The wire's columns differ from the pinned ones; ``columns`` names the difference."""
+
+    def __init__(self, message: str, *, columns: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.columns = list(columns or [])
+
+
+class ValidationFailed(DataError):
+    """A check failed while ``validation = fail``; ``counts`` holds the failing checks."""
+
+    def __init__(self, message: str, *, counts: Mapping[str, int] | None = None) -> None:
+        super().__init__(message)
+        self.counts = dict(counts or {})
+
+
+class StorageError(SpxdlError):
+    """A file could not be written, read back or verified."""
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class ArchiveMismatch(StorageError):
+    """The data dir holds data of another shape (interval, window, greeks parameters, source)."""
+
+
+class LedgerError(SpxdlError):
+    """The ledger cannot be read or written."""
+
+
+class LedgerBusy(LedgerError, TimeoutError):
+    """The ledger lock was not acquired within the wait timeout."""
+
+
+class LedgerCorrupt(LedgerError):
+    """A ledger file is unreadable; it was moved aside to ``moved_to``."""
+
+    def __init__(self, message: str, *, path: str | None = None, moved_to: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.moved_to = moved_to
+
+
+class Interrupted(SpxdlError):
+    """The run was asked to stop (signal, or the parent process went away)."""
+
+
+ALL_ERRORS: tuple[type[SpxdlError], ...] = (
+    SpxdlError,
+    ConfigError,
+    CalendarError,
+    TerminalError,
+    TerminalUnavailable,
+    Throttled,
+    NoData,
+    PermissionDenied,
+    RequestTooLarge,
+    BadRequest,
+    BodyTruncated,
+    PageExpired,
+    DataError,
+    SchemaMismatch,
+    ValidationFailed,
+    StorageError,
+    ArchiveMismatch,
+    LedgerError,
+    LedgerBusy,
+    LedgerCorrupt,
+    Interrupted,
+)
