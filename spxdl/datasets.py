@@ -1,0 +1,287 @@
+"""What each dataset is: its endpoints, its wire columns per API version and its pinned Arrow schema.
+
+The output schema is the same whatever API version served the data, so that every file of an
+archive is typed alike. ``root`` and the trade date are not columns: they are Hive partition
+directories (``root=SPXW/trade_date=2024-01-15``) and each file's key-value metadata.
+
+Wire names: v2 names are the output names. v3 renames a few (``symbol`` for ``root``,
+``timestamp`` for ``ms_of_day`` ...); ``V3_RENAMES`` maps them back. The v2 bulk CSV header is
+``root,expiration,strike,right`` followed by the endpoint's ``format`` fields, the last of which
+is ``date`` (thetadata-api.md §2, §3.2); v3 CSV headers are listed in §6.3.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import pyarrow as pa
+
+from spxdl.errors import ConfigError
+
+NY_TZ = "America/New_York"
+
+INTERVALS: Mapping[str, int] = {
+    "1s": 1_000,
+    "5s": 5_000,
+    "10s": 10_000,
+    "15s": 15_000,
+    "30s": 30_000,
+    "1m": 60_000,
+    "5m": 300_000,
+    "10m": 600_000,
+    "15m": 900_000,
+    "30m": 1_800_000,
+    "1h": 3_600_000,
+}
+
+V2_CONTRACT = ("root", "expiration", "strike", "right")
+V3_CONTRACT = ("symbol", "expiration", "strike", "right")
+
+# v3 wire name -> v2 (output) name; the v3 time columns are ISO wall-clock timestamps.
+V3_RENAMES: Mapping[str, str] = {
+    "symbol": "root",
+    "timestamp": "ms_of_day",
+    "underlying_timestamp": "ms_of_day2",
+    "created": "ms_of_day",
+    "last_trade": "ms_of_day2",
+}
+
+# Columns of the v2 wire whose wire type differs from the output type.
+V2_WIRE_TYPES: Mapping[str, pa.DataType] = {
+    "root": pa.string(),
+    "expiration": pa.int32(),  # YYYYMMDD
+    "strike": pa.int64(),  # 1/10 cent
+    "right": pa.string(),  # C / P
+    "ms_of_day": pa.int32(),
+    "ms_of_day2": pa.int32(),
+    "date": pa.int32(),  # YYYYMMDD
+}
+
+# Columns of the v3 wire whose wire type differs from the output type (keyed by v3 name).
+V3_WIRE_TYPES: Mapping[str, pa.DataType] = {
+    "symbol": pa.string(),
+    "expiration": pa.date32(),  # YYYY-MM-DD
+    "strike": pa.float64(),  # dollars
+    "right": pa.string(),  # CALL / PUT
+    "timestamp": pa.timestamp("ms"),  # New York wall clock, no zone
+    "underlying_timestamp": pa.timestamp("ms"),
+    "created": pa.timestamp("ms"),
+    "last_trade": pa.timestamp("ms"),
+}
+
+F64 = pa.float64()
+I32 = pa.int32()
+I64 = pa.int64()
+
+CONTRACT_FIELDS = (
+    pa.field("expiration", pa.date32()),
+    pa.field("strike", F64),
+    pa.field("right", pa.string()),
+)
+TIME_FIELDS = (
+    pa.field("timestamp", pa.timestamp("ms", tz=NY_TZ)),
+    pa.field("ms_of_day", I32),
+)
+QUOTE_FIELDS = (
+    ("bid_size", I64),
+    ("bid_exchange", I32),
+    ("bid", F64),
+    ("bid_condition", I32),
+    ("ask_size", I64),
+    ("ask_exchange", I32),
+    ("ask", F64),
+    ("ask_condition", I32),
+)
+OHLC_FIELDS = (("open", F64), ("high", F64), ("low", F64), ("close", F64), ("volume", I64), ("count", I64))
+FIRST_ORDER_GREEKS = ("delta", "theta", "vega", "rho", "epsilon", "lambda")
+SECOND_ORDER_GREEKS = ("gamma", "vanna", "charm", "vomma", "veta")
+
+
+def _schema(fields: tuple[tuple[str, pa.DataType], ...]) -> pa.Schema:
+    """Contract columns, then the time columns, then ``fields`` in wire order."""
+    return pa.schema([*CONTRACT_FIELDS, *TIME_FIELDS, *(pa.field(name, kind) for name, kind in fields)])
+
+
+def _greeks_fields(greeks: tuple[str, ...]) -> tuple[tuple[str, pa.DataType], ...]:
+    """The wire fields of a greeks endpoint after ``ms_of_day``, without ``date``."""
+    return (
+        ("bid", F64),
+        ("ask", F64),
+        *((name, F64) for name in greeks),
+        ("implied_vol", F64),
+        ("iv_error", F64),
+        ("ms_of_day2", I32),
+        ("underlying_price", F64),
+    )
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One kind of data the terminal serves, and how spxdl stores it."""
+
+    name: str
+    v2_path: str
+    v3_path: str | None
+    v2_columns: tuple[str, ...]
+    v3_columns: tuple[str, ...] | None
+    schema: pa.Schema
+    schema_version: int
+    uses_interval: bool
+    greeks_params: bool
+    greek_columns: tuple[str, ...] = ()  # the greeks whose all-zero rows are counted
+    nullable: tuple[str, ...] = ()  # output columns one API version does not send
+
+    def archive_name(self, interval: str) -> str:
+        """The archive directory name: ``greeks-1m``; datasets without an interval use their name."""
+        if not self.uses_interval:
+            return self.name
+        interval_ms(interval)
+        return f"{self.name}-{interval}"
+
+    def path(self, api: str) -> str | None:
+        """The endpoint path of ``api`` ("v2" or "v3"); None when that version has none."""
+        return self.v2_path if _check_api(api) == "v2" else self.v3_path
+
+    def columns(self, api: str) -> tuple[str, ...] | None:
+        """The whole CSV header of ``api``; None when that version has no endpoint."""
+        return self.v2_columns if _check_api(api) == "v2" else self.v3_columns
+
+    def wire_types(self, api: str) -> dict[str, pa.DataType]:
+        """The Arrow type of every wire column of ``api``, keyed by wire name (never inferred)."""
+        columns = self.columns(api)
+        if columns is None:
+            raise ConfigError(f"dataset {self.name} has no {api} endpoint", key="api")
+        special = V2_WIRE_TYPES if api == "v2" else V3_WIRE_TYPES
+        return {name: special.get(name) or self.schema.field(output_name(api, name)).type for name in columns}
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        """Output columns that must hold a value in every row."""
+        return tuple(name for name in self.schema.names if name not in self.nullable)
+
+
+def output_name(api: str, wire_name: str) -> str:
+    """The output (v2) name of a wire column."""
+    return V3_RENAMES.get(wire_name, wire_name) if api == "v3" else wire_name
+
+
+def _check_api(api: str) -> str:
+    if api not in ("v2", "v3"):
+        raise ConfigError(f"unknown API version {api!r}: use v2 or v3", key="api")
+    return api
+
+
+def _v2_header(fields: tuple[str, ...]) -> tuple[str, ...]:
+    return (*V2_CONTRACT, "ms_of_day", *fields, "date")
+
+
+def _v3_header(time_column: str, fields: tuple[str, ...]) -> tuple[str, ...]:
+    return (*V3_CONTRACT, time_column, *fields)
+
+
+def _greeks_wire(greeks: tuple[str, ...], underlying_time: str) -> tuple[str, ...]:
+    return ("bid", "ask", *greeks, "implied_vol", "iv_error", underlying_time, "underlying_price")
+
+
+QUOTE_WIRE = tuple(name for name, _ in QUOTE_FIELDS)
+OHLC_WIRE = tuple(name for name, _ in OHLC_FIELDS)
+
+GREEKS = Dataset(
+    name="greeks",
+    v2_path="/v2/bulk_hist/option/greeks",
+    v3_path="/v3/option/history/greeks/first_order",
+    v2_columns=_v2_header(_greeks_wire(FIRST_ORDER_GREEKS, "ms_of_day2")),
+    v3_columns=_v3_header("timestamp", _greeks_wire(FIRST_ORDER_GREEKS, "underlying_timestamp")),
+    schema=_schema(_greeks_fields(FIRST_ORDER_GREEKS)),
+    schema_version=1,
+    uses_interval=True,
+    greeks_params=True,
+    greek_columns=FIRST_ORDER_GREEKS,
+)
+
+GREEKS_SECOND_ORDER = Dataset(
+    name="greeks_second_order",
+    v2_path="/v2/bulk_hist/option/greeks_second_order",
+    v3_path=None,
+    v2_columns=_v2_header(_greeks_wire(SECOND_ORDER_GREEKS, "ms_of_day2")),
+    v3_columns=None,
+    schema=_schema(_greeks_fields(SECOND_ORDER_GREEKS)),
+    schema_version=1,
+    uses_interval=True,
+    greeks_params=True,
+    greek_columns=SECOND_ORDER_GREEKS,
+)
+
+QUOTE = Dataset(
+    name="quote",
+    v2_path="/v2/bulk_hist/option/quote",
+    v3_path="/v3/option/history/quote",
+    v2_columns=_v2_header(QUOTE_WIRE),
+    v3_columns=_v3_header("timestamp", QUOTE_WIRE),
+    schema=_schema(QUOTE_FIELDS),
+    schema_version=1,
+    uses_interval=True,
+    greeks_params=False,
+)
+
+# v3 adds vwap; v2 has none, so the column is kept and null in files written from v2.
+OHLC = Dataset(
+    name="ohlc",
+    v2_path="/v2/bulk_hist/option/ohlc",
+    v3_path="/v3/option/history/ohlc",
+    v2_columns=_v2_header(OHLC_WIRE),
+    v3_columns=_v3_header("timestamp", (*OHLC_WIRE, "vwap")),
+    schema=_schema((*OHLC_FIELDS, ("vwap", F64))),
+    schema_version=1,
+    uses_interval=True,
+    greeks_params=False,
+    nullable=("vwap",),
+)
+
+OPEN_INTEREST = Dataset(
+    name="open_interest",
+    v2_path="/v2/bulk_hist/option/open_interest",
+    v3_path="/v3/option/history/open_interest",
+    v2_columns=_v2_header(("open_interest",)),
+    v3_columns=_v3_header("timestamp", ("open_interest",)),
+    schema=_schema((("open_interest", I64),)),
+    schema_version=1,
+    uses_interval=False,
+    greeks_params=False,
+)
+
+EOD = Dataset(
+    name="eod",
+    v2_path="/v2/bulk_hist/option/eod",
+    v3_path="/v3/option/history/eod",
+    v2_columns=_v2_header(("ms_of_day2", *OHLC_WIRE, *QUOTE_WIRE)),
+    v3_columns=_v3_header("created", ("last_trade", *OHLC_WIRE, *QUOTE_WIRE)),
+    schema=_schema((("ms_of_day2", I32), *OHLC_FIELDS, *QUOTE_FIELDS)),
+    schema_version=1,
+    uses_interval=False,
+    greeks_params=False,
+)
+
+DATASETS: Mapping[str, Dataset] = {
+    dataset.name: dataset for dataset in (GREEKS, GREEKS_SECOND_ORDER, QUOTE, OHLC, OPEN_INTEREST, EOD)
+}
+DEFAULT_DATASET = GREEKS.name
+
+
+def get_dataset(name: str) -> Dataset:
+    """The dataset called ``name``; ConfigError naming the known ones otherwise."""
+    try:
+        return DATASETS[name]
+    except KeyError:
+        known = ", ".join(DATASETS)
+        raise ConfigError(f"unknown dataset {name!r}: choose one of {known}", key="dataset") from None
+
+
+def interval_ms(name: str) -> int:
+    """Milliseconds of the interval called ``name`` ("1m" -> 60000); ConfigError if unknown."""
+    try:
+        return INTERVALS[name]
+    except KeyError:
+        known = ", ".join(INTERVALS)
+        raise ConfigError(f"unknown interval {name!r}: choose one of {known}", key="interval") from None
