@@ -1,0 +1,66 @@
+"""Logging set-up for the command line: a console handler and a rotating file, text or JSON lines.
+
+Library modules only call ``logging.getLogger(__name__)``; ``cli.py`` calls :func:`configure`
+once per invocation.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.handlers
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+LOG_FILE_BYTES = 10 * 1024 * 1024
+LOG_FILE_BACKUPS = 5
+TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(processName)s %(name)s: %(message)s"
+CONSOLE_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+
+
+class JsonLineFormatter(logging.Formatter):
+    """One JSON object per line: time (UTC, ISO), level, logger, process, message, exception."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "process": record.processName,
+            "pid": record.process,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure(
+    *,
+    level: str = "INFO",
+    console_level: str | None = None,
+    fmt: str = "text",
+    log_file: Path | None = None,
+) -> None:
+    """Route spxdl's loggers to stderr (``console_level``) and, if given, a rotating ``log_file``."""
+    root = logging.getLogger("spxdl")
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+    root.setLevel(logging.DEBUG)
+    root.propagate = False
+
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(console_level or level)
+    console.setFormatter(JsonLineFormatter() if fmt == "json" else logging.Formatter(CONSOLE_FORMAT, "%H:%M:%S"))
+    root.addHandler(console)
+
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        file_handler = logging.handlers.RotatingFileHandler(
+            log_file, maxBytes=LOG_FILE_BYTES, backupCount=LOG_FILE_BACKUPS, encoding="utf-8"
+        )
+        file_handler.setLevel(level)
+        file_handler.setFormatter(JsonLineFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+        root.addHandler(file_handler)
