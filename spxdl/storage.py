@@ -14,13 +14,20 @@ Everything that is not data starts with ``_`` or ``.``: dataset readers skip tho
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
+import re
 import tempfile
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO, Iterator, Mapping
+
+import pyarrow.parquet as pq
+
+from spxdl.errors import ArchiveMismatch, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +38,10 @@ INVENTORY_JSON = "inventory.json"
 LOCK_FILE = ".spxdl.lock"
 LOGS_DIR = "logs"
 TEMP_MARKER = ".tmp-"
+HASH_CHUNK = 1 << 20
+# ".<target name>.tmp-<pid>-<random>", as made by temp_prefix + tempfile.mkstemp
+TEMP_NAME = re.compile(r"^\..+" + re.escape(TEMP_MARKER) + r"(?P<pid>\d+)-[^/]*$")
+PARTITION = re.compile(r"^(?P<key>[a-z_]+)=(?P<value>.+)$")
 
 
 def dataset_dir(data_dir: Path, archive: str) -> Path:
@@ -128,7 +139,213 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
         handle.write(data)
 
 
+def _json_bytes(obj: Any) -> bytes:
+    return (json.dumps(obj, sort_keys=True, indent=1, default=str) + "\n").encode("utf-8")
+
+
 def write_json_atomic(path: Path, obj: Any) -> None:
     """Replace ``path`` with ``obj`` as JSON (sorted keys, one-space indent, final newline)."""
-    text = json.dumps(obj, sort_keys=True, indent=1, default=str) + "\n"
-    write_bytes_atomic(path, text.encode("utf-8"))
+    write_bytes_atomic(path, _json_bytes(obj))
+
+
+def create_bytes_once(path: Path, data: bytes) -> bool:
+    """Create ``path`` holding ``data`` unless it exists; True if this call created it.
+
+    The complete temp file is hard-linked into place, so a concurrent reader never sees a
+    partial file and of two concurrent creators exactly one wins.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path))
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(tmp_name, path)
+        except FileExistsError:
+            return False
+        fsync_dir(path.parent)
+        return True
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+
+
+# ---------------------------------------------------------------------------------------------
+# verification
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """A data file as verified on disk."""
+
+    path: Path
+    rows: int
+    bytes: int
+    sha256: str
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of the file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(HASH_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def parquet_rows(path: Path) -> int:
+    """The row count in the Parquet footer; StorageError if the file is not readable Parquet."""
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise StorageError(f"{path} is not a readable Parquet file: {exc}", path=str(path)) from exc
+
+
+def verify_parquet(path: Path, expected_rows: int | None = None) -> FileInfo:
+    """Re-read the footer of ``path``; its rows, size and sha256. StorageError if it is bad.
+
+    A footer that cannot be read, or a row count other than ``expected_rows``, is an error.
+    """
+    path = Path(path)
+    rows = parquet_rows(path)
+    if expected_rows is not None and rows != expected_rows:
+        raise StorageError(f"{path} holds {rows} rows where {expected_rows} were written", path=str(path))
+    return FileInfo(path=path, rows=rows, bytes=path.stat().st_size, sha256=sha256_file(path))
+
+
+# ---------------------------------------------------------------------------------------------
+# stale temp files
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with ``pid`` exists on this host."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def temp_file_pid(name: str) -> int | None:
+    """The pid in a temp-file name made by ``temp_prefix``; None for any other name."""
+    match = TEMP_NAME.match(name)
+    return int(match.group("pid")) if match else None
+
+
+def sweep_temp_files(root: Path) -> list[Path]:
+    """Remove temp files under ``root`` left by processes no longer alive on this host.
+
+    Temp files of live processes (a write in progress, possibly another run's) are kept.
+    Returns the removed paths.
+    """
+    removed = []
+    for directory, _subdirs, names in os.walk(root):
+        for name in names:
+            pid = temp_file_pid(name)
+            if pid is None or pid_alive(pid):
+                continue
+            path = Path(directory) / name
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed.append(path)
+                log.info("removed stale temp file %s (pid %d is gone)", path, pid)
+    return removed
+
+
+# ---------------------------------------------------------------------------------------------
+# archive shape
+
+
+def _normalized(shape: Mapping[str, object]) -> dict[str, Any]:
+    """``shape`` as it reads back from JSON (tuples become lists, dates strings)."""
+    return json.loads(_json_bytes(dict(shape)))
+
+
+def _read_shape(path: Path) -> dict[str, Any]:
+    try:
+        recorded = json.loads(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise StorageError(f"{path} cannot be read ({exc}); move it aside or use another data dir", path=str(path)) from exc
+    if not isinstance(recorded, dict):
+        raise StorageError(f"{path} does not hold a JSON object; move it aside or use another data dir", path=str(path))
+    return recorded
+
+
+def shape_differences(recorded: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:
+    """One ``key: recorded vs wanted`` line per key whose value differs."""
+    keys = sorted(set(recorded) | set(wanted))
+    return [
+        f"{key}: {recorded.get(key)!r} in the archive, {wanted.get(key)!r} asked"
+        for key in keys
+        if recorded.get(key) != wanted.get(key)
+    ]
+
+
+def ensure_archive_shape(data_dir: Path, archive: str, shape: Mapping[str, object]) -> None:
+    """Record ``shape`` in the archive's ``_archive.json`` on first use; refuse a different one.
+
+    ArchiveMismatch lists the differing keys and says to use another data dir: files of two
+    shapes (say, two greeks rates) in one directory would read as one table and mislead.
+    """
+    path = archive_json_path(data_dir, archive)
+    wanted = _normalized(shape)
+    if not path.exists() and create_bytes_once(path, _json_bytes(wanted)):
+        log.info("recorded the shape of %s in %s", archive, path)
+        return
+    differences = shape_differences(_read_shape(path), wanted)
+    if differences:
+        raise ArchiveMismatch(
+            f"{dataset_dir(data_dir, archive)} holds data of another shape ({'; '.join(differences)}); "
+            "use another data dir for these settings, or the settings the archive was made with",
+            path=str(path),
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# walking the archive
+
+
+def _partition_value(directory: Path, key: str) -> str | None:
+    match = PARTITION.match(directory.name)
+    return match.group("value") if match and match.group("key") == key else None
+
+
+def _visible_dirs(directory: Path) -> list[Path]:
+    """Subdirectories that are not hidden (``.``) or internal (``_``), sorted by name."""
+    return sorted(
+        child for child in directory.iterdir() if child.is_dir() and not child.name.startswith(("_", "."))
+    )
+
+
+def _task_dirs_of(archive_dir: Path) -> Iterator[tuple[str, date, Path]]:
+    for root_dir in _visible_dirs(archive_dir):
+        root = _partition_value(root_dir, "root")
+        if root is None:
+            continue
+        for day_dir in _visible_dirs(root_dir):
+            value = _partition_value(day_dir, "trade_date")
+            try:
+                trade_date = date.fromisoformat(value) if value else None
+            except ValueError:
+                trade_date = None
+            if trade_date is None:
+                log.warning("skipping %s: not a trade_date=YYYY-MM-DD directory", day_dir)
+                continue
+            yield root, trade_date, day_dir
+
+
+def iter_task_dirs(data_dir: Path) -> Iterator[tuple[str, str, date, Path]]:
+    """Every task directory of every archive: (archive, root, trade_date, path), sorted."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        return
+    for archive_dir in _visible_dirs(data_dir):
+        for root, trade_date, day_dir in _task_dirs_of(archive_dir):
+            yield archive_dir.name, root, trade_date, day_dir
