@@ -1,0 +1,793 @@
+"""TerminalClient against canned HTTP answers (``responses``): statuses, retries, breaker, pages, lists."""
+
+from __future__ import annotations
+
+import io
+import logging
+import multiprocessing
+import pickle
+import threading
+from datetime import date
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pytest
+import requests
+import responses
+import urllib3.exceptions
+
+from spxdl import terminal
+from spxdl.datasets import GREEKS, OPEN_INTEREST
+from spxdl.errors import (
+    BadRequest,
+    BodyTruncated,
+    ConfigError,
+    NoData,
+    PageExpired,
+    PermissionDenied,
+    RequestTooLarge,
+    TerminalError,
+    TerminalUnavailable,
+    Throttled,
+)
+from spxdl.terminal import CircuitBreaker, TerminalClient
+
+DATA = Path(__file__).parent / "data"
+V3 = "http://127.0.0.1:25503"
+V2 = "http://127.0.0.1:25510"
+V3_STATUS = V3 + "/v3/terminal/mdds/status"
+V2_STATUS = V2 + "/v2/system/mdds/status"
+V3_GREEKS = V3 + "/v3/option/history/greeks/first_order"
+V2_GREEKS = V2 + "/v2/bulk_hist/option/greeks"
+EXP = date(2024, 3, 15)
+DAY = date(2024, 3, 14)
+
+
+def body(name: str) -> bytes:
+    return (DATA / name).read_bytes()
+
+
+class Sleeps(list):
+    """A stand-in for time.sleep that records the delays instead of waiting."""
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+@pytest.fixture
+def sleeps() -> Sleeps:
+    return Sleeps()
+
+
+@pytest.fixture
+def rsps():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+def v3_client(rsps, sleeps, **kwargs) -> TerminalClient:
+    rsps.get(V3_STATUS, body=body("v3-terminal-mdds-status-none.txt"), content_type="text/plain")
+    return TerminalClient(V3, api="v3", sleep=sleeps, **kwargs)
+
+
+def v2_client(rsps, sleeps, **kwargs) -> TerminalClient:
+    rsps.get(V2_STATUS, body=b"CONNECTED")
+    return TerminalClient(V2, api="v2", sleep=sleeps, **kwargs)
+
+
+def read_history(client: TerminalClient, dataset=GREEKS) -> list[bytes]:
+    return [page.read() for page in client.history(dataset, "SPXW", EXP, DAY)]
+
+
+def data_calls(rsps, url: str) -> list:
+    return [call for call in rsps.calls if call.request.url.split("?")[0] == url]
+
+
+# ---------------------------------------------------------------------------------------------
+# status mapping
+
+
+@pytest.mark.parametrize(
+    "status, error",
+    [
+        (472, NoData),
+        (471, PermissionDenied),
+        (570, RequestTooLarge),
+        (473, BadRequest),
+        (475, BadRequest),
+        (476, BadRequest),
+        (410, BadRequest),
+        (404, BadRequest),
+        (418, BadRequest),
+        (477, PageExpired),
+    ],
+)
+def test_status_maps_to_its_error_without_retry(rsps, sleeps, status, error):
+    client = v3_client(rsps, sleeps)
+    rsps.get(V3_GREEKS, status=status, body=b"x" * 300)
+    with pytest.raises(error) as caught:
+        read_history(client)
+    assert type(caught.value) is error
+    assert caught.value.status == status
+    assert caught.value.endpoint == "/v3/option/history/greeks/first_order"
+    assert caught.value.params["symbol"] == "SPXW" and caught.value.params["expiration"] == "20240315"
+    assert caught.value.body == "x" * 200
+    assert len(data_calls(rsps, V3_GREEKS)) == 1 and sleeps == []
+
+
+@pytest.mark.parametrize("status", [474, 571, 500, 502, 503, 504, 572, 599])
+def test_server_side_statuses_are_unavailable_and_retried(rsps, sleeps, status):
+    client = v3_client(rsps, sleeps, retries=2)
+    rsps.get(V3_GREEKS, status=status, body=b"down")
+    with pytest.raises(TerminalUnavailable) as caught:
+        read_history(client)
+    assert caught.value.status == status
+    assert len(data_calls(rsps, V3_GREEKS)) == 3 and len(sleeps) == 2
+
+
+def test_error_params_never_name_the_host(rsps, sleeps):
+    client = v3_client(rsps, sleeps)
+    rsps.get(V3_GREEKS, status=473, body=b"bad")
+    with pytest.raises(BadRequest) as caught:
+        read_history(client)
+    assert "127.0.0.1" not in repr(caught.value.params) and "25503" not in repr(caught.value.params)
+
+
+def test_request_too_large_suggests_a_coarser_interval(rsps, sleeps):
+    client = v3_client(rsps, sleeps)
+    rsps.get(V3_GREEKS, status=570, body=b"Too much data")
+    with pytest.raises(RequestTooLarge, match="coarser interval"):
+        read_history(client)
+
+
+def test_recorded_410_names_the_deprecated_parameter_and_quotes_the_text(rsps, sleeps):
+    client = v3_client(rsps, sleeps)
+    rsps.get(V3 + "/v3/option/list/strikes", status=410, body=body("v3-option-list-strikes-deprecated-param-AAPL.txt"))
+    with pytest.raises(BadRequest) as caught:
+        client.strikes("AAPL", EXP)
+    text = str(caught.value)
+    assert "parameter exp (this API calls it expiration)" in text
+    assert "We have upgraded to API v3" in text
+
+
+def test_bad_request_names_a_parameter_the_text_mentions(rsps, sleeps):
+    client = v2_client(rsps, sleeps)
+    rsps.get(V2_GREEKS, status=473, body=b"Invalid value for ivl: must be >= 0")
+    with pytest.raises(BadRequest, match="parameter ivl"):
+        read_history(client)
+
+
+def test_errors_from_the_status_mapping_survive_a_pickle_round_trip():
+    error = terminal.error_for_status(429, endpoint="/v3/x", params={"symbol": "SPXW"}, body="busy", retry_after=1.5)
+    copy = pickle.loads(pickle.dumps(error))
+    assert (type(copy), copy.retry_after, copy.params, copy.status) == (Throttled, 1.5, {"symbol": "SPXW"}, 429)
+
+
+# ---------------------------------------------------------------------------------------------
+# retries and the breaker
+
+
+def test_throttle_waits_retry_after_without_spending_the_failure_budget(rsps, sleeps):
+    client = v3_client(rsps, sleeps, retries=0)
+    for _ in range(3):
+        rsps.get(V3_GREEKS, status=429, body=b"queue full", headers={"Retry-After": "2"})
+    rsps.get(V3_GREEKS, body=body("handmade-v3-greeks-first-order-SPXW.csv"))
+    pages = read_history(client)
+    assert pages == [body("handmade-v3-greeks-first-order-SPXW.csv")]
+    assert sleeps == [2.0, 2.0, 2.0]
+
+
+def test_throttle_without_retry_after_backs_off_within_the_cap(rsps, sleeps):
+    client = v3_client(rsps, sleeps, backoff_base=0.5, backoff_cap=1.0)
+    for _ in range(4):
+        rsps.get(V3_GREEKS, status=429, body=b"queue full")
+    rsps.get(V3_GREEKS, body=body("handmade-v3-greeks-first-order-SPXW.csv"))
+    read_history(client)
+    assert len(sleeps) == 4 and all(0.0 <= s <= 1.0 for s in sleeps)
+
+
+def test_throttling_stops_after_the_maximum_count(rsps, sleeps):
+    client = v3_client(rsps, sleeps, max_throttles=3)
+    rsps.get(V3_GREEKS, status=429, body=b"queue full", headers={"Retry-After": "0.5"})
+    with pytest.raises(Throttled) as caught:
+        read_history(client)
+    assert caught.value.retry_after == 0.5
+    assert len(data_calls(rsps, V3_GREEKS)) == 4 and sleeps == [0.5] * 3
+
+
+def test_retry_after_as_an_http_date():
+    assert terminal.parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+    assert terminal.parse_retry_after("3") == 3.0
+    assert terminal.parse_retry_after("soon") is None
+    assert terminal.parse_retry_after(None) is None
+
+
+def test_unavailable_retries_with_full_jitter_then_succeeds(rsps, sleeps):
+    client = v3_client(rsps, sleeps, retries=4, backoff_base=1.0, backoff_cap=3.0)
+    for status in (503, 474, 571):
+        rsps.get(V3_GREEKS, status=status, body=b"down")
+    rsps.get(V3_GREEKS, body=body("handmade-v3-greeks-first-order-SPXW.csv"))
+    assert read_history(client) == [body("handmade-v3-greeks-first-order-SPXW.csv")]
+    caps = [1.0, 2.0, 3.0]
+    assert len(sleeps) == 3 and all(0.0 <= s <= cap for s, cap in zip(sleeps, caps))
+
+
+def test_refused_connection_is_unavailable(rsps, sleeps):
+    client = v3_client(rsps, sleeps, retries=1)
+    rsps.get(V3_GREEKS, body=requests.ConnectionError("refused"))
+    with pytest.raises(TerminalUnavailable, match="refused") as caught:
+        read_history(client)
+    assert caught.value.status is None and caught.value.endpoint == "/v3/option/history/greeks/first_order"
+    assert len(sleeps) == 1
+
+
+def test_read_timeout_before_the_headers_is_unavailable(rsps, sleeps):
+    client = v3_client(rsps, sleeps, retries=0)
+    rsps.get(V3_GREEKS, body=requests.ReadTimeout("slow"))
+    with pytest.raises(TerminalUnavailable, match="read timeout"):
+        read_history(client)
+
+
+def test_exhausted_budget_opens_the_breaker_and_a_probe_closes_it(rsps, sleeps):
+    client = v3_client(rsps, sleeps, retries=1)
+    rsps.get(V3_GREEKS, status=503, body=b"down")
+    rsps.get(V3_GREEKS, status=503, body=b"down")
+    with pytest.raises(TerminalUnavailable):
+        read_history(client)
+    assert client._breaker.is_open
+    rsps.get(V3_STATUS, body=b"DISCONNECTED")
+    rsps.get(V3_STATUS, status=503, body=b"starting")
+    rsps.get(V3_STATUS, body=b"CONNECTED")
+    rsps.get(V3_GREEKS, body=body("handmade-v3-greeks-first-order-SPXW.csv"))
+    assert read_history(client) == [body("handmade-v3-greeks-first-order-SPXW.csv")]
+    assert not client._breaker.is_open
+    order = [urlsplit(call.request.url).path.split("/")[-1] for call in rsps.calls]
+    assert order == ["status", "first_order", "first_order", "status", "status", "status", "first_order"]
+
+
+def test_breaker_probe_gives_up_and_fails_the_request(rsps, sleeps):
+    client = v3_client(rsps, sleeps, retries=0, probe_attempts=3)
+    rsps.get(V3_GREEKS, status=500, body=b"down")
+    with pytest.raises(TerminalUnavailable):
+        read_history(client)
+    rsps.get(V3_STATUS, body=b"ERROR")
+    with pytest.raises(TerminalUnavailable, match="did not come back after 3 status probes"):
+        read_history(client)
+    assert len(data_calls(rsps, V3_GREEKS)) == 1
+    assert client._breaker.is_open
+
+
+def test_breaker_probe_stops_everything_on_unverified_credentials(rsps, sleeps):
+    client = v3_client(rsps, sleeps, retries=0)
+    rsps.get(V3_GREEKS, status=500, body=b"down")
+    with pytest.raises(TerminalUnavailable):
+        read_history(client)
+    rsps.get(V3_STATUS, body=b"UNVERIFIED")
+    with pytest.raises(PermissionDenied, match="UNVERIFIED"):
+        read_history(client)
+
+
+def test_breaker_lets_one_thread_probe_while_the_others_wait():
+    breaker = CircuitBreaker()
+    breaker.trip()
+    probing, release = threading.Event(), threading.Event()
+    probes = []
+
+    def probe():
+        probes.append(threading.get_ident())
+        probing.set()
+        assert release.wait(10)
+
+    passed = []
+    threads = [threading.Thread(target=lambda: (breaker.wait_until_closed(probe), passed.append(1))) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    assert probing.wait(10)
+    assert passed == []
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert len(probes) == 1 and len(passed) == 4 and not breaker.is_open
+
+
+def test_breaker_waiters_fail_when_the_probe_gives_up():
+    breaker = CircuitBreaker()
+    breaker.trip()
+    probing, release = threading.Event(), threading.Event()
+
+    def failing_probe():
+        probing.set()
+        assert release.wait(10)
+        raise TerminalUnavailable("still down")
+
+    outcomes = []
+
+    def request():
+        try:
+            breaker.wait_until_closed(failing_probe)
+            outcomes.append("passed")
+        except TerminalUnavailable:
+            outcomes.append("failed")
+
+    first = threading.Thread(target=request)
+    first.start()
+    assert probing.wait(10)
+    others = [threading.Thread(target=request) for _ in range(3)]
+    for thread in others:
+        thread.start()
+    release.set()
+    for thread in [first, *others]:
+        thread.join(10)
+    assert outcomes == ["failed"] * 4 and breaker.is_open
+
+
+def test_a_retry_warning_names_the_reason_and_each_request_logs_a_debug_line(rsps, sleeps, caplog):
+    client = v3_client(rsps, sleeps)
+    rsps.get(V3_GREEKS, status=429, body=b"queue full", headers={"Retry-After": "0"})
+    rsps.get(V3_GREEKS, body=body("handmade-v3-greeks-first-order-SPXW.csv"))
+    with caplog.at_level(logging.DEBUG, logger="spxdl.terminal"):
+        read_history(client)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    debugs = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
+    assert len(warnings) == 1 and "429" in warnings[0] and "retrying" in warnings[0]
+    size = len(body("handmade-v3-greeks-first-order-SPXW.csv"))
+    assert any("-> 429" in line for line in debugs)
+    assert any("first_order" in line and f"-> 200, {size} bytes" in line for line in debugs)
+
+
+# ---------------------------------------------------------------------------------------------
+# in-flight cap
+
+
+def test_in_flight_slot_is_held_for_the_body_and_never_while_waiting(rsps):
+    slots = multiprocessing.get_context().BoundedSemaphore(1)
+    held_during_sleep = []
+
+    def sleep(_seconds):
+        free = slots.acquire(block=False)
+        held_during_sleep.append(not free)
+        if free:
+            slots.release()
+
+    rsps.get(V3_STATUS, body=b"CONNECTED")
+    rsps.get(V3_GREEKS, status=503, body=b"down")
+    rsps.get(V3_GREEKS, status=429, body=b"busy", headers={"Retry-After": "0"})
+    rsps.get(V3_GREEKS, body=body("handmade-v3-greeks-first-order-SPXW.csv"))
+    client = TerminalClient(V3, api="v3", in_flight=slots, sleep=sleep)
+    pages = client.history(GREEKS, "SPXW", EXP, DAY)
+    page = next(pages)
+    assert not slots.acquire(block=False)  # held while the body is open
+    page.read()
+    assert slots.acquire(block=False)  # given back at the end of the body
+    slots.release()
+    assert held_during_sleep == [False, False]
+
+
+def test_in_flight_slot_is_given_back_when_a_page_is_closed_early_or_fails(rsps, sleeps):
+    slots = multiprocessing.get_context().BoundedSemaphore(1)
+    client = v3_client(rsps, sleeps, in_flight=slots)
+    rsps.get(V3_GREEKS, body=body("handmade-v3-greeks-first-order-SPXW.csv"))
+    rsps.get(V3_GREEKS, status=472, body=b"no data")
+    pages = client.history(GREEKS, "SPXW", EXP, DAY)
+    page = next(pages)
+    page.read(10)
+    pages.close()
+    assert page.closed and slots.acquire(block=False)
+    slots.release()
+    with pytest.raises(NoData):
+        read_history(client)
+    assert slots.acquire(block=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# streaming and truncation
+
+
+class CutStream(io.RawIOBase):
+    """A body that yields ``data`` and then fails with ``error`` as a dropped socket would."""
+
+    def __init__(self, data: bytes, error: Exception) -> None:
+        self._data, self._error = io.BytesIO(data), error
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        size = self._data.readinto(buffer)
+        if size == 0:
+            raise self._error
+        return size
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        urllib3.exceptions.ProtocolError("Connection broken: IncompleteRead"),
+        ConnectionResetError(104, "Connection reset by peer"),
+        urllib3.exceptions.ReadTimeoutError(None, "/x", "Read timed out."),
+    ],
+    ids=["protocol", "reset", "timeout"],
+)
+def test_errors_while_reading_a_body_become_body_truncated(rsps, sleeps, error):
+    client = v3_client(rsps, sleeps)
+    data = body("handmade-v3-greeks-first-order-SPXW.csv")
+    rsps.get(V3_GREEKS, body=io.BufferedReader(CutStream(data[:150], error), buffer_size=64))
+    pages = client.history(GREEKS, "SPXW", EXP, DAY)
+    page = next(pages)
+    with pytest.raises(BodyTruncated) as caught:
+        page.read()
+    assert page.error is caught.value
+    assert data.decode().startswith(caught.value.body)
+    with pytest.raises(BodyTruncated):
+        page.read()  # the error sticks: a truncated page never looks complete
+
+
+def test_body_shorter_than_its_content_length_is_truncated(rsps, sleeps):
+    client = v3_client(rsps, sleeps)
+    data = body("handmade-v3-greeks-first-order-SPXW.csv")
+    rsps.get(V3_GREEKS, body=data[:200], headers={"Content-Length": str(len(data))}, auto_calculate_content_length=False)
+    pages = client.history(GREEKS, "SPXW", EXP, DAY)
+    page = next(pages)
+    with pytest.raises(BodyTruncated, match="IncompleteRead"):
+        page.read()
+
+
+def test_body_ending_mid_line_is_truncated(rsps, sleeps):
+    client = v3_client(rsps, sleeps)
+    data = body("handmade-v3-greeks-first-order-SPXW.csv")
+    rsps.get(V3_GREEKS, body=data[:-5])
+    pages = client.history(GREEKS, "SPXW", EXP, DAY)
+    page = next(pages)
+    with pytest.raises(BodyTruncated, match="middle of a line"):
+        page.read()
+    assert isinstance(page.error, BodyTruncated) and not page.complete
+
+
+def test_recorded_crlf_v2_csv_streams_through_pyarrow_unchanged(rsps, sleeps):
+    client = v2_client(rsps, sleeps)
+    data = body("v2-hist-stock-quote-AAPL.csv")
+    rsps.get(V2_GREEKS, body=data, headers={"Next-Page": "null"})
+    pages = client.history(GREEKS, "SPXW", EXP, DAY)
+    page = next(pages)
+    table = pacsv.open_csv(page, read_options=pacsv.ReadOptions(block_size=4096)).read_all()
+    assert page.complete and page.bytes_read == len(data) == 19521
+    assert table.num_rows == data.count(b"\r\n") - 1
+    assert table.column_names[0] == "ms_of_day" and table.column("date")[0].as_py() == 20241107
+
+
+def test_pyarrow_reraises_body_truncated_from_a_page_cut_after_the_header(rsps, sleeps):
+    client = v2_client(rsps, sleeps)
+    data = body("v2-hist-stock-quote-AAPL.csv")
+    cut = io.BufferedReader(CutStream(data[:9000], urllib3.exceptions.ProtocolError("broken")), buffer_size=1024)
+    rsps.get(V2_GREEKS, body=cut)
+    pages = client.history(GREEKS, "SPXW", EXP, DAY)
+    page = next(pages)
+    with pytest.raises(BodyTruncated) as caught:
+        pacsv.open_csv(page, read_options=pacsv.ReadOptions(block_size=4096)).read_all()
+    assert caught.value is page.error
+
+
+def test_pyarrow_may_replace_a_cut_inside_the_header_line_but_page_error_keeps_it(rsps, sleeps):
+    client = v2_client(rsps, sleeps)
+    data = body("v2-hist-stock-quote-AAPL.csv")
+    cut = io.BufferedReader(CutStream(data[:20], urllib3.exceptions.ProtocolError("broken")), buffer_size=1024)
+    rsps.get(V2_GREEKS, body=cut)
+    pages = client.history(GREEKS, "SPXW", EXP, DAY)
+    page = next(pages)
+    with pytest.raises((BodyTruncated, pa.ArrowInvalid)):
+        pacsv.open_csv(page).read_all()
+    assert isinstance(page.error, BodyTruncated)
+
+
+# ---------------------------------------------------------------------------------------------
+# pagination
+
+
+def register_three_pages(rsps, base: str = V2) -> list[bytes]:
+    bodies = [body(f"handmade-v2-bulk-greeks-SPXW-page{n}.csv") for n in (1, 2, 3)]
+    rsps.get(V2_GREEKS, body=bodies[0], headers={"Next-Page": base + "/v2/page/101"})
+    rsps.get(V2 + "/v2/page/101", body=bodies[1], headers={"Next-Page": base + "/v2/page/205"})
+    rsps.get(V2 + "/v2/page/205", body=bodies[2], headers={"Next-Page": "null"})
+    return bodies
+
+
+def test_three_pages_follow_next_page_in_order(rsps, sleeps):
+    client = v2_client(rsps, sleeps)
+    bodies = register_three_pages(rsps)
+    pages = client.history(GREEKS, "SPXW", EXP, DAY)
+    seen = []
+    for page in pages:
+        fetched = len(rsps.calls)
+        seen.append(page.read())
+        assert len(rsps.calls) == fetched  # the next page waits for the caller
+    assert seen == bodies
+    assert [urlsplit(c.request.url).path for c in rsps.calls[1:]] == [
+        "/v2/bulk_hist/option/greeks",
+        "/v2/page/101",
+        "/v2/page/205",
+    ]
+    assert urlsplit(rsps.calls[2].request.url).query == ""  # a page URL is fetched as given
+
+
+def test_three_pages_read_by_pyarrow_make_one_table(rsps, sleeps):
+    client = v2_client(rsps, sleeps)
+    register_three_pages(rsps)
+    tables = [pacsv.open_csv(page).read_all() for page in client.history(GREEKS, "SPXW", EXP, DAY)]
+    assert [t.num_rows for t in tables] == [2, 2, 1]
+    assert pa.concat_tables(tables).column("strike").to_pylist() == [5065000] * 4 + [5070000]
+
+
+def test_absent_next_page_ends_the_answer(rsps, sleeps):
+    client = v2_client(rsps, sleeps)
+    rsps.get(V2_GREEKS, body=body("handmade-v2-bulk-greeks-SPXW-page1.csv"))
+    assert len(read_history(client)) == 1
+
+
+def test_next_page_on_another_host_is_refused(rsps, sleeps):
+    client = v2_client(rsps, sleeps)
+    register_three_pages(rsps, base="http://localhost:25510")
+    pages = client.history(GREEKS, "SPXW", EXP, DAY)
+    next(pages).read()
+    with pytest.raises(BadRequest, match="not on the configured terminal"):
+        next(pages)
+
+
+def test_a_page_not_read_to_its_end_stops_pagination(rsps, sleeps):
+    client = v2_client(rsps, sleeps)
+    register_three_pages(rsps)
+    pages = client.history(GREEKS, "SPXW", EXP, DAY)
+    next(pages).read(10)
+    with pytest.raises(RuntimeError, match="not read to its end"):
+        next(pages)
+    assert len(data_calls(rsps, V2 + "/v2/page/101")) == 0
+
+
+def test_no_data_on_the_first_page_is_no_data(rsps, sleeps):
+    client = v2_client(rsps, sleeps)
+    rsps.get(V2_GREEKS, status=472, body=body("handmade-v2-472-bulk.txt"))
+    with pytest.raises(NoData) as caught:
+        read_history(client)
+    assert "No data for the specified timeframe and chain" in caught.value.body
+
+
+@pytest.mark.parametrize("status", [472, 477])
+def test_a_later_page_that_is_gone_is_page_expired(rsps, sleeps, status):
+    client = v2_client(rsps, sleeps)
+    rsps.get(V2_GREEKS, body=body("handmade-v2-bulk-greeks-SPXW-page1.csv"), headers={"Next-Page": V2 + "/v2/page/7"})
+    rsps.get(V2 + "/v2/page/7", status=status, body=b"gone")
+    with pytest.raises(PageExpired) as caught:
+        read_history(client)
+    assert caught.value.endpoint == "/v2/page/7" and caught.value.params["exp"] == "20240315"
+
+
+# ---------------------------------------------------------------------------------------------
+# API detection
+
+
+def test_auto_detects_v3_and_notes_the_simulator_header(rsps, sleeps):
+    rsps.get("http://localhost:9999/v3/terminal/mdds/status", body=b"CONNECTED", headers={"X-Spxdl-Simulator": "1"})
+    client = TerminalClient("http://localhost:9999/", sleep=sleeps).connect()
+    assert (client.api, client.base_url, client.simulated) == ("v3", "http://localhost:9999", True)
+
+
+def test_auto_falls_back_to_v2_on_the_same_url(rsps, sleeps):
+    rsps.get("http://127.0.0.1:9999/v3/terminal/mdds/status", status=404, body=b"No such path")
+    rsps.get("http://127.0.0.1:9999/v2/system/mdds/status", body=b"CONNECTED")
+    client = TerminalClient("http://127.0.0.1:9999", sleep=sleeps).connect()
+    assert (client.api, client.simulated) == ("v2", False)
+
+
+def test_auto_without_url_tries_the_v3_port_then_the_v2_port(rsps, sleeps):
+    rsps.get(V3_STATUS, body=requests.ConnectionError("refused"))
+    rsps.get(V2_STATUS, body=b"CONNECTED")
+    client = TerminalClient(sleep=sleeps).connect()
+    assert (client.api, client.base_url) == ("v2", V2)
+    assert sleeps == []  # detection does not retry a port nobody listens on
+
+
+def test_no_terminal_at_all_is_unavailable_and_names_both_urls(rsps, sleeps):
+    rsps.get(V3_STATUS, body=requests.ConnectionError("refused"))
+    rsps.get(V2_STATUS, body=requests.ConnectionError("refused"))
+    with pytest.raises(TerminalUnavailable) as caught:
+        TerminalClient(sleep=sleeps).connect()
+    assert V3_STATUS in str(caught.value) and V2_STATUS in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "word, error",
+    [("UNVERIFIED", PermissionDenied), ("DISCONNECTED", TerminalUnavailable), ("ERROR", TerminalUnavailable)],
+)
+def test_status_words_that_stop_the_connection(rsps, sleeps, word, error):
+    rsps.get(V3_STATUS, body=word.encode())
+    with pytest.raises(error, match=word):
+        TerminalClient(V3, sleep=sleeps).connect()
+
+
+def test_status_returns_the_word(rsps, sleeps):
+    client = v3_client(rsps, sleeps)
+    assert client.status() == "CONNECTED"
+
+
+def test_bad_configuration_is_refused_before_any_request():
+    with pytest.raises(ConfigError):
+        TerminalClient("127.0.0.1:25503")
+    with pytest.raises(ConfigError):
+        TerminalClient(V3, api="v4")
+
+
+# ---------------------------------------------------------------------------------------------
+# request parameters
+
+
+def query_of(call) -> dict[str, str]:
+    return {key: values[0] for key, values in parse_qs(urlsplit(call.request.url).query).items()}
+
+
+def test_v2_greeks_parameters_for_the_regular_session(rsps, sleeps):
+    client = v2_client(rsps, sleeps)
+    rsps.get(V2_GREEKS, body=body("handmade-v2-bulk-greeks-SPXW-page1.csv"))
+    pages = client.history(GREEKS, "SPXW", EXP, DAY, rate="sofr", rate_value=0.0342, annual_div=0.013)
+    list(page.read() for page in pages)
+    assert query_of(rsps.calls[-1]) == {
+        "root": "SPXW",
+        "exp": "20240315",
+        "start_date": "20240314",
+        "end_date": "20240314",
+        "ivl": "60000",
+        "rth": "true",
+        "use_csv": "true",
+        "rate": "SOFR",
+        "rate_value": "0.0342",
+        "annual_div": "0.013",
+    }
+
+
+def test_v2_window_other_than_the_regular_session(rsps, sleeps):
+    client = v2_client(rsps, sleeps)
+    rsps.get(V2_GREEKS, body=body("handmade-v2-bulk-greeks-SPXW-page1.csv"))
+    list(page.read() for page in client.history(GREEKS, "SPXW", EXP, DAY, interval="5m", end_ms=58_500_000))
+    query = query_of(rsps.calls[-1])
+    assert (query["ivl"], query["rth"], query["start_time"], query["end_time"]) == ("300000", "false", "34200000", "58500000")
+
+
+def test_v3_greeks_parameters_send_the_rate_in_percent(rsps, sleeps):
+    client = v3_client(rsps, sleeps)
+    rsps.get(V3_GREEKS, body=body("handmade-v3-greeks-first-order-SPXW.csv"))
+    pages = client.history(GREEKS, "SPXW", EXP, DAY, end_ms=58_500_123, rate="SOFR", rate_value=0.0342, annual_div=0.013)
+    list(page.read() for page in pages)
+    assert query_of(rsps.calls[-1]) == {
+        "symbol": "SPXW",
+        "expiration": "20240315",
+        "date": "20240314",
+        "interval": "1m",
+        "start_time": "09:30:00",
+        "end_time": "16:15:00.123",
+        "format": "csv",
+        "rate_type": "sofr",
+        "rate_value": "3.42",
+        "annual_dividend": "0.013",
+    }
+
+
+def test_datasets_without_an_interval_send_neither_interval_nor_window(rsps, sleeps):
+    client = v2_client(rsps, sleeps)
+    rsps.get(V2 + "/v2/bulk_hist/option/open_interest", body=b"root,expiration,strike,right,ms_of_day,open_interest,date\r\n")
+    list(page.read() for page in client.history(OPEN_INTEREST, "SPXW", EXP, DAY, rate_value=0.05))
+    expected = {"root": "SPXW", "exp": "20240315", "start_date": "20240314", "end_date": "20240314", "use_csv": "true"}
+    assert query_of(rsps.calls[-1]) == expected
+
+
+def test_unknown_interval_is_a_config_error(rsps, sleeps):
+    client = v3_client(rsps, sleeps)
+    with pytest.raises(ConfigError, match="interval"):
+        client.history(GREEKS, "SPXW", EXP, DAY, interval="7m")
+
+
+# ---------------------------------------------------------------------------------------------
+# lists
+
+
+def test_v3_expirations_from_the_recorded_json(rsps, sleeps):
+    client = v3_client(rsps, sleeps)
+    rsps.get(V3 + "/v3/option/list/expirations", body=body("v3-option-list-expirations-SPY.json"))
+    expirations = client.expirations("SPY")
+    assert expirations[0] == date(2012, 6, 1) and expirations[-1] == date(2028, 12, 15)
+    assert expirations == sorted(set(expirations)) and len(expirations) > 1000
+    assert query_of(rsps.calls[-1]) == {"symbol": "SPY", "format": "csv"}
+
+
+def test_v3_dates_from_the_recorded_json(rsps, sleeps):
+    client = v3_client(rsps, sleeps)
+    rsps.get(V3 + "/v3/option/list/dates/quote", body=body("v3-option-list-dates-quote-AAPL.json"))
+    dates = client.dates("AAPL", date(2024, 4, 19))
+    assert dates[0] == date(2023, 8, 17) and all(isinstance(d, date) for d in dates)
+    assert query_of(rsps.calls[-1]) == {"symbol": "AAPL", "expiration": "20240419", "format": "csv"}
+
+
+def test_v3_expirations_from_columnar_json(rsps, sleeps):
+    client = v3_client(rsps, sleeps)
+    rsps.get(V3 + "/v3/option/list/expirations", body=body("handmade-v3-list-expirations-columnar.json"))
+    assert client.expirations("SPXW") == [date(2024, 3, 14), date(2024, 3, 15), date(2024, 3, 18)]
+
+
+def test_v3_strikes_from_quoted_csv_in_dollars(rsps, sleeps):
+    client = v3_client(rsps, sleeps)
+    rsps.get(V3 + "/v3/option/list/strikes", body=body("handmade-v3-list-strikes-SPXW.csv"))
+    assert client.strikes("SPXW", EXP) == [5065.0, 5070.0, 5075.5]
+
+
+def test_v2_expirations_from_crlf_csv(rsps, sleeps):
+    client = v2_client(rsps, sleeps)
+    rsps.get(V2 + "/v2/list/expirations", body=body("handmade-v2-list-expirations-SPXW.csv"))
+    assert client.expirations("SPXW") == [date(2024, 3, 14), date(2024, 3, 15), date(2024, 3, 18)]
+    assert query_of(rsps.calls[-1]) == {"root": "SPXW", "use_csv": "true"}
+
+
+def test_v2_strikes_from_the_json_envelope_in_dollars(rsps, sleeps):
+    client = v2_client(rsps, sleeps)
+    rsps.get(V2 + "/v2/list/strikes", body=body("handmade-v2-list-strikes-SPXW.json"))
+    assert client.strikes("SPXW", EXP) == [5065.0, 5070.0, 5075.0]
+
+
+def test_old_terminal_200_with_no_data_header_is_no_data(rsps, sleeps):
+    client = v2_client(rsps, sleeps)
+    rsps.get(V2 + "/v2/list/expirations", body=body("handmade-v2-list-expirations-no-data.json"))
+    with pytest.raises(NoData) as caught:
+        client.expirations("SPXW")
+    assert caught.value.status == 472 and "No data for the specified timeframe" in caught.value.body
+
+
+def test_list_json_header_next_page_is_followed(rsps, sleeps):
+    client = v2_client(rsps, sleeps)
+    first = b'{"header": {"next_page": "' + V2.encode() + b'/v2/page/9", "format": ["date"]}, "response": [20240315]}'
+    last = b'{"header": {"next_page": "null", "format": ["date"]}, "response": [20240314]}'
+    rsps.get(V2 + "/v2/list/expirations", body=first)
+    rsps.get(V2 + "/v2/page/9", body=last)
+    assert client.expirations("SPXW") == [date(2024, 3, 14), date(2024, 3, 15)]
+
+
+def test_list_csv_cut_mid_line_is_truncated(rsps, sleeps):
+    client = v2_client(rsps, sleeps)
+    rsps.get(V2 + "/v2/list/expirations", body=b"date\r\n20240315\r\n202403")
+    with pytest.raises(BodyTruncated):
+        client.expirations("SPXW")
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("strike\n5000000\n", ["5000000"]),
+        ("5000000\r\n5005000\r\n", ["5000000", "5005000"]),
+        ('"symbol","strike"\r\n"SPXW","5000.000"\r\n', ["5000.000"]),
+        ('{"response": [{"strike": 5000.000}]}\n\n', [5000.0]),
+        ('{"header": {"next_page": null}, "response": [5000000]}', [5000000]),
+    ],
+)
+def test_list_parser_tolerates_the_layouts_seen(text, expected):
+    values, next_url = terminal.parse_list_body(text, ("strike",), endpoint="/v2/list/strikes")
+    assert values == expected and next_url is None
+
+
+# ---------------------------------------------------------------------------------------------
+# one client per process
+
+
+def _use_inherited_client(client: TerminalClient, results) -> None:
+    try:
+        client.status()
+        results.put("used")
+    except RuntimeError as exc:
+        results.put(str(exc))
+
+
+def test_a_client_inherited_across_fork_refuses_to_work(rsps, sleeps):
+    client = v3_client(rsps, sleeps).connect()
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    child = context.Process(target=_use_inherited_client, args=(client, results))
+    child.start()
+    child.join(20)
+    assert "build one client per worker process" in results.get(timeout=5)
+
