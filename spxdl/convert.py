@@ -101,6 +101,7 @@ class ConvertResult:
     pages: int
     dropped: int
     checks: dict[str, int]
+    max_buffered_rows: int = 0  # the most rows held for a row group at once (bounded by row_group_rows)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -289,11 +290,11 @@ def check_header(header: list[str], expected: tuple[str, ...], page_number: int)
     )
 
 
-def _buffered(page: BinaryIO) -> BinaryIO:
-    """A raw page gets a buffer so that pyarrow sees whole blocks and the header can be read by line."""
-    if isinstance(page, io.RawIOBase):
-        return io.BufferedReader(page, BLOCK_SIZE)  # type: ignore[return-value]
-    return page
+def _buffered(page: BinaryIO, block_size: int) -> io.BufferedReader:
+    """The page behind a buffer: pyarrow sees whole blocks, and the end can be seen after the header."""
+    if isinstance(page, io.BufferedReader):
+        return page
+    return io.BufferedReader(page, block_size)  # type: ignore[arg-type]
 
 
 def _page_failure(page: BinaryIO, page_number: int, exc: Exception) -> BaseException:
@@ -355,10 +356,12 @@ class Converter:
         return read, parse, convert
 
     def _page_batches(self, page: BinaryIO, page_number: int) -> Iterator[pa.RecordBatch]:
-        stream = _buffered(page)
+        stream = _buffered(page, self.spec.block_size)
         try:
             header = _read_header(stream)
             check_header(header, self.wire_columns, page_number)
+            if not stream.peek(1):
+                return  # a header without rows
             reader = pacsv.open_csv(stream, *self._csv_options())
             for batch in reader:
                 yield batch
@@ -523,5 +526,6 @@ def write_parquet(pages: Iterable[BinaryIO], sink: BinaryIO, spec: ConvertSpec) 
             writer.write_table(rest, row_group_size=spec.row_group_rows)
             row_groups += 1
     result = converter.result(row_groups)
+    result.max_buffered_rows = buffer.max_buffered_rows
     log.debug("converted %s %s %s exp %s: %s", spec.dataset.name, spec.root, spec.trade_date, spec.expiration, result)
     return result
