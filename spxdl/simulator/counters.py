@@ -1,0 +1,79 @@
+"""What the simulator has served: requests by path and status, rows and bytes, concurrency."""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from typing import Any
+
+
+class Counters:
+    """Thread-safe tallies; ``snapshot()`` is plain JSON-ready data."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._requests: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+            self._totals = {"completed": [0, 0, 0], "cut": [0, 0, 0]}   # responses, rows, bytes
+            self._rows_by_request: dict[str, int] = defaultdict(int)
+            self._in_flight = 0
+            self._max_concurrency = 0
+            self._connections = 0
+
+    def connection_opened(self) -> None:
+        with self._lock:
+            self._connections += 1
+
+    def enter(self) -> int:
+        """A request started; returns how many are now in flight."""
+        with self._lock:
+            self._in_flight += 1
+            self._max_concurrency = max(self._max_concurrency, self._in_flight)
+            return self._in_flight
+
+    def leave(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+    def record(self, path: str, status: int, *, rows: int = 0, sent: int = 0, cut: bool = False,
+               key: str | None = None) -> None:
+        """One answer: its status, and for bodies the rows it held and the bytes sent."""
+        with self._lock:
+            self._requests[path][status] += 1
+            if status != 200:
+                return
+            totals = self._totals["cut" if cut else "completed"]
+            totals[0] += 1
+            totals[1] += rows
+            totals[2] += sent
+            if key is not None and not cut:
+                self._rows_by_request[key] += rows
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything counted so far."""
+        with self._lock:
+            return {
+                "requests": {p: {str(s): n for s, n in sorted(c.items())}
+                             for p, c in sorted(self._requests.items())},
+                **{kind: {"responses": t[0], "rows": t[1], "bytes": t[2]}
+                   for kind, t in self._totals.items()},
+                "rows_by_request": dict(sorted(self._rows_by_request.items())),
+                "max_concurrency": self._max_concurrency,
+                "connections": self._connections,
+            }
+
+
+def counter_lines(snapshot: dict[str, Any]) -> list[str]:
+    """Human lines summarising a counters snapshot (what ``spxdl sim`` prints at exit)."""
+    lines = []
+    for path, by_status in snapshot["requests"].items():
+        statuses = ", ".join(f"{s}: {n}" for s, n in by_status.items())
+        lines.append(f"{path}  {statuses}")
+    for kind in ("completed", "cut"):
+        t = snapshot[kind]
+        lines.append(f"{kind} responses: {t['responses']}, rows: {t['rows']}, bytes: {t['bytes']}")
+    lines.append(f"highest concurrency: {snapshot['max_concurrency']}, connections: {snapshot['connections']}")
+    return lines

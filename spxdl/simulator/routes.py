@@ -1,0 +1,488 @@
+"""The simulated terminal's endpoints, independent of HTTP: (path, query string) -> Reply.
+
+Parameters are checked the way thetadata-api.md describes (v2: root/exp/ivl/use_csv, v3:
+symbol/expiration/interval/format); rendered bodies are cached in a byte-bounded LRU, and v2
+answers above ``page_rows`` rows are split into pages served from a bounded page store.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Callable
+from urllib.parse import parse_qs
+
+from spxdl import trading_calendar
+from spxdl.errors import CalendarError
+from spxdl.simulator import wire
+from spxdl.simulator.columns import BY_V2_PATH, BY_V3_PATH, INTERVAL_DATASETS, DatasetColumns
+from spxdl.simulator.listing import ROOTS, Expiration, trade_dates, trades_on
+from spxdl.simulator.model import MarketModel
+from spxdl.simulator.rows import CLOSE_MS, Query, RowGenerator
+
+OPEN_MS = 34_200_000
+DAY_END_MS = 86_399_999
+# Guess: Jetty's default output buffer (32 KiB); larger v3 bodies go out chunked.
+CHUNK_THRESHOLD = 32 * 1024
+V3_INTERVALS = {
+    "tick": 0, "10ms": 10, "100ms": 100, "500ms": 500, "1s": 1000, "5s": 5000, "10s": 10_000,
+    "15s": 15_000, "30s": 30_000, "1m": 60_000, "5m": 300_000, "10m": 600_000, "15m": 900_000,
+    "30m": 1_800_000, "1h": 3_600_000,
+}
+RATE_NAMES = ("SOFR", "TREASURY_M1", "TREASURY_M3", "TREASURY_M6", "TREASURY_Y1", "TREASURY_Y2",
+              "TREASURY_Y3", "TREASURY_Y5", "TREASURY_Y7", "TREASURY_Y10", "TREASURY_Y20",
+              "TREASURY_Y30")
+# v2 names a v3 path answers 410 for; only "exp -> expiration" was recorded, the rest is a guess.
+V2_ONLY_PARAMS = {"root": "symbol", "exp": "expiration", "ivl": "interval", "use_csv": "format",
+                  "rate": "rate_type", "annual_div": "annual_dividend"}
+DEPRECATED_TEXT = ("We have upgraded to API v3. Please use API v3 query parameters instead. \n"
+                   "Deprecated query parameters:\n{lines}\n"
+                   "Consult API v3 documentation for more information: https://docs.thetadata.us/")
+NO_DATA_TEXT = "No data for the specified timeframe and chain. Debug code 1"
+CSV_TYPE, JSON_TYPE, TEXT_TYPE = "text/csv", "application/json", "text/plain"
+
+
+class Problem(Exception):
+    """An error answer: status and plain-text body."""
+
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(text)
+        self.status = status
+        self.text = text
+
+
+@dataclass
+class Reply:
+    """One answer: status, body and what the counters need to know about it."""
+
+    status: int
+    body: bytes
+    content_type: str = TEXT_TYPE
+    headers: dict[str, str] = field(default_factory=dict)
+    rows: int = 0
+    key: str | None = None           # the request a history body belongs to (pages included)
+    chunked: bool = False
+
+
+def problem_reply(p: Problem) -> Reply:
+    return Reply(p.status, p.text.encode())
+
+
+def rows_key(api: str, dataset: str, root: str, expiration: date, first: date, last: date,
+             contracts: str = "") -> str:
+    """The counters' name for one history request (all its pages share it)."""
+    key = f"{api} {dataset} {root} {expiration.isoformat()} {first.isoformat()}..{last.isoformat()}"
+    return key + (f" {contracts}" if contracts else "")
+
+
+# -- parameter parsing -----------------------------------------------------------------------
+
+def _one(params: dict[str, list[str]], name: str, default: str | None = None) -> str | None:
+    values = params.get(name)
+    return values[-1] if values else default
+
+
+def _required(params: dict[str, list[str]], name: str) -> str:
+    value = _one(params, name)
+    if value is None or value == "":
+        raise Problem(473, f"Invalid parameters: missing required parameter '{name}'")
+    return value
+
+
+def parse_date(text: str, name: str) -> date:
+    """YYYYMMDD or YYYY-MM-DD."""
+    m = re.fullmatch(r"(\d{4})-?(\d{2})-?(\d{2})", text.strip())
+    try:
+        if m:
+            return date(int(m[1]), int(m[2]), int(m[3]))
+    except ValueError:
+        pass
+    raise Problem(473, f"Invalid parameters: {name}={text!r} is not a date (YYYYMMDD)")
+
+
+def parse_int(text: str, name: str, minimum: int = 0) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise Problem(473, f"Invalid parameters: {name}={text!r} is not an integer") from None
+    if value < minimum:
+        raise Problem(473, f"Invalid parameters: {name}={text!r} is below {minimum}")
+    return value
+
+
+def parse_float(text: str, name: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise Problem(473, f"Invalid parameters: {name}={text!r} is not a number") from None
+
+
+def parse_bool(text: str, name: str) -> bool:
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    raise Problem(473, f"Invalid parameters: {name}={text!r} is not true or false")
+
+
+def parse_clock(text: str, name: str) -> int:
+    """v3 time of day HH:MM:SS[.SSS] as ms since midnight."""
+    m = re.fullmatch(r"(\d{1,2}):(\d{2}):(\d{2})(?:\.(\d{1,3}))?", text.strip())
+    if not m or int(m[1]) > 23 or int(m[2]) > 59 or int(m[3]) > 59:
+        raise Problem(473, f"Invalid parameters: {name}={text!r} is not HH:MM:SS[.SSS]")
+    return ((int(m[1]) * 60 + int(m[2])) * 60 + int(m[3])) * 1000 + int((m[4] or "0").ljust(3, "0"))
+
+
+def days_between(first: date, last: date) -> list[date]:
+    """Trading days in [first, last]; 473 for a reversed or unsupported range."""
+    if last < first:
+        raise Problem(473, "Invalid parameters: end_date is before start_date")
+    try:
+        return trading_calendar.trading_days(first, last)
+    except CalendarError as exc:
+        raise Problem(473, f"Invalid parameters: {exc}") from None
+
+
+# -- caches ----------------------------------------------------------------------------------
+
+class BodyCache:
+    """Rendered bodies by request, least recently used dropped beyond a byte budget."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[tuple, tuple[list[bytes], list[int]]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get_or_render(self, key: tuple, render: Callable[[], tuple[list[bytes], list[int]]]):
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        value = render()
+        size = sum(len(b) for b in value[0])
+        with self._lock:
+            if key not in self._items:
+                self._items[key] = value
+                self._bytes += size
+            while self._bytes > self.max_bytes and len(self._items) > 1:
+                _, (old, _) = self._items.popitem(last=False)
+                self._bytes -= sum(len(b) for b in old)
+        return value
+
+
+@dataclass
+class StoredPage:
+    body: bytes
+    content_type: str
+    next_url: str
+    rows: int
+    key: str
+    created: float
+
+
+class PageStore:
+    """v2 pages waiting to be fetched: global increasing ids, bounded count, expiring by age."""
+
+    def __init__(self, capacity: int = 64, max_age: float = 600.0) -> None:
+        self.capacity = capacity
+        self.max_age = max_age
+        self._pages: OrderedDict[int, StoredPage] = OrderedDict()
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def allocate(self, n: int) -> list[int]:
+        with self._lock:
+            return [next(self._ids) for _ in range(n)]
+
+    def put(self, page_id: int, page: StoredPage) -> None:
+        with self._lock:
+            self._pages[page_id] = page
+            while len(self._pages) > self.capacity:
+                self._pages.popitem(last=False)
+
+    def get(self, page_id: int) -> StoredPage | None:
+        with self._lock:
+            page = self._pages.get(page_id)
+            if page is not None and time.monotonic() - page.created > self.max_age:
+                del self._pages[page_id]
+                return None
+            return page
+
+
+# -- the terminal ----------------------------------------------------------------------------
+
+class Terminal:
+    """Answers the v2 and v3 paths of a ThetaData Terminal from a MarketModel."""
+
+    def __init__(self, model: MarketModel, *, base_url: Callable[[], str], page_rows: int | None = None,
+                 apis: tuple[str, ...] = ("v2", "v3")) -> None:
+        self.model = model
+        self.rows = RowGenerator(model)
+        self.base_url = base_url
+        self.page_rows = page_rows
+        self.bodies = BodyCache(model.profile.body_cache_bytes)
+        self.pages = PageStore()
+        self.routes: dict[str, Callable[[dict], Reply]] = {}
+        if "v2" in apis:
+            self.routes.update({
+                "/v2/system/mdds/status": self._status, "/v2/list/roots/option": self._v2_roots,
+                "/v2/list/expirations": self._v2_expirations, "/v2/list/strikes": self._v2_strikes,
+                "/v2/list/dates/option/quote": self._v2_dates,
+            })
+            self.routes.update({p: self._v2_history for p in BY_V2_PATH})
+        if "v3" in apis:
+            self.routes.update({
+                "/v3/terminal/mdds/status": self._status,
+                "/v3/option/list/expirations": self._v3_expirations,
+                "/v3/option/list/strikes": self._v3_strikes,
+                "/v3/option/list/dates/quote": self._v3_dates,
+            })
+            self.routes.update({p: self._v3_history for p in BY_V3_PATH})
+
+    def handle(self, path: str, query_string: str) -> Reply:
+        """Answer one GET."""
+        params = parse_qs(query_string, keep_blank_values=True)
+        try:
+            if path.startswith("/v2/page/") and "v2" in self._apis():
+                return self._v2_page(path[len("/v2/page/"):])
+            route = self.routes.get(path)
+            if route is None:
+                raise Problem(404, f"No implementation for {path}")
+            if path.startswith("/v3/"):
+                self._reject_v2_params(params)
+            return route(params | {"_path": [path]})
+        except Problem as p:
+            return problem_reply(p)
+
+    def _apis(self) -> set[str]:
+        return {p.split("/")[1] for p in self.routes}
+
+    @staticmethod
+    def _status(params: dict) -> Reply:
+        return Reply(200, b"CONNECTED")
+
+    @staticmethod
+    def _reject_v2_params(params: dict) -> None:
+        old = [name for name in V2_ONLY_PARAMS if name in params]
+        if old:
+            lines = "\n".join(f"\t{n} -> {V2_ONLY_PARAMS[n]}" for n in old)
+            raise Problem(410, DEPRECATED_TEXT.format(lines=lines))
+
+    # -- lists --------------------------------------------------------------------------------
+
+    def _expirations_of(self, root: str) -> list[Expiration]:
+        exps = list(self.model.expirations(root))
+        if not exps:
+            raise Problem(472, NO_DATA_TEXT)
+        return exps
+
+    def _expiration(self, root: str, exp: date) -> Expiration:
+        e = self.model.expiration(root, exp)
+        if e is None:
+            raise Problem(472, NO_DATA_TEXT)
+        return e
+
+    @staticmethod
+    def _v2_format(params: dict) -> str:
+        return "csv" if parse_bool(_one(params, "use_csv", "false"), "use_csv") else "json"
+
+    @staticmethod
+    def _v3_format(params: dict) -> str:
+        fmt = _one(params, "format", "csv")
+        if fmt not in ("csv", "json"):
+            raise Problem(473, f"Invalid parameters: format={fmt!r}; the simulator serves csv and json")
+        return fmt
+
+    @staticmethod
+    def _list_reply(body: bytes, fmt: str, api: str) -> Reply:
+        reply = Reply(200, body, CSV_TYPE if fmt == "csv" else JSON_TYPE)
+        if api == "v2":
+            reply.headers["Next-Page"] = "null"
+        else:
+            reply.chunked = len(body) > CHUNK_THRESHOLD
+        return reply
+
+    def _v2_roots(self, params: dict) -> Reply:
+        fmt = self._v2_format(params)
+        return self._list_reply(wire.roots_body(fmt, ROOTS), fmt, "v2")
+
+    def _v2_expirations(self, params: dict) -> Reply:
+        fmt, root = self._v2_format(params), _required(params, "root")
+        exps = [e.exp for e in self._expirations_of(root)]
+        return self._list_reply(wire.expirations_body("v2", fmt, root, exps), fmt, "v2")
+
+    def _v2_strikes(self, params: dict) -> Reply:
+        fmt, root = self._v2_format(params), _required(params, "root")
+        e = self._expiration(root, parse_date(_required(params, "exp"), "exp"))
+        return self._list_reply(wire.strikes_body("v2", fmt, root, self.model.strikes(e)), fmt, "v2")
+
+    def _v2_dates(self, params: dict) -> Reply:
+        fmt, root = self._v2_format(params), _required(params, "root")
+        e = self._expiration(root, parse_date(_required(params, "exp"), "exp"))
+        return self._list_reply(wire.dates_body("v2", fmt, trade_dates(e)), fmt, "v2")
+
+    def _v3_expirations(self, params: dict) -> Reply:
+        fmt = self._v3_format(params)
+        symbols = _required(params, "symbol").split(",")
+        pieces = [(s, [e.exp for e in self._expirations_of(s)]) for s in symbols]
+        bodies = [wire.expirations_body("v3", fmt, s, exps) for s, exps in pieces]
+        body = bodies[0] if len(bodies) == 1 else self._merge_v3_lists(fmt, bodies)
+        return self._list_reply(body, fmt, "v3")
+
+    @staticmethod
+    def _merge_v3_lists(fmt: str, bodies: list[bytes]) -> bytes:
+        if fmt == "csv":
+            return bodies[0] + b"".join(b.split(b"\r\n", 1)[1] for b in bodies[1:])
+        inner = [b[len(b'{\n\t"response": [\n'):-len(b"\n\t]\n}\n\n")] for b in bodies]
+        return b'{\n\t"response": [\n' + b",\n".join(inner) + b"\n\t]\n}\n\n"
+
+    def _v3_strikes(self, params: dict) -> Reply:
+        fmt, root = self._v3_format(params), _required(params, "symbol")
+        e = self._expiration(root, parse_date(_required(params, "expiration"), "expiration"))
+        return self._list_reply(wire.strikes_body("v3", fmt, root, self.model.strikes(e)), fmt, "v3")
+
+    def _v3_dates(self, params: dict) -> Reply:
+        fmt, root = self._v3_format(params), _required(params, "symbol")
+        e = self._expiration(root, parse_date(_required(params, "expiration"), "expiration"))
+        return self._list_reply(wire.dates_body("v3", fmt, trade_dates(e)), fmt, "v3")
+
+    # -- history ------------------------------------------------------------------------------
+
+    def _history_days(self, e: Expiration, first: date, last: date) -> tuple[date, ...]:
+        days = tuple(d for d in days_between(first, last) if trades_on(e, d))
+        if not days:
+            raise Problem(472, NO_DATA_TEXT)
+        return days
+
+    def _check_size(self, query: Query) -> int:
+        n = self.rows.count_rows(query)
+        if n == 0:
+            raise Problem(472, NO_DATA_TEXT)
+        if n > self.model.profile.max_rows:
+            raise Problem(570, f"The request is too large ({n} rows); split it or use a coarser interval")
+        return n
+
+    def _v2_query(self, ds: DatasetColumns, params: dict) -> tuple[Query, str]:
+        root = _required(params, "root")
+        exp_text = _required(params, "exp")
+        if exp_text == "0":
+            raise Problem(473, "Invalid parameters: exp=0 is not supported by the simulator")
+        e = self._expiration(root, parse_date(exp_text, "exp"))
+        first = parse_date(_required(params, "start_date"), "start_date")
+        last = parse_date(_required(params, "end_date"), "end_date")
+        days = self._history_days(e, first, last)
+        ivl = parse_int(_one(params, "ivl", "0"), "ivl") if ds.name in INTERVAL_DATASETS else 60_000
+        rth = parse_bool(_one(params, "rth", "true"), "rth") and ivl > 0
+        start = _one(params, "start_time")
+        end = _one(params, "end_time")
+        start_ms = parse_int(start, "start_time") if start else (OPEN_MS if rth else 0)
+        end_ms = parse_int(end, "end_time") if end else (CLOSE_MS if rth else DAY_END_MS)
+        rate = self._v2_rate(params, days[0])
+        div = _one(params, "annual_div")
+        query = Query(ds, "v2", e, days, ivl, start_ms, end_ms, rate=rate,
+                      annual_div=parse_float(div, "annual_div") if div else None)
+        return query, rows_key("v2", ds.name, root, e.exp, first, last)
+
+    @staticmethod
+    def _v2_rate(params: dict, day: date) -> float | None:
+        value = _one(params, "rate_value")
+        if value:
+            return parse_float(value, "rate_value")
+        name = _one(params, "rate")
+        if name and name.upper() not in RATE_NAMES:
+            raise Problem(473, f"Invalid parameters: rate={name!r}")
+        return None  # every named rate is the simulator's one market rate (a guess)
+
+    def _v2_history(self, params: dict) -> Reply:
+        ds = BY_V2_PATH[params["_path"][0]]
+        fmt = self._v2_format(params)
+        query, key = self._v2_query(ds, params)
+        self._check_size(query)
+        pages, rows = self.bodies.get_or_render((query.cache_key(), fmt), lambda: self._render_v2(query, fmt))
+        ids = self.pages.allocate(len(pages) - 1)
+        urls = [f"{self.base_url()}/v2/page/{i}" for i in ids] + ["null"]
+        content_type = CSV_TYPE if fmt == "csv" else JSON_TYPE
+        latency = 1 + sum(rows) // 10_000
+        bodies = [b if fmt == "csv" else wire.v2_json_head(ds.v2_format, url, latency) + b
+                  for b, url in zip(pages, urls)]
+        now = time.monotonic()
+        for page_id, body, n, url in zip(ids, bodies[1:], rows[1:], urls[1:]):
+            self.pages.put(page_id, StoredPage(body, content_type, url, n, key, now))
+        return Reply(200, bodies[0], content_type, {"Next-Page": urls[0]}, rows[0], key)
+
+    def _render_v2(self, query: Query, fmt: str) -> tuple[list[bytes], list[int]]:
+        pages = wire.paginate(self.rows.blocks(query), self.page_rows)
+        if fmt == "csv":
+            bodies = [wire.v2_csv(query.dataset, p) for p in pages]
+        else:
+            bodies = [wire.v2_json_tail(wire.v2_json_items(query.dataset, p)) for p in pages]
+        return bodies, [sum(len(b.rows) for b in p) for p in pages]
+
+    def _v2_page(self, page_id: str) -> Reply:
+        page = self.pages.get(int(page_id)) if page_id.isdigit() else None
+        if page is None:
+            raise Problem(477, f"No page found for id {page_id}")
+        return Reply(200, page.body, page.content_type, {"Next-Page": page.next_url}, page.rows, page.key)
+
+    def _v3_query(self, ds: DatasetColumns, params: dict) -> tuple[Query, str]:
+        root = _required(params, "symbol")
+        exp_text = _required(params, "expiration")
+        if exp_text == "*":
+            raise Problem(473, "Invalid parameters: expiration=* is not supported by the simulator")
+        e = self._expiration(root, parse_date(exp_text, "expiration"))
+        single = _one(params, "date")
+        first = parse_date(single or _required(params, "start_date"), "start_date")
+        last = first if single else parse_date(_required(params, "end_date"), "end_date")
+        if last - first > timedelta(days=31):
+            raise Problem(473, "Invalid parameters: a request may span at most one month")
+        interval_name = _one(params, "interval", "1s")
+        if interval_name not in V3_INTERVALS:
+            raise Problem(473, f"Invalid parameters: interval={interval_name!r}")
+        ivl = V3_INTERVALS[interval_name] if ds.name in INTERVAL_DATASETS else 60_000
+        if ivl < 60_000 and first != last and ds.name in INTERVAL_DATASETS:
+            raise Problem(473, "Invalid parameters: intervals under 1m are served one day at a time")
+        days = self._history_days(e, first, last)
+        start_ms = parse_clock(_one(params, "start_time", "09:30:00"), "start_time")
+        end_ms = parse_clock(_one(params, "end_time", "16:00:00"), "end_time")
+        strikes, rights, contracts = self._v3_contracts(params)
+        rate_value = _one(params, "rate_value")
+        rate_type = _one(params, "rate_type")
+        if rate_type and rate_type.upper() not in RATE_NAMES:
+            raise Problem(473, f"Invalid parameters: rate_type={rate_type!r}")
+        div = _one(params, "annual_dividend")
+        query = Query(ds, "v3", e, days, ivl, start_ms, end_ms, strikes, rights,
+                      parse_float(rate_value, "rate_value") / 100.0 if rate_value else None,
+                      parse_float(div, "annual_dividend") if div else None)
+        return query, rows_key("v3", ds.name, root, e.exp, first, last, contracts)
+
+    @staticmethod
+    def _v3_contracts(params: dict) -> tuple[frozenset[int] | None, tuple[str, ...], str]:
+        strike_text = _one(params, "strike", "*")
+        right_text = _one(params, "right", "both").lower()
+        rights = {"both": ("C", "P"), "*": ("C", "P"), "call": ("C",), "c": ("C",), "put": ("P",),
+                  "p": ("P",)}.get(right_text)
+        if rights is None:
+            raise Problem(473, f"Invalid parameters: right={right_text!r}")
+        strikes = None
+        if strike_text != "*":
+            value = parse_float(strike_text, "strike")
+            strikes = frozenset({int(round(value))}) if value == int(value) else frozenset()
+        contracts = " ".join(f"{n}={v}" for n, v in (("strike", strike_text), ("right", right_text))
+                             if v not in ("*", "both"))
+        return strikes, rights, contracts
+
+    def _v3_history(self, params: dict) -> Reply:
+        ds = BY_V3_PATH[params["_path"][0]]
+        fmt = self._v3_format(params)
+        query, key = self._v3_query(ds, params)
+        rows = self._check_size(query)
+        render = wire.v3_csv if fmt == "csv" else wire.v3_json
+        (body,), _ = self.bodies.get_or_render(
+            (query.cache_key(), fmt), lambda: ([render(ds, self.rows.blocks(query))], [rows]))
+        content_type = CSV_TYPE if fmt == "csv" else JSON_TYPE
+        return Reply(200, body, content_type, {}, rows, key, chunked=len(body) > CHUNK_THRESHOLD)
+

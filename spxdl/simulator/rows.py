@@ -1,0 +1,279 @@
+"""The one row generator: a history query becomes blocks of row tuples, one block per contract.
+
+Rows hold numbers in the dataset's canonical field order (``columns.py``); time fields arrive
+already in the API's form (ms of day for v2, ISO text for v3) and v2 rows end with the date.
+Every endpoint and format renders these tuples, so one contract-minute carries the same values
+everywhere.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Callable
+
+from spxdl import trading_calendar
+from spxdl.simulator.columns import DatasetColumns
+from spxdl.simulator.listing import Expiration
+from spxdl.simulator.market import MINUTE_MS, MINUTES, OPEN_MS, Chain, mix
+from spxdl.simulator.model import MarketModel, SessionRules
+
+CLOSE_MS = 57_600_000            # 16:00
+LATE_CLOSE_MS = 58_500_000       # 16:15
+CLOSE_MINUTE = (CLOSE_MS - OPEN_MS) // MINUTE_MS
+OI_REPORT_MS = 23_404_000        # 06:30:04
+EOD_REPORT_MS = 62_100_000       # 17:15:00
+CBOE, CONDITION = 5, 50          # exchange code seen on SPX quotes; regular quote condition
+
+
+def iso_time(day: date, ms: int) -> str:
+    """v3 timestamp: ET wall clock without zone, fraction only when non-zero, trimmed."""
+    seconds, frac = divmod(ms, 1000)
+    text = "%sT%02d:%02d:%02d" % (day.isoformat(), seconds // 3600, seconds // 60 % 60, seconds % 60)
+    return text + (".%03d" % frac).rstrip("0") if frac else text
+
+
+def yyyymmdd(day: date) -> int:
+    """A date as the v2 wire's integer."""
+    return day.year * 10000 + day.month * 100 + day.day
+
+
+@dataclass(frozen=True)
+class Query:
+    """One history request, already validated."""
+
+    dataset: DatasetColumns
+    api: str                                   # "v2" or "v3"
+    expiration: Expiration
+    days: tuple[date, ...]                     # trading days with data, ascending
+    interval_ms: int = 60_000                  # 0: tick (one row per minute here)
+    start_ms: int = OPEN_MS
+    end_ms: int = CLOSE_MS
+    strikes: frozenset[int] | None = None      # dollars; None: all
+    rights: tuple[str, ...] = ("C", "P")
+    rate: float | None = None                  # fraction; None: the market's rate
+    annual_div: float | None = None            # dollars per year; None: no dividend
+
+    def cache_key(self) -> tuple:
+        return (self.dataset.name, self.api, self.expiration.root, self.expiration.exp, self.days,
+                self.interval_ms, self.start_ms, self.end_ms, self.strikes, self.rights, self.rate,
+                self.annual_div)
+
+
+@dataclass
+class Block:
+    """The rows of one contract."""
+
+    root: str
+    expiration: date
+    strike: int                 # dollars
+    right: str                  # "C" / "P"
+    rows: list[tuple] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DayWindow:
+    """The part of a day a query gets rows for."""
+
+    first_ms: int          # first row time
+    end_ms: int            # last instant with data (inclusive)
+    last_minute: int       # last minute whose values exist (later rows repeat it: "flat")
+
+
+def day_window(query: Query, day: date, session: SessionRules) -> DayWindow:
+    """Clip the query's window to the data: 09:30 to 16:00/16:15, the early close, expiry."""
+    data_end = LATE_CLOSE_MS if session.late_window else CLOSE_MS
+    if query.expiration.last_trade == day:
+        data_end = min(data_end, CLOSE_MS)
+    last_minute = MINUTES - 1
+    if trading_calendar.early_close(day):
+        if session.early_close_rows == "stop":
+            data_end = min(data_end, session.early_close_ms)
+        last_minute = (session.early_close_ms - OPEN_MS) // MINUTE_MS
+    end = min(query.end_ms, data_end)
+    last_minute = min(last_minute, (end - OPEN_MS) // MINUTE_MS)
+    first = max(query.start_ms, OPEN_MS)
+    if query.interval_ms:
+        first = -(-first // query.interval_ms) * query.interval_ms
+    return DayWindow(first, end, last_minute)
+
+
+def minute_times(query: Query, window: DayWindow) -> list[tuple[int, int]]:
+    """(row time ms, minute whose values it carries) for every row of one day."""
+    step = query.interval_ms or MINUTE_MS
+    return [(t, min((t - OPEN_MS) // MINUTE_MS, window.last_minute))
+            for t in range(window.first_ms, window.end_ms + 1, step)]
+
+
+def minutes_in_bar(query: Query, t: int, window: DayWindow) -> range:
+    """Minutes whose one-minute bar starts inside the bar [t, t + interval) (tick: minute t)."""
+    if not query.interval_ms:
+        first = (t - OPEN_MS) // MINUTE_MS
+        return range(first, min(first, window.last_minute) + 1)
+    first = -(-(t - OPEN_MS) // MINUTE_MS)
+    stop = -(-(t + query.interval_ms - OPEN_MS) // MINUTE_MS)
+    return range(first, min(stop, window.last_minute + 1))
+
+
+@dataclass(frozen=True)
+class ContractDay:
+    """What a dataset's row builder needs for one contract on one day."""
+
+    query: Query
+    chain: Chain
+    j: int                                   # contract index in the chain
+    times: list[tuple[object, int, int]]     # (wire time, ms of day, minute)
+    tail: tuple                              # (date,) for v2, () for v3
+    window: DayWindow
+
+    def wire_time(self, ms: int) -> object:
+        return iso_time(self.chain.day, ms) if self.query.api == "v3" else ms
+
+
+class RowGenerator:
+    """Turns queries into blocks using the market model's chains."""
+
+    def __init__(self, model: MarketModel) -> None:
+        self.model = model
+        self._builders: dict[str, Callable[[ContractDay], list[tuple]]] = {
+            "greeks": greeks_rows, "greeks_second_order": greeks2_rows, "quote": quote_rows,
+            "ohlc": ohlc_rows, "open_interest": oi_rows, "eod": self._eod_rows,
+        }
+
+    def count_rows(self, query: Query) -> int:
+        """How many rows the query yields (cheap: no chain is built)."""
+        contracts = len(self._strikes(query)) * len(query.rights)
+        if query.dataset.name in ("open_interest", "eod"):
+            return contracts * len(query.days)
+        session = self.model.session
+        per_day = sum(len(minute_times(query, day_window(query, d, session))) for d in query.days)
+        return contracts * per_day
+
+    def _strikes(self, query: Query) -> list[int]:
+        strikes = self.model.strikes(query.expiration)
+        return [k for k in strikes if query.strikes is None or k in query.strikes]
+
+    def blocks(self, query: Query) -> list[Block]:
+        """Contract-major blocks (strike ascending, call first), each day's rows in time order."""
+        order = [(k, r) for k in self._strikes(query) for r in ("C", "P") if r in query.rights]
+        blocks = {c: Block(query.expiration.root, query.expiration.exp, c[0], c[1]) for c in order}
+        build = self._builders[query.dataset.name]
+        for day in query.days:
+            chain = self.model.chain(query.expiration, day)
+            index = {(c.strike, c.right): j for j, c in enumerate(chain.contracts)}
+            window = day_window(query, day, self.model.session)
+            times = [(iso_time(day, t) if query.api == "v3" else t, t, m)
+                     for t, m in minute_times(query, window)]
+            tail = (yyyymmdd(day),) if query.api == "v2" else ()
+            for c in order:
+                blocks[c].rows.extend(build(ContractDay(query, chain, index[c], times, tail, window)))
+        return [blocks[c] for c in order]
+
+    def _eod_rows(self, cd: ContractDay) -> list[tuple]:
+        chain, j = cd.chain, cd.j
+        close_minute = CLOSE_MINUTE
+        if trading_calendar.early_close(chain.day):
+            close_minute = (self.model.session.early_close_ms - OPEN_MS) // MINUTE_MS
+        bar, _ = aggregate(minute_bars(chain, j)[:close_minute + 1], 0.0)
+        h = mix(chain.seed, chain.contracts[j].strike, j, chain.day.toordinal())
+        created = EOD_REPORT_MS + h % 300_000
+        last_trade = OPEN_MS + close_minute * MINUTE_MS - 60_000 + h % 59_999
+        return [(cd.wire_time(created), cd.wire_time(last_trade)) + bar[:6]
+                + quote_fields(chain, j, close_minute) + cd.tail]
+
+
+def _dividend_yield(cd: ContractDay) -> float | None:
+    div = cd.query.annual_div
+    return None if div is None else div / cd.chain.underlying[0]
+
+
+def _greek_rows(cd: ContractDay, fields: tuple[str, ...]) -> list[tuple]:
+    chain, j = cd.chain, cd.j
+    g = chain.greeks(cd.query.rate, _dividend_yield(cd))[j]
+    bid, ask, under = chain.bid[j], chain.ask[j], chain.underlying
+    cols = [g[f] for f in fields]
+    return [(t, bid[m], ask[m]) + tuple(c[m] for c in cols) + (t, under[m]) + cd.tail
+            for t, _, m in cd.times]
+
+
+def greeks_rows(cd: ContractDay) -> list[tuple]:
+    """First-order greeks rows."""
+    return _greek_rows(cd, ("delta", "theta", "vega", "rho", "epsilon", "lambda", "implied_vol",
+                            "iv_error"))
+
+
+def greeks2_rows(cd: ContractDay) -> list[tuple]:
+    """Second-order greeks rows."""
+    return _greek_rows(cd, ("gamma", "vanna", "charm", "vomma", "veta", "implied_vol", "iv_error"))
+
+
+def quote_rows(cd: ContractDay) -> list[tuple]:
+    """NBBO quote rows: the chain's bid/ask with sizes, exchange and condition."""
+    return [(t,) + quote_fields(cd.chain, cd.j, m) + cd.tail for t, _, m in cd.times]
+
+
+def ohlc_rows(cd: ContractDay) -> list[tuple]:
+    """OHLC bars built from the one-minute bars they cover."""
+    bars = minute_bars(cd.chain, cd.j)
+    out, vwap = [], 0.0
+    for t, ms, _ in cd.times:
+        bar, vwap = aggregate([bars[k] for k in minutes_in_bar(cd.query, ms, cd.window)], vwap)
+        out.append((t,) + bar + cd.tail)
+    return out
+
+
+def oi_rows(cd: ContractDay) -> list[tuple]:
+    """One open-interest report per day, at about 06:30."""
+    chain, j = cd.chain, cd.j
+    strike, day = chain.contracts[j].strike, chain.day.toordinal()
+    ms = OI_REPORT_MS + mix(chain.seed, strike, j, day) % 1000
+    moneyness = abs(math.log(strike / chain.underlying[0]))
+    oi = int(20_000 * math.exp(-10.0 * moneyness)) + mix(strike, j, day) % 300
+    return [(cd.wire_time(ms), oi) + cd.tail]
+
+
+def quote_fields(chain: Chain, j: int, m: int) -> tuple:
+    """bid_size, bid_exchange, bid, bid_condition, ask_size, ask_exchange, ask, ask_condition."""
+    bid, ask = chain.bid[j][m], chain.ask[j][m]
+    h = mix(chain.seed, chain.contracts[j].strike, j, m, chain.day.toordinal())
+    bid_size = 1 + h % 200 if bid > 0 else 0
+    ask_size = 1 + (h >> 8) % 200
+    return (bid_size, CBOE, bid, CONDITION, ask_size, CBOE, ask, CONDITION)
+
+
+def minute_bars(chain: Chain, j: int) -> list[tuple[float, float, float, float, int]]:
+    """(open, high, low, close, volume) of each minute, trades drawn around the quote's mid."""
+    cache = chain.__dict__.setdefault("_bars", {})
+    if j in cache:
+        return cache[j]
+    bid, ask = chain.bid[j], chain.ask[j]
+    strike, day = chain.contracts[j].strike, chain.day.toordinal()
+    bars, previous = [], None
+    for m in range(MINUTES):
+        mid = round((bid[m] + ask[m]) / 2.0, 2)
+        h = mix(chain.seed, strike, j, m, day)
+        volume = 0 if (h % 10 < 4 or mid < 0.05) else 1 + (h >> 4) % 40
+        open_ = previous if previous is not None else mid
+        spread = ask[m] - bid[m]
+        high = round(max(open_, mid) + spread * ((h >> 12) % 3) / 4.0, 2)
+        low = round(max(0.05, min(open_, mid) - spread * ((h >> 16) % 3) / 4.0), 2)
+        bars.append((open_, high, min(low, open_, mid), mid, volume))
+        previous = mid
+    cache[j] = bars
+    return bars
+
+
+def aggregate(bars: list[tuple], vwap: float) -> tuple[tuple, float]:
+    """One bar (open, high, low, close texts, volume, count, vwap) from minute bars.
+
+    Empty bars print 0.0 prices and carry the previous vwap, as the recorded v3 OHLC does.
+    """
+    traded = [b for b in bars if b[4] > 0]
+    if not traded:
+        return ("0.0", "0.0", "0.0", "0.0", 0, 0, vwap), vwap
+    volume = sum(b[4] for b in traded)
+    vwap = round(sum((b[1] + b[2] + b[3]) / 3.0 * b[4] for b in traded) / volume, 2)
+    prices = (traded[0][0], max(b[1] for b in traded), min(b[2] for b in traded), traded[-1][3])
+    count = sum(max(1, b[4] // 2) for b in traded)
+    return tuple("%.2f" % p for p in prices) + (volume, count, vwap), vwap
