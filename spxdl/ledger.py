@@ -643,12 +643,12 @@ class Ledger:
     def status(self) -> dict[str, Any]:
         """The content of ``status.json`` (rebuilt first if missing or corrupt)."""
         with self.lock():
-            return self._load_summaries()[0]
+            return self._load_status()
 
     def inventory(self) -> dict[str, Any]:
         """The content of ``inventory.json`` (rebuilt first if missing or corrupt)."""
         with self.lock():
-            return self._load_summaries()[1]
+            return self._load_inventory()
 
     def tasks(self) -> Iterator[tuple[Task, dict[str, Any]]]:
         """Every task ``status.json`` knows, in order, with its summary entry."""
@@ -749,13 +749,15 @@ class Ledger:
                 problems.append(str(exc))
             return None
 
-    def _load_summaries(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        """``status.json`` and ``inventory.json``; both rebuilt from the days if either is lost or corrupt."""
+    def _load_status(self) -> dict[str, Any]:
+        """``status.json``; if lost or corrupt, both summaries are rebuilt from the days."""
         status = self._read_summary(storage.status_path(self.data_dir))
+        return status if status is not None else self._rebuild_summaries()[0]
+
+    def _load_inventory(self) -> dict[str, Any]:
+        """``inventory.json``; if lost or corrupt, both summaries are rebuilt from the days."""
         inventory = self._read_summary(storage.inventory_path(self.data_dir))
-        if status is None or inventory is None:
-            status, inventory = self._rebuild_summaries()
-        return status, inventory
+        return inventory if inventory is not None else self._rebuild_summaries()[1]
 
     def _rebuild_summaries(self, problems: list[str] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
         """Write ``status.json`` and ``inventory.json`` anew from every task's record."""
@@ -773,12 +775,13 @@ class Ledger:
 
     def _publish(self, task: Task, day: Mapping[str, Any], *, inventory: bool) -> None:
         """Put the task's summary into ``status.json`` and, if asked, its files into ``inventory.json``."""
-        status, inventory_content = self._load_summaries()
+        status = self._load_status()
         status["tasks"][task.key] = task_summary(day)
         self._write_status(status)
         if inventory:
-            inventory_content["tasks"][task.key] = file_totals(day)
-            self._write_inventory(inventory_content)
+            content = self._load_inventory()
+            content["tasks"][task.key] = file_totals(day)
+            self._write_inventory(content)
 
     def _write_status(self, status: dict[str, Any]) -> None:
         counts = {state: 0 for state in TASK_STATES}
