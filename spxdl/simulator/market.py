@@ -16,7 +16,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from spxdl.simulator.blackscholes import call_put
+from spxdl.simulator.blackscholes import Greeks, call_put
 from spxdl.simulator.listing import Expiration
 
 OPEN_MS = 34_200_000                 # 09:30 ET
@@ -161,6 +161,7 @@ class Chain:
         self.bid: list[array] = []
         self.ask: list[array] = []
         self._greeks: dict[tuple[float, float], list[dict[str, array]]] = {}
+        self.derived: dict[str, dict] = {}    # per-contract values built from the quotes on demand
         self._build_quotes(strikes)
 
     def _years_to_expiry(self) -> list[float]:
@@ -187,36 +188,21 @@ class Chain:
         table: list[dict[str, array]] = []
         for i, k in enumerate(strikes):
             sigs = sig_by_strike[i]
-            cols = ({f: array("d") for f in GREEK_FIELDS}, {f: array("d") for f in GREEK_FIELDS})
-            quotes = ((array("d"), array("d")), (array("d"), array("d")))
-            for m in range(MINUTES):
-                s, sigma = under[m], sigs[m]
-                pair = call_put(s, float(k), years[m], r, q, sigma)
-                for side, g in enumerate(pair):
-                    if store_quotes:
-                        bid, ask = quote_around(g.price)
-                        quotes[side][0].append(bid)
-                        quotes[side][1].append(ask)
-                    else:
-                        j = 2 * i + side
-                        bid, ask = self.bid[j][m], self.ask[j][m]
-                    mid = (bid + ask) / 2.0
-                    c = cols[side]
-                    c["delta"].append(g.delta); c["theta"].append(g.theta)
-                    c["vega"].append(g.vega); c["rho"].append(g.rho)
-                    c["epsilon"].append(g.epsilon)
-                    c["lambda"].append(g.delta * s / mid)
-                    c["implied_vol"].append(sigma)
-                    c["iv_error"].append(abs(g.price - mid) / mid)
-                    c["gamma"].append(g.gamma); c["vanna"].append(g.vanna)
-                    c["charm"].append(g.charm); c["vomma"].append(g.vomma)
-                    c["veta"].append(g.veta)
+            pairs = [call_put(s, float(k), t, r, q, sg) for s, t, sg in zip(under, years, sigs)]
             for side in (0, 1):
-                table.append(cols[side])
+                # Transposed: one tuple per Greeks field, each holding every minute.
+                cols = dict(zip(Greeks._fields, zip(*[p[side] for p in pairs])))
                 if store_quotes:
+                    bids, asks = zip(*map(quote_around, cols["price"]))
+                    self.bid.append(array("d", bids))
+                    self.ask.append(array("d", asks))
                     self.sigma.append(sigs)
-                    self.bid.append(quotes[side][0])
-                    self.ask.append(quotes[side][1])
+                mids = [(b + a) / 2.0 for b, a in zip(self.bid[2 * i + side], self.ask[2 * i + side])]
+                g = {name: array("d", cols[name]) for name in Greeks._fields[1:]}
+                g["lambda"] = array("d", [d * s / m for d, s, m in zip(cols["delta"], under, mids)])
+                g["implied_vol"] = sigs
+                g["iv_error"] = array("d", [abs(p - m) / m for p, m in zip(cols["price"], mids)])
+                table.append(g)
         return table
 
     def greeks(self, rate: float | None, dividend: float | None) -> list[dict[str, array]]:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Callable
+from itertools import repeat
+from typing import Callable, Iterable, Sequence
 
 from spxdl import trading_calendar
 from spxdl.simulator.columns import DatasetColumns
@@ -116,6 +117,14 @@ def minutes_in_bar(query: Query, t: int, window: DayWindow) -> range:
     return range(first, min(stop, window.last_minute + 1))
 
 
+def picker(minutes: list[int]) -> Callable[[Sequence], Sequence]:
+    """Select the values of ``minutes`` from a per-minute sequence (a slice when consecutive)."""
+    if minutes and minutes == list(range(minutes[0], minutes[-1] + 1)):
+        first, stop = minutes[0], minutes[-1] + 1
+        return lambda seq: seq[first:stop]
+    return lambda seq: [seq[m] for m in minutes]
+
+
 @dataclass(frozen=True)
 class ContractDay:
     """What a dataset's row builder needs for one contract on one day."""
@@ -123,12 +132,18 @@ class ContractDay:
     query: Query
     chain: Chain
     j: int                                   # contract index in the chain
-    times: list[tuple[object, int, int]]     # (wire time, ms of day, minute)
+    wire_times: list                         # row times as the API writes them
+    ms: list[int]                            # row times in ms of day
+    pick: Callable[[Sequence], Sequence]     # per-minute values -> per-row values
     tail: tuple                              # (date,) for v2, () for v3
     window: DayWindow
 
     def wire_time(self, ms: int) -> object:
         return iso_time(self.chain.day, ms) if self.query.api == "v3" else ms
+
+    def zip_rows(self, *columns: Iterable) -> list[tuple]:
+        """Rows from per-row columns, the v2 date appended."""
+        return list(zip(*columns, *(repeat(v) for v in self.tail)))
 
 
 class RowGenerator:
@@ -163,11 +178,14 @@ class RowGenerator:
             chain = self.model.chain(query.expiration, day)
             index = {(c.strike, c.right): j for j, c in enumerate(chain.contracts)}
             window = day_window(query, day, self.model.session)
-            times = [(iso_time(day, t) if query.api == "v3" else t, t, m)
-                     for t, m in minute_times(query, window)]
+            times = minute_times(query, window)
+            ms = [t for t, _ in times]
+            wire_times = [iso_time(day, t) for t in ms] if query.api == "v3" else ms
+            pick = picker([m for _, m in times])
             tail = (yyyymmdd(day),) if query.api == "v2" else ()
             for c in order:
-                blocks[c].rows.extend(build(ContractDay(query, chain, index[c], times, tail, window)))
+                cd = ContractDay(query, chain, index[c], wire_times, ms, pick, tail, window)
+                blocks[c].rows.extend(build(cd))
         return [blocks[c] for c in order]
 
     def _eod_rows(self, cd: ContractDay) -> list[tuple]:
@@ -189,12 +207,10 @@ def _dividend_yield(cd: ContractDay) -> float | None:
 
 
 def _greek_rows(cd: ContractDay, fields: tuple[str, ...]) -> list[tuple]:
-    chain, j = cd.chain, cd.j
+    chain, j, pick = cd.chain, cd.j, cd.pick
     g = chain.greeks(cd.query.rate, _dividend_yield(cd))[j]
-    bid, ask, under = chain.bid[j], chain.ask[j], chain.underlying
-    cols = [g[f] for f in fields]
-    return [(t, bid[m], ask[m]) + tuple(c[m] for c in cols) + (t, under[m]) + cd.tail
-            for t, _, m in cd.times]
+    return cd.zip_rows(cd.wire_times, pick(chain.bid[j]), pick(chain.ask[j]),
+                       *(pick(g[f]) for f in fields), cd.wire_times, pick(chain.underlying))
 
 
 def greeks_rows(cd: ContractDay) -> list[tuple]:
@@ -210,14 +226,18 @@ def greeks2_rows(cd: ContractDay) -> list[tuple]:
 
 def quote_rows(cd: ContractDay) -> list[tuple]:
     """NBBO quote rows: the chain's bid/ask with sizes, exchange and condition."""
-    return [(t,) + quote_fields(cd.chain, cd.j, m) + cd.tail for t, _, m in cd.times]
+    chain, j, pick = cd.chain, cd.j, cd.pick
+    bid_size, ask_size = quote_sizes(chain, j)
+    return cd.zip_rows(cd.wire_times, pick(bid_size), repeat(CBOE), pick(chain.bid[j]),
+                       repeat(CONDITION), pick(ask_size), repeat(CBOE), pick(chain.ask[j]),
+                       repeat(CONDITION))
 
 
 def ohlc_rows(cd: ContractDay) -> list[tuple]:
     """OHLC bars built from the one-minute bars they cover."""
     bars = minute_bars(cd.chain, cd.j)
     out, vwap = [], 0.0
-    for t, ms, _ in cd.times:
+    for t, ms in zip(cd.wire_times, cd.ms):
         bar, vwap = aggregate([bars[k] for k in minutes_in_bar(cd.query, ms, cd.window)], vwap)
         out.append((t,) + bar + cd.tail)
     return out
@@ -233,18 +253,26 @@ def oi_rows(cd: ContractDay) -> list[tuple]:
     return [(cd.wire_time(ms), oi) + cd.tail]
 
 
+def quote_sizes(chain: Chain, j: int) -> tuple[list[int], list[int]]:
+    """Bid and ask sizes per minute (no bid: size 0)."""
+    cache = chain.derived.setdefault("sizes", {})
+    if j not in cache:
+        strike, day = chain.contracts[j].strike, chain.day.toordinal()
+        hashes = [mix(chain.seed, strike, j, m, day) for m in range(MINUTES)]
+        bid_size = [1 + h % 200 if b > 0 else 0 for h, b in zip(hashes, chain.bid[j])]
+        cache[j] = (bid_size, [1 + (h >> 8) % 200 for h in hashes])
+    return cache[j]
+
+
 def quote_fields(chain: Chain, j: int, m: int) -> tuple:
     """bid_size, bid_exchange, bid, bid_condition, ask_size, ask_exchange, ask, ask_condition."""
-    bid, ask = chain.bid[j][m], chain.ask[j][m]
-    h = mix(chain.seed, chain.contracts[j].strike, j, m, chain.day.toordinal())
-    bid_size = 1 + h % 200 if bid > 0 else 0
-    ask_size = 1 + (h >> 8) % 200
-    return (bid_size, CBOE, bid, CONDITION, ask_size, CBOE, ask, CONDITION)
+    bid_size, ask_size = quote_sizes(chain, j)
+    return (bid_size[m], CBOE, chain.bid[j][m], CONDITION, ask_size[m], CBOE, chain.ask[j][m], CONDITION)
 
 
 def minute_bars(chain: Chain, j: int) -> list[tuple[float, float, float, float, int]]:
     """(open, high, low, close, volume) of each minute, trades drawn around the quote's mid."""
-    cache = chain.__dict__.setdefault("_bars", {})
+    cache = chain.derived.setdefault("bars", {})
     if j in cache:
         return cache[j]
     bid, ask = chain.bid[j], chain.ask[j]

@@ -163,9 +163,10 @@ class Handler(BaseHTTPRequestHandler):
     """Thin HTTP/1.1 handler: keep-alive, everything else in SimulatorApp."""
 
     protocol_version = "HTTP/1.1"
-    server_version = "spxdl-sim"
-    sys_version = ""
     server: "SimServer"
+
+    def version_string(self) -> str:
+        return "spxdl-sim/" + __version__
 
     def setup(self) -> None:
         super().setup()

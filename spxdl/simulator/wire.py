@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from datetime import date
 from functools import lru_cache
-from typing import Iterable, Sequence
+from operator import itemgetter
+from typing import Callable, Iterable, Sequence
 
 from spxdl.simulator.columns import FIELD_KINDS, GREEK, PRICE, TIME, DatasetColumns
 from spxdl.simulator.rows import Block, yyyymmdd
 
 CRLF = "\r\n"
 RIGHT_WORDS = {"C": "CALL", "P": "PUT"}
-_SPEC = {PRICE: ":.2f", GREEK: ":.4f"}
+_DIRECTIVE = {PRICE: "%.2f", GREEK: "%.4f"}
 
 
 def _field_index(ds: DatasetColumns, name: str) -> int:
@@ -25,26 +26,33 @@ def _field_index(ds: DatasetColumns, name: str) -> int:
     return len(ds.fields) if canonical == "date" else ds.fields.index(canonical)
 
 
-def _placeholder(ds: DatasetColumns, name: str) -> str:
-    kind = FIELD_KINDS.get(ds.canonical(name), "")
-    return "{%d%s}" % (_field_index(ds, name), _SPEC.get(kind, ""))
+def _directive(ds: DatasetColumns, name: str) -> str:
+    return _DIRECTIVE.get(FIELD_KINDS.get(ds.canonical(name), ""), "%s")
 
 
 @lru_cache(maxsize=64)
-def row_template(ds: DatasetColumns, api: str, fmt: str) -> str:
-    """A str.format template rendering one row tuple (without the contract columns)."""
+def row_format(ds: DatasetColumns, api: str, fmt: str) -> tuple[str, Callable | None]:
+    """(%-template of one row without contract columns, getter putting a row in wire order)."""
     if fmt == "csv":
         names = ds.v2_format if api == "v2" else ds.v3_columns[4:]
-        return ",".join(_placeholder(ds, n) for n in names) + CRLF
-    if api == "v2":
-        return "[" + ",".join(_placeholder(ds, n) for n in ds.v2_format) + "]"
-    parts = []
-    for name in ds.v3_json_keys:
-        value = _placeholder(ds, name)
-        if FIELD_KINDS.get(ds.canonical(name)) == TIME:
-            value = '"' + value + '"'
-        parts.append('"%s":%s' % (name, value))
-    return "{{" + ",".join(parts) + "}}"
+        template = ",".join(_directive(ds, n) for n in names) + CRLF
+    elif api == "v2":
+        names = ds.v2_format
+        template = "[" + ",".join(_directive(ds, n) for n in names) + "]"
+    else:
+        names = ds.v3_json_keys
+        quoted = ['"%s"' if FIELD_KINDS.get(ds.canonical(n)) == TIME else _directive(ds, n) for n in names]
+        template = "{" + ",".join('"%s":%s' % (n, d) for n, d in zip(names, quoted)) + "}"
+    order = [_field_index(ds, n) for n in names]
+    row_length = len(ds.fields) + (1 if api == "v2" else 0)
+    return template, None if order == list(range(row_length)) else itemgetter(*order)
+
+
+def render_rows(ds: DatasetColumns, api: str, fmt: str, prefix: str, rows: Sequence[tuple]) -> list[str]:
+    """Rows as wire text, each preceded by ``prefix`` (the contract columns, if any)."""
+    template, getter = row_format(ds, api, fmt)
+    line = prefix.replace("%", "%%") + template
+    return list(map(line.__mod__, rows if getter is None else map(getter, rows)))
 
 
 # -- contracts -------------------------------------------------------------------------------
@@ -76,21 +84,17 @@ def _v3_block_contract(b: Block) -> str:
 
 def v2_csv(ds: DatasetColumns, blocks: Sequence[Block]) -> bytes:
     """v2 bulk CSV: header line, contract columns first, CRLF after every line."""
-    tpl = row_template(ds, "v2", "csv")
     out = [",".join(ds.v2_columns) + CRLF]
     for b in blocks:
-        line = v2_csv_prefix(b) + tpl
-        out.extend(line.format(*r) for r in b.rows)
+        out.extend(render_rows(ds, "v2", "csv", v2_csv_prefix(b), b.rows))
     return "".join(out).encode("ascii")
 
 
 def v3_csv(ds: DatasetColumns, blocks: Sequence[Block]) -> bytes:
     """v3 CSV: header line, ISO times, strike with 3 decimals, CALL/PUT, CRLF."""
-    tpl = row_template(ds, "v3", "csv")
     out = [",".join(ds.v3_columns) + CRLF]
     for b in blocks:
-        line = v3_csv_prefix(b) + tpl
-        out.extend(line.format(*r) for r in b.rows)
+        out.extend(render_rows(ds, "v3", "csv", v3_csv_prefix(b), b.rows))
     return "".join(out).encode("ascii")
 
 
@@ -109,8 +113,7 @@ def v3_json_body(contract_blocks: Iterable[tuple[str, Sequence[str]]], one_line:
 
 def v3_json(ds: DatasetColumns, blocks: Sequence[Block]) -> bytes:
     """v3 JSON of history rows."""
-    tpl = row_template(ds, "v3", "json")
-    pieces = ((_v3_block_contract(b), [tpl.format(*r) for r in b.rows]) for b in blocks)
+    pieces = ((_v3_block_contract(b), render_rows(ds, "v3", "json", "", b.rows)) for b in blocks)
     return v3_json_body(pieces, one_line=ds.name == "eod")
 
 
@@ -128,8 +131,7 @@ def v2_json_tail(items: Sequence[str]) -> bytes:
 
 def v2_json_items(ds: DatasetColumns, blocks: Sequence[Block]) -> list[str]:
     """Bulk items: {"ticks":[...],"contract":{...}} per contract."""
-    tpl = row_template(ds, "v2", "json")
-    return ['{"ticks":[' + ",".join(tpl.format(*r) for r in b.rows) + '],"contract":'
+    return ['{"ticks":[' + ",".join(render_rows(ds, "v2", "json", "", b.rows)) + '],"contract":'
             + v2_json_contract(b) + "}" for b in blocks if b.rows]
 
 
