@@ -100,11 +100,14 @@ def day_window(query: Query, day: date, session: SessionRules) -> DayWindow:
     return DayWindow(first, end, last_minute)
 
 
+def row_times(query: Query, window: DayWindow) -> range:
+    """The row times (ms of day) of one day."""
+    return range(window.first_ms, window.end_ms + 1, query.interval_ms or MINUTE_MS)
+
+
 def minute_times(query: Query, window: DayWindow) -> list[tuple[int, int]]:
     """(row time ms, minute whose values it carries) for every row of one day."""
-    step = query.interval_ms or MINUTE_MS
-    return [(t, min((t - OPEN_MS) // MINUTE_MS, window.last_minute))
-            for t in range(window.first_ms, window.end_ms + 1, step)]
+    return [(t, min((t - OPEN_MS) // MINUTE_MS, window.last_minute)) for t in row_times(query, window)]
 
 
 def minutes_in_bar(query: Query, t: int, window: DayWindow) -> range:
@@ -162,7 +165,7 @@ class RowGenerator:
         if query.dataset.name in ("open_interest", "eod"):
             return contracts * len(query.days)
         session = self.model.session
-        per_day = sum(len(minute_times(query, day_window(query, d, session))) for d in query.days)
+        per_day = sum(len(row_times(query, day_window(query, d, session))) for d in query.days)
         return contracts * per_day
 
     def _strikes(self, query: Query) -> list[int]:
