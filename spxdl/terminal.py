@@ -619,6 +619,11 @@ class TerminalClient:
         """Close the pooled connections."""
         self._session.close()
 
+    @property
+    def breaker_open(self) -> bool:
+        """True while the circuit breaker holds requests back until a status probe succeeds."""
+        return self._breaker.is_open
+
     def connect(self) -> TerminalClient:
         """Find the terminal and its API version; PermissionDenied / TerminalUnavailable if unusable."""
         with self._connect_lock:

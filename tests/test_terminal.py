@@ -236,13 +236,13 @@ def test_exhausted_budget_opens_the_breaker_and_a_probe_closes_it(rsps, sleeps):
     rsps.get(V3_GREEKS, status=503, body=b"down")
     with pytest.raises(TerminalUnavailable):
         read_history(client)
-    assert client._breaker.is_open
+    assert client.breaker_open
     rsps.get(V3_STATUS, body=b"DISCONNECTED")
     rsps.get(V3_STATUS, status=503, body=b"starting")
     rsps.get(V3_STATUS, body=b"CONNECTED")
     rsps.get(V3_GREEKS, body=body("handmade-v3-greeks-first-order-SPXW.csv"))
     assert read_history(client) == [body("handmade-v3-greeks-first-order-SPXW.csv")]
-    assert not client._breaker.is_open
+    assert not client.breaker_open
     order = [urlsplit(call.request.url).path.split("/")[-1] for call in rsps.calls]
     assert order == ["status", "first_order", "first_order", "status", "status", "status", "first_order"]
 
@@ -256,7 +256,7 @@ def test_breaker_probe_gives_up_and_fails_the_request(rsps, sleeps):
     with pytest.raises(TerminalUnavailable, match="did not come back after 3 status probes"):
         read_history(client)
     assert len(data_calls(rsps, V3_GREEKS)) == 1
-    assert client._breaker.is_open
+    assert client.breaker_open
 
 
 def test_breaker_probe_stops_everything_on_unverified_credentials(rsps, sleeps):
