@@ -94,6 +94,11 @@ class MarketModel:
                 self._building.pop(key, None)
             return chain
 
+    def cached(self) -> tuple[int, int]:
+        """(chains held, their bytes)."""
+        with self._lock:
+            return len(self._chains), self._chain_bytes
+
     def _store(self, key: tuple, chain: Chain) -> None:
         size = chain.size_bytes()
         self._chains[key] = (chain, size)
