@@ -203,6 +203,23 @@ def read_json(path: Path, is_valid: Callable[[Any], bool]) -> Any | None:
     return content
 
 
+# The checks below may raise on malformed content; read_json counts that as corrupt.
+
+
+def _is_windows(windows: Any) -> bool:
+    """Whether ``windows`` is a list of ``[min_dte, max_dte]`` integer pairs."""
+    return isinstance(windows, list) and all(
+        isinstance(window, list) and len(window) == 2 and all(isinstance(v, int) for v in window)
+        for window in windows
+    )
+
+
+def _is_expiration_record(name: str, entry: Any) -> bool:
+    """Whether ``name: entry`` is an expiration record: an ISO date and a dict with a known state."""
+    date.fromisoformat(name)
+    return isinstance(entry, dict) and entry.get("state") in EXPIRATION_STATES
+
+
 def _is_day_of(task: Task) -> Callable[[Any], bool]:
     """A check that a parsed ``_day.json`` is well formed and belongs to ``task``."""
 
@@ -211,24 +228,40 @@ def _is_day_of(task: Task) -> Callable[[Any], bool]:
             isinstance(day, dict)
             and Task.from_identity(day) == task
             and day.get("state") in TASK_STATES
-            and isinstance(day.get("covered"), list)
+            and _is_windows(day.get("covered"))
             and (day.get("claim") is None or isinstance(day["claim"], dict))
             and isinstance(day.get("expirations"), dict)
-            and all(
-                isinstance(entry, dict) and entry.get("state") in EXPIRATION_STATES
-                for entry in day["expirations"].values()
-            )
+            and all(_is_expiration_record(name, entry) for name, entry in day["expirations"].items())
         )
 
     return check
 
 
-def _is_summary(content: Any) -> bool:
-    """Whether a parsed ``status.json`` or ``inventory.json`` has the expected shape."""
+def _is_task_key(key: str) -> bool:
+    """Whether ``key`` names a task (raises if not)."""
+    Task.from_key(key)
+    return True
+
+
+def _has_task_entries(content: Any, is_entry: Callable[[Any], bool]) -> bool:
+    """Whether ``content`` is a summary whose ``tasks`` maps task keys to valid entries."""
     return (
         isinstance(content, dict)
         and isinstance(content.get("tasks"), dict)
-        and all(isinstance(entry, dict) for entry in content["tasks"].values())
+        and all(_is_task_key(key) and is_entry(entry) for key, entry in content["tasks"].items())
+    )
+
+
+def _is_status(content: Any) -> bool:
+    """Whether a parsed ``status.json`` has the expected shape."""
+    return _has_task_entries(content, lambda entry: isinstance(entry, dict) and entry.get("state") in TASK_STATES)
+
+
+def _is_inventory(content: Any) -> bool:
+    """Whether a parsed ``inventory.json`` has the expected shape."""
+    return _has_task_entries(
+        content,
+        lambda entry: isinstance(entry, dict) and all(isinstance(entry.get(f), int) for f in ("files", "rows", "bytes")),
     )
 
 
@@ -672,8 +705,8 @@ class Ledger:
             with self.lock():
                 self._repair_day(task, footers, problems)
         with self.lock():
-            for path in (storage.status_path(self.data_dir), storage.inventory_path(self.data_dir)):
-                self._read_summary(path, problems)
+            self._read_summary(storage.status_path(self.data_dir), _is_status, problems)
+            self._read_summary(storage.inventory_path(self.data_dir), _is_inventory, problems)
             _status, inventory = self._rebuild_summaries(problems)
         return {"tasks": len(inventory["tasks"]), **inventory["totals"], "problems": problems}
 
@@ -741,9 +774,11 @@ class Ledger:
                 files[expiration] = path
         return files
 
-    def _read_summary(self, path: Path, problems: list[str] | None = None) -> dict[str, Any] | None:
+    def _read_summary(
+        self, path: Path, is_valid: Callable[[Any], bool], problems: list[str] | None = None
+    ) -> dict[str, Any] | None:
         try:
-            return read_json(path, _is_summary)
+            return read_json(path, is_valid)
         except LedgerCorrupt as exc:
             if problems is not None:
                 problems.append(str(exc))
@@ -751,12 +786,12 @@ class Ledger:
 
     def _load_status(self) -> dict[str, Any]:
         """``status.json``; if lost or corrupt, both summaries are rebuilt from the days."""
-        status = self._read_summary(storage.status_path(self.data_dir))
+        status = self._read_summary(storage.status_path(self.data_dir), _is_status)
         return status if status is not None else self._rebuild_summaries()[0]
 
     def _load_inventory(self) -> dict[str, Any]:
         """``inventory.json``; if lost or corrupt, both summaries are rebuilt from the days."""
-        inventory = self._read_summary(storage.inventory_path(self.data_dir))
+        inventory = self._read_summary(storage.inventory_path(self.data_dir), _is_inventory)
         return inventory if inventory is not None else self._rebuild_summaries()[1]
 
     def _rebuild_summaries(self, problems: list[str] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -786,7 +821,7 @@ class Ledger:
     def _write_status(self, status: dict[str, Any]) -> None:
         counts = {state: 0 for state in TASK_STATES}
         for entry in status["tasks"].values():
-            counts[entry["state"]] = counts.get(entry["state"], 0) + 1
+            counts[entry["state"]] += 1
         status.update(version=FORMAT_VERSION, states=counts, updated_at=timestamp(utc_now()))
         storage.write_json_atomic(storage.status_path(self.data_dir), status)
 
@@ -796,7 +831,7 @@ class Ledger:
             totals = archives.setdefault(Task.from_key(key).archive, {"tasks": 0, "files": 0, "rows": 0, "bytes": 0})
             totals["tasks"] += 1
             for field in ("files", "rows", "bytes"):
-                totals[field] += entry.get(field, 0)
+                totals[field] += entry[field]
         grand = {field: sum(totals[field] for totals in archives.values()) for field in ("files", "rows", "bytes")}
         inventory.update(
             version=FORMAT_VERSION, archives=archives, totals=grand, updated_at=timestamp(utc_now())

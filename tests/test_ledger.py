@@ -541,6 +541,45 @@ def test_corrupt_summary_is_moved_aside_and_rebuilt(ledger, data_dir, caplog, na
     assert "corrupt" in caplog.text
 
 
+WRONG_SHAPES = {
+    storage.STATUS_JSON: [
+        {"tasks": {"not a task key": {"state": "success"}}},
+        {"tasks": {TASK.key: {"state": "finished"}}},
+    ],
+    storage.INVENTORY_JSON: [
+        {"tasks": {TASK.key: {"files": 1, "rows": "6", "bytes": 10}}},
+        {"totals": {}},
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    "name, content", [(name, shape) for name, shapes in WRONG_SHAPES.items() for shape in shapes]
+)
+def test_summary_of_the_wrong_shape_counts_as_corrupt(ledger, data_dir, name, content):
+    finished_task(ledger, TASK, rows=6)
+    (data_dir / name).write_text(json.dumps(content))
+
+    assert ledger.status()["tasks"][TASK.key]["state"] == "success"
+    assert ledger.inventory()["tasks"][TASK.key]["rows"] == 6
+    assert len(corrupt_copies(data_dir / name)) == 1
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"covered": [[0]]}, {"state": "done"}, {"expirations": {"soon": {"state": "pending"}}}, {"claim": "me"}],
+    ids=["covered", "state", "expiration-key", "claim"],
+)
+def test_day_json_of_the_wrong_shape_counts_as_corrupt(ledger, data_dir, change):
+    finished_task(ledger, TASK, rows=6)
+    day = json.loads(day_path(data_dir, TASK).read_text())
+    day_path(data_dir, TASK).write_text(json.dumps({**day, **change}))
+
+    assert ledger.day(TASK)["state"] == "partial"
+    assert ledger.expiration_states(TASK) == {EXP: "complete"}
+    assert len(corrupt_copies(day_path(data_dir, TASK))) == 1
+
+
 def test_lost_summaries_are_rebuilt_from_the_day_files(ledger, data_dir):
     finished_task(ledger, TASK, rows=2)
     storage.status_path(data_dir).unlink()
