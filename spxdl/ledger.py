@@ -711,7 +711,7 @@ class Ledger:
         return {"tasks": len(inventory["tasks"]), **inventory["totals"], "problems": problems}
 
     def _repair_day(self, task: Task, footers: Mapping[date, Any] | None, problems: list[str]) -> None:
-        day = self._load_day(task, problems)
+        day = self._load_day(task, problems, footers)
         if day is not None and footers is not None:
             found = reconcile_day(day, footers)
             if found:
@@ -727,10 +727,13 @@ class Ledger:
         day["updated_at"] = timestamp(utc_now())
         storage.write_json_atomic(self._day_path(task), day)
 
-    def _load_day(self, task: Task, problems: list[str] | None = None) -> dict[str, Any] | None:
+    def _load_day(
+        self, task: Task, problems: list[str] | None = None, footers: Mapping[date, Any] | None = None
+    ) -> dict[str, Any] | None:
         """The task's record; a corrupt or lost one is rebuilt from its files and saved.
 
-        None if there is neither a record nor a data file.
+        ``footers``, if given, are the task dir's files as already read. None if there is neither
+        a record nor a data file.
         """
         try:
             day = read_json(self._day_path(task), _is_day_of(task))
@@ -741,7 +744,8 @@ class Ledger:
             corrupt = True
             if problems is not None:
                 problems.append(str(exc))
-        footers = self._read_footers(task)
+        if footers is None:
+            footers = self._read_footers(task)
         if not footers and not corrupt:
             return None
         day = day_from_files(task, footers)
