@@ -6,6 +6,7 @@ import json
 import logging
 import multiprocessing
 import os
+import pickle
 import threading
 import time
 from datetime import date, timedelta
@@ -111,6 +112,12 @@ def test_task_key_round_trips():
     assert Task("greeks-1m", "SPXW", date(2024, 1, 12)) < TASK
 
 
+def test_task_and_ledger_pickle_for_worker_processes(ledger):
+    restored = pickle.loads(pickle.dumps((TASK, ledger)))
+    assert restored[0] == TASK
+    assert (restored[1].data_dir, restored[1].lock_timeout) == (ledger.data_dir, ledger.lock_timeout)
+
+
 def test_task_from_bad_key_raises():
     with pytest.raises(ValueError):
         Task.from_key("greeks-1m/SPXW")
@@ -182,6 +189,7 @@ def test_finish_records_state_coverage_and_summaries(ledger, data_dir):
     assert summary["expirations"]["no_data"] == 1
     assert (summary["rows"], summary["bytes"]) == (4, info.bytes)
     assert summary["finished_at"] is not None
+    assert ledger.status()["states"]["success"] == 1
     inventory = ledger.inventory()
     assert inventory["tasks"][TASK.key] == {"files": 1, "rows": 4, "bytes": info.bytes}
     assert inventory["totals"] == {"files": 1, "rows": 4, "bytes": info.bytes}
