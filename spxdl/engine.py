@@ -30,7 +30,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterable, Iterator, Mapping
+from typing import Any, BinaryIO, Callable, Iterable, Iterator, Mapping, TypeVar
 
 from spxdl import convert, datasets, metrics, storage, trading_calendar
 from spxdl.config import Settings
@@ -54,6 +54,7 @@ from spxdl.terminal import TerminalClient
 __all__ = ["Event", "Plan", "RunSummary", "TaskResult", "estimate", "plan", "run", "run_task", "task_state"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
 RETRYABLE = (BodyTruncated, PageExpired, TerminalUnavailable)
@@ -302,7 +303,7 @@ def prepare(settings: Settings) -> tuple[Settings, bool]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     storage.sweep_temp_files(settings.data_dir)
     with _client(settings) as client:
-        client.connect()
+        retrying(client.connect, settings.expiration_attempts, "connecting to the terminal")
         resolved = settings.replace(terminal_url=client.base_url, terminal_api=client.api)
         simulated = client.simulated
     for archive, dataset in archive_datasets(settings).items():
@@ -335,6 +336,20 @@ def _client(settings: Settings, **kwargs: Any) -> TerminalClient:
         retries=settings.retries,
         **kwargs,
     )
+
+
+def retrying(call: Callable[[], T], attempts: int, what: str, check: Callable[[], None] = lambda: None) -> T:
+    """``call()``, made again after a cut body, an expired page or an unavailable terminal."""
+    for attempt in range(1, attempts + 1):
+        check()
+        try:
+            return call()
+        except RETRYABLE as exc:
+            check()  # a failure caused by the stop is no reason to try again
+            if attempt == attempts:
+                raise
+            log.info("%s: attempt %d of %d failed (%s); trying again", what, attempt, attempts, exc)
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 class SharedFlag:
@@ -802,10 +817,12 @@ def _download_task(worker: _Worker, task: Task, min_dte: int, max_dte: int, forc
 def _expirations_for(worker: _Worker, task: Task, min_dte: int, max_dte: int) -> list[date]:
     """The root's expirations (listed once per process) within ``trade_date + [min_dte, max_dte]``."""
     if task.root not in worker.expirations:
+        attempts = worker.settings.expiration_attempts
         try:
-            worker.expirations[task.root] = worker.client.expirations(task.root)
+            listed = retrying(functools.partial(worker.client.expirations, task.root), attempts, f"listing {task.root}", worker.check)
         except NoData:
-            worker.expirations[task.root] = []
+            listed = []
+        worker.expirations[task.root] = listed
     first = task.trade_date + timedelta(days=min_dte)
     last = task.trade_date + timedelta(days=max_dte)
     return [expiration for expiration in worker.expirations[task.root] if first <= expiration <= last]

@@ -1,0 +1,219 @@
+"""Helpers of the engine tests: settings, archive fingerprints, process watching, and a driver.
+
+Run as a script, this file is the driver of the subprocess tests: it plans and runs a range with
+the engine, prints one line per progress event (``event <kind> <task> <expiration>``) and exits
+with 128 + the signal number when a signal stopped the run, 0 when complete, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from datetime import date
+from pathlib import Path
+from typing import Callable
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from spxdl import engine  # noqa: E402
+from spxdl.config import Settings  # noqa: E402
+
+START = date(2024, 1, 10)  # Wednesday
+END = date(2024, 1, 11)  # Thursday: two tasks per root
+
+
+def make_settings(data_dir: Path, url: str, **changes: object) -> Settings:
+    """Small, quick settings against the simulator at ``url``."""
+    base = Settings(
+        terminal_url=url,
+        data_dir=Path(data_dir),
+        workers=2,
+        threads=2,
+        min_dte=0,
+        max_dte=8,
+        retries=2,
+        connect_timeout=2.0,
+        read_timeout=20.0,
+        expiration_attempts=3,
+    )
+    return dataclasses.replace(base, **changes)
+
+
+# ---------------------------------------------------------------------------------------------
+# the archive on disk
+
+
+def data_files(data_dir: Path) -> list[Path]:
+    """Every Parquet data file (temp files are hidden and excluded)."""
+    return sorted(path for path in Path(data_dir).rglob("*.parquet") if not path.name.startswith("."))
+
+
+def archive_digest(data_dir: Path) -> dict[str, str]:
+    """Relative path -> sha256 of every data file."""
+    return {
+        str(path.relative_to(data_dir)): hashlib.sha256(path.read_bytes()).hexdigest() for path in data_files(data_dir)
+    }
+
+
+def temp_files(data_dir: Path) -> list[Path]:
+    """Temp files left in the archive."""
+    return sorted(path for path in Path(data_dir).rglob("*") if ".tmp-" in path.name)
+
+
+def day_files(data_dir: Path) -> dict[Path, dict]:
+    """Every ``_day.json``, parsed."""
+    return {path: json.loads(path.read_text()) for path in Path(data_dir).rglob("_day.json")}
+
+
+def ledger_problems(data_dir: Path) -> list[str]:
+    """Where the ledger and the files disagree: complete without its file or with another sha256,
+    or a data file not recorded complete."""
+    problems = []
+    recorded = set()
+    for path, day in day_files(data_dir).items():
+        for name, entry in day["expirations"].items():
+            if entry["state"] != "complete":
+                continue
+            file = path.parent / (entry["file"] or "?")
+            if not file.exists():
+                problems.append(f"{path.parent} {name}: complete but {file.name} is missing")
+                continue
+            recorded.add(file)
+            if hashlib.sha256(file.read_bytes()).hexdigest() != entry["sha256"]:
+                problems.append(f"{file}: sha256 differs from the ledger")
+    problems += [f"{path}: on disk but not recorded complete" for path in data_files(data_dir) if path not in recorded]
+    return problems
+
+
+def claims(data_dir: Path) -> list[str]:
+    """Task directories whose ``_day.json`` still holds a claim."""
+    return [str(path.parent) for path, day in day_files(data_dir).items() if day.get("claim")]
+
+
+# ---------------------------------------------------------------------------------------------
+# processes
+
+
+def child_pids(pid: int) -> list[int]:
+    """Direct children of ``pid`` (from /proc)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2 :].split()
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
+    """Poll ``condition`` until it holds or ``timeout`` seconds pass; whether it held."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return condition()
+
+
+class Driver:
+    """This file run as a subprocess in its own session; its output lines collected by a thread."""
+
+    def __init__(self, data_dir: Path, url: str, *args: str) -> None:
+        command = [sys.executable, str(Path(__file__)), "--data-dir", str(data_dir), "--url", url, *args]
+        env = dict(os.environ, PYTHONPATH=str(REPO))
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True, env=env
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.output: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.output.append(line)
+            self.lines.put(line)
+        self.lines.put(None)  # the driver is gone: stop waiting for lines
+
+    def wait_for(self, prefix: str, count: int = 1, timeout: float = 30.0) -> bool:
+        """Wait until ``count`` output lines starting with ``prefix`` were seen; False if the driver ended first."""
+        seen = 0
+        deadline = time.monotonic() + timeout
+        while seen < count:
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                return False
+            if line is None:
+                self.lines.put(None)
+                return False
+            seen += line.startswith(prefix)
+        return True
+
+    def wait(self, timeout: float = 60.0) -> int:
+        return self.process.wait(timeout=timeout)
+
+    def text(self) -> str:
+        return "".join(self.output)
+
+
+# ---------------------------------------------------------------------------------------------
+# the driver
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--start", type=date.fromisoformat, default=START)
+    parser.add_argument("--end", type=date.fromisoformat, default=END)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--min-dte", type=int, default=0)
+    parser.add_argument("--max-dte", type=int, default=8)
+    parser.add_argument("--api", default="auto")
+    args = parser.parse_args(argv)
+    settings = make_settings(
+        args.data_dir,
+        args.url,
+        workers=args.workers,
+        threads=args.threads,
+        min_dte=args.min_dte,
+        max_dte=args.max_dte,
+        terminal_api=args.api,
+    )
+    plan = engine.plan(settings, args.start, args.end)
+    print(f"planned {len(plan.tasks)} held {len(plan.held)}", flush=True)
+
+    def show(event: engine.Event) -> None:
+        print(f"event {event.kind} {event.task.key} {event.expiration or '-'} {event.state or '-'}", flush=True)
+
+    summary = engine.run(plan, settings, on_event=show)
+    print(f"summary {json.dumps(summary.by_state(), sort_keys=True)} interrupted {summary.interrupted}", flush=True)
+    if summary.interrupted:
+        return 128 + summary.interrupted
+    return 0 if summary.complete else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,219 @@
+"""The engine against the simulator over loopback, with real worker processes and real files."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from datetime import date
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from engine_helpers import END, START, Driver, archive_digest, claims, data_files, ledger_problems, make_settings, temp_files
+from spxdl import engine, metrics
+from spxdl.errors import ConfigError
+from spxdl.ledger import Ledger, Task
+from spxdl.simulator import Faults, Simulator
+
+
+@pytest.fixture(scope="module", name="sim")
+def fixture_sim():
+    with Simulator(profile="tiny") as simulator:
+        yield simulator
+
+
+@pytest.fixture(name="clean_sim")
+def fixture_clean_sim(sim):
+    sim.set_faults(Faults())
+    sim.reset_counters()
+    yield sim
+    sim.set_faults(Faults())
+
+
+@pytest.fixture(scope="module", name="reference")
+def fixture_reference(sim, tmp_path_factory):
+    """A clean run's archive of the standard range: path -> sha256."""
+    data_dir = tmp_path_factory.mktemp("reference")
+    settings = make_settings(data_dir, sim.url)
+    summary = engine.run(engine.plan(settings, START, END), settings)
+    assert summary.complete, summary
+    return archive_digest(data_dir)
+
+
+def served_rows(sim) -> dict[tuple[str, date, date], int]:
+    """(root, trade date, expiration) -> rows the simulator served in complete history bodies."""
+    served = {}
+    for key, rows in sim.counters()["rows_by_request"].items():
+        _api, _dataset, root, expiration, days = key.split()[:5]
+        first, last = days.split("..")
+        assert first == last, key  # the engine asks for one trade date at a time
+        served[(root, date.fromisoformat(first), date.fromisoformat(expiration))] = rows
+    return served
+
+
+def file_rows(data_dir: Path) -> dict[tuple[str, date, date], int]:
+    """(root, trade date, expiration) -> rows, from the data files' footers."""
+    rows = {}
+    for path in data_files(data_dir):
+        root = path.parent.parent.name.split("=")[1]
+        trade_date = date.fromisoformat(path.parent.name.split("=")[1])
+        expiration = date.fromisoformat(pq.ParquetFile(path).schema_arrow.metadata[b"expiration"].decode())
+        rows[(root, trade_date, expiration)] = pq.ParquetFile(path).metadata.num_rows
+    return rows
+
+
+def run_range(settings, start=START, end=END, force=False, on_event=None):
+    return engine.run(engine.plan(settings, start, end, force=force), settings, on_event=on_event)
+
+
+# ---------------------------------------------------------------------------------------------
+# plan and estimate
+
+
+def test_plan_lists_trading_days_for_each_archive_and_root_and_creates_nothing(tmp_path):
+    settings = make_settings(tmp_path / "data", "http://127.0.0.1:9", roots=("SPXW", "SPX"))
+    plan = engine.plan(settings, date(2024, 1, 12), date(2024, 1, 16))  # Fri, weekend, MLK day, Tue
+    assert [task.key for task in plan.tasks] == [
+        "greeks-1m/SPXW/2024-01-12",
+        "greeks-1m/SPX/2024-01-12",
+        "greeks-1m/SPXW/2024-01-16",
+        "greeks-1m/SPX/2024-01-16",
+    ]
+    assert (plan.done, plan.held, plan.force) == ((), (), False)
+    assert not (tmp_path / "data").exists()
+
+
+def test_plan_rejects_a_start_after_the_end(tmp_path):
+    with pytest.raises(ConfigError, match="after the end"):
+        engine.plan(make_settings(tmp_path, "http://127.0.0.1:9"), END, START)
+
+
+def test_estimate_gives_rough_positive_figures_and_fewer_for_monthlies(tmp_path):
+    settings = make_settings(tmp_path, "http://127.0.0.1:9", roots=("SPXW", "SPX"), max_dte=30)
+    plan = engine.plan(settings, START, END)
+    figures = engine.estimate(plan, settings)
+    assert figures["tasks"] == 4 and figures["requests"] > figures["expirations"] > 0
+    assert figures["rows"] > 0 and figures["bytes"] > 0
+    spx_only = engine.estimate(engine.plan(dataclasses.replace(settings, roots=("SPX",)), START, END), settings)
+    assert 0 < spx_only["expirations"] < figures["expirations"] - spx_only["expirations"]
+    assert not tmp_path.joinpath(".spxdl.lock").exists()
+
+
+def test_task_state_from_expiration_states():
+    assert engine.task_state([]) == "no_data"
+    assert engine.task_state(["no_data", "no_data"]) == "no_data"
+    assert engine.task_state(["complete", "no_data"]) == "success"
+    assert engine.task_state(["complete", "failed"]) == "partial"
+    assert engine.task_state(["failed", "no_data"]) == "failed"
+    assert engine.task_state(["failed"]) == "failed"
+
+
+# ---------------------------------------------------------------------------------------------
+# a run, resume, force
+
+
+def test_run_downloads_verified_files_records_them_and_a_rerun_plans_nothing(reference, clean_sim, tmp_path):
+    settings = make_settings(tmp_path, clean_sim.url)
+    events = []
+    summary = run_range(settings, on_event=events.append)
+
+    assert summary.complete and summary.by_state() == {"success": 2}
+    assert summary.simulated and summary.api in ("v2", "v3")
+    assert archive_digest(tmp_path) == reference
+    assert ledger_problems(tmp_path) == [] and claims(tmp_path) == [] and temp_files(tmp_path) == []
+    totals = summary.totals()
+    files = data_files(tmp_path)
+    assert totals["rows"] == sum(pq.ParquetFile(path).metadata.num_rows for path in files) > 0
+    assert totals["bytes"] == sum(path.stat().st_size for path in files)
+    assert totals["expirations"] == {"complete": len(files)}
+
+    kinds = Counter(event.kind for event in events)
+    assert kinds == {"task_started": 2, "expiration_done": len(files), "task_done": 2}
+    assert sum(event.rows for event in events if event.kind == "expiration_done") == totals["rows"]
+
+    rows = metrics.read(tmp_path)
+    assert [(row["kind"], row["state"]) for row in rows] == [("task", "success")] * 2 + [("run", "complete")]
+    assert int(rows[-1]["rows"]) == totals["rows"]
+
+    before = {path: path.stat().st_mtime_ns for path in tmp_path.rglob("*")}
+    again = engine.plan(settings, START, END)
+    assert again.tasks == () and len(again.done) == 2
+    assert engine.run(again, settings).results == []
+    assert {path: path.stat().st_mtime_ns for path in tmp_path.rglob("*")} == before
+
+
+def test_force_downloads_again_and_replaces_files_with_identical_bytes(reference, clean_sim, tmp_path):
+    settings = make_settings(tmp_path, clean_sim.url, workers=1)
+    run_range(settings)
+    inodes = {path: path.stat().st_ino for path in data_files(tmp_path)}
+    clean_sim.reset_counters()
+
+    summary = run_range(settings, force=True)
+
+    assert summary.complete and served_rows(clean_sim) == file_rows(tmp_path)  # each one exactly once
+    assert archive_digest(tmp_path) == reference
+    assert all(path.stat().st_ino != inode for path, inode in inodes.items())  # atomically replaced
+
+
+def test_a_wider_dte_window_plans_the_days_again_and_fetches_only_new_expirations(clean_sim, tmp_path):
+    narrow = make_settings(tmp_path, clean_sim.url, max_dte=3)
+    run_range(narrow)
+    narrow_files = archive_digest(tmp_path)
+    narrow_rows = file_rows(tmp_path)
+    wide = make_settings(tmp_path, clean_sim.url, max_dte=10)
+    plan = engine.plan(wide, START, END)
+    assert len(plan.tasks) == 2 and plan.done == ()
+    clean_sim.reset_counters()
+
+    summary = engine.run(plan, wide)
+
+    wide_files = archive_digest(tmp_path)
+    assert summary.complete and set(narrow_files) < set(wide_files)
+    new = {key: rows for key, rows in file_rows(tmp_path).items() if key not in narrow_rows}
+    assert new and served_rows(clean_sim) == new
+    assert all(wide_files[path] == digest for path, digest in narrow_files.items())
+    assert sum(result.skipped for result in summary.results) == len(narrow_files)
+    reference_dir = tmp_path / "clean-wide"
+    run_range(make_settings(reference_dir, clean_sim.url, max_dte=10))
+    assert archive_digest(reference_dir) == {path: digest for path, digest in wide_files.items()}
+
+
+def test_a_day_without_expirations_in_the_window_is_no_data_and_planned_again(clean_sim, tmp_path):
+    settings = make_settings(tmp_path, clean_sim.url, min_dte=0, max_dte=0, workers=1)  # tiny lists Fridays only
+    summary = run_range(settings, START, START)
+    assert summary.by_state() == {"no_data": 1} and not summary.complete
+    assert engine.plan(settings, START, START).tasks == (Task("greeks-1m", "SPXW", START),)
+
+
+# ---------------------------------------------------------------------------------------------
+# faults
+
+
+def test_cut_bodies_and_expired_pages_are_fetched_again_until_complete(tmp_path):
+    # v2 (477 applies to /v2/page fetches), 3 pages per expiration; one worker and one thread
+    # make the seeded fault draws land the same way every time
+    with Simulator(profile="tiny", page_rows=1500) as sim:
+        clean = make_settings(tmp_path / "clean", sim.url, terminal_api="v2", workers=1)
+        assert run_range(clean).complete
+        sim.set_faults(Faults(cut_rate=0.35, page_expire_rate=0.35))
+        faulty = make_settings(
+            tmp_path / "faulty", sim.url, terminal_api="v2", expiration_attempts=20, workers=1, threads=1
+        )
+        summary = run_range(faulty)
+        counters = sim.counters()
+    assert summary.complete, summary.failed
+    assert summary.totals()["retries"] > 0 and counters["cut"]["responses"] > 0
+    assert counters["requests"]["/v2/page"].get("477", 0) > 0
+    assert archive_digest(tmp_path / "faulty") == archive_digest(tmp_path / "clean")
+    assert ledger_problems(tmp_path / "faulty") == [] and temp_files(tmp_path / "faulty") == []
+
+
+def test_two_runs_at_once_download_every_expiration_once(reference, clean_sim, tmp_path):
+    first = Driver(tmp_path, clean_sim.url)
+    second = Driver(tmp_path, clean_sim.url)
+    codes = sorted([first.wait(), second.wait()])
+    assert codes[0] == 0, first.text() + second.text()
+    assert served_rows(clean_sim) == file_rows(tmp_path)  # each expiration served once in all
+    assert archive_digest(tmp_path) == reference
+    assert ledger_problems(tmp_path) == [] and claims(tmp_path) == []

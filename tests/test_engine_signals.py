@@ -1,0 +1,155 @@
+"""Killed and interrupted runs: real subprocesses in their own session, real signals, then re-runs.
+
+The simulator runs in this process (a thread) and slows its answers down so that kills land
+mid-run; every run is the driver in ``engine_helpers`` (plan + run, one line per event).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import signal
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from engine_helpers import (
+    END,
+    START,
+    Driver,
+    alive,
+    archive_digest,
+    claims,
+    data_files,
+    ledger_problems,
+    make_settings,
+    temp_files,
+    wait_until,
+)
+from spxdl import engine
+from spxdl.simulator import Faults, Simulator
+
+PAGE_ROWS = 1000  # v2: four pages per expiration, so a kill can land between pages and inside one
+MAX_DTE = 15  # three Friday expirations per day in the tiny profile
+SLOW = Faults(latency=0.2)
+
+
+@pytest.fixture(scope="module", name="sim")
+def fixture_sim():
+    with Simulator(profile="tiny", page_rows=PAGE_ROWS) as simulator:
+        yield simulator
+
+
+@pytest.fixture(scope="module", name="reference")
+def fixture_reference(sim, tmp_path_factory):
+    """A clean run's archive: path -> sha256."""
+    data_dir = tmp_path_factory.mktemp("reference")
+    sim.set_faults(Faults())
+    settings = make_settings(data_dir, sim.url, max_dte=MAX_DTE, terminal_api="v2")
+    summary = engine.run(engine.plan(settings, START, END), settings)
+    assert summary.complete, summary
+    return archive_digest(data_dir)
+
+
+@pytest.fixture(name="slow_sim")
+def fixture_slow_sim(sim):
+    sim.set_faults(SLOW)
+    yield sim
+    sim.set_faults(Faults())
+
+
+def session_pids(session: int) -> list[int]:
+    """Processes of a session (the driver and everything it started), zombies included.
+
+    Killed orphans stay zombies until init reaps them (here up to ~2 s), and the temp-file sweep
+    counts a zombie's pid as alive: a re-run starts only once they are gone.
+    """
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[3]) == session:
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+def start(data_dir: Path, sim) -> Driver:
+    return Driver(data_dir, sim.url, "--max-dte", str(MAX_DTE), "--api", "v2")
+
+
+def rerun_completes(data_dir: Path, sim, reference: dict[str, str]) -> None:
+    """A fault-free re-run finishes the archive: equal to a clean run's, consistent, no leftovers."""
+    sim.set_faults(Faults())
+    driver = start(data_dir, sim)
+    assert driver.wait() == 0, driver.text()
+    assert archive_digest(data_dir) == reference
+    assert temp_files(data_dir) == [] and claims(data_dir) == [] and ledger_problems(data_dir) == []
+
+
+def readable(files: list[Path]) -> bool:
+    return all(pq.ParquetFile(path).metadata.num_rows > 0 for path in files)
+
+
+def test_sigterm_mid_run_stops_within_seconds_cleanly_and_the_next_run_completes(reference, slow_sim, tmp_path):
+    driver = start(tmp_path, slow_sim)
+    assert driver.wait_for("event expiration_done"), driver.text()
+
+    os.killpg(driver.process.pid, signal.SIGTERM)
+
+    assert driver.wait(timeout=20) == 128 + signal.SIGTERM, driver.text()
+    assert "summary" in driver.text() and "interrupted 15" in driver.text()
+    assert wait_until(lambda: not session_pids(driver.process.pid), 10)
+    assert temp_files(tmp_path) == [] and claims(tmp_path) == [] and ledger_problems(tmp_path) == []
+    assert len(data_files(tmp_path)) < len(reference)
+    rerun_completes(tmp_path, slow_sim, reference)
+
+
+def test_sigkill_of_the_whole_group_at_random_moments_then_reruns_complete(reference, slow_sim, tmp_path):
+    seed = int.from_bytes(os.urandom(4), "big")
+    delays = [random.Random(seed).uniform(0.0, 1.5) for _ in range(3)]  # after the first task starts
+    for delay in delays:
+        driver = start(tmp_path, slow_sim)
+        if driver.wait_for("event task_started"):
+            time.sleep(delay)
+        with contextlib.suppress(ProcessLookupError):  # it may have finished what was left
+            os.killpg(driver.process.pid, signal.SIGKILL)
+        driver.wait(timeout=10)
+        assert wait_until(lambda: not session_pids(driver.process.pid), 10), f"seed {seed}"
+        assert readable(data_files(tmp_path)), f"seed {seed}"  # never a half-written file in place
+    assert len(temp_files(tmp_path)) + len(claims(tmp_path)) > 0, f"seed {seed}: no kill landed mid-run"
+    rerun_completes(tmp_path, slow_sim, reference)
+
+
+def test_the_parent_killed_alone_its_workers_stop_within_seconds_and_a_rerun_completes(reference, slow_sim, tmp_path):
+    driver = start(tmp_path, slow_sim)
+    assert driver.wait_for("event expiration_done"), driver.text()
+    workers = [pid for pid in session_pids(driver.process.pid) if pid != driver.process.pid]
+    assert workers
+
+    driver.process.kill()  # SIGKILL to the parent only
+
+    driver.wait(timeout=10)
+    assert wait_until(lambda: not any(alive(pid) for pid in workers), 15)
+    assert temp_files(tmp_path) == [] and claims(tmp_path) == []
+    rerun_completes(tmp_path, slow_sim, reference)
+
+
+def test_a_second_sigint_exits_at_once_and_a_rerun_completes(reference, sim, tmp_path):
+    sim.set_faults(Faults(latency=2.0))  # a graceful stop would wait for a slow answer
+    try:
+        driver = start(tmp_path, sim)
+        assert driver.wait_for("event task_started"), driver.text()
+        os.killpg(driver.process.pid, signal.SIGINT)
+        time.sleep(0.2)  # the first one is being handled: workers are told to stop
+        os.killpg(driver.process.pid, signal.SIGINT)
+        assert driver.wait(timeout=10) == 128 + signal.SIGINT
+        assert "summary" not in driver.text()  # it did not wait to write one
+        assert wait_until(lambda: not session_pids(driver.process.pid), 15)
+    finally:
+        sim.set_faults(Faults())
+    rerun_completes(tmp_path, sim, reference)
