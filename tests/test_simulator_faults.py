@@ -13,7 +13,8 @@ import requests
 from spxdl.errors import ConfigError
 from spxdl.simulator import Faults, Simulator
 
-V2_BULK = "/v2/bulk_hist/option/greeks?root=SPXW&exp=20240315&start_date=20240314&end_date=20240314&ivl=60000&use_csv=true"
+V2_BULK = ("/v2/bulk_hist/option/greeks?root=SPXW&exp=20240315&start_date=20240314&end_date=20240314"
+           "&ivl=60000&use_csv=true")
 V3_HIST = "/v3/option/history/greeks/first_order?symbol=SPXW&expiration=20240315&date=20240314&interval=1m"
 STATUS = "/v2/system/mdds/status"
 

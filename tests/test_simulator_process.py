@@ -12,7 +12,7 @@ import requests
 from spxdl.errors import TerminalError, TerminalUnavailable
 from spxdl.simulator import Faults, Simulator, check
 
-SERVE = ("import logging, sys; from spxdl.simulator import Simulator; s = Simulator(seed=2); "
+SERVE = ("from spxdl.simulator import Simulator; s = Simulator(seed=2); "
          "print(s.url, flush=True); s.serve_forever(); print('\\n'.join(s.counter_lines()), flush=True)")
 
 

@@ -14,6 +14,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import partial
 from typing import Callable
 from urllib.parse import parse_qs
 
@@ -233,7 +234,7 @@ class Terminal:
                 "/v2/list/expirations": self._v2_expirations, "/v2/list/strikes": self._v2_strikes,
                 "/v2/list/dates/option/quote": self._v2_dates,
             })
-            self.routes.update({p: self._v2_history for p in BY_V2_PATH})
+            self.routes.update({p: partial(self._v2_history, ds) for p, ds in BY_V2_PATH.items()})
         if "v3" in apis:
             self.routes.update({
                 "/v3/terminal/mdds/status": self._status,
@@ -241,7 +242,7 @@ class Terminal:
                 "/v3/option/list/strikes": self._v3_strikes,
                 "/v3/option/list/dates/quote": self._v3_dates,
             })
-            self.routes.update({p: self._v3_history for p in BY_V3_PATH})
+            self.routes.update({p: partial(self._v3_history, ds) for p, ds in BY_V3_PATH.items()})
 
     def handle(self, path: str, query_string: str) -> Reply:
         """Answer one GET."""
@@ -254,7 +255,7 @@ class Terminal:
                 raise Problem(404, f"No implementation for {path}")
             if path.startswith("/v3/"):
                 self._reject_v2_params(params)
-            return route(params | {"_path": [path]})
+            return route(params)
         except Problem as p:
             return problem_reply(p)
 
@@ -397,8 +398,7 @@ class Terminal:
             raise Problem(473, f"Invalid parameters: rate={name!r}")
         return None  # every named rate is the simulator's one market rate (a guess)
 
-    def _v2_history(self, params: dict) -> Reply:
-        ds = BY_V2_PATH[params["_path"][0]]
+    def _v2_history(self, ds: DatasetColumns, params: dict) -> Reply:
         fmt = self._v2_format(params)
         query, key = self._v2_query(ds, params)
         self._check_size(query)
@@ -475,8 +475,7 @@ class Terminal:
                              if v not in ("*", "both"))
         return strikes, rights, contracts
 
-    def _v3_history(self, params: dict) -> Reply:
-        ds = BY_V3_PATH[params["_path"][0]]
+    def _v3_history(self, ds: DatasetColumns, params: dict) -> Reply:
         fmt = self._v3_format(params)
         query, key = self._v3_query(ds, params)
         rows = self._check_size(query)

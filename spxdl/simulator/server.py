@@ -20,7 +20,7 @@ from spxdl.errors import ConfigError
 from spxdl.simulator.counters import Counters, counter_lines
 from spxdl.simulator.faults import ERROR_TEXTS, FaultDice, Faults
 from spxdl.simulator.model import MarketModel, SessionRules, get_profile
-from spxdl.simulator.routes import JSON_TYPE, TEXT_TYPE, Reply, Terminal
+from spxdl.simulator.routes import JSON_TYPE, Reply, Terminal
 
 logger = logging.getLogger(__name__)
 
