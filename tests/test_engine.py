@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections import Counter
 from datetime import date
 from pathlib import Path
@@ -156,12 +157,12 @@ def test_force_downloads_again_and_replaces_files_with_identical_bytes(reference
     assert all(path.stat().st_ino != inode for path, inode in inodes.items())  # atomically replaced
 
 
-def test_a_wider_dte_window_plans_the_days_again_and_fetches_only_new_expirations(clean_sim, tmp_path):
+def test_a_wider_dte_window_plans_the_days_again_and_fetches_only_new_expirations(reference, clean_sim, tmp_path):
     narrow = make_settings(tmp_path, clean_sim.url, max_dte=3)
     run_range(narrow)
     narrow_files = archive_digest(tmp_path)
     narrow_rows = file_rows(tmp_path)
-    wide = make_settings(tmp_path, clean_sim.url, max_dte=10)
+    wide = make_settings(tmp_path, clean_sim.url)  # max_dte 8, as the reference
     plan = engine.plan(wide, START, END)
     assert len(plan.tasks) == 2 and plan.done == ()
     clean_sim.reset_counters()
@@ -174,9 +175,7 @@ def test_a_wider_dte_window_plans_the_days_again_and_fetches_only_new_expiration
     assert new and served_rows(clean_sim) == new
     assert all(wide_files[path] == digest for path, digest in narrow_files.items())
     assert sum(result.skipped for result in summary.results) == len(narrow_files)
-    reference_dir = tmp_path / "clean-wide"
-    run_range(make_settings(reference_dir, clean_sim.url, max_dte=10))
-    assert archive_digest(reference_dir) == {path: digest for path, digest in wide_files.items()}
+    assert wide_files == reference
 
 
 def test_a_day_without_expirations_in_the_window_is_no_data_and_planned_again(clean_sim, tmp_path):
@@ -212,8 +211,15 @@ def test_cut_bodies_and_expired_pages_are_fetched_again_until_complete(tmp_path)
 def test_two_runs_at_once_download_every_expiration_once(reference, clean_sim, tmp_path):
     first = Driver(tmp_path, clean_sim.url)
     second = Driver(tmp_path, clean_sim.url)
-    codes = sorted([first.wait(), second.wait()])
-    assert codes[0] == 0, first.text() + second.text()
+    first.wait(), second.wait()
+    # each task is done by one run and left by the other ("held", exit 1) or already done
+    states = Counter()
+    for driver in (first, second):
+        summary = [line for line in driver.output if line.startswith("summary ")]
+        assert summary, driver.text()
+        states.update(json.loads(summary[0].split(" ", 1)[1].rsplit(" interrupted", 1)[0]))
+    assert states["success"] >= 2 and set(states) <= {"success", "held"}, states
     assert served_rows(clean_sim) == file_rows(tmp_path)  # each expiration served once in all
     assert archive_digest(tmp_path) == reference
     assert ledger_problems(tmp_path) == [] and claims(tmp_path) == []
+    assert engine.plan(make_settings(tmp_path, clean_sim.url), START, END).tasks == ()
