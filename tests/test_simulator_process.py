@@ -34,7 +34,7 @@ def test_foreground_server_is_driven_over_http_and_stops_cleanly_on_ctrl_c():
 
 
 def test_check_exercises_every_endpoint_family_in_every_format():
-    with Simulator(page_rows=2000) as s:
+    with Simulator(page_rows=30) as s:
         lines = check(s.url)
         counters = s.counters()
     text = "\n".join(lines)
@@ -46,7 +46,7 @@ def test_check_exercises_every_endpoint_family_in_every_format():
                  "/v2/bulk_hist/option/eod", "/v3/option/history/greeks/first_order", "/v3/option/history/quote",
                  "/v3/option/history/ohlc", "/v3/option/history/open_interest", "/v3/option/history/eod"):
         assert path in text
-    assert "2 page(s)" in text and counters["requests"]["/v2/page"]["200"] >= 4
+    assert "70 rows in 3 page(s)" in text and counters["requests"]["/v2/page"]["200"] >= 8
 
 
 def test_check_raises_a_terminal_error_when_the_simulator_misbehaves():

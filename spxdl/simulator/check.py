@@ -14,6 +14,8 @@ from spxdl.simulator.columns import DATASETS, DatasetColumns
 
 CHECK_DAY = date(2024, 3, 14)
 ROOT = "SPXW"
+# Hourly rows keep the check quick on the realistic profile (a full chain is 130k 1-minute rows).
+V2_IVL, V3_INTERVAL = "3600000", "1h"
 
 
 class Checker:
@@ -77,7 +79,7 @@ class Checker:
 
     def v2_history(self, ds: DatasetColumns, exp: date) -> tuple[str, list[list[str]]]:
         params = {"root": ROOT, "exp": exp.strftime("%Y%m%d"), "start_date": CHECK_DAY.strftime("%Y%m%d"),
-                  "end_date": CHECK_DAY.strftime("%Y%m%d"), "ivl": "60000"}
+                  "end_date": CHECK_DAY.strftime("%Y%m%d"), "ivl": V2_IVL}
         rows, pages = self._v2_pages(ds.v2_path, params | {"use_csv": "true"})
         if tuple(rows[0]) != ds.v2_columns:
             raise SchemaMismatch(f"v2 {ds.name} CSV header differs", columns=rows[0])
@@ -105,7 +107,7 @@ class Checker:
 
     def v3_history(self, ds: DatasetColumns, exp: date) -> tuple[str, list[list[str]]]:
         params = {"symbol": ROOT, "expiration": exp.isoformat(), "date": CHECK_DAY.strftime("%Y%m%d"),
-                  "interval": "1m"}
+                  "interval": V3_INTERVAL}
         rows = self._csv(self.get(ds.v3_path, params | {"format": "csv"}))
         if tuple(rows[0]) != ds.v3_columns:
             raise SchemaMismatch(f"v3 {ds.name} CSV header differs", columns=rows[0])
