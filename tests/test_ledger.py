@@ -500,17 +500,34 @@ def test_lock_is_reentrant_within_a_thread(ledger):
 def test_a_child_forked_while_the_lock_is_held_must_wait_for_it(ledger):
     results = FORK.Queue()
     with ledger.lock():
-        child = FORK.Process(target=try_lock, args=(ledger.data_dir, 0.2, results))
-        child.start()
-        child.join(timeout=30)
-        outcome_while_held = results.get(timeout=5)
-        assert ledger.day(TASK) is None, "the child's exit left our lock usable"
+        for _attempt in range(2):  # the second shows that the first child's exit left our lock held
+            child = FORK.Process(target=try_lock, args=(ledger.data_dir, 0.2, results))
+            child.start()
+            child.join(timeout=30)
     later = FORK.Process(target=try_lock, args=(ledger.data_dir, 5, results))
     later.start()
     later.join(timeout=30)
 
-    assert outcome_while_held.startswith("busy")
-    assert results.get(timeout=5) == "acquired"
+    outcomes = [results.get(timeout=5) for _ in range(3)]
+    assert [outcome.split(":")[0] for outcome in outcomes] == ["busy", "busy", "acquired"]
+
+
+def test_a_forked_child_leaving_the_locked_block_does_not_unlock_the_parent(ledger):
+    results = FORK.Queue()
+    child = -1
+    try:
+        with ledger.lock():
+            child = os.fork()
+            if child:
+                os.waitpid(child, 0)
+                probe = FORK.Process(target=try_lock, args=(ledger.data_dir, 0.2, results))
+                probe.start()
+                probe.join(timeout=30)
+    finally:
+        if child == 0:  # the forked child has left the block; it must not run the rest of pytest
+            os._exit(0)
+
+    assert results.get(timeout=5).startswith("busy")
 
 
 # --- corruption and rebuilding ----------------------------------------------------------------------------
