@@ -204,8 +204,8 @@ def _unavailable_from(exc: requests.RequestException, endpoint: str, params: Map
 # pages
 
 
-def next_page_url(value: Any) -> str | None:
-    """The next page's URL from a ``Next-Page`` header or ``header.next_page``; None for absent/null."""
+def null_to_none(value: Any) -> str | None:
+    """A header field as text; None when absent, empty, JSON null or the string "null"."""
     if value is None:
         return None
     text = str(value).strip()
@@ -240,7 +240,7 @@ class Page(io.RawIOBase):
         self.number = number
         self.status = response.status_code
         self.headers = response.headers
-        self.next_url: str | None = next_page_url(response.headers.get("Next-Page"))
+        self.next_url: str | None = null_to_none(response.headers.get("Next-Page"))
         self.error: TerminalError | None = None
         self.bytes_read = 0
         self.complete = False
@@ -504,7 +504,7 @@ def _parse_json_list(
     if isinstance(doc, dict) and isinstance(doc.get("header"), dict):
         header = doc["header"]
         _raise_for_header_error(header, endpoint=endpoint, params=params)
-        next_url = next_page_url(header.get("next_page"))
+        next_url = null_to_none(header.get("next_page"))
     if isinstance(doc, dict) and "response" in doc:
         rows = doc["response"]
     elif isinstance(doc, dict):
@@ -516,11 +516,11 @@ def _parse_json_list(
 
 def _raise_for_header_error(header: Mapping[str, Any], *, endpoint: str, params: Mapping[str, Any] | None) -> None:
     """An old terminal answered 200 with the error in ``header.error_type``: raise it like its status."""
-    error_type = next_page_url(header.get("error_type"))  # same null rules as next_page
+    error_type = null_to_none(header.get("error_type"))
     if error_type is None:
         return
     status = ERROR_TYPE_STATUS.get(error_type.upper(), 470)
-    message = next_page_url(header.get("error_msg")) or error_type
+    message = null_to_none(header.get("error_msg")) or error_type
     raise error_for_status(status, endpoint=endpoint, params=params, body=message)
 
 
@@ -795,9 +795,14 @@ class TerminalClient:
 
     def _status_word(self, base_url: str, api: str, *, use_breaker: bool) -> tuple[str, bool]:
         path = STATUS_PATHS[api]
-        page = self._request(base_url + path, path, None, retries=0, use_breaker=use_breaker, require_final_newline=False)
+        page = self._request(
+            base_url + path, path, None, retries=0, use_breaker=use_breaker, require_final_newline=False
+        )
         with page:
-            word = page.read().decode("utf-8", "replace").strip().upper()
+            try:
+                word = page.read().decode("utf-8", "replace").strip().upper()
+            except BodyTruncated as exc:
+                raise TerminalUnavailable(f"the status answer was cut: {exc}", endpoint=path, status=200) from exc
         return word, _is_truthy(page.headers.get(SIMULATOR_HEADER))
 
     def _request(
@@ -969,7 +974,10 @@ def _raise_for_status_word(word: str, endpoint: str) -> None:
             body=word,
         )
     raise TerminalUnavailable(
-        f"the terminal is not connected to ThetaData (status {word or 'empty'})", endpoint=endpoint, status=200, body=word
+        f"the terminal is not connected to ThetaData (status {word or 'empty'})",
+        endpoint=endpoint,
+        status=200,
+        body=word,
     )
 
 

@@ -28,7 +28,6 @@ from spxdl.errors import (
     PageExpired,
     PermissionDenied,
     RequestTooLarge,
-    TerminalError,
     TerminalUnavailable,
     Throttled,
 )
@@ -427,7 +426,8 @@ def test_errors_while_reading_a_body_become_body_truncated(rsps, sleeps, error):
 def test_body_shorter_than_its_content_length_is_truncated(rsps, sleeps):
     client = v3_client(rsps, sleeps)
     data = body("handmade-v3-greeks-first-order-SPXW.csv")
-    rsps.get(V3_GREEKS, body=data[:200], headers={"Content-Length": str(len(data))}, auto_calculate_content_length=False)
+    length = {"Content-Length": str(len(data))}
+    rsps.get(V3_GREEKS, body=data[:200], headers=length, auto_calculate_content_length=False)
     pages = client.history(GREEKS, "SPXW", EXP, DAY)
     page = next(pages)
     with pytest.raises(BodyTruncated, match="IncompleteRead"):
@@ -605,6 +605,13 @@ def test_status_words_that_stop_the_connection(rsps, sleeps, word, error):
         TerminalClient(V3, sleep=sleeps).connect()
 
 
+def test_a_cut_status_answer_is_unavailable(rsps, sleeps):
+    cut = io.BufferedReader(CutStream(b"CONN", urllib3.exceptions.ProtocolError("broken")))
+    rsps.get(V3_STATUS, body=cut)
+    with pytest.raises(TerminalUnavailable, match="status answer was cut"):
+        TerminalClient(V3, api="v3", sleep=sleeps).connect()
+
+
 def test_status_returns_the_word(rsps, sleeps):
     client = v3_client(rsps, sleeps)
     assert client.status() == "CONNECTED"
@@ -649,13 +656,15 @@ def test_v2_window_other_than_the_regular_session(rsps, sleeps):
     rsps.get(V2_GREEKS, body=body("handmade-v2-bulk-greeks-SPXW-page1.csv"))
     list(page.read() for page in client.history(GREEKS, "SPXW", EXP, DAY, interval="5m", end_ms=58_500_000))
     query = query_of(rsps.calls[-1])
-    assert (query["ivl"], query["rth"], query["start_time"], query["end_time"]) == ("300000", "false", "34200000", "58500000")
+    window = (query["ivl"], query["rth"], query["start_time"], query["end_time"])
+    assert window == ("300000", "false", "34200000", "58500000")
 
 
 def test_v3_greeks_parameters_send_the_rate_in_percent(rsps, sleeps):
     client = v3_client(rsps, sleeps)
     rsps.get(V3_GREEKS, body=body("handmade-v3-greeks-first-order-SPXW.csv"))
-    pages = client.history(GREEKS, "SPXW", EXP, DAY, end_ms=58_500_123, rate="SOFR", rate_value=0.0342, annual_div=0.013)
+    greeks = {"rate": "SOFR", "rate_value": 0.0342, "annual_div": 0.013}
+    pages = client.history(GREEKS, "SPXW", EXP, DAY, end_ms=58_500_123, **greeks)
     list(page.read() for page in pages)
     assert query_of(rsps.calls[-1]) == {
         "symbol": "SPXW",
@@ -673,7 +682,8 @@ def test_v3_greeks_parameters_send_the_rate_in_percent(rsps, sleeps):
 
 def test_datasets_without_an_interval_send_neither_interval_nor_window(rsps, sleeps):
     client = v2_client(rsps, sleeps)
-    rsps.get(V2 + "/v2/bulk_hist/option/open_interest", body=b"root,expiration,strike,right,ms_of_day,open_interest,date\r\n")
+    header = b"root,expiration,strike,right,ms_of_day,open_interest,date\r\n"
+    rsps.get(V2 + "/v2/bulk_hist/option/open_interest", body=header)
     list(page.read() for page in client.history(OPEN_INTEREST, "SPXW", EXP, DAY, rate_value=0.05))
     expected = {"root": "SPXW", "exp": "20240315", "start_date": "20240314", "end_date": "20240314", "use_csv": "true"}
     assert query_of(rsps.calls[-1]) == expected
