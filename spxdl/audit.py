@@ -1,0 +1,272 @@
+"""Reading the archive back: task status, gaps against the trading calendar, verification, repair.
+
+Everything here reads; only :func:`repair` changes the disk, and it never deletes data: a file
+that fails verification is moved aside (a hidden ``.<name>.corrupt-<time>`` next to it) and its
+task is planned again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import pyarrow.parquet as pq
+
+from spxdl import datasets, storage
+from spxdl.errors import StorageError
+from spxdl.ledger import Ledger, Task
+from spxdl.trading_calendar import TradingCalendar
+
+log = logging.getLogger(__name__)
+
+CORRUPT_MARKER = ".corrupt-"
+
+
+# ------------------------------------------------------------------ status
+
+
+@dataclass(frozen=True)
+class TaskLine:
+    """One task as ``spxdl status`` shows it."""
+
+    key: str
+    archive: str
+    root: str
+    trade_date: date
+    state: str
+    expirations: dict[str, int]
+    rows: int
+    bytes: int
+    seconds: float | None
+    error: str | None
+    claimed_by: str | None
+
+
+def _duration(entry: dict[str, Any]) -> float | None:
+    started, finished = entry.get("started_at"), entry.get("finished_at")
+    if not started or not finished:
+        return None
+    return (datetime.fromisoformat(finished) - datetime.fromisoformat(started)).total_seconds()
+
+
+def task_lines(ledger: Ledger) -> list[TaskLine]:
+    """Every task the ledger knows, in (archive, root, date) order."""
+    return [
+        TaskLine(
+            key=task.key,
+            archive=task.archive,
+            root=task.root,
+            trade_date=task.trade_date,
+            state=entry["state"],
+            expirations={state: count for state, count in entry.get("expirations", {}).items() if count},
+            rows=entry.get("rows", 0),
+            bytes=entry.get("bytes", 0),
+            seconds=_duration(entry),
+            error=entry.get("error"),
+            claimed_by=entry.get("claimed_by"),
+        )
+        for task, entry in ledger.tasks()
+    ]
+
+
+def status_report(data_dir: Path) -> dict[str, Any]:
+    """Tasks, totals by state, rows and bytes, and the last day whose every task succeeded."""
+    ledger = Ledger(data_dir)
+    lines = task_lines(ledger)
+    states: dict[str, int] = {}
+    for line in lines:
+        states[line.state] = states.get(line.state, 0) + 1
+    return {
+        "data_dir": str(data_dir),
+        "tasks": [asdict(line) for line in lines],
+        "totals": {
+            "tasks": len(lines),
+            "states": states,
+            "rows": sum(line.rows for line in lines),
+            "bytes": sum(line.bytes for line in lines),
+        },
+        "last_complete_day": last_complete_day(lines),
+    }
+
+
+def last_complete_day(lines: Iterable[TaskLine]) -> date | None:
+    """The latest trade date on which every task the ledger knows is ``success``."""
+    by_day: dict[date, bool] = {}
+    for line in lines:
+        by_day[line.trade_date] = by_day.get(line.trade_date, True) and line.state == "success"
+    complete = [day for day, ok in by_day.items() if ok]
+    return max(complete) if complete else None
+
+
+def incomplete_tasks(ledger: Ledger) -> list[Task]:
+    """Tasks the ledger knows that are not ``success``: failed, partial, no data, or left unfinished."""
+    return [task for task, entry in ledger.tasks() if entry["state"] != "success"]
+
+
+# ------------------------------------------------------------------ gaps
+
+
+@dataclass(frozen=True)
+class Gap:
+    """A trading day of one archive and root without complete data, and why."""
+
+    archive: str
+    root: str
+    trade_date: date
+    state: str  # "missing" (never downloaded) or the ledger's task state
+    error: str | None = None
+
+    @property
+    def key(self) -> str:
+        return Task(self.archive, self.root, self.trade_date).key
+
+
+def find_gaps(
+    data_dir: Path,
+    calendar: TradingCalendar,
+    start: date,
+    end: date,
+    *,
+    archives: Iterable[str],
+    roots: Iterable[str],
+    min_dte: int,
+    max_dte: int,
+) -> list[Gap]:
+    """Trading days in ``start..end`` whose task is not done for the DTE window (``no_data`` days too)."""
+    ledger = Ledger(data_dir)
+    known = {task: entry for task, entry in ledger.tasks()} if data_dir.exists() else {}
+    gaps = []
+    for archive in archives:
+        for root in roots:
+            for day in calendar.trading_days(start, end):
+                task = Task(archive, root, day)
+                entry = known.get(task)
+                if entry is None:
+                    gaps.append(Gap(archive, root, day, "missing"))
+                elif not ledger.is_done(task, min_dte=min_dte, max_dte=max_dte):
+                    state = entry["state"] if entry["state"] != "success" else "narrower DTE window"
+                    gaps.append(Gap(archive, root, day, state, entry.get("error")))
+    return gaps
+
+
+# ------------------------------------------------------------------ verify and repair
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong in the archive: ``kind`` is missing, checksum, rows, unreadable, schema, extra or temp."""
+
+    kind: str
+    path: str
+    detail: str
+    task: str | None = None
+
+
+@dataclass
+class VerifyReport:
+    """What ``verify`` looked at and what it found."""
+
+    tasks: int = 0
+    files: int = 0
+    rows: int = 0
+    bytes: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def bad_files(self) -> list[Path]:
+        """Data files whose content cannot be trusted (moved aside by repair)."""
+        return [Path(p.path) for p in self.problems if p.kind in ("checksum", "rows", "unreadable", "schema")]
+
+
+def _schema_version_of(path: Path) -> str | None:
+    metadata = pq.read_metadata(path).metadata or {}
+    value = metadata.get(b"schema_version")
+    return value.decode() if value is not None else None
+
+
+def _dataset_of(archive: str) -> datasets.Dataset | None:
+    name = archive.split("-", 1)[0]
+    return datasets.DATASETS.get(name)
+
+
+def _verify_recorded_file(task: Task, directory: Path, name: str, entry: dict[str, Any], report: VerifyReport) -> None:
+    path = directory / entry["file"]
+    if not path.exists():
+        report.problems.append(Problem("missing", str(path), f"recorded for {name}, not on disk", task.key))
+        return
+    try:
+        info = storage.verify_parquet(path)
+    except StorageError as exc:
+        report.problems.append(Problem("unreadable", str(path), str(exc), task.key))
+        return
+    report.files += 1
+    report.rows += info.rows
+    report.bytes += info.bytes
+    if info.sha256 != entry.get("sha256"):
+        report.problems.append(Problem("checksum", str(path), "sha256 differs from the ledger's", task.key))
+    elif info.rows != entry.get("rows"):
+        report.problems.append(Problem("rows", str(path), f"{info.rows} rows, ledger says {entry.get('rows')}", task.key))
+    dataset = _dataset_of(task.archive)
+    if dataset is not None and _schema_version_of(path) != str(dataset.schema_version):
+        report.problems.append(Problem("schema", str(path), f"schema version is not {dataset.schema_version}", task.key))
+
+
+def _verify_task(ledger: Ledger, task: Task, directory: Path, report: VerifyReport) -> None:
+    day = ledger.day(task) or {"expirations": {}}
+    recorded = set()
+    for name, entry in sorted(day["expirations"].items()):
+        if entry.get("state") == "complete" and entry.get("file"):
+            recorded.add(entry["file"])
+            _verify_recorded_file(task, directory, name, entry, report)
+    for path in sorted(directory.iterdir()):
+        if storage.temp_file_pid(path.name) is not None:
+            report.problems.append(Problem("temp", str(path), "temp file of an unfinished write", task.key))
+        elif path.suffix == ".parquet" and path.name not in recorded:
+            report.problems.append(Problem("extra", str(path), "data file the ledger does not record as complete", task.key))
+
+
+def iter_tasks_in_range(data_dir: Path, start: date | None, end: date | None) -> Iterator[tuple[Task, Path]]:
+    """Task directories on disk whose trade date lies in ``start..end`` (either bound optional)."""
+    for archive, root, trade_date, directory in storage.iter_task_dirs(data_dir):
+        if (start is None or trade_date >= start) and (end is None or trade_date <= end):
+            yield Task(archive, root, trade_date), directory
+
+
+def verify_archive(data_dir: Path, start: date | None = None, end: date | None = None) -> VerifyReport:
+    """Check every recorded file's existence, footer, rows, sha256 and schema version against the ledger.
+
+    Also reports data files the ledger does not know and temp files left by unfinished writes.
+    """
+    ledger = Ledger(data_dir)
+    report = VerifyReport()
+    for task, directory in iter_tasks_in_range(data_dir, start, end):
+        report.tasks += 1
+        _verify_task(ledger, task, directory, report)
+    return report
+
+
+def quarantine(path: Path) -> Path:
+    """Move a bad data file aside (hidden, so readers skip it); returns its new path."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    target = path.with_name(f".{path.name}{CORRUPT_MARKER}{stamp}")
+    os.replace(path, target)
+    log.warning("moved %s aside to %s", path, target.name)
+    return target
+
+
+def repair(data_dir: Path, report: VerifyReport) -> dict[str, Any]:
+    """Move bad files aside, remove dead temp files, and rebuild the ledger from what is on disk.
+
+    Tasks that lost a file drop to ``partial`` and are planned again by the next run.
+    """
+    moved = [str(quarantine(path)) for path in report.bad_files() if path.exists()]
+    swept = [str(path) for path in storage.sweep_temp_files(data_dir)]
+    rebuilt = Ledger(data_dir).rebuild()
+    return {"moved_aside": moved, "temp_removed": swept, "ledger": rebuilt}

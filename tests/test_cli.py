@@ -1,0 +1,361 @@
+"""The command line through Click's CliRunner: every command, exit codes, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from spxdl import cli
+from spxdl.simulator import Simulator
+
+DAY = "2024-03-14"  # a Thursday
+NEXT_DAY = "2024-03-15"
+
+
+@pytest.fixture(scope="module", name="sim")
+def fixture_sim():
+    """A tiny-profile simulated terminal on a free loopback port."""
+    with Simulator(profile="tiny") as sim:
+        yield sim
+
+
+@pytest.fixture(name="isolated")
+def fixture_isolated(tmp_path, monkeypatch):
+    """A working directory and HOME with no config file, and no SPXDL_* variables."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name in list(__import__("os").environ):
+        if name.startswith("SPXDL_"):
+            monkeypatch.delenv(name)
+    return tmp_path
+
+
+@pytest.fixture(name="invoke")
+def fixture_invoke(isolated):
+    """Run ``spxdl ARGS`` in-process; returns the Click result (stderr kept apart)."""
+    runner = CliRunner()
+
+    def invoke(*args: str, env: dict[str, str] | None = None):
+        return runner.invoke(cli.cli, list(args), env=env, catch_exceptions=False)
+
+    return invoke
+
+
+@pytest.fixture(name="archive")
+def fixture_archive(invoke, sim, isolated):
+    """A data dir holding two simulated days of SPXW greeks (DTE 0..3)."""
+    data_dir = isolated / "archive"
+    result = invoke("run", "--start", DAY, "--end", NEXT_DAY, "--terminal-url", sim.url,
+                    "--data-dir", str(data_dir), "--max-dte", "3", "--workers", "1")
+    assert result.exit_code == 0, result.output + result.stderr
+    return data_dir
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def one_error_line(result) -> str:
+    """Exactly one error line on stderr (log lines may precede it), and no traceback."""
+    lines = [line for line in result.stderr.splitlines() if line.startswith("spxdl: error:")]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+# ------------------------------------------------------------------ help and documentation
+
+
+def all_commands(group: click.Group, prefix: tuple[str, ...] = ()):
+    for name, command in group.commands.items():
+        yield prefix + (name,), command
+        if isinstance(command, click.Group):
+            yield from all_commands(command, prefix + (name,))
+
+
+@pytest.mark.parametrize("path, command", list(all_commands(cli.cli)), ids=lambda v: " ".join(v) if isinstance(v, tuple) else "")
+def test_every_command_and_option_has_help_text(path, command):
+    assert command.help, f"spxdl {' '.join(path)} has no help"
+    for param in command.params:
+        if isinstance(param, click.Option):
+            assert param.help, f"spxdl {' '.join(path)} {param.opts} has no help"
+
+
+def test_help_documents_the_exit_codes(invoke):
+    result = invoke("--help")
+    assert result.exit_code == 0
+    for code in ("0 ", "1 ", "2 ", "75 ", "130", "143"):
+        assert code in result.output
+
+
+def test_version(invoke):
+    result = invoke("--version")
+    assert result.exit_code == 0 and "spxdl" in result.output
+
+
+# ------------------------------------------------------------------ run and friends
+
+
+def test_run_downloads_a_range_and_a_rerun_has_nothing_to_do(invoke, sim, archive):
+    files = sorted(archive.rglob("*.parquet"))
+    assert files and all(f.stat().st_size > 0 for f in files)
+    assert {f.parent.name for f in files} == {f"trade_date={DAY}", f"trade_date={NEXT_DAY}"}
+    again = invoke("run", "--start", DAY, "--end", NEXT_DAY, "--terminal-url", sim.url, "--data-dir", str(archive), "--max-dte", "3")
+    assert again.exit_code == 0
+    assert "Nothing to do" in again.stderr and "2 task(s) already complete" in again.stderr
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(invoke, sim, isolated):
+    data_dir = isolated / "dry"
+    result = invoke("run", "--date", DAY, "--terminal-url", sim.url, "--data-dir", str(data_dir), "--dry-run")
+    assert result.exit_code == 0
+    assert "tasks to download: 1" in result.output and "estimate:" in result.output
+    assert not data_dir.exists()
+
+
+def test_download_is_an_alias_of_run(invoke, sim, isolated):
+    result = invoke("download", "--date", DAY, "--terminal-url", sim.url, "--data-dir", str(isolated / "d"), "--dry-run")
+    assert result.exit_code == 0 and "tasks to download: 1" in result.output
+
+
+def test_summary_reports_rows_and_tasks(invoke, sim, isolated):
+    result = invoke("run", "--date", DAY, "--terminal-url", sim.url, "--data-dir", str(isolated / "s"), "--max-dte", "2")
+    assert result.exit_code == 0
+    assert "1 success" in result.stderr and "rows" in result.stderr
+
+
+def test_backfill_without_a_start_date_says_how_to_set_one(invoke, isolated):
+    result = invoke("backfill", "--data-dir", str(isolated / "b"))
+    assert result.exit_code == 2
+    assert "--from YYYY-MM-DD or set start_date in [download]" in one_error_line(result)
+
+
+def test_backfill_uses_the_configured_start_date(invoke, sim, isolated):
+    result = invoke("backfill", "--to", DAY, "--terminal-url", sim.url, "--data-dir", str(isolated / "b"), "--dry-run",
+                    env={"SPXDL_DOWNLOAD_START_DATE": "2024-03-11"})
+    assert result.exit_code == 0
+    assert "Plan for 2024-03-11 .. 2024-03-14" in result.output and "tasks to download: 4" in result.output
+
+
+def test_update_plans_the_latest_sessions(invoke, sim, isolated):
+    result = invoke("update", "--lookback", "1", "--terminal-url", sim.url, "--data-dir", str(isolated / "u"), "--dry-run")
+    assert result.exit_code == 0
+    assert "tasks to download: 2 over 2 trading day(s)" in result.output
+
+
+def test_run_without_dates_does_what_update_does(invoke, sim, isolated):
+    env = {"SPXDL_DOWNLOAD_LOOKBACK": "1"}
+    result = invoke("run", "--terminal-url", sim.url, "--data-dir", str(isolated / "u"), "--dry-run", env=env)
+    assert result.exit_code == 0 and "tasks to download: 2 over 2 trading day(s)" in result.output
+
+
+def test_resume_with_nothing_incomplete(invoke, sim, archive):
+    result = invoke("resume", "--terminal-url", sim.url, "--data-dir", str(archive))
+    assert result.exit_code == 0 and "Nothing to resume" in result.stderr
+
+
+def test_resume_finishes_a_task_verify_repair_requeued(invoke, sim, archive):
+    victim = sorted(archive.rglob("*.parquet"))[0]
+    victim.unlink()
+    assert invoke("verify", "--data-dir", str(archive), "--repair").exit_code == 1
+    result = invoke("resume", "--terminal-url", sim.url, "--data-dir", str(archive), "--max-dte", "3")
+    assert result.exit_code == 0, result.stderr
+    assert victim.exists()
+    assert invoke("verify", "--data-dir", str(archive)).exit_code == 0
+
+
+# ------------------------------------------------------------------ status, gaps, verify
+
+
+def test_status_table_and_json(invoke, archive):
+    text = invoke("status", "--data-dir", str(archive))
+    assert text.exit_code == 0
+    assert f"greeks-1m/SPXW/{DAY}" in text.output and "success" in text.output
+    assert f"last complete day: {NEXT_DAY}" in text.output
+    data = json.loads(invoke("status", "--data-dir", str(archive), "--json").stdout)
+    assert data["totals"]["states"] == {"success": 2}
+    assert data["last_complete_day"] == NEXT_DAY
+    assert all(task["rows"] > 0 for task in data["tasks"])
+
+
+def test_status_of_a_missing_archive_says_what_to_do(invoke, isolated):
+    result = invoke("status", "--data-dir", str(isolated / "none"))
+    assert result.exit_code == 2
+    assert "no archive at" in one_error_line(result)
+    assert not (isolated / "none").exists()
+
+
+def test_gaps_lists_missing_days_in_both_forms(invoke, archive):
+    result = invoke("gaps", "--start", "2024-03-13", "--end", NEXT_DAY, "--data-dir", str(archive), "--max-dte", "3")
+    assert result.exit_code == 1
+    assert "greeks-1m/SPXW/2024-03-13" in result.output and "missing" in result.output
+    assert DAY not in result.output
+    data = json.loads(invoke("gaps", "--start", "2024-03-13", "--end", NEXT_DAY, "--data-dir", str(archive), "--max-dte", "3",
+                             "--json").stdout)
+    assert [gap["trade_date"] for gap in data["gaps"]] == ["2024-03-13"]
+
+
+def test_gaps_counts_a_wider_dte_window_as_a_gap(invoke, archive):
+    result = invoke("gaps", "--start", DAY, "--end", NEXT_DAY, "--data-dir", str(archive), "--max-dte", "10")
+    assert result.exit_code == 1 and "narrower DTE window" in result.output
+
+
+def test_gaps_none_exits_zero(invoke, archive):
+    result = invoke("gaps", "--start", DAY, "--end", NEXT_DAY, "--data-dir", str(archive), "--max-dte", "3")
+    assert result.exit_code == 0 and "0 gap(s)" in result.stderr
+
+
+def test_verify_clean_archive(invoke, archive):
+    result = invoke("verify", "--data-dir", str(archive))
+    assert result.exit_code == 0 and "0 problem(s)" in result.output
+
+
+def test_verify_finds_a_flipped_byte_a_deleted_file_and_a_stray_temp_file(invoke, archive):
+    first, second = sorted(archive.rglob("*.parquet"))[:2]
+    data = bytearray(first.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    first.write_bytes(bytes(data))
+    second.unlink()
+    stray = first.parent / f".{first.name}.tmp-999999-abc"
+    stray.write_bytes(b"partial")
+    result = invoke("verify", "--data-dir", str(archive), "--json")
+    assert result.exit_code == 1
+    kinds = {(p["kind"], Path(p["path"]).name) for p in json.loads(result.stdout)["problems"]}
+    assert ("checksum", first.name) in kinds
+    assert ("missing", second.name) in kinds
+    assert ("temp", stray.name) in kinds
+
+
+def test_verify_repair_moves_bad_files_aside_and_requeues(invoke, archive):
+    target = sorted(archive.rglob("*.parquet"))[0]
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    target.write_bytes(bytes(data))
+    result = invoke("verify", "--data-dir", str(archive), "--repair")
+    assert result.exit_code == 1 and "moved 1 bad file(s) aside" in result.output
+    assert not target.exists()
+    assert any(".corrupt-" in p.name for p in target.parent.iterdir())
+    status = json.loads(invoke("status", "--data-dir", str(archive), "--json").stdout)
+    assert status["totals"]["states"] == {"success": 1, "partial": 1}
+
+
+# ------------------------------------------------------------------ health and config
+
+
+def test_health_of_the_simulator(invoke, sim, isolated):
+    result = invoke("health", "--terminal-url", sim.url, "--data-dir", str(isolated / "h"), "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["healthy"] is True
+    assert report["terminal"]["status"] == "CONNECTED" and report["terminal"]["simulated"] is True
+    assert report["terminal"]["api"] == "v3"
+    text = invoke("health", "--terminal-url", sim.url, "--api", "v2", "--data-dir", str(isolated / "h"))
+    assert text.exit_code == 0 and "api v2, simulated" in text.output
+
+
+def test_health_without_a_terminal_exits_75_and_mentions_simulate(invoke, isolated):
+    result = invoke("health", "--terminal-url", f"http://127.0.0.1:{free_port()}", "--data-dir", str(isolated),
+                    env={"SPXDL_TERMINAL_RETRIES": "0"})
+    assert result.exit_code == 75
+    assert "FAIL terminal" in result.output and "--simulate" in result.output
+
+
+def test_config_show_names_sources(invoke, isolated):
+    (isolated / "spxdl.ini").write_text("[download]\nmax_dte = 9\n")
+    result = invoke("config", "show", "--json", env={"SPXDL_TERMINAL_API": "v2"})
+    assert result.exit_code == 0
+    shown = json.loads(result.stdout)
+    assert shown["download.max_dte"] == {"value": "9", "source": "file spxdl.ini"}
+    assert shown["terminal.api"] == {"value": "v2", "source": "env SPXDL_TERMINAL_API"}
+    assert shown["engine.threads"]["source"] == "default"
+    text = invoke("config", "show", "--data-dir", "/tmp/x")
+    assert "storage.data_dir" in text.output and "flag --data-dir" in text.output
+
+
+# ------------------------------------------------------------------ mistakes: one line, documented code
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["run", "--date", "2024-13-45"], "is not a date; write it as YYYY-MM-DD"),
+        (["run", "--date", "2024-02-30"], "is not a date"),
+        (["run", "--start", "2024-03-14", "--end", "2024-03-01"], "is before the start date"),
+        (["run", "--start", "2099-01-02"], "has no complete session yet"),
+        (["run", "--date", DAY, "--days-back", "2"], "use only one of"),
+        (["run", "--date", DAY, "--end", DAY], "--end needs --start"),
+        (["run", "--end", DAY], "--end needs --start"),
+        (["run", "--date", DAY, "--dataset", "greek"], "unknown dataset 'greek'"),
+        (["run", "--date", DAY, "--root", "SPX/../x"], "is not 1-6 letters"),
+        (["run", "--date", DAY, "--min-dte", "9", "--max-dte", "2"], "make min_dte <= max_dte"),
+        (["run", "--date", "1999-06-01"], "2000"),
+        (["update", "--lookback", "99"], "--lookback must be from 0 to 60"),
+    ],
+)
+def test_user_mistakes_get_one_line_and_exit_2(invoke, isolated, args, fragment):
+    result = invoke(*args, "--data-dir", str(isolated / "data"))
+    assert result.exit_code == 2, result.stderr
+    assert fragment in one_error_line(result)
+
+
+def test_unknown_config_key_is_one_line(invoke, isolated):
+    (isolated / "bad.ini").write_text("[download]\nroot = SPXW\n")
+    result = invoke("--config", str(isolated / "bad.ini"), "run", "--date", DAY)
+    assert result.exit_code == 2
+    assert "unknown key 'root' in [download]" in one_error_line(result)
+
+
+def test_bad_config_value_names_the_key_and_file(invoke, isolated):
+    (isolated / "bad.ini").write_text("[engine]\nworkers = many\n")
+    result = invoke("--config", str(isolated / "bad.ini"), "status")
+    assert result.exit_code == 2
+    line = one_error_line(result)
+    assert "engine.workers = 'many'" in line and "bad.ini" in line
+
+
+def test_data_dir_that_cannot_be_created(invoke, isolated):
+    blocker = isolated / "a-file"
+    blocker.write_text("not a directory")
+    result = invoke("run", "--date", DAY, "--data-dir", str(blocker / "data"))
+    assert result.exit_code == 2
+    assert "choose a writable --data-dir" in one_error_line(result)
+
+
+def test_terminal_not_running_exits_75_and_says_how_to_start_one(invoke, isolated):
+    result = invoke("run", "--date", DAY, "--terminal-url", f"http://127.0.0.1:{free_port()}",
+                    "--data-dir", str(isolated / "data"), env={"SPXDL_TERMINAL_RETRIES": "0"})
+    assert result.exit_code == 75
+    line = one_error_line(result)
+    assert "Start the ThetaData Terminal" in line and "--simulate" in line
+
+
+def test_shape_mismatch_with_the_archive_is_refused(invoke, sim, archive):
+    result = invoke("run", "--date", "2024-03-13", "--terminal-url", sim.url, "--data-dir", str(archive),
+                    env={"SPXDL_DOWNLOAD_RATE_VALUE": "0.05"})
+    assert result.exit_code == 2
+    assert "another data dir" in one_error_line(result)
+
+
+def test_verbose_adds_the_traceback(invoke, isolated):
+    result = invoke("--verbose", "run", "--date", "2024-02-30", "--data-dir", str(isolated / "data"))
+    assert result.exit_code == 2
+    assert "Traceback" in result.stderr and "is not a date" in result.stderr
+
+
+def test_sim_rejects_a_bad_probability(invoke):
+    result = invoke("sim", "--fail-rate", "2")
+    assert result.exit_code == 2
+    assert "is not a probability" in one_error_line(result)
+
+
+def test_sim_check_passes(invoke):
+    result = invoke("sim", "--check", "--profile", "tiny")
+    assert result.exit_code == 0, result.output
+    assert "every endpoint family answered as documented" in result.output
