@@ -263,6 +263,8 @@ class Page(io.RawIOBase):
         if self.closed:
             raise ValueError("I/O operation on a closed page")
         view = memoryview(buffer).cast("B")
+        if not view:
+            return 0  # urllib3 answers b"" to a zero-byte read, which is not the end
         try:
             chunk = self._response.raw.read(len(view), decode_content=True)
         except BODY_READ_ERRORS as exc:
@@ -722,6 +724,7 @@ class TerminalClient:
         return {key: value for key, value in params.items() if value is not None}
 
     def _list(self, kind: str, columns: tuple[str, ...], params: dict[str, str]) -> list[Any]:
+        """The raw values of a list endpoint, over all its pages."""
         self.connect()
         path = LIST_PATHS[self.api][kind]
         values: list[Any] = []
@@ -735,6 +738,7 @@ class TerminalClient:
     # -- pagination --------------------------------------------------------------------------
 
     def _pages(self, endpoint: str, params: dict[str, str], *, require_final_newline: bool) -> Iterator[Page]:
+        """Each page of one answer; the next is fetched only after the previous was read to its end."""
         url, query, number = self.base_url + endpoint, params, 1
         while True:
             page = self._open_page(url, endpoint, query, params, number, require_final_newline)

@@ -423,6 +423,16 @@ def test_errors_while_reading_a_body_become_body_truncated(rsps, sleeps, error):
         page.read()  # the error sticks: a truncated page never looks complete
 
 
+def test_a_zero_byte_read_is_not_the_end_of_the_body(rsps, sleeps):
+    client = v3_client(rsps, sleeps)
+    data = body("handmade-v3-greeks-first-order-SPXW.csv")
+    rsps.get(V3_GREEKS, body=data)
+    pages = client.history(GREEKS, "SPXW", EXP, DAY)
+    page = next(pages)
+    assert page.readinto(bytearray(0)) == 0 and not page.complete
+    assert page.read() == data and page.complete
+
+
 def test_body_shorter_than_its_content_length_is_truncated(rsps, sleeps):
     client = v3_client(rsps, sleeps)
     data = body("handmade-v3-greeks-first-order-SPXW.csv")
