@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import socket
 import threading
 import time
 from urllib.parse import urlsplit
@@ -125,3 +126,23 @@ def test_faults_are_set_over_http():
 def test_bad_faults_are_config_errors(kwargs):
     with pytest.raises(ConfigError):
         Faults(**kwargs)
+
+
+def test_client_leaving_mid_body_counts_as_cut_and_prints_nothing(capfd):
+    with Simulator() as s:
+        parts = urlsplit(s.url)
+        big = "/v3/option/history/quote?symbol=SPXW&expiration=20240315&date=20240314&interval=1s"
+        with socket.create_connection((parts.hostname, parts.port), timeout=30) as sock:
+            sock.sendall(f"GET {big} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        deadline = time.monotonic() + 20
+        while s.counters()["cut"]["responses"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        counters = s.counters()
+        assert counters["cut"]["responses"] == 1 and counters["completed"]["responses"] == 0
+        assert get_ok(s)
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def get_ok(sim) -> bool:
+    return fetch(sim, STATUS).status_code == 200

@@ -52,6 +52,19 @@ class Counters:
             if key is not None and not cut:
                 self._rows_by_request[key] += rows
 
+    def uncomplete(self, rows: int, size: int, key: str | None) -> None:
+        """A response counted as completed lost its last bytes: count it as cut instead."""
+        with self._lock:
+            done, cut = self._totals["completed"], self._totals["cut"]
+            done[0] -= 1
+            done[1] -= rows
+            done[2] -= size
+            cut[0] += 1
+            cut[1] += rows
+            cut[2] += size
+            if key is not None:
+                self._rows_by_request[key] -= rows
+
     def snapshot(self) -> dict[str, Any]:
         """Everything counted so far."""
         with self._lock:

@@ -28,9 +28,9 @@ class Profile:
 
 
 PROFILES: dict[str, Profile] = {
-    "tiny": Profile("tiny", (listing.FRI,), listing.tiny_strikes, 64 * MB, 64 * MB, 2_000_000),
+    "tiny": Profile("tiny", (listing.FRI,), listing.tiny_strikes, 32 * MB, 32 * MB, 2_000_000),
     "realistic": Profile("realistic", (listing.MON, listing.TUE, listing.WED, listing.THU, listing.FRI),
-                         listing.realistic_strikes, 768 * MB, 768 * MB, 20_000_000),
+                         listing.realistic_strikes, 256 * MB, 256 * MB, 20_000_000),
 }
 
 

@@ -13,7 +13,7 @@ import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Callable
 
 from spxdl import __version__
 from spxdl.errors import ConfigError
@@ -67,10 +67,17 @@ class SimulatorApp:
         try:
             reply = self._answer(path, query, in_flight)
             cut = reply.status == 200 and len(reply.body) > 1 and self.dice.cut()
-            sent = self._send(h, reply, cut)
             count_path = "/v2/page" if path.startswith("/v2/page/") else path
-            self.counters.record(count_path, reply.status, rows=reply.rows, sent=sent, cut=cut,
-                                 key=reply.key)
+            outcome = Outcome(self.counters, count_path, reply)
+            try:
+                if cut:
+                    outcome.cut(self._send(h, reply, cut=True))
+                else:
+                    self._send(h, reply, before_last_byte=outcome.complete)
+            except OSError as exc:  # the client went away part-way through the answer
+                logger.debug("client left during %s: %s", path, exc)
+                h.close_connection = True
+                outcome.lost()
         finally:
             self.counters.leave()
 
@@ -119,40 +126,74 @@ class SimulatorApp:
             return Reply(400, str(exc).encode())
         return json_reply(self.faults.as_dict())
 
-    def _send(self, h: "Handler", reply: Reply, cut: bool = False) -> int:
-        """Write the reply; with ``cut`` stop part-way through the body and drop the connection."""
+    def _send(self, h: "Handler", reply: Reply, cut: bool = False,
+              before_last_byte: Callable[[], None] = lambda: None) -> int:
+        """Write the reply and return the body bytes sent.
+
+        With ``cut`` stop half-way through the body and drop the connection. Otherwise call
+        ``before_last_byte`` just before the body's end goes out, so that a client which has read
+        a whole body always finds it in the counters.
+        """
         h.send_response(reply.status)
         h.send_header("Content-Type", reply.content_type)
         h.send_header(SIMULATOR_HEADER, self.identity)
         for name, value in reply.headers.items():
             h.send_header(name, value)
         body = memoryview(reply.body)
-        limit = len(body) // 2 if cut else len(body)
         if reply.chunked:
             h.send_header("Transfer-Encoding", "chunked")
-            h.end_headers()
-            sent = write_chunked(h.wfile, body[:limit], finish=not cut)
         else:
             h.send_header("Content-Length", str(len(body)))
-            h.end_headers()
-            h.wfile.write(body[:limit])
-            sent = limit
+        h.end_headers()
         if cut:
+            half = body[:len(body) // 2]
+            if reply.chunked:
+                write_chunks(h.wfile, half)
+            else:
+                h.wfile.write(half)
             h.close_connection = True
             h.connection.shutdown(socket.SHUT_RDWR)
-        return sent
+            return len(half)
+        if reply.chunked:
+            write_chunks(h.wfile, body)
+            before_last_byte()
+            h.wfile.write(b"0\r\n\r\n")
+        else:
+            h.wfile.write(body[:-1])
+            before_last_byte()
+            h.wfile.write(body[-1:])
+        return len(body)
 
 
-def write_chunked(out: Any, body: memoryview, finish: bool) -> int:
-    """Send ``body`` as HTTP chunks of up to WRITE_SLICE bytes; the last-chunk only if ``finish``."""
+class Outcome:
+    """Counts one answer: completed (before its last byte leaves), cut, or lost to the client."""
+
+    def __init__(self, counters: Counters, path: str, reply: Reply) -> None:
+        self.counters, self.path, self.reply = counters, path, reply
+        self.recorded = False
+
+    def complete(self) -> None:
+        self.counters.record(self.path, self.reply.status, rows=self.reply.rows, sent=len(self.reply.body),
+                             key=self.reply.key)
+        self.recorded = True
+
+    def cut(self, sent: int) -> None:
+        self.counters.record(self.path, self.reply.status, rows=self.reply.rows, sent=sent, cut=True)
+
+    def lost(self) -> None:
+        if self.recorded:
+            self.counters.uncomplete(self.reply.rows, len(self.reply.body), self.reply.key)
+        else:
+            self.cut(0)
+
+
+def write_chunks(out: Any, body: memoryview) -> None:
+    """Send ``body`` as HTTP chunks of up to WRITE_SLICE bytes (without the last-chunk)."""
     for start in range(0, len(body), WRITE_SLICE):
         piece = body[start:start + WRITE_SLICE]
         out.write(b"%x\r\n" % len(piece))
         out.write(piece)
         out.write(b"\r\n")
-    if finish:
-        out.write(b"0\r\n\r\n")
-    return len(body)
 
 
 def json_reply(obj: Any) -> Reply:
@@ -194,6 +235,10 @@ class SimServer(ThreadingHTTPServer):
         self.address_family = family
         self.app = app
         super().__init__(address, Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Log instead of printing a traceback (library code never prints)."""
+        logger.debug("error serving %s", client_address, exc_info=True)
 
 
 class Simulator:
