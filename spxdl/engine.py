@@ -38,14 +38,11 @@ from spxdl.datasets import Dataset
 from spxdl.errors import (
     BodyTruncated,
     ConfigError,
-    DataError,
     Interrupted,
     NoData,
     PageExpired,
     PermissionDenied,
     SpxdlError,
-    StorageError,
-    TerminalError,
     TerminalUnavailable,
 )
 from spxdl.ledger import Ledger, Task
@@ -863,15 +860,17 @@ def _fetch_expiration(worker: _Worker, task: Task, dataset: Dataset, expiration:
                 worker.emit(RETRY, task, expiration=expiration, attempt=attempt, error=str(exc))
                 continue
             outcome = _failed(worker, task, expiration, attempt, exc)
-        except (TerminalError, DataError, StorageError) as exc:
+        except Exception as exc:  # the terminal's answer, the data, the disk: this expiration fails
             worker.check()
+            if not isinstance(exc, SpxdlError):
+                log.error("%s exp %s: unexpected %r", task.key, expiration, exc, exc_info=True)
             outcome = _failed(worker, task, expiration, attempt, exc)
         worker.emit(EXPIRATION_DONE, task, expiration=expiration, state=outcome.state, rows=outcome.rows, bytes=outcome.bytes, attempt=attempt)
         return outcome
     raise AssertionError("unreachable: the last attempt returns")
 
 
-def _failed(worker: _Worker, task: Task, expiration: date, attempt: int, exc: SpxdlError) -> _Outcome:
+def _failed(worker: _Worker, task: Task, expiration: date, attempt: int, exc: Exception) -> _Outcome:
     log.warning("%s exp %s failed after %d attempt(s): %s", task.key, expiration, attempt, exc)
     worker.ledger.record_expiration(task, expiration, "failed", attempts=attempt, error=str(exc))
     return _Outcome(expiration, "failed", attempts=attempt, error=str(exc))

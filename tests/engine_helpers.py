@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
+import http.client
+import http.server
 import json
 import os
 import queue
@@ -17,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 from datetime import date
 from pathlib import Path
 from typing import Callable
@@ -175,6 +178,60 @@ class Driver:
 
     def text(self) -> str:
         return "".join(self.output)
+
+
+# ---------------------------------------------------------------------------------------------
+# a terminal whose subscription lacks the history endpoints
+
+
+class DenyingTerminal:
+    """A loopback server passing every request to ``upstream`` but history ones, answered 471.
+
+    The simulator has no 471 fault; this stands in front of it so that a run meets the answer
+    of a subscription without the dataset. Bodies are relayed whole (v2: Content-Length).
+    """
+
+    def __init__(self, upstream: str) -> None:
+        target = urllib.parse.urlsplit(upstream)
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                if "hist" in self.path.split("?")[0]:  # v2 bulk_hist/hist, v3 history
+                    self._answer(471, {}, b"PERMISSION: your subscription does not include this data")
+                    return
+                connection = http.client.HTTPConnection(target.hostname, target.port, timeout=10)
+                try:
+                    connection.request("GET", self.path)
+                    response = connection.getresponse()
+                    self._answer(response.status, dict(response.getheaders()), response.read())
+                finally:
+                    connection.close()
+
+            def _answer(self, status: int, headers: dict[str, str], body: bytes) -> None:
+                self.send_response(status)
+                for name, value in headers.items():
+                    if name.lower() not in ("content-length", "transfer-encoding", "connection", "date", "server"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self) -> "DenyingTerminal":
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from engine_helpers import END, START, Driver, archive_digest, claims, data_files, ledger_problems, make_settings, temp_files
+from engine_helpers import END, START, DenyingTerminal, Driver, archive_digest, claims, data_files, ledger_problems, make_settings, temp_files
 from spxdl import engine, metrics
 from spxdl.errors import ConfigError
 from spxdl.ledger import Ledger, Task
@@ -206,6 +206,17 @@ def test_cut_bodies_and_expired_pages_are_fetched_again_until_complete(tmp_path)
     assert counters["requests"]["/v2/page"].get("477", 0) > 0
     assert archive_digest(tmp_path / "faulty") == archive_digest(tmp_path / "clean")
     assert ledger_problems(tmp_path / "faulty") == [] and temp_files(tmp_path / "faulty") == []
+
+
+def test_a_subscription_without_the_data_stops_the_run_with_its_message(clean_sim, tmp_path):
+    with DenyingTerminal(clean_sim.url) as terminal:
+        settings = make_settings(tmp_path, terminal.url, terminal_api="v2", workers=1)
+        summary = run_range(settings, START, date(2024, 1, 16))  # four trading days
+    assert summary.permission_error and "471" in summary.permission_error
+    assert summary.interrupted is None and not summary.complete
+    assert [result.state for result in summary.results] == ["interrupted"] and len(summary.not_started) == 3
+    assert data_files(tmp_path) == [] and temp_files(tmp_path) == [] and claims(tmp_path) == []
+    assert len(engine.plan(settings, START, date(2024, 1, 16)).tasks) == 4  # nothing counts as done
 
 
 def test_two_runs_at_once_download_every_expiration_once(reference, clean_sim, tmp_path):

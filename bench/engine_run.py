@@ -1,0 +1,87 @@
+"""Measure a multi-day engine run against the simulator (realistic profile): 1 vs 2 workers.
+
+The simulator serves from its own process; a warm-up run fills its chain and body caches first,
+so the measured runs time spxdl (download, convert, write, record), not the synthetic market.
+
+    .venv/bin/python bench/engine_run.py [--start 2024-03-11 --end 2024-03-15 --max-dte 1 --threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+from spxdl import engine
+from spxdl.config import Settings
+
+
+def serve(profile: str, connection) -> None:
+    """The simulator, in its own process: sends its URL, then serves until terminated."""
+    from spxdl.simulator import Simulator
+
+    simulator = Simulator(profile=profile)
+    connection.send(simulator.url)
+    simulator.serve_forever()
+
+
+def measure(url: str, data_dir: Path, args: argparse.Namespace, workers: int) -> dict[str, float]:
+    """One run into ``data_dir``; its figures."""
+    settings = Settings(
+        terminal_url=url, data_dir=data_dir, workers=workers, threads=args.threads, min_dte=0, max_dte=args.max_dte
+    )
+    plan = engine.plan(settings, args.start, args.end)
+    started = time.perf_counter()
+    summary = engine.run(plan, settings)
+    seconds = time.perf_counter() - started
+    totals = summary.totals()
+    if not summary.complete:
+        raise SystemExit(f"the run did not complete: {summary.by_state()}")
+    return {
+        "workers": workers,
+        "tasks": totals["tasks"],
+        "expirations": sum(totals["expirations"].values()),
+        "rows": totals["rows"],
+        "MB": totals["bytes"] / 1e6,
+        "seconds": seconds,
+        "rows_per_s": totals["rows"] / seconds,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--start", type=date.fromisoformat, default=date(2024, 3, 11))
+    parser.add_argument("--end", type=date.fromisoformat, default=date(2024, 3, 15))
+    parser.add_argument("--max-dte", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--profile", default="realistic")
+    args = parser.parse_args()
+
+    receive, send = multiprocessing.Pipe(duplex=False)
+    server = multiprocessing.get_context("spawn").Process(target=serve, args=(args.profile, send), daemon=True)
+    server.start()
+    url = receive.recv()
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            root = Path(scratch)
+            warm = measure(url, root / "warm-up", args, workers=2)
+            print(f"warm-up (simulator generating): {warm['rows']:,} rows in {warm['seconds']:.1f} s")
+            print(f"{'workers':>7} {'tasks':>5} {'exps':>5} {'rows':>11} {'MB':>7} {'seconds':>8} {'rows/s':>10}")
+            results = [measure(url, root / f"run-{workers}", args, workers) for workers in (1, 2)]
+            for r in results:
+                print(
+                    f"{r['workers']:>7} {r['tasks']:>5} {r['expirations']:>5} {r['rows']:>11,} {r['MB']:>7.1f} "
+                    f"{r['seconds']:>8.2f} {r['rows_per_s']:>10,.0f}"
+                )
+            gain = results[1]["rows_per_s"] / results[0]["rows_per_s"] - 1
+            print(f"second worker: {gain:+.0%} rows/s (threads per worker: {args.threads})")
+    finally:
+        server.terminate()
+        server.join()
+
+
+if __name__ == "__main__":
+    main()
