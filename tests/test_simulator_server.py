@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from spxdl.errors import ConfigError
-from spxdl.simulator import SIMULATOR_HEADER, Simulator
+from spxdl.simulator import SIMULATOR_HEADER, Faults, Simulator
 
 DATA = Path(__file__).parent / "data"
 DAY, EXP = "20240314", "20240315"
@@ -369,3 +369,18 @@ def test_counters_over_http_and_reset(sim):
     assert counters == json.loads(json.dumps(sim.counters()))
     assert requests.post(sim.url + "/sim/reset", timeout=10).status_code == 200
     assert sim.counters()["requests"] == {}
+
+
+def test_v3_expirations_of_several_symbols_in_one_list(sim):
+    both = csv_rows(get(sim, "/v3/option/list/expirations", symbol="SPX,SPXW").text)
+    assert both[0] == ["symbol", "expiration"] and {r[0] for r in both[1:]} == {"SPX", "SPXW"}
+    doc = get(sim, "/v3/option/list/expirations", symbol="SPX,SPXW", format="json").json()
+    assert len(doc["response"]) == len(both) - 1
+
+
+def test_control_endpoints_are_neither_faulted_nor_counted():
+    with Simulator(faults=Faults(error_rate=1.0)) as s:
+        assert requests.get(s.url + "/sim/counters", timeout=10).status_code == 200
+        assert requests.get(s.url + "/sim/nothing", timeout=10).status_code == 404
+        assert requests.post(s.url + "/sim/nothing", timeout=10).status_code == 404
+        assert s.counters()["requests"] == {}

@@ -130,12 +130,14 @@ def expirations(root: str, weekdays: tuple[int, ...] = (MON, TUE, WED, THU, FRI)
     return tuple(found[d] for d in sorted(found))
 
 
+@lru_cache(maxsize=8)
+def _by_date(root: str, weekdays: tuple[int, ...]) -> dict[date, Expiration]:
+    return {e.exp: e for e in expirations(root, weekdays)}
+
+
 def find_expiration(root: str, exp: date, weekdays: tuple[int, ...]) -> Expiration | None:
     """The expiration of ``root`` dated ``exp``, or None if there is none."""
-    for e in expirations(root, weekdays):
-        if e.exp == exp:
-            return e
-    return None
+    return _by_date(root, weekdays).get(exp)
 
 
 def trades_on(e: Expiration, d: date) -> bool:

@@ -225,6 +225,7 @@ class Terminal:
         self.rows = RowGenerator(model)
         self.base_url = base_url
         self.page_rows = page_rows
+        self.apis = apis
         self.bodies = BodyCache(model.profile.body_cache_bytes)
         self.pages = PageStore()
         self.routes: dict[str, Callable[[dict], Reply]] = {}
@@ -248,7 +249,7 @@ class Terminal:
         """Answer one GET."""
         params = parse_qs(query_string, keep_blank_values=True)
         try:
-            if path.startswith("/v2/page/") and "v2" in self._apis():
+            if path.startswith("/v2/page/") and "v2" in self.apis:
                 return self._v2_page(path[len("/v2/page/"):])
             route = self.routes.get(path)
             if route is None:
@@ -258,9 +259,6 @@ class Terminal:
             return route(params)
         except Problem as p:
             return problem_reply(p)
-
-    def _apis(self) -> set[str]:
-        return {p.split("/")[1] for p in self.routes}
 
     @staticmethod
     def _status(params: dict) -> Reply:
