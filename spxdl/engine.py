@@ -365,7 +365,9 @@ class SharedFlag:
 class _Run:
     """One run's parent side: the pool, submission as workers free up, signals, events, results."""
 
-    def __init__(self, plan: Plan, settings: Settings, on_event: Callable[[Event], None] | None, summary: RunSummary) -> None:
+    def __init__(
+        self, plan: Plan, settings: Settings, on_event: Callable[[Event], None] | None, summary: RunSummary
+    ) -> None:
         context = multiprocessing.get_context("spawn")
         self.plan = plan
         self.settings = settings
@@ -379,6 +381,7 @@ class _Run:
         self.stop_since: float | None = None
         self.deliver_lock = threading.Lock()
         self.drained = threading.Event()
+        self.task_args = (settings.min_dte, settings.max_dte, plan.force)
 
     def execute(self) -> None:
         """Run every task (or until stopped); results land in the summary."""
@@ -411,7 +414,8 @@ class _Run:
             while todo and len(running) < self.settings.workers and not self._stopping() and not broken:
                 task = todo.popleft()
                 with _signals_blocked():  # a worker starts with them blocked, then ignores them
-                    running[executor.submit(run_task, task, self.settings.min_dte, self.settings.max_dte, self.plan.force)] = task
+                    future = executor.submit(run_task, task, *self.task_args)
+                running[future] = task
             finished, _ = cf.wait(running, timeout=POLL_SECONDS, return_when=cf.FIRST_COMPLETED)
             for future in finished:
                 broken |= self._collect(running.pop(future), future)
@@ -545,7 +549,7 @@ def _write_run_metrics(data_dir: Path, plan: Plan, summary: RunSummary) -> None:
         return
     totals = summary.totals()
     state = "interrupted" if summary.interrupted else "complete" if summary.complete else "incomplete"
-    failures = sum(len(result.failures) for result in summary.results) + len(summary.failed)
+    failures = sum(len(result.failures) for result in summary.results)
     row = metrics.MetricsRow(
         "run",
         f"{plan.start}..{plan.end}",
@@ -731,7 +735,10 @@ def run_task(task: Task, min_dte: int, max_dte: int, force: bool = False) -> Tas
     finally:
         with worker.lock:
             worker.active.discard(task)
-    worker.emit(TASK_DONE, task, state=result.state, rows=result.rows, bytes=result.bytes, seconds=result.seconds, error=result.error)
+    worker.emit(
+        TASK_DONE, task, state=result.state, rows=result.rows, bytes=result.bytes, seconds=result.seconds,
+        error=result.error,
+    )
     return result
 
 
@@ -742,24 +749,29 @@ def _run_claimed(worker: _Worker, task: Task, min_dte: int, max_dte: int, force:
         if not force and worker.ledger.is_done(task, min_dte=min_dte, max_dte=max_dte):
             worker.ledger.release(task)  # another run finished it since the plan
             return TaskResult(task, "success", seconds=time.monotonic() - started)
-        outcomes = _download_task(worker, task, min_dte, max_dte, force)
+        return _finish(worker, task, _download_task(worker, task, min_dte, max_dte, force), min_dte, max_dte, started)
     except (Interrupted, PermissionDenied) as exc:
         _release_quietly(worker, task)
         permission = str(exc) if isinstance(exc, PermissionDenied) else None
-        return TaskResult(task, INTERRUPTED, seconds=time.monotonic() - started, error=str(exc), permission_error=permission)
+        seconds = time.monotonic() - started
+        return TaskResult(task, INTERRUPTED, seconds=seconds, error=str(exc), permission_error=permission)
     except Exception as exc:  # the listing failed, or the ledger did: this task fails, the run goes on
+        seconds = time.monotonic() - started
         if worker.stop.is_set():
             _release_quietly(worker, task)
-            return TaskResult(task, INTERRUPTED, seconds=time.monotonic() - started, error=str(exc))
-        log.log(logging.WARNING if isinstance(exc, SpxdlError) else logging.ERROR, "%s failed: %s", task.key, exc, exc_info=not isinstance(exc, SpxdlError))
+            return TaskResult(task, INTERRUPTED, seconds=seconds, error=str(exc))
+        expected = isinstance(exc, SpxdlError)
+        log.log(logging.WARNING if expected else logging.ERROR, "%s failed: %s", task.key, exc, exc_info=not expected)
         _finish_quietly(worker, task, "failed", min_dte, max_dte, str(exc))
-        return TaskResult(task, "failed", seconds=time.monotonic() - started, error=str(exc))
-    return _finish(worker, task, outcomes, min_dte, max_dte, started)
+        return TaskResult(task, "failed", seconds=seconds, error=str(exc))
 
 
-def _finish(worker: _Worker, task: Task, outcomes: list[_Outcome], min_dte: int, max_dte: int, started: float) -> TaskResult:
+def _finish(
+    worker: _Worker, task: Task, outcomes: list[_Outcome], min_dte: int, max_dte: int, started: float
+) -> TaskResult:
+    """Record the task's final state from its expirations' outcomes; its result."""
     state = task_state(outcome.state for outcome in outcomes)
-    failures = tuple((outcome.expiration, outcome.error or "failed") for outcome in outcomes if outcome.state == "failed")
+    failures = tuple((o.expiration, o.error or "failed") for o in outcomes if o.state == "failed")
     error = f"{len(failures)} expiration(s) failed; first: {failures[0][0]}: {failures[0][1]}" if failures else None
     worker.ledger.finish(task, state, min_dte=min_dte, max_dte=max_dte, error=error)
     return TaskResult(
@@ -805,7 +817,7 @@ def _download_task(worker: _Worker, task: Task, min_dte: int, max_dte: int, forc
     with cf.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="spxdl-fetch") as pool:
         futures = [pool.submit(_fetch_expiration, worker, task, dataset, expiration) for expiration in missing]
         cf.wait(futures)
-    stops = [future.exception() for future in futures if isinstance(future.exception(), (Interrupted, PermissionDenied))]
+    stops = [f.exception() for f in futures if isinstance(f.exception(), (Interrupted, PermissionDenied))]
     if stops:
         raise next((exc for exc in stops if isinstance(exc, PermissionDenied)), stops[0])
     return outcomes + [future.result() for future in futures]
@@ -816,7 +828,8 @@ def _expirations_for(worker: _Worker, task: Task, min_dte: int, max_dte: int) ->
     if task.root not in worker.expirations:
         attempts = worker.settings.expiration_attempts
         try:
-            listed = retrying(functools.partial(worker.client.expirations, task.root), attempts, f"listing {task.root}", worker.check)
+            call = functools.partial(worker.client.expirations, task.root)
+            listed = retrying(call, attempts, f"listing {task.root}", worker.check)
         except NoData:
             listed = []
         worker.expirations[task.root] = listed
@@ -856,7 +869,7 @@ def _fetch_expiration(worker: _Worker, task: Task, dataset: Dataset, expiration:
         except RETRYABLE as exc:
             worker.check()  # a body cut by the stop is no reason to fetch again
             if attempt < attempts:
-                log.info("%s exp %s: attempt %d of %d failed (%s); fetching again", task.key, expiration, attempt, attempts, exc)
+                log.info("%s exp %s: attempt %d of %d: %s; again", task.key, expiration, attempt, attempts, exc)
                 worker.emit(RETRY, task, expiration=expiration, attempt=attempt, error=str(exc))
                 continue
             outcome = _failed(worker, task, expiration, attempt, exc)
@@ -865,7 +878,10 @@ def _fetch_expiration(worker: _Worker, task: Task, dataset: Dataset, expiration:
             if not isinstance(exc, SpxdlError):
                 log.error("%s exp %s: unexpected %r", task.key, expiration, exc, exc_info=True)
             outcome = _failed(worker, task, expiration, attempt, exc)
-        worker.emit(EXPIRATION_DONE, task, expiration=expiration, state=outcome.state, rows=outcome.rows, bytes=outcome.bytes, attempt=attempt)
+        worker.emit(
+            EXPIRATION_DONE, task, expiration=expiration, state=outcome.state, rows=outcome.rows, bytes=outcome.bytes,
+            attempt=attempt,
+        )
         return outcome
     raise AssertionError("unreachable: the last attempt returns")
 
