@@ -384,3 +384,4 @@ def test_control_endpoints_are_neither_faulted_nor_counted():
         assert requests.get(s.url + "/sim/nothing", timeout=10).status_code == 404
         assert requests.post(s.url + "/sim/nothing", timeout=10).status_code == 404
         assert s.counters()["requests"] == {}
+

@@ -94,7 +94,11 @@ class SimulatorApp:
             return Reply(status, ERROR_TEXTS[status].encode())
         if path.startswith("/v2/page/") and self.dice.expire_page():
             return Reply(477, b"No page found: the page expired")
-        return self.terminal.handle(path, query)
+        try:
+            return self.terminal.handle(path, query)
+        except Exception:  # a simulator bug: answer like the terminal's UNCAUGHT_ERROR, keep serving
+            logger.exception("simulator failed on %s?%s", path, query)
+            return Reply(572, b"UNCAUGHT_ERROR: the simulator failed on this request")
 
     def _throttled(self, text: str) -> Reply:
         return Reply(429, text.encode(), headers={"Retry-After": f"{self.faults.retry_after:g}"})
