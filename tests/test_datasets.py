@@ -1,0 +1,129 @@
+"""Dataset entries against the wire formats written out in thetadata-api.md (§2, §3.2, §6.3)."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from spxdl import datasets
+from spxdl.datasets import DATASETS, GREEKS, INTERVALS, get_dataset, interval_ms, output_name
+from spxdl.errors import ConfigError
+
+# §2 format arrays (v2), contract columns prepended in bulk CSV (§3.2)
+V2_FORMATS = {
+    "greeks": "ms_of_day,bid,ask,delta,theta,vega,rho,epsilon,lambda,implied_vol,iv_error,ms_of_day2,underlying_price,date",
+    "greeks_second_order": "ms_of_day,bid,ask,gamma,vanna,charm,vomma,veta,implied_vol,iv_error,ms_of_day2,underlying_price,date",
+    "quote": "ms_of_day,bid_size,bid_exchange,bid,bid_condition,ask_size,ask_exchange,ask,ask_condition,date",
+    "ohlc": "ms_of_day,open,high,low,close,volume,count,date",
+    "open_interest": "ms_of_day,open_interest,date",
+    "eod": "ms_of_day,ms_of_day2,open,high,low,close,volume,count,bid_size,bid_exchange,bid,bid_condition,"
+    "ask_size,ask_exchange,ask,ask_condition,date",
+}
+# §6.3 CSV headers (v3)
+V3_HEADERS = {
+    "greeks": "symbol,expiration,strike,right,timestamp,bid,ask,delta,theta,vega,rho,epsilon,lambda,implied_vol,"
+    "iv_error,underlying_timestamp,underlying_price",
+    "quote": "symbol,expiration,strike,right,timestamp,bid_size,bid_exchange,bid,bid_condition,ask_size,"
+    "ask_exchange,ask,ask_condition",
+    "ohlc": "symbol,expiration,strike,right,timestamp,open,high,low,close,volume,count,vwap",
+    "open_interest": "symbol,expiration,strike,right,timestamp,open_interest",
+    "eod": "symbol,expiration,strike,right,created,last_trade,open,high,low,close,volume,count,bid_size,"
+    "bid_exchange,bid,bid_condition,ask_size,ask_exchange,ask,ask_condition",
+}
+
+
+@pytest.mark.parametrize("name", sorted(V2_FORMATS))
+def test_v2_bulk_csv_header_is_the_contract_then_the_format_fields(name):
+    assert ",".join(get_dataset(name).v2_columns) == "root,expiration,strike,right," + V2_FORMATS[name]
+
+
+@pytest.mark.parametrize("name", sorted(DATASETS))
+def test_v3_csv_header_is_the_one_in_the_reference(name):
+    dataset = get_dataset(name)
+    if name in V3_HEADERS:
+        assert ",".join(dataset.v3_columns) == V3_HEADERS[name]
+    else:  # no v3 endpoint in the reference
+        assert dataset.v3_path is None and dataset.v3_columns is None
+
+
+def test_greeks_schema_is_pinned_exactly():
+    f64 = pa.float64()
+    expected = pa.schema([
+        ("expiration", pa.date32()), ("strike", f64), ("right", pa.string()),
+        ("timestamp", pa.timestamp("ms", tz="America/New_York")), ("ms_of_day", pa.int32()),
+        ("bid", f64), ("ask", f64), ("delta", f64), ("theta", f64), ("vega", f64), ("rho", f64),
+        ("epsilon", f64), ("lambda", f64), ("implied_vol", f64), ("iv_error", f64),
+        ("ms_of_day2", pa.int32()), ("underlying_price", f64),
+    ])
+    assert GREEKS.schema.equals(expected)
+    assert GREEKS is get_dataset(datasets.DEFAULT_DATASET)
+
+
+@pytest.mark.parametrize("dataset", list(DATASETS.values()), ids=lambda d: d.name)
+def test_every_schema_starts_with_contract_and_time_and_has_no_partition_columns(dataset):
+    assert dataset.schema.names[:5] == ["expiration", "strike", "right", "timestamp", "ms_of_day"]
+    assert "root" not in dataset.schema.names and "trade_date" not in dataset.schema.names
+    assert dataset.schema_version >= 1
+
+
+@pytest.mark.parametrize("dataset", list(DATASETS.values()), ids=lambda d: d.name)
+def test_sizes_are_int64_exchanges_and_conditions_int32_prices_float64(dataset):
+    for field in dataset.schema:
+        if field.name.endswith(("_size", "volume", "count", "open_interest")):
+            assert field.type == pa.int64(), field.name
+        elif field.name.endswith(("_exchange", "_condition", "ms_of_day", "ms_of_day2")):
+            assert field.type == pa.int32(), field.name
+        elif field.name not in ("expiration", "right", "timestamp"):
+            assert field.type == pa.float64(), field.name
+
+
+@pytest.mark.parametrize("dataset", list(DATASETS.values()), ids=lambda d: d.name)
+def test_both_api_versions_fill_the_same_output_columns(dataset):
+    outputs = set(dataset.schema.names) - {"timestamp"}
+    for api in ("v2", "v3"):
+        columns = dataset.columns(api)
+        if columns is None:
+            continue
+        filled = {output_name(api, name) for name in columns} - {"root", "date"}
+        assert filled | set(dataset.nullable) == outputs
+        assert set(dataset.wire_types(api)) == set(columns)
+
+
+def test_wire_types_follow_each_versions_units():
+    v2, v3 = GREEKS.wire_types("v2"), GREEKS.wire_types("v3")
+    assert (v2["strike"], v2["expiration"], v2["date"], v2["ms_of_day"]) == (pa.int64(), pa.int32(), pa.int32(), pa.int32())
+    assert (v3["strike"], v3["expiration"], v3["timestamp"]) == (pa.float64(), pa.date32(), pa.timestamp("ms"))
+    assert v3["underlying_timestamp"] == pa.timestamp("ms") and v2["delta"] == pa.float64()
+
+
+def test_archive_names_carry_the_interval_only_where_the_dataset_has_one():
+    assert GREEKS.archive_name("1m") == "greeks-1m"
+    assert get_dataset("quote").archive_name("5m") == "quote-5m"
+    assert get_dataset("open_interest").archive_name("1m") == "open_interest"
+    assert get_dataset("eod").archive_name("1m") == "eod"
+    with pytest.raises(ConfigError):
+        GREEKS.archive_name("7m")
+
+
+def test_endpoints_per_api_version():
+    assert GREEKS.path("v2") == "/v2/bulk_hist/option/greeks"
+    assert GREEKS.path("v3") == "/v3/option/history/greeks/first_order"
+    assert get_dataset("greeks_second_order").path("v3") is None
+    assert [d.name for d in DATASETS.values() if d.greeks_params] == ["greeks", "greeks_second_order"]
+    assert [d.name for d in DATASETS.values() if not d.uses_interval] == ["open_interest", "eod"]
+    with pytest.raises(ConfigError):
+        GREEKS.path("v4")
+
+
+def test_intervals_are_the_v3_names_in_milliseconds():
+    assert interval_ms("1m") == 60_000 and interval_ms("1s") == 1_000 and interval_ms("1h") == 3_600_000
+    assert list(INTERVALS) == ["1s", "5s", "10s", "15s", "30s", "1m", "5m", "10m", "15m", "30m", "1h"]
+    with pytest.raises(ConfigError, match="1m"):
+        interval_ms("90s")
+
+
+def test_unknown_dataset_names_the_known_ones():
+    with pytest.raises(ConfigError) as raised:
+        get_dataset("trades")
+    assert all(name in str(raised.value) for name in DATASETS)
+    assert raised.value.key == "dataset"

@@ -1,0 +1,187 @@
+"""The on-disk layout, atomic writes, Parquet verification, the temp-file sweep and the archive shape."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from spxdl import storage
+from spxdl.errors import ArchiveMismatch, StorageError
+
+DAY = date(2024, 1, 15)
+SHAPE = {
+    "dataset": "greeks",
+    "interval": "1m",
+    "start_ms": 34_200_000,
+    "end_ms": 57_600_000,
+    "rate": "SOFR",
+    "annual_div": 0.0,
+    "schema_version": 1,
+    "source": "simulator",
+}
+
+
+def write_parquet_file(path: Path, rows: int) -> None:
+    with storage.atomic_output(path) as sink:
+        pq.write_table(pa.table({"x": pa.array(range(rows), pa.int64())}), sink)
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+# ---------------------------------------------------------------------------------------------
+# layout
+
+
+def test_layout_paths_follow_the_design(tmp_path):
+    assert storage.data_file_path(tmp_path, "greeks-1m", "SPXW", DAY, date(2024, 1, 16)) == (
+        tmp_path / "greeks-1m" / "root=SPXW" / "trade_date=2024-01-15" / "spxw_exp_20240116.parquet"
+    )
+    assert storage.archive_json_path(tmp_path, "greeks-1m") == tmp_path / "greeks-1m" / "_archive.json"
+    assert storage.day_json_path(tmp_path, "eod", "SPX", DAY).name == "_day.json"
+
+
+def test_iter_task_dirs_finds_partitions_and_skips_everything_else(tmp_path):
+    for archive, root, day in [("greeks-1m", "SPXW", DAY), ("greeks-1m", "SPX", DAY),
+                               ("greeks-1m", "SPXW", date(2024, 1, 12)), ("eod", "SPX", DAY)]:
+        storage.task_dir(tmp_path, archive, root, day).mkdir(parents=True)
+    (tmp_path / "greeks-1m" / "root=SPXW" / "trade_date=garbage").mkdir()
+    (tmp_path / "greeks-1m" / "root=SPXW" / ".hidden").mkdir()
+    (tmp_path / "greeks-1m" / "_tmp").mkdir()
+    (tmp_path / "logs").mkdir()
+    storage.write_json_atomic(storage.archive_json_path(tmp_path, "greeks-1m"), SHAPE)
+
+    found = [(a, r, d) for a, r, d, _ in storage.iter_task_dirs(tmp_path)]
+    assert found == [
+        ("eod", "SPX", DAY),
+        ("greeks-1m", "SPX", DAY),
+        ("greeks-1m", "SPXW", date(2024, 1, 12)),
+        ("greeks-1m", "SPXW", DAY),
+    ]
+    assert list(storage.iter_task_dirs(tmp_path / "missing")) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# atomic writes
+
+
+def test_atomic_output_keeps_the_old_file_and_no_temp_on_error(tmp_path):
+    target = tmp_path / "d" / "f.json"
+    storage.write_json_atomic(target, {"b": 1, "a": [1, 2]})
+    assert target.read_text() == '{\n "a": [\n  1,\n  2\n ],\n "b": 1\n}\n'
+    with pytest.raises(RuntimeError):
+        with storage.atomic_output(target) as handle:
+            handle.write(b"half")
+            raise RuntimeError("disk full")
+    assert json.loads(target.read_text()) == {"a": [1, 2], "b": 1}
+    assert [p.name for p in target.parent.iterdir()] == ["f.json"]
+
+
+def test_create_bytes_once_never_replaces_an_existing_file(tmp_path):
+    target = tmp_path / "x" / "_archive.json"
+    assert storage.create_bytes_once(target, b"first")
+    assert not storage.create_bytes_once(target, b"second")
+    assert target.read_bytes() == b"first"
+    assert [p.name for p in target.parent.iterdir()] == ["_archive.json"]
+
+
+# ---------------------------------------------------------------------------------------------
+# verification
+
+
+def test_verify_parquet_returns_rows_bytes_and_sha256(tmp_path):
+    path = tmp_path / "a.parquet"
+    write_parquet_file(path, 10)
+    info = storage.verify_parquet(path, expected_rows=10)
+    assert (info.path, info.rows, info.bytes) == (path, 10, path.stat().st_size)
+    assert info.sha256 == hashlib.sha256(path.read_bytes()).hexdigest() == storage.sha256_file(path)
+
+
+def test_verify_parquet_refuses_a_wrong_row_count(tmp_path):
+    path = tmp_path / "a.parquet"
+    write_parquet_file(path, 10)
+    with pytest.raises(StorageError, match="10 rows where 11"):
+        storage.verify_parquet(path, expected_rows=11)
+
+
+@pytest.mark.parametrize("damage", [lambda b: b[: len(b) // 2], lambda b: b"not parquet at all"], ids=["cut", "junk"])
+def test_verify_parquet_refuses_an_unreadable_file(tmp_path, damage):
+    path = tmp_path / "a.parquet"
+    write_parquet_file(path, 10)
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(StorageError) as raised:
+        storage.verify_parquet(path)
+    assert raised.value.path == str(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# sweep
+
+
+def test_sweep_removes_temp_files_of_dead_processes_only(tmp_path):
+    target = tmp_path / "root=SPXW" / "trade_date=2024-01-15" / "spxw_exp_20240116.parquet"
+    target.parent.mkdir(parents=True)
+    dead = target.parent / f".{target.name}.tmp-{dead_pid()}-abc123"
+    live = target.parent / f"{storage.temp_prefix(target)}def456"
+    unrelated = [target.parent / ".hidden", target.parent / f"{target.name}.tmp-1-x", target]
+    for path in (dead, live, *unrelated):
+        path.write_bytes(b"x")
+
+    removed = storage.sweep_temp_files(tmp_path)
+
+    assert removed == [dead]
+    assert not dead.exists()
+    assert live.exists() and all(path.exists() for path in unrelated)
+
+
+def test_sweep_knows_the_names_that_temp_prefix_makes():
+    name = storage.temp_prefix(Path("/x/spxw_exp_20240116.parquet")) + "k2j3"
+    assert storage.temp_file_pid(name) == os.getpid()
+    assert storage.temp_file_pid("spxw_exp_20240116.parquet") is None
+
+
+# ---------------------------------------------------------------------------------------------
+# archive shape
+
+
+def test_the_first_use_records_the_shape_and_the_same_shape_passes(tmp_path):
+    storage.ensure_archive_shape(tmp_path, "greeks-1m", SHAPE)
+    assert json.loads(storage.archive_json_path(tmp_path, "greeks-1m").read_text()) == SHAPE
+    storage.ensure_archive_shape(tmp_path, "greeks-1m", dict(SHAPE))
+
+
+def test_a_different_shape_is_refused_and_told_to_use_another_data_dir(tmp_path):
+    storage.ensure_archive_shape(tmp_path, "greeks-1m", SHAPE)
+    with pytest.raises(ArchiveMismatch) as raised:
+        storage.ensure_archive_shape(tmp_path, "greeks-1m", {**SHAPE, "rate": "TREASURY_M1", "source": "terminal"})
+    message = str(raised.value)
+    assert "another data dir" in message
+    assert "rate: 'SOFR' in the archive, 'TREASURY_M1' asked" in message and "source" in message
+    assert json.loads(storage.archive_json_path(tmp_path, "greeks-1m").read_text()) == SHAPE
+
+
+def test_each_archive_directory_has_its_own_shape(tmp_path):
+    storage.ensure_archive_shape(tmp_path, "greeks-1m", SHAPE)
+    storage.ensure_archive_shape(tmp_path, "greeks-5m", {**SHAPE, "interval": "5m"})
+    assert json.loads(storage.archive_json_path(tmp_path, "greeks-5m").read_text())["interval"] == "5m"
+
+
+def test_an_unreadable_shape_file_is_a_storage_error(tmp_path):
+    path = storage.archive_json_path(tmp_path, "greeks-1m")
+    path.parent.mkdir(parents=True)
+    path.write_text("{broken")
+    with pytest.raises(StorageError, match="another data dir"):
+        storage.ensure_archive_shape(tmp_path, "greeks-1m", SHAPE)
