@@ -9,7 +9,7 @@ SPXDL  := $(BIN)/spxdl
 .PHONY: install test run bench backfill update sim clean help
 
 help:
-	@echo "make run       download a few simulated days into ./sim-data (built-in simulated terminal)"
+	@echo "make run       download three simulated days into ./sim-data (built-in simulated terminal)"
 	@echo "make test      run the whole test suite"
 	@echo "make bench     measure throughput, memory and ledger cost; prints figures"
 	@echo "make backfill  fill every gap from [download] start_date (real terminal; see README)"
@@ -29,7 +29,7 @@ test: install
 	$(BIN)/python -m pytest -q
 
 run: install
-	$(SPXDL) sim --check
+	$(SPXDL) run --simulate --days-back 3 --max-dte 3 --yes
 
 bench: install
 	$(BIN)/python bench/run.py
