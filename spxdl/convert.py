@@ -10,9 +10,9 @@ that at most one row group's worth of rows is held whatever the size of the chai
 from __future__ import annotations
 
 import csv
-import io
 import json
 import logging
+import sys
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import BinaryIO, Callable, Iterable, Iterator, Mapping
@@ -260,9 +260,8 @@ class ContractCounter:
 # reading pages
 
 
-def _read_header(stream: BinaryIO) -> list[str]:
-    """The page's CSV header line as column names (quoted or bare, CRLF or LF)."""
-    line = stream.readline(MAX_HEADER_BYTES)
+def _parse_header(line: bytes) -> list[str]:
+    """A CSV header line as column names (quoted or bare, CRLF or LF)."""
     text = line.decode("utf-8-sig").rstrip("\r\n")
     if not text:
         return []
@@ -290,11 +289,59 @@ def check_header(header: list[str], expected: tuple[str, ...], page_number: int)
     )
 
 
-def _buffered(page: BinaryIO, block_size: int) -> io.BufferedReader:
-    """The page behind a buffer: pyarrow sees whole blocks, and the end can be seen after the header."""
-    if isinstance(page, io.BufferedReader):
-        return page
-    return io.BufferedReader(page, block_size)  # type: ignore[arg-type]
+class PageBody:
+    """One page read in whole blocks: its header line first, then the rest for pyarrow.
+
+    Reads go straight to the page's ``read``; the page's ``closed`` flag is never consulted (an
+    HTTP body reports itself closed once read to its end, while its last bytes may still be
+    held here). At most one block plus the header is held.
+    """
+
+    closed = False
+
+    def __init__(self, page: BinaryIO, block_size: int) -> None:
+        self._page = page
+        self._block_size = block_size
+        self._pending = b""
+        self._eof = False
+
+    def _read_page(self, size: int) -> bytes:
+        if self._eof:
+            return b""
+        chunk = self._page.read(size) or b""
+        self._eof = not chunk
+        return chunk
+
+    def read(self, size: int = -1) -> bytes:
+        """``size`` bytes (everything left when negative); fewer only at the end of the page."""
+        want = sys.maxsize if size is None or size < 0 else size
+        parts = [self._pending[:want]]
+        self._pending = self._pending[want:]
+        have = len(parts[0])
+        while have < want and not self._eof:
+            chunk = self._read_page(min(want - have, self._block_size))
+            parts.append(chunk)
+            have += len(chunk)
+        return b"".join(parts)
+
+    def header_line(self) -> bytes:
+        """The first line of the page (at most MAX_HEADER_BYTES); what follows stays for ``read``."""
+        while b"\n" not in self._pending and len(self._pending) < MAX_HEADER_BYTES and not self._eof:
+            self._pending += self._read_page(self._block_size)
+        line, newline, self._pending = self._pending.partition(b"\n")
+        return line + newline
+
+    def at_end(self) -> bool:
+        """Whether nothing follows what was read so far."""
+        if not self._pending:
+            self._pending = self._read_page(self._block_size)
+        return not self._pending
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
 
 
 def _page_failure(page: BinaryIO, page_number: int, exc: Exception) -> BaseException:
@@ -356,13 +403,12 @@ class Converter:
         return read, parse, convert
 
     def _page_batches(self, page: BinaryIO, page_number: int) -> Iterator[pa.RecordBatch]:
-        stream = _buffered(page, self.spec.block_size)
+        body = PageBody(page, self.spec.block_size)
         try:
-            header = _read_header(stream)
-            check_header(header, self.wire_columns, page_number)
-            if not stream.peek(1):
+            check_header(_parse_header(body.header_line()), self.wire_columns, page_number)
+            if body.at_end():
                 return  # a header without rows
-            reader = pacsv.open_csv(stream, *self._csv_options())
+            reader = pacsv.open_csv(body, *self._csv_options())
             for batch in reader:
                 yield batch
         except Exception as exc:
