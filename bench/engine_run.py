@@ -2,6 +2,9 @@
 
 The simulator serves from its own process; a warm-up run fills its chain and body caches first,
 so the measured runs time spxdl (download, convert, write, record), not the synthetic market.
+Keep the range within the simulator's caches (the default's 9 expirations fit; 18 do not, and
+the measured runs then time the simulator regenerating chains). Seconds include starting the
+spawned workers (about a second).
 
     .venv/bin/python bench/engine_run.py [--start 2024-03-11 --end 2024-03-15 --max-dte 1 --threads 2]
 """
