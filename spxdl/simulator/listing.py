@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
 
-from spxdl import trading_calendar
+from spxdl.trading_calendar import TradingCalendar
 
+CALENDAR = TradingCalendar()
 ROOTS = ("SPX", "SPXW")
 FIRST_DAY = date(2000, 1, 3)
 # Guess: the list endpoints show expirations up to this date (a real terminal lists what is
@@ -53,28 +54,14 @@ def _first_weekday_on_or_after(d: date, weekday: int) -> date:
     return d + timedelta(days=(weekday - d.weekday()) % 7)
 
 
-def _previous_trading_day(d: date) -> date:
-    d -= timedelta(days=1)
-    while not trading_calendar.is_trading_day(d):
-        d -= timedelta(days=1)
-    return d
-
-
-def _next_trading_day(d: date) -> date:
-    d += timedelta(days=1)
-    while not trading_calendar.is_trading_day(d):
-        d += timedelta(days=1)
-    return d
-
-
 def _holiday_adjusted(d: date, weekday: int) -> date | None:
     """Fridays move to the prior day, Mondays to the next; other weekdays are dropped (guess)."""
-    if trading_calendar.is_trading_day(d):
+    if CALENDAR.is_trading_day(d):
         return d
     if weekday == FRI:
-        return _previous_trading_day(d)
+        return CALENDAR.previous_trading_day(d)
     if weekday == MON:
-        return _next_trading_day(d)
+        return CALENDAR.next_trading_day(d)
     return None
 
 
@@ -86,7 +73,11 @@ class Expiration:
     exp: date
     first_trade: date
     last_trade: date
-    settles_am: bool
+    am_settlement: date | None       # AM-settled series: the settlement day (09:30); PM: None
+
+    @property
+    def settles_am(self) -> bool:
+        return self.am_settlement is not None
 
 
 def _series_expirations(series: Series) -> list[Expiration]:
@@ -97,7 +88,7 @@ def _series_expirations(series: Series) -> list[Expiration]:
         exp = _holiday_adjusted(d, series.weekday)
         if exp is not None:
             first = max(exp - timedelta(days=series.lead_days), series.launched, FIRST_DAY)
-            out.append(Expiration("SPXW", exp, first, exp, False))
+            out.append(Expiration("SPXW", exp, first, exp, None))
         d += timedelta(days=7)
     return out
 
@@ -107,11 +98,11 @@ def _spx_monthlies() -> list[Expiration]:
     for year in range(FIRST_DAY.year, LIST_HORIZON.year + 1):
         for month in range(1, 13):
             friday = third_friday(year, month)
-            settle = friday if trading_calendar.is_trading_day(friday) else _previous_trading_day(friday)
+            settle = friday if CALENDAR.is_trading_day(friday) else CALENDAR.previous_trading_day(friday)
             wire = friday + timedelta(days=1) if friday < SPX_SATURDAY_DATES_UNTIL else settle
             first = max(settle - timedelta(days=SPX_LEAD_DAYS), FIRST_DAY)
             # AM-settled: the last trading day is the business day before settlement.
-            out.append(Expiration("SPX", wire, first, _previous_trading_day(settle), True))
+            out.append(Expiration("SPX", wire, first, CALENDAR.previous_trading_day(settle), settle))
     return out
 
 
@@ -142,12 +133,12 @@ def find_expiration(root: str, exp: date, weekdays: tuple[int, ...]) -> Expirati
 
 def trades_on(e: Expiration, d: date) -> bool:
     """Whether contracts of ``e`` have data on trade date ``d``."""
-    return e.first_trade <= d <= e.last_trade and trading_calendar.is_trading_day(d)
+    return e.first_trade <= d <= e.last_trade and CALENDAR.is_trading_day(d)
 
 
 def trade_dates(e: Expiration) -> list[date]:
     """Trading days on which ``e`` has data, ascending."""
-    return trading_calendar.trading_days(e.first_trade, e.last_trade)
+    return CALENDAR.trading_days(e.first_trade, e.last_trade)
 
 
 def strike_reference_day(e: Expiration) -> date:

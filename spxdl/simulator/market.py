@@ -14,7 +14,7 @@ import random
 from array import array
 from bisect import bisect_right
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 
 from spxdl.simulator.blackscholes import Greeks, call_put
 from spxdl.simulator.listing import Expiration
@@ -101,11 +101,8 @@ def smile(atm: float, log_moneyness: float) -> float:
 
 def expiry_moment(e: Expiration) -> datetime:
     """When an expiration stops: 16:00 for PM series, 09:30 on the settlement day for AM ones."""
-    if e.settles_am:
-        settle = e.last_trade + timedelta(days=1)
-        while settle.weekday() >= 5:
-            settle += timedelta(days=1)
-        return datetime.combine(settle, time(9, 30))
+    if e.am_settlement is not None:
+        return datetime.combine(e.am_settlement, time(9, 30))
     return datetime.combine(e.exp, time(16, 0))
 
 
