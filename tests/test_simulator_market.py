@@ -170,3 +170,13 @@ def test_chain_cache_is_bounded_in_bytes():
         small.chain(e, date(2024, 3, day))
     assert small.cached() == (1, one_chain)
     assert model.cached() == (1, one_chain)
+
+
+def test_greeks_for_many_rates_keep_a_bounded_number_of_tables(tiny):
+    model, gen = tiny
+    base = gen.blocks(_query(model))[0].rows[10]
+    for rate in (0.01, 0.02, 0.03, 0.04, 0.06):
+        gen.blocks(_query(model, rate=rate))
+    chain = model.chain(model.expiration("SPXW", date(2024, 3, 15)), date(2024, 3, 14))
+    assert chain.greek_tables() == 1 + market.MAX_GREEK_TABLES
+    assert gen.blocks(_query(model))[0].rows[10] == base

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 import random
+import threading
 from array import array
 from bisect import bisect_right
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ MINUTE_MS = 60_000
 MINUTES = 406                        # 09:30 .. 16:15 inclusive
 RIGHTS = ("C", "P")
 MIN_YEARS = 1.0 / (365.0 * 24.0)     # time to expiry floor: one hour (the v3 "latest" rule)
+MAX_GREEK_TABLES = 3                 # greeks kept per chain for request-specified rates/dividends
 
 # Approximate closes of the S&P 500 (the path interpolates between them, then adds noise).
 LEVEL_ANCHORS: tuple[tuple[date, float], ...] = (
@@ -159,6 +161,7 @@ class Chain:
         self.ask: list[array] = []
         self._greeks: dict[tuple[float, float], list[dict[str, array]]] = {}
         self.derived: dict[str, dict] = {}    # per-contract values built from the quotes on demand
+        self._lock = threading.Lock()
         self._build_quotes(strikes)
 
     def _years_to_expiry(self) -> list[float]:
@@ -205,12 +208,22 @@ class Chain:
     def greeks(self, rate: float | None, dividend: float | None) -> list[dict[str, array]]:
         """Per contract, each greek per minute, for the given rate and dividend yield."""
         key = (self.rate if rate is None else rate, 0.0 if dividend is None else dividend)
-        if key not in self._greeks:
-            strikes = [c.strike for c in self.contracts[::2]]
-            self._greeks[key] = self._compute(strikes, self.sigma[::2], key[0], key[1], False)
-        return self._greeks[key]
+        with self._lock:
+            table = self._greeks.get(key)
+            if table is None:
+                strikes = [c.strike for c in self.contracts[::2]]
+                table = self._compute(strikes, self.sigma[::2], key[0], key[1], False)
+                if len(self._greeks) > MAX_GREEK_TABLES:  # keep the market's table, drop the oldest other
+                    del self._greeks[next(k for k in self._greeks if k != (self.rate, 0.0))]
+                self._greeks[key] = table
+        return table
+
+    def greek_tables(self) -> int:
+        """How many (rate, dividend) greeks tables the chain holds."""
+        with self._lock:
+            return len(self._greeks)
 
     def size_bytes(self) -> int:
         """Approximate memory held by the chain's arrays."""
         per_table = len(self.contracts) * len(GREEK_FIELDS) * MINUTES * 8
-        return len(self._greeks) * per_table + 3 * len(self.contracts) * MINUTES * 8
+        return (1 + MAX_GREEK_TABLES) * per_table + 3 * len(self.contracts) * MINUTES * 8
