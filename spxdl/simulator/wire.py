@@ -70,14 +70,10 @@ def v2_json_contract(b: Block) -> str:
         b.root, yyyymmdd(b.expiration), b.strike * 1000, b.right)
 
 
-def v3_json_contract(symbol: str, expiration: str, right: str, strike: str) -> str:
+def v3_json_contract(b: Block) -> str:
     """The recorded contract line: key order symbol, expiration, right, strike."""
-    return '{"symbol":"%s","expiration":"%s","right":"%s","strike":%s}' % (
-        symbol, expiration, right, strike)
-
-
-def _v3_block_contract(b: Block) -> str:
-    return v3_json_contract(b.root, b.expiration.isoformat(), RIGHT_WORDS[b.right], "%.3f" % b.strike)
+    return '{"symbol":"%s","expiration":"%s","right":"%s","strike":%.3f}' % (
+        b.root, b.expiration.isoformat(), RIGHT_WORDS[b.right], b.strike)
 
 
 # -- history bodies --------------------------------------------------------------------------
@@ -113,7 +109,7 @@ def v3_json_body(contract_blocks: Iterable[tuple[str, Sequence[str]]], one_line:
 
 def v3_json(ds: DatasetColumns, blocks: Sequence[Block]) -> bytes:
     """v3 JSON of history rows."""
-    pieces = ((_v3_block_contract(b), render_rows(ds, "v3", "json", "", b.rows)) for b in blocks)
+    pieces = ((v3_json_contract(b), render_rows(ds, "v3", "json", "", b.rows)) for b in blocks)
     return v3_json_body(pieces, one_line=ds.name == "eod")
 
 
