@@ -604,7 +604,8 @@ class _Worker:
     parent_pid: int
     archives: dict[str, Dataset]
     expirations: dict[str, list[date]] = field(default_factory=dict)
-    active: set[Task] = field(default_factory=set)
+    active: set[Task] = field(default_factory=set)  # claimed: heartbeats go to these
+    busy: int = 0  # tasks in run_task, claimed or about to be
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def emit(self, kind: str, task: Task, **fields: Any) -> None:
@@ -681,9 +682,11 @@ def _watch(worker: _Worker) -> None:
 def _exit_when_idle(worker: _Worker) -> None:
     """The parent is gone: let the task abort (temp file removed, claim released), then exit."""
     deadline = time.monotonic() + ORPHAN_GRACE_SECONDS
-    while worker.active and time.monotonic() < deadline:
+    while True:
+        with worker.lock:  # held while exiting: no task can start claiming meanwhile
+            if not worker.busy or time.monotonic() > deadline:
+                os._exit(1)  # nobody is left to read a result; the pool's call queue would block forever
         time.sleep(WATCH_SECONDS)
-    os._exit(1)  # nobody is left to read a result; the pool's call queue would block forever
 
 
 def _heartbeat(worker: _Worker) -> None:
@@ -718,6 +721,16 @@ class _Outcome:
 def run_task(task: Task, min_dte: int, max_dte: int, force: bool = False) -> TaskResult:
     """Download one task's missing expirations in this worker process; never raises for a task's trouble."""
     worker = _require_worker()
+    with worker.lock:
+        worker.busy += 1  # an orphaned worker exits only when no task is between claim and release
+    try:
+        return _claim_and_run(worker, task, min_dte, max_dte, force)
+    finally:
+        with worker.lock:
+            worker.busy -= 1
+
+
+def _claim_and_run(worker: _Worker, task: Task, min_dte: int, max_dte: int, force: bool) -> TaskResult:
     started = time.monotonic()
     if worker.stop.is_set():
         return TaskResult(task, INTERRUPTED)
