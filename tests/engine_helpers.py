@@ -140,13 +140,23 @@ def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 
 
 
 class Driver:
-    """This file run as a subprocess in its own session; its output lines collected by a thread."""
+    """A subprocess in its own session (this file's driver, or ``spxdl``); its output read by a thread."""
 
-    def __init__(self, data_dir: Path, url: str, *args: str) -> None:
-        command = [sys.executable, str(Path(__file__)), "--data-dir", str(data_dir), "--url", url, *args]
+    def __init__(self, data_dir: Path, url: str, *args: str, cli: bool = False) -> None:
+        if cli:
+            command = [sys.executable, "-m", "spxdl", "run", "--data-dir", str(data_dir), "--terminal-url", url]
+        else:
+            command = [sys.executable, str(Path(__file__)), "--data-dir", str(data_dir), "--url", url]
         env = dict(os.environ, PYTHONPATH=str(REPO))
+        env.pop("SPXDL_CONFIG", None)
         self.process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True, env=env
+            [*command, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+            env=env,
+            cwd=data_dir.parent,  # no spxdl.ini of the checkout applies
         )
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.output: list[str] = []
