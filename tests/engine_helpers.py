@@ -142,13 +142,15 @@ def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 
 class Driver:
     """A subprocess in its own session (this file's driver, or ``spxdl``); its output read by a thread."""
 
-    def __init__(self, data_dir: Path, url: str, *args: str, cli: bool = False) -> None:
+    def __init__(self, data_dir: Path, url: str, *args: str, cli: bool = False, tz: str | None = None) -> None:
         if cli:
             command = [sys.executable, "-m", "spxdl", "run", "--data-dir", str(data_dir), "--terminal-url", url]
         else:
             command = [sys.executable, str(Path(__file__)), "--data-dir", str(data_dir), "--url", url]
         env = dict(os.environ, PYTHONPATH=str(REPO))
         env.pop("SPXDL_CONFIG", None)
+        if tz:
+            env["TZ"] = tz
         self.process = subprocess.Popen(
             [*command, *args],
             stdout=subprocess.PIPE,

@@ -220,8 +220,9 @@ def test_a_subscription_without_the_data_stops_the_run_with_its_message(clean_si
 
 
 def test_two_runs_at_once_download_every_expiration_once(reference, clean_sim, tmp_path):
-    first = Driver(tmp_path, clean_sim.url)
-    second = Driver(tmp_path, clean_sim.url)
+    # far from New York, on both sides of the date line: the archive must not change
+    first = Driver(tmp_path, clean_sim.url, tz="Pacific/Kiritimati")
+    second = Driver(tmp_path, clean_sim.url, tz="Pacific/Pago_Pago")
     first.wait(), second.wait()
     # each task is done by one run and left by the other ("held", exit 1) or already done
     states = Counter()
