@@ -39,20 +39,24 @@ EPOCH = date(1970, 1, 1)
 SESSION_NOON = time(12)
 TIMESTAMP_TYPE = pa.timestamp("ms", tz=NY_TZ)
 NOT_STORED = ("root", "symbol")  # the root is a partition directory, not a column
-# Low-cardinality columns where a Parquet dictionary pays; high-entropy floats are left plain.
+# Low-cardinality columns where a Parquet dictionary pays. Floats are left plain, and so are the
+# time columns: zstd packs those as well as a dictionary does, and faster (docs/storage.md).
 DICTIONARY_COLUMNS = (
     "expiration",
     "strike",
     "right",
-    "timestamp",
-    "ms_of_day",
-    "ms_of_day2",
     "bid_exchange",
     "bid_condition",
     "ask_exchange",
     "ask_condition",
 )
 CONTRACT_KEYS = ["expiration", "strike", "right"]
+# Arrow scalars made once: turning a Python number into one costs pyarrow a failed import each time.
+ZERO = pa.scalar(0.0)
+MAX_IV = pa.scalar(10.0)
+STRIKE_UNITS = pa.scalar(1000.0)
+CALL, PUT, C, P = (pa.scalar(text) for text in ("CALL", "PUT", "C", "P"))
+RIGHTS = pa.array(["C", "P"])
 
 
 @dataclass(frozen=True)
@@ -85,11 +89,31 @@ class ConvertSpec:
             raise ConfigError(f"dataset {self.dataset.name} has no {self.api} endpoint", key="api")
 
     @property
+    def scalars(self) -> "SpecScalars":
+        """The spec's values as Arrow scalars, for comparisons against whole columns."""
+        return SpecScalars(
+            expiration=pa.scalar(self.expiration, pa.date32()),
+            trade_date=pa.scalar(self.trade_date, pa.date32()),
+            start_ms=pa.scalar(self.start_ms, pa.int32()),
+            end_ms=pa.scalar(self.end_ms, pa.int32()),
+            midnight_ms=pa.scalar(ny_midnight_epoch_ms(self.trade_date), pa.int64()),
+        )
+
+    @property
     def expected_rows_per_contract(self) -> int | None:
         """Intervals in the window, both ends included; None when the dataset has no interval."""
         if not self.dataset.uses_interval or not self.interval_ms:
             return None
         return max(0, (self.end_ms - self.start_ms) // self.interval_ms + 1)
+
+
+@dataclass(frozen=True)
+class SpecScalars:
+    expiration: pa.Scalar
+    trade_date: pa.Scalar
+    start_ms: pa.Scalar
+    end_ms: pa.Scalar
+    midnight_ms: pa.Scalar
 
 
 @dataclass
@@ -123,7 +147,7 @@ def ny_midnight_epoch_ms(trade_date: date) -> int:
     return (trade_date - EPOCH).days * DAY_MS - session_utc_offset_ms(trade_date)
 
 
-def _instants(ms_of_day: pa.Array, midnight_ms: int) -> pa.Array:
+def _instants(ms_of_day: pa.Array, midnight_ms: pa.Scalar) -> pa.Array:
     """timestamp[ms, tz=America/New_York] of wall-clock ``ms_of_day`` on the trade date."""
     return pc.add(pc.cast(ms_of_day, pa.int64()), midnight_ms).cast(TIMESTAMP_TYPE)
 
@@ -146,7 +170,7 @@ def _yyyymmdd_to_date(values: pa.Array) -> pa.Array:
 
 def _short_right(right: pa.Array) -> pa.Array:
     """v3 CALL/PUT -> C/P; other values are kept so that the right check flags them."""
-    return pc.if_else(pc.equal(right, "CALL"), "C", pc.if_else(pc.equal(right, "PUT"), "P", right))
+    return pc.if_else(pc.equal(right, CALL), C, pc.if_else(pc.equal(right, PUT), P, right))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -156,7 +180,7 @@ def _short_right(right: pa.Array) -> pa.Array:
 def _normalize_v2(columns: dict[str, pa.Array]) -> dict[str, pa.Array]:
     columns["expiration"] = _yyyymmdd_to_date(columns["expiration"])
     columns["date"] = _yyyymmdd_to_date(columns["date"])
-    columns["strike"] = pc.divide(pc.cast(columns["strike"], pa.float64()), 1000.0)
+    columns["strike"] = pc.divide(pc.cast(columns["strike"], pa.float64()), STRIKE_UNITS)
     return columns
 
 
@@ -189,30 +213,32 @@ def _any(masks: list[pa.Array], length: int) -> pa.Array:
 
 
 def _flag(mask: pa.Array, null_means: bool = False) -> pa.Array:
-    return pc.fill_null(mask, null_means)
+    """``mask`` with its nulls (comparisons with a null value) read as ``null_means``."""
+    return pc.fill_null(mask, null_means) if mask.null_count else mask
 
 
-def row_checks(spec: ConvertSpec, columns: Mapping[str, pa.Array], length: int) -> dict[str, pa.Array]:
+def row_checks(spec: ConvertSpec, values: SpecScalars, columns: Mapping[str, pa.Array],
+               length: int) -> dict[str, pa.Array]:
     """Boolean masks of flagged rows, one per check that applies to the dataset."""
     names = spec.dataset.schema.names
     required = [columns[name] for name in spec.dataset.required if columns[name].null_count]
     masks = {
         "null_required": _any([pc.is_null(column) for column in required], length),
-        "strike_nonpositive": _flag(pc.less_equal(columns["strike"], 0.0)),
-        "right_invalid": pc.invert(pc.is_in(columns["right"], value_set=pa.array(["C", "P"]))),
-        "expiration_mismatch": _flag(pc.not_equal(columns["expiration"], spec.expiration), True),
-        "date_mismatch": _flag(pc.not_equal(columns["date"], spec.trade_date), True),
+        "strike_nonpositive": _flag(pc.less_equal(columns["strike"], ZERO)),
+        "right_invalid": pc.invert(pc.is_in(columns["right"], value_set=RIGHTS)),
+        "expiration_mismatch": _flag(pc.not_equal(columns["expiration"], values.expiration), True),
+        "date_mismatch": _flag(pc.not_equal(columns["date"], values.trade_date), True),
     }
     if "bid" in names and "ask" in names:
         bid, ask = columns["bid"], columns["ask"]
-        masks["negative_quote"] = _flag(pc.or_(pc.less(bid, 0.0), pc.less(ask, 0.0)))
+        masks["negative_quote"] = _flag(pc.or_(pc.less(bid, ZERO), pc.less(ask, ZERO)))
         masks["crossed_quote"] = _flag(pc.greater(bid, ask))
     if "implied_vol" in names:
         iv = columns["implied_vol"]
-        masks["implied_vol_range"] = _flag(pc.or_(pc.less(iv, 0.0), pc.greater(iv, 10.0)))
+        masks["implied_vol_range"] = _flag(pc.or_(pc.less(iv, ZERO), pc.greater(iv, MAX_IV)))
     if spec.dataset.uses_interval:
         ms = columns["ms_of_day"]
-        masks["outside_window"] = _flag(pc.or_(pc.less(ms, spec.start_ms), pc.greater(ms, spec.end_ms)))
+        masks["outside_window"] = _flag(pc.or_(pc.less(ms, values.start_ms), pc.greater(ms, values.end_ms)))
     return masks
 
 
@@ -221,7 +247,7 @@ def zero_greeks(spec: ConvertSpec, columns: Mapping[str, pa.Array]) -> pa.Array 
     greeks = spec.dataset.greek_columns
     if not greeks:
         return None
-    masks = [_flag(pc.equal(columns[name], 0.0)) for name in greeks]
+    masks = [_flag(pc.equal(columns[name], ZERO)) for name in greeks]
     result = masks[0]
     for mask in masks[1:]:
         result = pc.and_(result, mask)
@@ -368,7 +394,7 @@ class Converter:
         self.wire_columns: tuple[str, ...] = spec.dataset.columns(spec.api) or ()
         self.wire_types = spec.dataset.wire_types(spec.api)
         self.normalize = NORMALIZERS[spec.api]
-        self.midnight_ms = ny_midnight_epoch_ms(spec.trade_date)
+        self.values = spec.scalars
         self.rows = 0
         self.pages = 0
         self.dropped = 0
@@ -421,7 +447,7 @@ class Converter:
         api = self.spec.api
         columns = {output_name(api, name): column for name, column in zip(wire_batch.schema.names, wire_batch.columns)}
         columns = self.normalize(columns)
-        columns["timestamp"] = _instants(columns["ms_of_day"], self.midnight_ms)
+        columns["timestamp"] = _instants(columns["ms_of_day"], self.values.midnight_ms)
         for name in self.spec.dataset.nullable:
             if name not in columns:
                 columns[name] = pa.nulls(wire_batch.num_rows, self.spec.dataset.schema.field(name).type)
@@ -435,7 +461,7 @@ class Converter:
         schema = self.spec.dataset.schema
         length = len(columns["ms_of_day"])
         batch = pa.RecordBatch.from_arrays([columns[name] for name in schema.names], schema=schema)
-        masks = row_checks(self.spec, columns, length)
+        masks = row_checks(self.spec, self.values, columns, length)
         counts = {name: mask.true_count for name, mask in masks.items()}
         for name, count in counts.items():
             self._count(name, count)
