@@ -10,6 +10,7 @@ that at most one row group's worth of rows is held whatever the size of the chai
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import logging
 import sys
@@ -109,6 +110,8 @@ class ConvertSpec:
 
 @dataclass(frozen=True)
 class SpecScalars:
+    """A spec's values as Arrow scalars (made once per file, not once per batch)."""
+
     expiration: pa.Scalar
     trade_date: pa.Scalar
     start_ms: pa.Scalar
@@ -206,10 +209,9 @@ NORMALIZERS: Mapping[str, Callable[[dict[str, pa.Array]], dict[str, pa.Array]]] 
 
 def _any(masks: list[pa.Array], length: int) -> pa.Array:
     """Row-wise OR of boolean masks (all False when there are none)."""
-    result = pc.fill_null(pa.nulls(length, pa.bool_()), False) if not masks else masks[0]
-    for mask in masks[1:]:
-        result = pc.or_(result, mask)
-    return result
+    if not masks:
+        return pc.fill_null(pa.nulls(length, pa.bool_()), False)
+    return functools.reduce(pc.or_, masks)
 
 
 def _flag(mask: pa.Array, null_means: bool = False) -> pa.Array:
@@ -247,11 +249,7 @@ def zero_greeks(spec: ConvertSpec, columns: Mapping[str, pa.Array]) -> pa.Array 
     greeks = spec.dataset.greek_columns
     if not greeks:
         return None
-    masks = [_flag(pc.equal(columns[name], ZERO)) for name in greeks]
-    result = masks[0]
-    for mask in masks[1:]:
-        result = pc.and_(result, mask)
-    return result
+    return functools.reduce(pc.and_, [_flag(pc.equal(columns[name], ZERO)) for name in greeks])
 
 
 class ContractCounter:
