@@ -277,7 +277,8 @@ class ContractCounter:
     def short_and_long(self, expected: int) -> tuple[int, int]:
         """Contracts with fewer and with more rows than ``expected``."""
         counts = self.totals()["count_all"]
-        return pc.sum(pc.less(counts, expected)).as_py() or 0, pc.sum(pc.greater(counts, expected)).as_py() or 0
+        wanted = pa.scalar(expected, pa.int64())
+        return pc.sum(pc.less(counts, wanted)).as_py() or 0, pc.sum(pc.greater(counts, wanted)).as_py() or 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -443,7 +444,8 @@ class Converter:
 
     def _to_output(self, wire_batch: pa.RecordBatch) -> dict[str, pa.Array]:
         api = self.spec.api
-        columns = {output_name(api, name): column for name, column in zip(wire_batch.schema.names, wire_batch.columns)}
+        names = wire_batch.schema.names
+        columns = {output_name(api, name): column for name, column in zip(names, wire_batch.columns)}
         columns = self.normalize(columns)
         columns["timestamp"] = _instants(columns["ms_of_day"], self.values.midnight_ms)
         for name in self.spec.dataset.nullable:
@@ -491,7 +493,8 @@ class Converter:
         spec = self.spec
         listed = ", ".join(f"{name}={count}" for name, count in sorted(counts.items()) if count)
         return ValidationFailed(
-            f"{spec.dataset.name} {spec.root} {spec.trade_date} exp {spec.expiration}: checks failed ({listed})",
+            f"{spec.dataset.name} {spec.root} {spec.trade_date} exp {spec.expiration}: "
+            f"checks failed ({listed})",
             counts={name: count for name, count in counts.items() if count},
         )
 
@@ -597,5 +600,6 @@ def write_parquet(pages: Iterable[BinaryIO], sink: BinaryIO, spec: ConvertSpec) 
             row_groups += 1
     result = converter.result(row_groups)
     result.max_buffered_rows = buffer.max_buffered_rows
-    log.debug("converted %s %s %s exp %s: %s", spec.dataset.name, spec.root, spec.trade_date, spec.expiration, result)
+    log.debug("converted %s %s %s exp %s: %s",
+              spec.dataset.name, spec.root, spec.trade_date, spec.expiration, result)
     return result

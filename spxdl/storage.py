@@ -41,6 +41,7 @@ TEMP_MARKER = ".tmp-"
 HASH_CHUNK = 1 << 20
 # ".<target name>.tmp-<pid>-<random>", as made by temp_prefix + tempfile.mkstemp
 TEMP_NAME = re.compile(r"^\..+" + re.escape(TEMP_MARKER) + r"(?P<pid>\d+)-[^/]*$")
+MOVE_ASIDE = "move it aside or use another data dir"
 PARTITION = re.compile(r"^(?P<key>[a-z_]+)=(?P<value>.+)$")
 
 
@@ -272,9 +273,9 @@ def _read_shape(path: Path) -> dict[str, Any]:
     try:
         recorded = json.loads(path.read_bytes())
     except (OSError, ValueError) as exc:
-        raise StorageError(f"{path} cannot be read ({exc}); move it aside or use another data dir", path=str(path)) from exc
+        raise StorageError(f"{path} cannot be read ({exc}); {MOVE_ASIDE}", path=str(path)) from exc
     if not isinstance(recorded, dict):
-        raise StorageError(f"{path} does not hold a JSON object; move it aside or use another data dir", path=str(path))
+        raise StorageError(f"{path} does not hold a JSON object; {MOVE_ASIDE}", path=str(path))
     return recorded
 
 
