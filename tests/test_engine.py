@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import signal
+import subprocess
+import sys
 from collections import Counter
 from datetime import date
 from pathlib import Path
@@ -11,7 +15,20 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from engine_helpers import END, START, DenyingTerminal, Driver, archive_digest, claims, data_files, ledger_problems, make_settings, temp_files
+from engine_helpers import (
+    END,
+    REPO,
+    START,
+    DenyingTerminal,
+    Driver,
+    archive_digest,
+    claims,
+    data_files,
+    ledger_problems,
+    make_settings,
+    temp_files,
+    wait_until,
+)
 from spxdl import engine, metrics
 from spxdl.errors import ConfigError
 from spxdl.ledger import Ledger, Task
@@ -40,6 +57,16 @@ def fixture_reference(sim, tmp_path_factory):
     summary = engine.run(engine.plan(settings, START, END), settings)
     assert summary.complete, summary
     return archive_digest(data_dir)
+
+
+HOLD_A_CLAIM = """
+import sys, time
+from datetime import date
+from spxdl.ledger import Ledger, Task
+Ledger(sys.argv[1]).claim(Task("greeks-1m", "SPXW", date.fromisoformat(sys.argv[2])), min_dte=0, max_dte=8)
+print("claimed", flush=True)
+time.sleep(60)
+"""
 
 
 def served_rows(sim) -> dict[tuple[str, date, date], int]:
@@ -206,6 +233,49 @@ def test_cut_bodies_and_expired_pages_are_fetched_again_until_complete(tmp_path)
     assert counters["requests"]["/v2/page"].get("477", 0) > 0
     assert archive_digest(tmp_path / "faulty") == archive_digest(tmp_path / "clean")
     assert ledger_problems(tmp_path / "faulty") == [] and temp_files(tmp_path / "faulty") == []
+
+
+def test_a_task_a_live_process_holds_is_left_out_of_the_plan_until_that_process_is_gone(clean_sim, tmp_path):
+    settings = make_settings(tmp_path, clean_sim.url)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_A_CLAIM, str(tmp_path), START.isoformat()],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )
+    try:
+        assert holder.stdout.readline().strip() == "claimed"
+        plan = engine.plan(settings, START, END)
+        assert plan.held == (Task("greeks-1m", "SPXW", START),) and [t.trade_date for t in plan.tasks] == [END]
+        summary = engine.run(plan, settings)
+        assert summary.held == 1 and not summary.complete and summary.by_state() == {"success": 1}
+    finally:
+        holder.kill()
+        holder.wait()
+    assert wait_until(lambda: engine.plan(settings, START, END).tasks == (Task("greeks-1m", "SPXW", START),), 10)
+
+
+def test_a_worker_that_dies_fails_only_its_tasks_and_the_run_goes_on(reference, sim, tmp_path):
+    sim.set_faults(Faults(latency=0.2))  # tasks last long enough for the kill to land mid-task
+    killed = []
+
+    def kill_the_first_worker(event: engine.Event) -> None:
+        if event.kind == "task_started" and not killed:
+            killed.append(event.pid)
+            os.kill(event.pid, signal.SIGKILL)
+
+    try:
+        settings = make_settings(tmp_path, sim.url)
+        summary = run_range(settings, START, date(2024, 1, 16), on_event=kill_the_first_worker)  # 4 days
+    finally:
+        sim.set_faults(Faults())
+    # the two tasks in flight fail with the broken pool; a new pool runs the other two
+    assert killed and summary.by_state() == {"failed": 2, "success": 2}, summary.results
+    assert all("died" in result.error for result in summary.failed)
+    assert claims(tmp_path) == []
+    assert run_range(settings, START, date(2024, 1, 16)).complete
+    assert temp_files(tmp_path) == [] and ledger_problems(tmp_path) == []
+    assert {path: digest for path, digest in archive_digest(tmp_path).items() if path in reference} == reference
 
 
 def test_a_subscription_without_the_data_stops_the_run_with_its_message(clean_sim, tmp_path):
