@@ -71,13 +71,15 @@ def naive_script(body: bytes) -> int:
     return table.num_rows
 
 
-def best_rate(convert: Callable[[], int], repeat: int) -> float:
-    """The best rows/s of ``repeat`` runs."""
-    best = 0.0
+def best_rates(converters: list[Callable[[], int]], repeat: int) -> list[float]:
+    """The best rows/s of each converter over ``repeat`` rounds, run in turn so that they share
+    the machine's load alike."""
+    best = [0.0] * len(converters)
     for _ in range(repeat):
-        started = time.perf_counter()
-        rows = convert()
-        best = max(best, rows / (time.perf_counter() - started))
+        for index, convert in enumerate(converters):
+            started = time.perf_counter()
+            rows = convert()
+            best[index] = max(best[index], rows / (time.perf_counter() - started))
     return best
 
 
@@ -106,9 +108,8 @@ def main() -> None:
         print(f"one chain: SPXW exp {args.date} on {args.date}, {chain_rows:,} rows, "
               f"{len(chain) / 1e6:.1f} MB of CSV")
         spec = spec_for(args.date, args.date, args.level)
-        ours = best_rate(lambda: spxdl_convert(chain, spec), args.repeat)
-        alone = best_rate(lambda: pyarrow_alone(chain), args.repeat)
-        naive = best_rate(lambda: naive_script(chain), 1)
+        ours, alone = best_rates([lambda: spxdl_convert(chain, spec), lambda: pyarrow_alone(chain)], args.repeat)
+        (naive,) = best_rates([lambda: naive_script(chain)], 1)
         print(f"  spxdl converter          {ours:>12,.0f} rows/s")
         print(f"  pyarrow alone            {alone:>12,.0f} rows/s   spxdl = {ours / alone:.0%} of it")
         print(f"  naive csv + from_pylist  {naive:>12,.0f} rows/s   spxdl = {ours / naive:.1f}x it")

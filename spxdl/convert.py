@@ -253,26 +253,43 @@ def zero_greeks(spec: ConvertSpec, columns: Mapping[str, pa.Array]) -> pa.Array 
 
 
 class ContractCounter:
-    """Rows per contract across a whole file, from small per-batch group-by tables."""
+    """Rows per contract across a whole file.
 
-    COMPACT_AFTER = 32
+    The key columns of about ``GROUP_ROWS`` rows are kept and then counted in one group-by (a
+    group-by has a fixed cost too high to pay per small batch); the counts are summed at the end.
+    """
+
+    GROUP_ROWS = 1 << 18
 
     def __init__(self) -> None:
-        self._partials: list[pa.Table] = []
+        self._pending: list[pa.RecordBatch] = []
+        self._pending_rows = 0
+        self._counts: list[pa.Table] = []
 
     def add(self, batch: pa.RecordBatch) -> None:
         """Count ``batch``'s rows per (expiration, strike, right)."""
-        table = pa.Table.from_batches([batch]).select(CONTRACT_KEYS)
-        self._partials.append(table.group_by(CONTRACT_KEYS).aggregate([([], "count_all")]))
-        if len(self._partials) >= self.COMPACT_AFTER:
-            self._partials = [self.totals()]
+        keys = batch.select(CONTRACT_KEYS)
+        self._pending.append(keys)
+        self._pending_rows += keys.num_rows
+        if self._pending_rows >= self.GROUP_ROWS:
+            self._count_pending()
+
+    def _count_pending(self) -> None:
+        if self._pending:
+            table = pa.Table.from_batches(self._pending)
+            self._counts.append(table.group_by(CONTRACT_KEYS).aggregate([([], "count_all")]))
+        self._pending, self._pending_rows = [], 0
 
     def totals(self) -> pa.Table:
         """One row per contract with its total row count in ``count_all``."""
-        if not self._partials:
+        self._count_pending()
+        if not self._counts:
             return pa.table({"count_all": pa.array([], pa.int64())})
-        merged = pa.concat_tables(self._partials).group_by(CONTRACT_KEYS).aggregate([("count_all", "sum")])
-        return pa.table({**{key: merged[key] for key in CONTRACT_KEYS}, "count_all": merged["count_all_sum"]})
+        if len(self._counts) > 1:
+            merged = pa.concat_tables(self._counts).group_by(CONTRACT_KEYS).aggregate([("count_all", "sum")])
+            self._counts = [pa.table({**{key: merged[key] for key in CONTRACT_KEYS},
+                                      "count_all": merged["count_all_sum"]})]
+        return self._counts[0]
 
     def short_and_long(self, expected: int) -> tuple[int, int]:
         """Contracts with fewer and with more rows than ``expected``."""

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from spxdl import storage
-from spxdl.convert import ConvertSpec, RowGroupBuffer, iter_batches, session_utc_offset_ms, write_parquet
+from spxdl.convert import ContractCounter, ConvertSpec, RowGroupBuffer, iter_batches, session_utc_offset_ms, write_parquet
 from spxdl.datasets import DATASETS, EOD, GREEKS, OHLC, OPEN_INTEREST, QUOTE, Dataset
 from spxdl.errors import BodyTruncated, ConfigError, DataError, SchemaMismatch, ValidationFailed
 from spxdl.simulator import Simulator
@@ -515,6 +515,20 @@ def test_rows_per_contract_are_counted_across_pages_and_batches():
     pages = [body(GREEKS, "v2", rows[:700]), body(GREEKS, "v2", rows[700:])]
     _, result, _ = convert(pages, spec_for(minutes=391, block_size=4 << 10))
     assert result.checks["contracts_short"] == result.checks["contracts_long"] == 0
+
+
+def test_contract_counts_merge_across_many_group_bys():
+    rows = make_rows(GREEKS, minutes=391)
+    rows.pop(1000)  # one contract short
+    batches = list(iter_batches([io.BytesIO(body(GREEKS, "v2", rows))], spec_for(minutes=391, block_size=4 << 10)))
+    counter = ContractCounter()
+    counter.GROUP_ROWS = 150  # a group-by every few batches, so that partial counts are merged
+    for batch in batches:
+        counter.add(batch)
+    totals = counter.totals()
+    assert sorted(totals["count_all"].to_pylist()) == [390, 391, 391, 391]
+    assert counter.short_and_long(391) == (1, 0)
+    assert counter.short_and_long(390) == (0, 3)
 
 
 @pytest.mark.parametrize("dataset", [QUOTE, OHLC, OPEN_INTEREST, EOD], ids=lambda d: d.name)
