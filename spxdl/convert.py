@@ -582,7 +582,7 @@ def file_metadata(spec: ConvertSpec) -> dict[str, str]:
         "end_ms": str(spec.end_ms),
         "interval_ms": "" if spec.interval_ms is None else str(spec.interval_ms),
     }
-    metadata.update({str(key): _metadata_text(value) for key, value in spec.metadata.items()})
+    metadata.update({str(key): _metadata_text(value) for key, value in spec.metadata.items() if value is not None})
     return metadata
 
 

@@ -331,13 +331,14 @@ def test_the_same_response_gives_the_same_bytes_and_sha256(tmp_path):
 
 def test_file_metadata_names_the_source_without_host_or_time():
     spec = spec_for(metadata={"endpoint": "http://127.0.0.1:25510/v2/bulk_hist/option/greeks?root=SPXW",
-                              "params": {"root": "SPXW", "ivl": 60000}})
+                              "params": {"root": "SPXW", "ivl": 60000}, "rate": None, "annual_div": 0.5})
     _, _, data = convert([GOLDEN_V2.read_bytes()], spec)
     meta = {k.decode(): v.decode() for k, v in pq.read_metadata(pa.BufferReader(data)).metadata.items()}
     assert meta["endpoint"] == "/v2/bulk_hist/option/greeks?root=SPXW"
     assert meta["params"] == '{"ivl": 60000, "root": "SPXW"}'
     assert (meta["dataset"], meta["root"], meta["trade_date"], meta["api"]) == ("greeks", "SPXW", "2024-07-15", "v2")
     assert meta["schema_version"] == "1" and meta["spxdl_version"]
+    assert meta["annual_div"] == "0.5" and "rate" not in meta  # unset settings are left out
     assert "127.0.0.1" not in data.decode("latin-1")
 
 
