@@ -934,30 +934,41 @@ def _download_expiration(worker: _Worker, task: Task, dataset: Dataset, expirati
         end_ms=settings.end_ms,
         **_greeks_params(dataset, settings),
     )
-    with storage.atomic_output(path) as sink:
-        result = convert.write_parquet(_stoppable(pages, worker.stop), sink, spec)
+    with storage.atomic_output(path) as sink, contextlib.closing(_stoppable(pages, worker.stop)) as stoppable:
+        result = convert.write_parquet(stoppable, sink, spec)
     info = storage.verify_parquet(path, result.rows)
     worker.ledger.record_expiration(task, expiration, "complete", info=info, attempts=attempt, checks=result.checks)
     return _Outcome(expiration, "complete", rows=info.rows, bytes=info.bytes, attempts=attempt)
 
 
 def _greeks_params(dataset: Dataset, settings: Settings) -> dict[str, Any]:
+    """The greeks parameters the user set (the terminal's defaults apply to the others)."""
     if not dataset.greeks_params:
         return {}
-    return {"rate": settings.rate, "rate_value": settings.rate_value, "annual_div": settings.annual_div}
+    params = {"rate": settings.rate, "rate_value": settings.rate_value, "annual_div": settings.annual_div}
+    return {name: value for name, value in params.items() if value is not None}
 
 
 def _stoppable(pages: Iterable[BinaryIO], stop: threading.Event) -> Iterator[BinaryIO]:
-    """``pages`` whose reads, and the fetch of each next page, raise Interrupted once stopping."""
+    """``pages`` whose reads, and the fetch of each next page, raise Interrupted once stopping.
+
+    Every page is closed as soon as the next is asked for or the iteration ends, even by an
+    error: a page holds an in-flight slot shared by all workers until it is read or closed.
+    """
     iterator = iter(pages)
-    while True:
-        if stop.is_set():
-            raise Interrupted("the run is stopping")
-        try:
-            page = next(iterator)
-        except StopIteration:
-            return
-        yield _StoppablePage(page, stop)
+    try:
+        while True:
+            if stop.is_set():
+                raise Interrupted("the run is stopping")
+            page = next(iterator, None)
+            if page is None:
+                return
+            with contextlib.closing(_StoppablePage(page, stop)) as stoppable:
+                yield stoppable
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            close()
 
 
 class _StoppablePage(io.RawIOBase):
