@@ -30,7 +30,7 @@ from engine_helpers import (
     wait_until,
 )
 from spxdl import engine, metrics
-from spxdl.errors import ConfigError
+from spxdl.errors import ArchiveMismatch, ConfigError, TerminalUnavailable
 from spxdl.ledger import Ledger, Task
 from spxdl.simulator import Faults, Simulator
 
@@ -210,6 +210,20 @@ def test_a_day_without_expirations_in_the_window_is_no_data_and_planned_again(cl
     summary = run_range(settings, START, START)
     assert summary.by_state() == {"no_data": 1} and not summary.complete
     assert engine.plan(settings, START, START).tasks == (Task("greeks-1m", "SPXW", START),)
+
+
+def test_no_terminal_raises_out_of_run_before_any_worker_starts(tmp_path):
+    settings = make_settings(tmp_path, "http://127.0.0.1:9", connect_timeout=0.5)  # nothing listens there
+    with pytest.raises(TerminalUnavailable):
+        run_range(settings)
+    assert data_files(tmp_path) == [] and not list(tmp_path.glob("*/_archive.json"))
+
+
+def test_an_archive_of_another_shape_is_refused_before_any_worker_starts(clean_sim, tmp_path):
+    settings = make_settings(tmp_path, clean_sim.url, max_dte=0, workers=1)
+    run_range(settings, START, START)
+    with pytest.raises(ArchiveMismatch, match="rate_value"):
+        run_range(dataclasses.replace(settings, rate_value=0.05), START, START)
 
 
 # ---------------------------------------------------------------------------------------------
