@@ -529,7 +529,7 @@ class _Run:
     # -- metrics -------------------------------------------------------------------------------
 
     def _write_task_metrics(self, result: TaskResult) -> None:
-        if result.state in (HELD, INTERRUPTED):
+        if result.state == HELD:  # another run did (or does) the work: its row is that run's
             return
         row = metrics.MetricsRow(
             "task",
