@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -135,6 +136,24 @@ def test_task_state_from_expiration_states():
     assert engine.task_state(["complete", "failed"]) == "partial"
     assert engine.task_state(["failed", "no_data"]) == "failed"
     assert engine.task_state(["failed"]) == "failed"
+
+
+def append_metrics_rows(data_dir: Path, writer: int) -> None:
+    for n in range(50):
+        metrics.append(data_dir, [metrics.MetricsRow("task", f"w{writer}/{n}", "success", n, n * 10, 0.5)])
+
+
+def test_metrics_rows_from_concurrent_processes_all_land_under_one_header(tmp_path):
+    context = multiprocessing.get_context("fork")
+    writers = [context.Process(target=append_metrics_rows, args=(tmp_path, w)) for w in range(4)]
+    for process in writers:
+        process.start()
+    for process in writers:
+        process.join()
+    rows = metrics.read(tmp_path)
+    assert sorted(row["key"] for row in rows) == sorted(f"w{w}/{n}" for w in range(4) for n in range(50))
+    assert metrics.metrics_path(tmp_path).read_text().count("kind,key,") == 1
+    assert rows[0]["rows_per_s"] == str(int(rows[0]["rows"]) * 2)
 
 
 # ---------------------------------------------------------------------------------------------
