@@ -304,8 +304,31 @@ def cli(ctx: click.Context, config_path: Path | None, verbose: bool, quiet: bool
 
 
 def main() -> None:
-    """Console entry point."""
-    cli(prog_name="spxdl")
+    """Console entry point: run the command, then exit with its code without interpreter teardown."""
+    code: int = EXIT_OK
+    try:
+        cli(prog_name="spxdl")
+    except SystemExit as exc:
+        if isinstance(exc.code, int) or exc.code is None:
+            code = exc.code or EXIT_OK
+        else:
+            click.echo(str(exc.code), err=True)
+            code = EXIT_INCOMPLETE
+    exit_now(code)
+
+
+def exit_now(code: int) -> None:
+    """Flush and leave at once.
+
+    Arrow's (and DuckDB's) native thread pools can abort an otherwise finished process while the
+    interpreter tears down ("terminate called without an active exception", apache/arrow#34314),
+    which would turn a clean run's exit code into 134 for the timer that started it.
+    """
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 # ------------------------------------------------------------------ downloading

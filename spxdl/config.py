@@ -29,6 +29,7 @@ RATES = ("SOFR",) + tuple(
     f"TREASURY_{t}" for t in ("M1", "M3", "M6", "Y1", "Y2", "Y3", "Y5", "Y7", "Y10", "Y20", "Y30")
 )
 COMPRESSIONS = ("zstd", "snappy", "gzip", "lz4", "brotli", "none")
+LEVELLED_CODECS = ("zstd", "gzip", "brotli")
 
 
 def _default_workers() -> int:
@@ -65,7 +66,7 @@ class Settings:
 
     data_dir: Path = Path("data")
     compression: str = "zstd"
-    compression_level: int | None = None
+    compression_level: int | None = 3
     row_group_rows: int = 250_000
 
     validation_mode: str = "flag"
@@ -292,7 +293,7 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("engine", "expiration_attempts", "expiration_attempts", parse_int(1, 20), "fetches of one expiration before it is marked failed"),
     KeySpec("storage", "data_dir", "data_dir", parse_path, "where the archive lives"),
     KeySpec("storage", "compression", "compression", parse_choice(*COMPRESSIONS), "Parquet compression codec"),
-    KeySpec("storage", "compression_level", "compression_level", optional(parse_int(-7, 22)), "codec level; empty: the codec's default"),
+    KeySpec("storage", "compression_level", "compression_level", optional(parse_int(-7, 22)), "codec level (zstd, gzip, brotli); empty: the codec's default"),
     KeySpec("storage", "row_group_rows", "row_group_rows", parse_int(1_000, 10_000_000), "rows per Parquet row group"),
     KeySpec("validation", "mode", "validation_mode", parse_choice("flag", "drop", "fail"), "flag: count bad rows; drop: remove them; fail: fail the expiration"),
     KeySpec("logging", "level", "log_level", parse_log_level, "DEBUG, INFO, WARNING or ERROR"),
@@ -414,6 +415,8 @@ def load(
         source = f"flag --{name.replace('_', '-')}"
         values[name] = _parse(spec, value, source) if isinstance(value, str) else value
         sources[name] = source
+    if "compression_level" not in values and values.get("compression", "zstd") not in LEVELLED_CODECS:
+        values["compression_level"] = None  # the default level 3 belongs to zstd
     settings = Settings(**values, sources=sources)
     check_consistency(settings)
     return settings
@@ -427,6 +430,12 @@ def check_consistency(settings: Settings) -> None:
             f"({settings.sources.get('min_dte', 'default')} / {settings.sources.get('max_dte', 'default')}); "
             "make min_dte <= max_dte",
             key="download.min_dte",
+        )
+    if settings.compression_level is not None and settings.compression not in LEVELLED_CODECS:
+        raise ConfigError(
+            f"compression_level {settings.compression_level} does not apply to {settings.compression}; "
+            "leave [storage] compression_level empty or use zstd, gzip or brotli",
+            key="storage.compression_level",
         )
     if settings.start_time >= settings.end_time:
         raise ConfigError(

@@ -827,7 +827,7 @@ class Ledger:
         for entry in status["tasks"].values():
             counts[entry["state"]] += 1
         status.update(version=FORMAT_VERSION, states=counts, updated_at=timestamp(utc_now()))
-        storage.write_json_atomic(storage.status_path(self.data_dir), status)
+        storage.write_json_atomic(storage.status_path(self.data_dir), status, compact=True)
 
     def _write_inventory(self, inventory: dict[str, Any]) -> None:
         archives: dict[str, dict[str, int]] = {}
@@ -840,7 +840,7 @@ class Ledger:
         inventory.update(
             version=FORMAT_VERSION, archives=archives, totals=grand, updated_at=timestamp(utc_now())
         )
-        storage.write_json_atomic(storage.inventory_path(self.data_dir), inventory)
+        storage.write_json_atomic(storage.inventory_path(self.data_dir), inventory, compact=True)
 
 
 def _describe(claim: Mapping[str, Any] | None) -> str:

@@ -165,3 +165,10 @@ def test_example_ini_documents_every_key_and_loads_to_the_defaults(tmp_path, mon
     assert documented == set(config.KEYS_BY_NAME)
     from_file = load(EXAMPLE_INI)
     assert from_file == config.Settings()
+
+
+def test_compression_level_defaults_to_3_for_zstd_and_unset_for_codecs_without_levels():
+    assert load().compression_level == 3
+    assert load(env={"SPXDL_STORAGE_COMPRESSION": "snappy"}).compression_level is None
+    with pytest.raises(ConfigError, match="does not apply to snappy"):
+        load(env={"SPXDL_STORAGE_COMPRESSION": "snappy", "SPXDL_STORAGE_COMPRESSION_LEVEL": "5"})
