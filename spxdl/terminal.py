@@ -26,6 +26,7 @@ import random
 import re
 import threading
 import time
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any, Callable, Iterator, Mapping
 from urllib.parse import urljoin, urlsplit
@@ -411,73 +412,75 @@ def plain_number(value: float) -> str:
     return text if text not in ("", "-0") else "0"
 
 
-def _check_window(start_ms: int, end_ms: int) -> None:
-    if not 0 <= start_ms < end_ms <= DAY_MS:
-        raise ConfigError(f"bad time window {start_ms}..{end_ms} ms of day: need 0 <= start < end <= {DAY_MS}")
+@dataclass(frozen=True)
+class HistoryQuery:
+    """What one history request asks for, before it is spelled for an API version."""
+
+    dataset: Dataset
+    root: str
+    expiration: date
+    trade_date: date
+    interval: str = "1m"
+    start_ms: int = RTH_START_MS
+    end_ms: int = RTH_END_MS
+    rate: str | None = None
+    rate_value: float | None = None  # a fraction: 0.0342 = 3.42 %
+    annual_div: float | None = None
+
+    def check_window(self) -> None:
+        if not 0 <= self.start_ms < self.end_ms <= DAY_MS:
+            raise ConfigError(
+                f"bad time window {self.start_ms}..{self.end_ms} ms of day: need 0 <= start < end <= {DAY_MS}"
+            )
 
 
-def v2_history_params(
-    dataset: Dataset,
-    root: str,
-    expiration: date,
-    trade_date: date,
-    *,
-    interval: str = "1m",
-    start_ms: int = RTH_START_MS,
-    end_ms: int = RTH_END_MS,
-    rate: str | None = None,
-    rate_value: float | None = None,
-    annual_div: float | None = None,
-) -> dict[str, str]:
+def v2_history_params(query: HistoryQuery) -> dict[str, str]:
     """Query parameters of a v2 bulk history request (window only for interval datasets)."""
-    params = {"root": root, "exp": wire_date(expiration)}
-    params["start_date"] = params["end_date"] = wire_date(trade_date)
-    if dataset.uses_interval:
-        _check_window(start_ms, end_ms)
-        params["ivl"] = str(datasets.interval_ms(interval))
-        if (start_ms, end_ms) == (RTH_START_MS, RTH_END_MS):
+    params = {"root": query.root, "exp": wire_date(query.expiration)}
+    params["start_date"] = params["end_date"] = wire_date(query.trade_date)
+    if query.dataset.uses_interval:
+        query.check_window()
+        params["ivl"] = str(datasets.interval_ms(query.interval))
+        if (query.start_ms, query.end_ms) == (RTH_START_MS, RTH_END_MS):
             params["rth"] = "true"
         else:
-            params.update(rth="false", start_time=str(start_ms), end_time=str(end_ms))
+            params.update(rth="false", start_time=str(query.start_ms), end_time=str(query.end_ms))
     params["use_csv"] = "true"
-    if dataset.greeks_params:
-        if rate is not None:
-            params["rate"] = rate.upper()
-        if rate_value is not None:
-            params["rate_value"] = plain_number(rate_value)
-        if annual_div is not None:
-            params["annual_div"] = plain_number(annual_div)
+    if query.dataset.greeks_params:
+        _add_greeks_params(params, query, rate=("rate", str.upper), rate_value=("rate_value", 1), annual_div="annual_div")
     return params
 
 
-def v3_history_params(
-    dataset: Dataset,
-    root: str,
-    expiration: date,
-    trade_date: date,
-    *,
-    interval: str = "1m",
-    start_ms: int = RTH_START_MS,
-    end_ms: int = RTH_END_MS,
-    rate: str | None = None,
-    rate_value: float | None = None,
-    annual_div: float | None = None,
-) -> dict[str, str]:
+def v3_history_params(query: HistoryQuery) -> dict[str, str]:
     """Query parameters of a v3 history request; ``rate_value`` (a fraction) goes out in percent."""
-    params = {"symbol": root, "expiration": wire_date(expiration), "date": wire_date(trade_date)}
-    if dataset.uses_interval:
-        _check_window(start_ms, end_ms)
-        datasets.interval_ms(interval)
-        params.update(interval=interval, start_time=v3_time(start_ms), end_time=v3_time(end_ms))
+    params = {"symbol": query.root, "expiration": wire_date(query.expiration), "date": wire_date(query.trade_date)}
+    if query.dataset.uses_interval:
+        query.check_window()
+        datasets.interval_ms(query.interval)
+        params.update(interval=query.interval, start_time=v3_time(query.start_ms), end_time=v3_time(query.end_ms))
     params["format"] = "csv"
-    if dataset.greeks_params:
-        if rate is not None:
-            params["rate_type"] = rate.lower()
-        if rate_value is not None:
-            params["rate_value"] = plain_number(rate_value * 100)
-        if annual_div is not None:
-            params["annual_dividend"] = plain_number(annual_div)
+    if query.dataset.greeks_params:
+        _add_greeks_params(
+            params, query, rate=("rate_type", str.lower), rate_value=("rate_value", 100), annual_div="annual_dividend"
+        )
     return params
+
+
+def _add_greeks_params(
+    params: dict[str, str],
+    query: HistoryQuery,
+    *,
+    rate: tuple[str, Callable[[str], str]],
+    rate_value: tuple[str, int],
+    annual_div: str,
+) -> None:
+    """The greeks parameters that are set, under the API's names (and its unit for the rate)."""
+    if query.rate is not None:
+        params[rate[0]] = rate[1](query.rate)
+    if query.rate_value is not None:
+        params[rate_value[0]] = plain_number(query.rate_value * rate_value[1])
+    if query.annual_div is not None:
+        params[annual_div] = plain_number(query.annual_div)
 
 
 def parse_list_body(
@@ -701,16 +704,7 @@ class TerminalClient:
             raise ConfigError(f"dataset {dataset.name} has no endpoint in API {self.api}", key="datasets")
         build = v2_history_params if self.api == "v2" else v3_history_params
         params = build(
-            dataset,
-            root,
-            expiration,
-            trade_date,
-            interval=interval,
-            start_ms=start_ms,
-            end_ms=end_ms,
-            rate=rate,
-            rate_value=rate_value,
-            annual_div=annual_div,
+            HistoryQuery(dataset, root, expiration, trade_date, interval, start_ms, end_ms, rate, rate_value, annual_div)
         )
         return self._pages(path, params, require_final_newline=True)
 
