@@ -216,6 +216,11 @@ def download_flags(
     }
 
 
+def archive_flags(terminal_url: str | None, api: str | None, data_dir: Path | None) -> dict[str, Any]:
+    """The flags of ``terminal_options`` keyed by Settings field."""
+    return download_flags(terminal_url=terminal_url, api=api, data_dir=data_dir)
+
+
 # ------------------------------------------------------------------ dates
 
 
@@ -707,7 +712,7 @@ def check_terminal(settings: config.Settings) -> tuple[bool, dict[str, Any]]:
 @handle_errors
 def health_command(ctx: click.Context, as_json: bool, terminal_url: str | None, api: str | None, data_dir: Path | None) -> None:
     """Is the terminal reachable and CONNECTED, and can the archive be written? Exit 0 healthy, 75 not."""
-    settings = build_settings(ctx, file_logging=False, **download_flags(terminal_url=terminal_url, api=api, data_dir=data_dir))
+    settings = build_settings(ctx, file_logging=False, **archive_flags(terminal_url, api, data_dir))
     terminal_ok, terminal = check_terminal(settings)
     dir_ok, dir_detail = check_data_dir(settings.data_dir)
     disk_ok, disk_detail = check_disk(settings.data_dir)
@@ -740,7 +745,7 @@ def config_group() -> None:
 @handle_errors
 def config_show_command(ctx: click.Context, as_json: bool, terminal_url: str | None, api: str | None, data_dir: Path | None) -> None:
     """Every effective setting, its value and where it came from (default, file, env or flag)."""
-    settings = build_settings(ctx, file_logging=False, **download_flags(terminal_url=terminal_url, api=api, data_dir=data_dir))
+    settings = build_settings(ctx, file_logging=False, **archive_flags(terminal_url, api, data_dir))
     rows = settings.describe()
     if as_json:
         click.echo(json.dumps({key: {"value": value, "source": source} for key, value, source in rows}, indent=2))
@@ -815,10 +820,6 @@ def require_archive(settings: config.Settings) -> None:
             f"no archive at {settings.data_dir}; download something first (spxdl run), "
             "or point --data-dir at an existing one"
         )
-
-
-def archive_flags(terminal_url: str | None, api: str | None, data_dir: Path | None) -> dict[str, Any]:
-    return download_flags(terminal_url=terminal_url, api=api, data_dir=data_dir)
 
 
 @cli.command("resume", epilog=EXIT_CODES_HELP)
