@@ -412,10 +412,13 @@ class _Run:
         broken = False
         while running or (todo and not self._stopping() and not broken):
             while todo and len(running) < self.settings.workers and not self._stopping() and not broken:
-                task = todo.popleft()
-                with _signals_blocked():  # a worker starts with them blocked, then ignores them
-                    future = executor.submit(run_task, task, *self.task_args)
-                running[future] = task
+                try:
+                    with _signals_blocked():  # a worker starts with them blocked, then ignores them
+                        future = executor.submit(run_task, todo[0], *self.task_args)
+                except cf.process.BrokenProcessPool:  # a worker died since the last result
+                    broken = True  # the task waits for the next pool
+                    break
+                running[future] = todo.popleft()
             finished, _ = cf.wait(running, timeout=POLL_SECONDS, return_when=cf.FIRST_COMPLETED)
             for future in finished:
                 broken |= self._collect(running.pop(future), future)

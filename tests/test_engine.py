@@ -304,8 +304,10 @@ def test_a_worker_that_dies_fails_only_its_tasks_and_the_run_goes_on(reference, 
         summary = run_range(settings, START, date(2024, 1, 16), on_event=kill_the_first_worker)  # 4 days
     finally:
         sim.set_faults(Faults())
-    # the two tasks in flight fail with the broken pool; a new pool runs the other two
-    assert killed and summary.by_state() == {"failed": 2, "success": 2}, summary.results
+    # the tasks in flight (one or two, as the other worker's timing goes) fail with the broken
+    # pool; a new pool runs the rest
+    states = summary.by_state()
+    assert killed and states.get("failed") in (1, 2) and states.get("success") == 4 - states["failed"], states
     assert all("died" in result.error for result in summary.failed)
     assert claims(tmp_path) == []
     assert run_range(settings, START, date(2024, 1, 16)).complete
