@@ -639,6 +639,8 @@ class TerminalClient:
 
     def _detect(self) -> None:
         failures = []
+        # Detection is news; a worker re-checking the version its parent found is not.
+        level = logging.INFO if self.api == "auto" else logging.DEBUG
         for base_url, api in self._candidates():
             try:
                 word, simulated = self._status_word(base_url, api, use_breaker=False)
@@ -647,7 +649,7 @@ class TerminalClient:
                 continue
             self.base_url, self.api, self.simulated = base_url, api, simulated
             _raise_for_status_word(word, STATUS_PATHS[api])
-            log.info("terminal at %s speaks API %s%s", base_url, api, " (spxdl simulator)" if simulated else "")
+            log.log(level, "terminal at %s speaks API %s%s", base_url, api, " (spxdl simulator)" if simulated else "")
             return
         raise TerminalUnavailable("no ThetaData Terminal answered: " + "; ".join(failures))
 
