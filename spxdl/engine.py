@@ -416,14 +416,24 @@ class _Run:
                     with _signals_blocked():  # a worker starts with them blocked, then ignores them
                         future = executor.submit(run_task, todo[0], *self.task_args)
                 except cf.process.BrokenProcessPool:  # a worker died since the last result
-                    broken = True  # the task waits for the next pool
+                    broken = self._broken(executor, broken)  # the task waits for the next pool
                     break
                 running[future] = todo.popleft()
             finished, _ = cf.wait(running, timeout=POLL_SECONDS, return_when=cf.FIRST_COMPLETED)
+            if any(isinstance(future.exception(), cf.process.BrokenProcessPool) for future in finished):
+                broken = self._broken(executor, broken)
             for future in finished:
-                broken |= self._collect(running.pop(future), future)
+                self._collect(running.pop(future), future)
             if running and self._stop_overdue():
-                self._kill_workers(executor)
+                self._kill_workers(executor, f"workers did not stop within {STOP_GRACE_SECONDS:.0f} s")
+
+    def _broken(self, executor: cf.ProcessPoolExecutor, already: bool) -> bool:
+        """A worker died: end the others (True, the pool is broken)."""
+        if not already:
+            # The pool ends its other workers with SIGTERM, which they ignore: without SIGKILL its
+            # shutdown would wait for them forever.
+            self._kill_workers(executor, "a worker process died")
+        return True
 
     def _new_executor(self) -> cf.ProcessPoolExecutor:
         return cf.ProcessPoolExecutor(
@@ -433,24 +443,20 @@ class _Run:
             initargs=(self.settings, self.in_flight, self.stop, self.events, os.getpid(), _worker_log_level()),
         )
 
-    def _collect(self, task: Task, future: cf.Future[TaskResult]) -> bool:
-        """Record a finished future's result; True if its worker process died (the pool is broken)."""
+    def _collect(self, task: Task, future: cf.Future[TaskResult]) -> None:
+        """Record a finished future's result (a failure of its own when its worker died)."""
         try:
             result = future.result()
-            broken = False
         except cf.process.BrokenProcessPool:
             result = self._lost(task, "its worker process died")
-            broken = True
         except Exception as exc:  # a bug in a worker: the run goes on
             log.error("%s failed unexpectedly: %r", task.key, exc)
             result = self._lost(task, f"unexpected error: {exc!r}")
-            broken = False
         if result.permission_error and self.summary.permission_error is None:
             self.summary.permission_error = result.permission_error
             self.stop.set()
         self.summary.results.append(result)
         self._write_task_metrics(result)
-        return broken
 
     def _lost(self, task: Task, reason: str) -> TaskResult:
         """The result of a task whose worker gave no answer; its claim goes (the process is ours)."""
@@ -469,11 +475,10 @@ class _Run:
     def _stop_overdue(self) -> bool:
         return self._stopping() and time.monotonic() - self.stop_since > STOP_GRACE_SECONDS
 
-    def _kill_workers(self, executor: cf.ProcessPoolExecutor) -> None:
-        # Workers that did not abort within the grace (a read stuck in the kernel) are killed; their
-        # temp files are swept at the next start. _processes is private but stable since 3.8.
-        log.warning("workers did not stop within %.0f s; killing them", STOP_GRACE_SECONDS)
-        for process in list((executor._processes or {}).values()):
+    def _kill_workers(self, executor: cf.ProcessPoolExecutor, reason: str) -> None:
+        """SIGKILL the pool's workers; their temp files are swept at the next start."""
+        log.warning("%s; killing the pool's workers", reason)
+        for process in list((executor._processes or {}).values()):  # private, but stable since 3.8
             with contextlib.suppress(OSError):
                 process.kill()
 

@@ -9,9 +9,11 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections import Counter
 from datetime import date
 from pathlib import Path
+from typing import Callable
 
 import pyarrow.parquet as pq
 import pytest
@@ -290,29 +292,63 @@ def test_a_task_a_live_process_holds_is_left_out_of_the_plan_until_that_process_
     assert wait_until(lambda: engine.plan(settings, START, END).tasks == (Task("greeks-1m", "SPXW", START),), 10)
 
 
+def run_killing_a_worker(settings, start, end, kill_on: Callable[[engine.Event, list[int]], int | None]):
+    """Run in a thread (a run that hangs fails the test instead of blocking it); SIGKILL the
+    worker ``kill_on(event, pids of started tasks)`` names, once."""
+    started: list[int] = []
+    killed: list[int] = []
+
+    def watch(event: engine.Event) -> None:
+        if event.kind == "task_started":
+            started.append(event.pid)
+        victim = None if killed else kill_on(event, started)
+        if victim is not None:
+            killed.append(victim)
+            os.kill(victim, signal.SIGKILL)
+
+    outcome = []
+    runner = threading.Thread(target=lambda: outcome.append(run_range(settings, start, end, on_event=watch)))
+    runner.start()
+    runner.join(timeout=60)
+    assert killed and outcome, "the run did not end"
+    return outcome[0]
+
+
 def test_a_worker_that_dies_fails_only_its_tasks_and_the_run_goes_on(reference, sim, tmp_path):
+    def the_first_once_both_work(event, started):  # the other worker is busy: the pool must end it too
+        return started[0] if event.kind == "task_started" and len(started) == 2 else None
+
     sim.set_faults(Faults(latency=0.2))  # tasks last long enough for the kill to land mid-task
-    killed = []
-
-    def kill_the_first_worker(event: engine.Event) -> None:
-        if event.kind == "task_started" and not killed:
-            killed.append(event.pid)
-            os.kill(event.pid, signal.SIGKILL)
-
     try:
         settings = make_settings(tmp_path, sim.url)
-        summary = run_range(settings, START, date(2024, 1, 16), on_event=kill_the_first_worker)  # 4 days
+        summary = run_killing_a_worker(settings, START, date(2024, 1, 16), the_first_once_both_work)
     finally:
         sim.set_faults(Faults())
-    # the tasks in flight (one or two, as the other worker's timing goes) fail with the broken
-    # pool; a new pool runs the rest
+    # the tasks in flight fail with the broken pool (two, unless a worker was between tasks); a new
+    # pool runs the rest of the four days
     states = summary.by_state()
-    assert killed and states.get("failed") in (1, 2) and states.get("success") == 4 - states["failed"], states
+    assert states.get("failed") in (1, 2) and states.get("success") == 4 - states["failed"], states
     assert all("died" in result.error for result in summary.failed)
     assert claims(tmp_path) == []
     assert run_range(settings, START, date(2024, 1, 16)).complete
     assert temp_files(tmp_path) == [] and ledger_problems(tmp_path) == []
     assert {path: digest for path, digest in archive_digest(tmp_path).items() if path in reference} == reference
+
+
+def test_a_worker_killed_while_idle_does_not_leave_the_run_waiting_for_the_other(sim, tmp_path):
+    # An idle worker waits for its next task holding the pool's queue lock: killed there, the
+    # lock stays taken and the other worker can never read the pool's "exit" message.
+    def the_first_done(event, started):
+        return event.pid if event.kind == "task_done" else None
+
+    sim.set_faults(Faults(latency=0.3))
+    try:
+        settings = make_settings(tmp_path, sim.url, threads=1, max_dte=15)  # 2 and 3 expirations
+        summary = run_killing_a_worker(settings, START, END, the_first_done)
+    finally:
+        sim.set_faults(Faults())
+    assert sum(result.state in ("success", "failed") for result in summary.results) == 2
+    assert claims(tmp_path) == [] and run_range(settings, START, END).complete
 
 
 def test_a_subscription_without_the_data_stops_the_run_with_its_message(clean_sim, tmp_path):
