@@ -375,36 +375,46 @@ class _Run:
         self.summary = summary
         self.context = context
         self.stop = SharedFlag(context)
-        self.events = context.Queue()
-        self.in_flight = context.BoundedSemaphore(settings.max_in_flight)
         self.signal_number: int | None = None
         self.stop_since: float | None = None
         self.deliver_lock = threading.Lock()
-        self.drained = threading.Event()
         self.task_args = (settings.min_dte, settings.max_dte, plan.force)
 
     def execute(self) -> None:
         """Run every task (or until stopped); results land in the summary."""
-        drainer = threading.Thread(target=self._drain, name="spxdl-events", daemon=True)
-        drainer.start()
-        try:
-            with self._signals_handled():
-                todo = deque(self.plan.tasks)
-                self._work(todo)
-                self.summary.not_started = tuple(todo)
-        finally:
-            self.drained.set()
-            drainer.join()
-            self.events.close()
+        with self._signals_handled():
+            todo = deque(self.plan.tasks)
+            while todo and not self._stopping():  # a new pool after one broke
+                with self._pool() as executor:
+                    self._feed(executor, todo)
+            self.summary.not_started = tuple(todo)
         self.summary.interrupted = self.signal_number
 
-    def _work(self, todo: deque[Task]) -> None:
-        while todo and not self._stopping():
-            executor = self._new_executor()
-            try:
-                self._feed(executor, todo)
-            finally:
-                executor.shutdown(wait=True, cancel_futures=True)
+    @contextlib.contextmanager
+    def _pool(self) -> Iterator[cf.ProcessPoolExecutor]:
+        """A pool of spawned workers with an event queue and in-flight semaphore of its own.
+
+        A worker killed while it held the lock of either (writing an event, or a request in
+        flight) leaves it taken for good: the next pool must not inherit that.
+        """
+        events = self.context.Queue()
+        in_flight = self.context.BoundedSemaphore(self.settings.max_in_flight)
+        drained = threading.Event()
+        drainer = threading.Thread(target=self._drain, args=(events, drained), name="spxdl-events", daemon=True)
+        drainer.start()
+        executor = cf.ProcessPoolExecutor(
+            max_workers=self.settings.workers,
+            mp_context=self.context,
+            initializer=init_worker,
+            initargs=(self.settings, in_flight, self.stop, events, os.getpid(), _worker_log_level()),
+        )
+        try:
+            yield executor
+        finally:
+            executor.shutdown(wait=True, cancel_futures=True)
+            drained.set()
+            drainer.join()
+            events.close()
 
     def _feed(self, executor: cf.ProcessPoolExecutor, todo: deque[Task]) -> None:
         """Keep one task per worker in flight until done, stopped or the pool breaks."""
@@ -434,14 +444,6 @@ class _Run:
             # shutdown would wait for them forever.
             self._kill_workers(executor, "a worker process died")
         return True
-
-    def _new_executor(self) -> cf.ProcessPoolExecutor:
-        return cf.ProcessPoolExecutor(
-            max_workers=self.settings.workers,
-            mp_context=self.context,
-            initializer=init_worker,
-            initargs=(self.settings, self.in_flight, self.stop, self.events, os.getpid(), _worker_log_level()),
-        )
 
     def _collect(self, task: Task, future: cf.Future[TaskResult]) -> None:
         """Record a finished future's result (a failure of its own when its worker died)."""
@@ -507,13 +509,13 @@ class _Run:
 
     # -- events --------------------------------------------------------------------------------
 
-    def _drain(self) -> None:
+    def _drain(self, events: Any, drained: threading.Event) -> None:
         """Hand worker events and log records to ``on_event`` and the parent's loggers."""
         while True:
             try:
-                item = self.events.get(timeout=POLL_SECONDS)
+                item = events.get(timeout=POLL_SECONDS)
             except queue.Empty:
-                if self.drained.is_set():
+                if drained.is_set():
                     return
                 continue
             except (EOFError, OSError):

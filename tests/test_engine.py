@@ -320,7 +320,8 @@ def test_a_worker_that_dies_fails_only_its_tasks_and_the_run_goes_on(reference, 
 
     sim.set_faults(Faults(latency=0.2))  # tasks last long enough for the kill to land mid-task
     try:
-        settings = make_settings(tmp_path, sim.url)
+        # both killed workers may hold an in-flight slot: the next pool must not start without any
+        settings = make_settings(tmp_path, sim.url, max_in_flight=2)
         summary = run_killing_a_worker(settings, START, date(2024, 1, 16), the_first_once_both_work)
     finally:
         sim.set_faults(Faults())
