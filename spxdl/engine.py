@@ -71,10 +71,11 @@ EXPIRATION_DONE = "expiration_done"
 RETRY = "retry"
 TASK_DONE = "task_done"
 
-# Rough figures for estimate(): a typical SPXW chain has ~150 strikes of each right near the
-# money, CSV greeks rows are ~200 bytes on the wire and ~40 bytes in zstd Parquet.
-EST_CONTRACTS_PER_EXPIRATION = 300
-EST_PARQUET_BYTES_PER_ROW = 40
+# Rough figures for estimate(): a near-term SPXW chain has ~330 contracts (the simulator's
+# realistic one: 128,248 greeks rows over 391 minutes), and zstd Parquet takes ~13 bytes a row
+# of its smooth synthetic greeks; real data compresses less, so the estimate says 20.
+EST_CONTRACTS_PER_EXPIRATION = 330
+EST_PARQUET_BYTES_PER_ROW = 20
 MONTHLY_ROOTS = frozenset({"SPX"})  # AM-settled monthlies: third Fridays only
 
 
