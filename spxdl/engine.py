@@ -435,8 +435,9 @@ class _Run:
                 broken = self._broken(executor, broken)
             for future in finished:
                 self._collect(running.pop(future), future)
-            if running and self._stop_overdue():
+            if running and not broken and self._stop_overdue():
                 self._kill_workers(executor, f"workers did not stop within {STOP_GRACE_SECONDS:.0f} s")
+                broken = True
 
     def _broken(self, executor: cf.ProcessPoolExecutor, already: bool) -> bool:
         """A worker died: end the others (True, the pool is broken)."""
