@@ -736,10 +736,15 @@ def run_task(task: Task, min_dte: int, max_dte: int, force: bool = False) -> Tas
     with worker.lock:
         worker.busy += 1  # an orphaned worker exits only when no task is between claim and release
     try:
-        return _claim_and_run(worker, task, min_dte, max_dte, force)
+        result = _claim_and_run(worker, task, min_dte, max_dte, force)
     finally:
         with worker.lock:
             worker.busy -= 1
+    worker.emit(
+        TASK_DONE, task, state=result.state, rows=result.rows, bytes=result.bytes, seconds=result.seconds,
+        error=result.error,
+    )
+    return result
 
 
 def _claim_and_run(worker: _Worker, task: Task, min_dte: int, max_dte: int, force: bool) -> TaskResult:
@@ -747,6 +752,8 @@ def _claim_and_run(worker: _Worker, task: Task, min_dte: int, max_dte: int, forc
     if worker.stop.is_set():
         return TaskResult(task, INTERRUPTED)
     try:
+        if not force and worker.ledger.is_done(task, min_dte=min_dte, max_dte=max_dte):
+            return TaskResult(task, "success", seconds=time.monotonic() - started)  # another run finished it since the plan
         claimed = worker.ledger.claim(task, min_dte=min_dte, max_dte=max_dte)
     except SpxdlError as exc:
         return TaskResult(task, "failed", error=f"could not claim: {exc}", seconds=time.monotonic() - started)
@@ -756,24 +763,16 @@ def _claim_and_run(worker: _Worker, task: Task, min_dte: int, max_dte: int, forc
     with worker.lock:
         worker.active.add(task)
     try:
-        result = _run_claimed(worker, task, min_dte, max_dte, force, started)
+        return _run_claimed(worker, task, min_dte, max_dte, force, started)
     finally:
         with worker.lock:
             worker.active.discard(task)
-    worker.emit(
-        TASK_DONE, task, state=result.state, rows=result.rows, bytes=result.bytes, seconds=result.seconds,
-        error=result.error,
-    )
-    return result
 
 
 def _run_claimed(worker: _Worker, task: Task, min_dte: int, max_dte: int, force: bool, started: float) -> TaskResult:
     """The body of a claimed task: download, then finish (or release when stopped)."""
     worker.emit(TASK_STARTED, task)
     try:
-        if not force and worker.ledger.is_done(task, min_dte=min_dte, max_dte=max_dte):
-            worker.ledger.release(task)  # another run finished it since the plan
-            return TaskResult(task, "success", seconds=time.monotonic() - started)
         return _finish(worker, task, _download_task(worker, task, min_dte, max_dte, force), min_dte, max_dte, started)
     except (Interrupted, PermissionDenied) as exc:
         _release_quietly(worker, task)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import functools
 import json
 import logging
 import os
@@ -95,25 +94,6 @@ def parse_timestamp(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
-@functools.lru_cache(maxsize=1)
-def _boot_time() -> float:
-    """Boot time (epoch seconds) from ``/proc/stat``."""
-    for line in Path("/proc/stat").read_text().splitlines():
-        if line.startswith("btime "):
-            return float(line.split()[1])
-    raise OSError("no btime in /proc/stat")
-
-
-def _linux_process_facts(pid: int) -> tuple[str, float] | None:
-    """State letter and start time (epoch seconds) of ``pid`` from ``/proc``; None where unknown."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-        fields = text[text.rindex(")") + 2 :].split()
-        return fields[0], _boot_time() + int(fields[19]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def process_alive(pid: int, claimed_at: datetime) -> bool:
     """Whether ``pid`` is a running process on this host that already existed at ``claimed_at``.
 
@@ -122,11 +102,8 @@ def process_alive(pid: int, claimed_at: datetime) -> bool:
     """
     if not isinstance(pid, int) or not storage.pid_alive(pid):
         return False
-    facts = _linux_process_facts(pid)
-    if facts is None:
-        return True
-    state, started = facts
-    return state not in ("Z", "X") and started <= claimed_at.timestamp() + PID_START_SLACK
+    facts = storage.process_facts(pid)
+    return facts is None or facts[1] <= claimed_at.timestamp() + PID_START_SLACK
 
 
 # ---------------------------------------------------------------------------------------------

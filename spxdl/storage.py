@@ -14,6 +14,7 @@ Everything that is not data starts with ``_`` or ``.``: dataset readers skip tho
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -226,8 +227,27 @@ def verify_parquet(path: Path, expected_rows: int | None = None) -> FileInfo:
 # stale temp files
 
 
+@functools.lru_cache(maxsize=1)
+def _boot_time() -> float:
+    """Boot time (epoch seconds) from ``/proc/stat``."""
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith("btime "):
+            return float(line.split()[1])
+    raise OSError("no btime in /proc/stat")
+
+
+def process_facts(pid: int) -> tuple[str, float] | None:
+    """State letter and start time (epoch seconds) of ``pid`` from ``/proc``; None where unknown (macOS)."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+        fields = text[text.rindex(")") + 2 :].split()
+        return fields[0], _boot_time() + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def pid_alive(pid: int) -> bool:
-    """Whether a process with ``pid`` exists on this host."""
+    """Whether a running process with ``pid`` exists on this host (a zombie is not running)."""
     if pid <= 0:
         return False
     try:
@@ -235,8 +255,9 @@ def pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:  # exists, owned by someone else
-        return True
-    return True
+        pass
+    facts = process_facts(pid)
+    return facts is None or facts[0] not in ("Z", "X")
 
 
 def temp_file_pid(name: str) -> int | None:
