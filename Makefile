@@ -29,7 +29,7 @@ test: install
 	$(BIN)/python -m pytest -q
 
 run: install
-	$(SPXDL) run --simulate --days-back 3 --max-dte 3 --yes
+	$(SPXDL) run --simulate --yes
 
 bench: install
 	$(BIN)/python bench/run.py

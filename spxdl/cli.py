@@ -44,6 +44,9 @@ Exit codes:
 
 CONFIRM_TRADING_DAYS = 30
 SIM_DATA_DIR = Path("sim-data")
+# `--simulate` with nothing else asked is a demo: small enough to finish within about a minute.
+SIM_DEMO_DAYS = 3
+SIM_DEMO_MAX_DTE = 3
 
 
 class Abort(Exception):
@@ -138,7 +141,8 @@ def download_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--force", is_flag=True, help="Download again even what is complete; files are replaced atomically."),
         click.option("--dry-run", is_flag=True, help="Print the plan with estimated requests, rows and bytes; write nothing."),
         click.option("--yes", "-y", is_flag=True, help=f"Do not ask before ranges over {CONFIRM_TRADING_DAYS} trading days."),
-        click.option("--simulate", is_flag=True, help="Download from the built-in simulated terminal into ./sim-data."),
+        click.option("--simulate", is_flag=True, help="Download from the built-in simulated terminal into ./sim-data "
+                     f"(with no dates or DTE given: the last {SIM_DEMO_DAYS} sessions, DTE 0..{SIM_DEMO_MAX_DTE})."),
         click.option("--sim-profile", type=click.Choice(["tiny", "realistic"]), default="realistic", show_default=True, help="Simulator profile for --simulate."),
     ]
     for option in reversed(options):
@@ -568,6 +572,8 @@ def run_like(
     """Shared body of run, backfill and update: settings, date range, then the download."""
     options["data_dir"] = simulate_data_dir(simulate, options.get("data_dir"))
     settings = build_settings(ctx, file_logging=not dry_run, **download_flags(**options))
+    if simulate and "max_dte" not in settings.sources:
+        settings = settings.replace(max_dte=settings.min_dte + SIM_DEMO_MAX_DTE)
     cal = calendar_for(settings)
     last_session = cal.last_complete_session()
     span = dates(settings, cal, last_session) or update_range(settings, cal, last_session, settings.lookback)
@@ -612,7 +618,13 @@ def run_command(ctx: click.Context, on: str | None, start: str | None, end: str 
       spxdl run --start 2024-01-02 --end 2024-03-28 --root SPXW,SPX
       spxdl run --days-back 5 --max-dte 7
     """
-    run_like(ctx, dates=lambda s, cal, last: resolve_run_dates(cal, last, on=on, start=start, end=end, days_back=days_back), **options)
+    def dates(settings: config.Settings, cal: trading_calendar.TradingCalendar, last_session: date) -> tuple[date, date] | None:
+        span = resolve_run_dates(cal, last_session, on=on, start=start, end=end, days_back=days_back)
+        if span is None and options["simulate"]:
+            return days_back_range(cal, last_session, SIM_DEMO_DAYS)
+        return span
+
+    run_like(ctx, dates=dates, **options)
 
 
 cli.add_command(run_command, "download")
@@ -755,6 +767,19 @@ def config_show_command(ctx: click.Context, as_json: bool, terminal_url: str | N
         click.echo(f"{key:<{width}}  {value or '(unset)':<28}  {source}")
 
 
+def stop_on_signals() -> None:
+    """SIGTERM (kill, systemd) and SIGINT stop a foreground server like Ctrl-C, so its counters print.
+
+    SIGINT is set explicitly: a shell starts background jobs with it ignored.
+    """
+
+    def interrupt(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, interrupt)
+
+
 @cli.command("sim")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Loopback address to bind (only loopback is allowed).")
 @click.option("--port", type=int, default=25503, show_default=True, help="Port; 0 picks a free one.")
@@ -802,6 +827,7 @@ def sim_command(ctx: click.Context, host: str, port: int, profile: str, seed: in
             click.echo("every endpoint family answered as documented")
         return
     sim = Simulator(profile=profile, seed=seed, host=host, port=port, faults=faults, page_rows=page_rows)
+    stop_on_signals()
     click.echo(f"simulated ThetaData Terminal at {sim.url} ({profile} profile, seed {seed}); Ctrl-C stops it", err=True)
     click.echo(f"  try: spxdl run --terminal-url {sim.url} --data-dir ./sim-data --days-back 1", err=True)
     try:

@@ -359,3 +359,13 @@ def test_sim_check_passes(invoke):
     result = invoke("sim", "--check", "--profile", "tiny")
     assert result.exit_code == 0, result.output
     assert "every endpoint family answered as documented" in result.output
+
+
+def test_simulate_alone_is_a_small_demo_into_sim_data(invoke, isolated):
+    result = invoke("run", "--simulate", "--sim-profile", "tiny", "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    assert "into sim-data" in result.output
+    assert "tasks to download: 3 over 3 trading day(s)" in result.output
+    assert "DTE 0..3" in result.output
+    explicit = invoke("run", "--simulate", "--sim-profile", "tiny", "--dry-run", "--days-back", "2", "--max-dte", "9")
+    assert "tasks to download: 2 over 2" in explicit.output and "DTE 0..9" in explicit.output

@@ -1,0 +1,125 @@
+"""End to end: the installed `spxdl` and the bin/ wrappers as separate processes, the simulator in another."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SPXDL = [sys.executable, "-m", "spxdl"]
+DAY = "2024-03-14"
+
+
+def clean_env(home: Path, **extra: str) -> dict[str, str]:
+    """The environment of a user with no spxdl configuration."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SPXDL_")}
+    env.update(HOME=str(home), **extra)
+    return env
+
+
+def spxdl(*args: str, cwd: Path, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([*SPXDL, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(name="sim_process")
+def fixture_sim_process(tmp_path):
+    """`spxdl sim --profile tiny --port 0` in its own process; yields (process, url)."""
+    process = subprocess.Popen(
+        [*SPXDL, "sim", "--profile", "tiny", "--port", "0"],
+        cwd=tmp_path, env=clean_env(tmp_path), stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 30
+    url = None
+    while url is None and time.monotonic() < deadline:
+        line = process.stderr.readline()
+        match = re.search(r"at (http://127\.0\.0\.1:\d+)", line)
+        url = match.group(1) if match else None
+    assert url, "the simulator did not announce its URL"
+    yield process, url
+    if process.poll() is None:
+        process.kill()
+        process.wait(timeout=10)
+
+
+def test_run_status_verify_gaps_as_separate_processes(sim_process, tmp_path):
+    _, url = sim_process
+    env = clean_env(tmp_path)
+    data = tmp_path / "data"
+    run = spxdl("run", "--date", DAY, "--terminal-url", url, "--data-dir", str(data), "--max-dte", "3", cwd=tmp_path, env=env)
+    assert run.returncode == 0, run.stderr
+    assert "1 success" in run.stderr
+    assert "Traceback" not in run.stderr
+    files = list(data.rglob("*.parquet"))
+    assert files and (data / "logs" / "spxdl.log").stat().st_size > 0
+    assert "kind,key,state" in (data / "logs" / "metrics.csv").read_text().splitlines()[0]
+
+    status = spxdl("status", "--json", "--data-dir", str(data), cwd=tmp_path, env=env)
+    assert status.returncode == 0 and json.loads(status.stdout)["totals"]["states"] == {"success": 1}
+    assert spxdl("verify", "--data-dir", str(data), cwd=tmp_path, env=env).returncode == 0
+    gaps = spxdl("gaps", "--start", DAY, "--end", DAY, "--max-dte", "3", "--data-dir", str(data), cwd=tmp_path, env=env)
+    assert gaps.returncode == 0, gaps.stdout + gaps.stderr
+
+
+def test_sim_stops_on_sigterm_and_prints_its_counters(sim_process):
+    process, url = sim_process
+    import urllib.request
+
+    with urllib.request.urlopen(f"{url}/v3/terminal/mdds/status", timeout=10) as answer:
+        assert answer.read() == b"CONNECTED"
+    process.send_signal(signal.SIGTERM)
+    _, rest = process.communicate(timeout=20)
+    assert process.returncode == 0
+    assert "/v3/terminal/mdds/status  200: 1" in rest
+    assert "completed responses: 1" in rest
+
+
+def test_log_json_writes_json_lines(sim_process, tmp_path):
+    _, url = sim_process
+    data = tmp_path / "data"
+    result = spxdl("--log-json", "run", "--date", DAY, "--terminal-url", url, "--data-dir", str(data), "--max-dte", "1",
+                   cwd=tmp_path, env=clean_env(tmp_path))
+    assert result.returncode == 0, result.stderr
+    lines = (data / "logs" / "spxdl.log").read_text().splitlines()
+    entries = [json.loads(line) for line in lines]
+    assert {"time", "level", "logger", "message"} <= set(entries[0])
+    assert any("success" in entry["message"] for entry in entries)
+
+
+def test_update_wrapper_passes_the_exit_code_through_and_logs(tmp_path):
+    from socket import socket
+
+    with socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env_file = tmp_path / "spxdl.env"
+    env_file.write_text(f"SPXDL_TERMINAL_URL=http://127.0.0.1:{port}\nSPXDL_TERMINAL_RETRIES=0\n")
+    log_file = tmp_path / "wrapper.log"
+    env = clean_env(tmp_path, SPXDL_ENV_FILE=str(env_file), SPXDL_WRAPPER_LOG=str(log_file),
+                    SPXDL_BIN=str(Path(sys.executable).with_name("spxdl")), SPXDL_STORAGE_DATA_DIR=str(tmp_path / "data"))
+    result = subprocess.run([str(REPO / "bin" / "spxdl-update")], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 75, result.stdout + result.stderr
+    logged = log_file.read_text()
+    assert "start spxdl update" in logged and "end spxdl update: exit 75" in logged
+    assert "--simulate" in logged
+
+
+def test_backfill_wrapper_without_a_start_date_exits_2(tmp_path):
+    env = clean_env(tmp_path, SPXDL_ENV_FILE=str(tmp_path / "none"), SPXDL_BIN=str(Path(sys.executable).with_name("spxdl")))
+    result = subprocess.run([str(REPO / "bin" / "spxdl-backfill")], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2
+    assert "start_date" in result.stderr
+
+
+def test_python_dash_m_reports_the_version(tmp_path):
+    result = spxdl("--version", cwd=tmp_path, env=clean_env(tmp_path))
+    assert result.returncode == 0 and "spxdl" in result.stdout
