@@ -511,10 +511,11 @@ def print_summary(summary: Any, plan: Any) -> None:
         echo(f"  {result.state.upper()} {result.task.key}: {result.error or 'see the log'}")
         for expiration, reason in result.failures[:5]:
             echo(f"      exp {expiration}: {reason}")
+    for result in summary.no_data[:10]:
+        echo(f"  NO DATA {result.task.key}: {result.error or 'the terminal has no data for it'}")
     if summary.no_data:
-        days = ", ".join(result.task.key for result in summary.no_data[:5])
-        echo(f"  NO DATA {days}: the data may not be ready yet, or may be outside your subscription; "
-             "later runs try these days again")
+        echo("  days without data may not be published yet, or may be outside your subscription (or the DTE "
+             "window holds no expiration); later runs try them again")
     if summary.permission_error:
         echo(f"  STOPPED: {summary.permission_error}")
     if summary.not_started:

@@ -267,9 +267,9 @@ def archive_datasets(settings: Settings) -> dict[str, Dataset]:
 def task_state(states: Iterable[str]) -> str:
     """A task's final state from its expirations' states (every one in the DTE window)."""
     states = list(states)
-    if all(state == "no_data" for state in states):
-        return "no_data"  # also for zero expirations in the window
-    if "failed" not in states:
+    if states and all(state == "no_data" for state in states):
+        return "no_data"
+    if "failed" not in states:  # also for a window that holds no listed expiration: nothing to fetch
         return "success"
     return "partial" if "complete" in states else "failed"
 
@@ -774,6 +774,9 @@ def _run_claimed(worker: _Worker, task: Task, min_dte: int, max_dte: int, force:
     worker.emit(TASK_STARTED, task)
     try:
         return _finish(worker, task, _download_task(worker, task, min_dte, max_dte, force), min_dte, max_dte, started)
+    except NoData as exc:  # the root lists no expiration at all: unknown root, or not in the subscription
+        _finish_quietly(worker, task, "no_data", min_dte, max_dte, str(exc))
+        return TaskResult(task, "no_data", seconds=time.monotonic() - started, error=str(exc))
     except (Interrupted, PermissionDenied) as exc:
         _release_quietly(worker, task)
         permission = str(exc) if isinstance(exc, PermissionDenied) else None
@@ -797,6 +800,8 @@ def _finish(
     state = task_state(outcome.state for outcome in outcomes)
     failures = tuple((o.expiration, o.error or "failed") for o in outcomes if o.state == "failed")
     error = f"{len(failures)} expiration(s) failed; first: {failures[0][0]}: {failures[0][1]}" if failures else None
+    if state == "no_data":
+        error = f"the terminal answered no data (472) for all {len(outcomes)} expiration(s)"
     worker.ledger.finish(task, state, min_dte=min_dte, max_dte=max_dte, error=error)
     return TaskResult(
         task,
@@ -857,6 +862,8 @@ def _expirations_for(worker: _Worker, task: Task, min_dte: int, max_dte: int) ->
         except NoData:
             listed = []
         worker.expirations[task.root] = listed
+    if not worker.expirations[task.root]:
+        raise NoData(f"the terminal lists no expiration for {task.root} (unknown root, or not in the subscription)")
     first = task.trade_date + timedelta(days=min_dte)
     last = task.trade_date + timedelta(days=max_dte)
     return [expiration for expiration in worker.expirations[task.root] if first <= expiration <= last]

@@ -198,7 +198,8 @@ def _unavailable_from(exc: requests.RequestException, endpoint: str, params: Map
         reason = "the terminal refused or dropped the connection (is it running?)"
     else:
         reason = "the request to the terminal failed"
-    return TerminalUnavailable(f"{reason}: {exc}", endpoint=endpoint, params=params)
+    log.debug("%s: %r", endpoint, exc)  # urllib3's full story, for --verbose
+    return TerminalUnavailable(reason, endpoint=endpoint, params=params)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -132,7 +132,7 @@ def test_estimate_gives_rough_positive_figures_and_fewer_for_monthlies(tmp_path)
 
 
 def test_task_state_from_expiration_states():
-    assert engine.task_state([]) == "no_data"
+    assert engine.task_state([]) == "success"  # a window holding no listed expiration
     assert engine.task_state(["no_data", "no_data"]) == "no_data"
     assert engine.task_state(["complete", "no_data"]) == "success"
     assert engine.task_state(["complete", "failed"]) == "partial"
@@ -226,11 +226,20 @@ def test_a_wider_dte_window_plans_the_days_again_and_fetches_only_new_expiration
     assert wide_files == reference
 
 
-def test_a_day_without_expirations_in_the_window_is_no_data_and_planned_again(clean_sim, tmp_path):
+def test_a_day_without_expirations_in_the_window_is_complete_with_nothing_to_fetch(clean_sim, tmp_path):
     settings = make_settings(tmp_path, clean_sim.url, min_dte=0, max_dte=0, workers=1)  # tiny lists Fridays only
     summary = run_range(settings, START, START)
+    assert summary.by_state() == {"success": 1} and summary.complete
+    assert data_files(tmp_path) == []
+    assert engine.plan(settings, START, START).tasks == ()
+
+
+def test_a_root_the_terminal_does_not_list_is_no_data_and_planned_again(clean_sim, tmp_path):
+    settings = make_settings(tmp_path, clean_sim.url, roots=("XYZ",), workers=1)
+    summary = run_range(settings, START, START)
     assert summary.by_state() == {"no_data": 1} and not summary.complete
-    assert engine.plan(settings, START, START).tasks == (Task("greeks-1m", "SPXW", START),)
+    assert "lists no expiration for XYZ" in summary.results[0].error
+    assert engine.plan(settings, START, START).tasks == (Task("greeks-1m", "XYZ", START),)
 
 
 def test_no_terminal_raises_out_of_run_before_any_worker_starts(tmp_path):
@@ -244,7 +253,8 @@ def test_an_archive_of_another_shape_is_refused_before_any_worker_starts(clean_s
     settings = make_settings(tmp_path, clean_sim.url, max_dte=0, workers=1)
     run_range(settings, START, START)
     with pytest.raises(ArchiveMismatch, match="rate_value"):
-        run_range(dataclasses.replace(settings, rate_value=0.05), START, START)
+        run_range(dataclasses.replace(settings, rate_value=0.05), START, END)
+    assert [task.trade_date for task in engine.plan(settings, START, END).tasks] == [END]  # nothing was written
 
 
 # ---------------------------------------------------------------------------------------------
