@@ -9,27 +9,7 @@ from spxdl import datasets
 from spxdl.datasets import DATASETS, GREEKS, INTERVALS, get_dataset, interval_ms, output_name
 from spxdl.errors import ConfigError
 
-# §2 format arrays (v2), contract columns prepended in bulk CSV (§3.2)
-V2_FORMATS = {
-    "greeks": "ms_of_day,bid,ask,delta,theta,vega,rho,epsilon,lambda,implied_vol,iv_error,ms_of_day2,underlying_price,date",
-    "greeks_second_order": "ms_of_day,bid,ask,gamma,vanna,charm,vomma,veta,implied_vol,iv_error,ms_of_day2,underlying_price,date",
-    "quote": "ms_of_day,bid_size,bid_exchange,bid,bid_condition,ask_size,ask_exchange,ask,ask_condition,date",
-    "ohlc": "ms_of_day,open,high,low,close,volume,count,date",
-    "open_interest": "ms_of_day,open_interest,date",
-    "eod": "ms_of_day,ms_of_day2,open,high,low,close,volume,count,bid_size,bid_exchange,bid,bid_condition,"
-    "ask_size,ask_exchange,ask,ask_condition,date",
-}
-# §6.3 CSV headers (v3)
-V3_HEADERS = {
-    "greeks": "symbol,expiration,strike,right,timestamp,bid,ask,delta,theta,vega,rho,epsilon,lambda,implied_vol,"
-    "iv_error,underlying_timestamp,underlying_price",
-    "quote": "symbol,expiration,strike,right,timestamp,bid_size,bid_exchange,bid,bid_condition,ask_size,"
-    "ask_exchange,ask,ask_condition",
-    "ohlc": "symbol,expiration,strike,right,timestamp,open,high,low,close,volume,count,vwap",
-    "open_interest": "symbol,expiration,strike,right,timestamp,open_interest",
-    "eod": "symbol,expiration,strike,right,created,last_trade,open,high,low,close,volume,count,bid_size,"
-    "bid_exchange,bid,bid_condition,ask_size,ask_exchange,ask,ask_condition",
-}
+from documented_wire import V2_FORMATS, V3_HEADERS
 
 
 @pytest.mark.parametrize("name", sorted(V2_FORMATS))

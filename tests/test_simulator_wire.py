@@ -12,30 +12,14 @@ from spxdl.simulator import wire
 from spxdl.simulator.columns import DATASETS, EOD, FIELD_KINDS, GREEK, INT, OHLC, PRICE, QUOTE
 from spxdl.simulator.rows import Block, iso_time
 
+from documented_wire import V2_BULK_HEADERS, V2_FORMATS, V3_HEADERS
+
 DATA = Path(__file__).parent / "data"
 
-# Written out from thetadata-api.md sections 2, 3.2 and 6.3 (not imported from the simulator).
-DOC_V2_GREEKS = ("root,expiration,strike,right,ms_of_day,bid,ask,delta,theta,vega,rho,epsilon,lambda,"
-                 "implied_vol,iv_error,ms_of_day2,underlying_price,date")
-DOC_V3_GREEKS = ("symbol,expiration,strike,right,timestamp,bid,ask,delta,theta,vega,rho,epsilon,lambda,"
-                 "implied_vol,iv_error,underlying_timestamp,underlying_price")
-DOC_V2_FORMATS = {
-    "greeks_second_order": "ms_of_day,bid,ask,gamma,vanna,charm,vomma,veta,implied_vol,iv_error,ms_of_day2,"
-                           "underlying_price,date",
-    "quote": "ms_of_day,bid_size,bid_exchange,bid,bid_condition,ask_size,ask_exchange,ask,ask_condition,date",
-    "ohlc": "ms_of_day,open,high,low,close,volume,count,date",
-    "open_interest": "ms_of_day,open_interest,date",
-    "eod": "ms_of_day,ms_of_day2,open,high,low,close,volume,count,bid_size,bid_exchange,bid,bid_condition,"
-           "ask_size,ask_exchange,ask,ask_condition,date",
-}
-DOC_V3_COLUMNS = {
-    "quote": "symbol,expiration,strike,right,timestamp,bid_size,bid_exchange,bid,bid_condition,ask_size,"
-             "ask_exchange,ask,ask_condition",
-    "ohlc": "symbol,expiration,strike,right,timestamp,open,high,low,close,volume,count,vwap",
-    "open_interest": "symbol,expiration,strike,right,timestamp,open_interest",
-    "eod": "symbol,expiration,strike,right,created,last_trade,open,high,low,close,volume,count,bid_size,"
-           "bid_exchange,bid,bid_condition,ask_size,ask_exchange,ask,ask_condition",
-}
+DOC_V2_GREEKS = V2_BULK_HEADERS["greeks"]
+DOC_V3_GREEKS = V3_HEADERS["greeks"]
+DOC_V2_FORMATS = {name: fields for name, fields in V2_FORMATS.items() if name != "greeks"}
+DOC_V3_COLUMNS = {name: header for name, header in V3_HEADERS.items() if name != "greeks"}
 
 
 def test_greeks_headers_are_the_documented_ones():
