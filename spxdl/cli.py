@@ -426,6 +426,12 @@ class Progress:
     def __init__(self, total_tasks: int, live: bool) -> None:
         self.total = total_tasks
         self.live = live
+        self.console = logs.console_handler() if live else None
+        self.console_level = self.console.level if self.console else logging.NOTSET
+        if self.console is not None:
+            # The display says what INFO lines would; the log file still gets them.
+            self.console.setLevel(max(self.console_level, logging.WARNING))
+            self.console.live = True
         self.started = time.monotonic()
         self.tasks_done = 0
         self.expirations = 0
@@ -471,6 +477,9 @@ class Progress:
         if self.live:
             self.draw(force=True)
             click.echo("", err=True)
+        if self.console is not None:
+            self.console.setLevel(self.console_level)
+            self.console.live = False
 
 
 def make_progress(ctx: click.Context, total_tasks: int) -> Progress:

@@ -36,6 +36,32 @@ class JsonLineFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class ConsoleHandler(logging.StreamHandler):
+    """stderr logging that can share the terminal with a live progress line.
+
+    While ``live`` is set, each record first clears the progress line, so that it is not
+    appended to it; the display redraws itself at its next update.
+    """
+
+    CLEAR_LINE = "\r\033[K"
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+        self.live = False
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        return self.CLEAR_LINE + text if self.live else text
+
+
+def console_handler() -> ConsoleHandler | None:
+    """The console handler :func:`configure` installed, if any."""
+    for handler in logging.getLogger("spxdl").handlers:
+        if isinstance(handler, ConsoleHandler):
+            return handler
+    return None
+
+
 def configure(
     *,
     level: str = "INFO",
@@ -51,7 +77,7 @@ def configure(
     root.setLevel(logging.DEBUG)
     root.propagate = False
 
-    console = logging.StreamHandler(sys.stderr)
+    console = ConsoleHandler()
     console.setLevel(console_level or level)
     console.setFormatter(JsonLineFormatter() if fmt == "json" else logging.Formatter(CONSOLE_FORMAT, "%H:%M:%S"))
     root.addHandler(console)
