@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
 import pytest
 
 _EXIT_STATUS: list[int] = []
+
+
+@pytest.fixture(autouse=True)
+def restore_spxdl_logging():
+    """CLI invocations configure the ``spxdl`` logger; put it back so later tests see a plain one."""
+    logger = logging.getLogger("spxdl")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    yield
+    for handler in list(logger.handlers):
+        if handler not in saved[0]:
+            logger.removeHandler(handler)
+            handler.close()
+    logger.handlers[:] = saved[0]
+    logger.setLevel(saved[1])
+    logger.propagate = saved[2]
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
