@@ -513,6 +513,9 @@ def print_summary(summary: Any, plan: Any) -> None:
     exps = totals["expirations"]
     if exps:
         echo("  expirations: " + ", ".join(f"{count} {state}" for state, count in sorted(exps.items())))
+    if totals.get("checks"):
+        flagged = ", ".join(f"{name} {count:,}" for name, count in sorted(totals["checks"].items()))
+        echo(f"  checks flagged: {flagged} (per file in each _day.json; [validation] mode decides flag, drop or fail)")
     slow = [result for result in summary.slowest(3) if result.seconds > 0]
     if slow:
         echo("  slowest: " + "; ".join(f"{r.task.key} {r.seconds:.1f} s" for r in slow))

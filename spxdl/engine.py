@@ -126,6 +126,7 @@ class TaskResult:
     error: str | None = None
     failures: tuple[tuple[date, str], ...] = ()  # failed expirations and why
     permission_error: str | None = None
+    checks: Mapping[str, int] = field(default_factory=dict)  # check name -> rows flagged, this run
 
 
 @dataclass
@@ -174,8 +175,10 @@ class RunSummary:
     def totals(self) -> dict[str, Any]:
         """Tasks, rows, bytes, retries and expirations by state over the whole run."""
         expirations: Counter[str] = Counter()
+        checks: Counter[str] = Counter()
         for result in self.results:
             expirations.update(result.expirations)
+            checks.update(result.checks)
         rows = sum(result.rows for result in self.results)
         return {
             "tasks": len(self.results),
@@ -183,6 +186,7 @@ class RunSummary:
             "bytes": sum(result.bytes for result in self.results),
             "retries": sum(result.retries for result in self.results),
             "expirations": dict(expirations),
+            "checks": dict(checks),
             "seconds": self.seconds,
             "rows_per_s": rows / self.seconds if self.seconds > 0 else 0.0,
         }
@@ -728,6 +732,7 @@ class _Outcome:
     attempts: int = 0
     error: str | None = None
     skipped: bool = False
+    checks: Mapping[str, int] = field(default_factory=dict)  # rows (or contracts) each check flagged
 
 
 def run_task(task: Task, min_dte: int, max_dte: int, force: bool = False) -> TaskResult:
@@ -814,6 +819,7 @@ def _finish(
         retries=sum(max(outcome.attempts - 1, 0) for outcome in outcomes),
         error=error,
         failures=failures,
+        checks=dict(sum((Counter(outcome.checks) for outcome in outcomes), Counter())),
     )
 
 
@@ -956,7 +962,10 @@ def _download_expiration(worker: _Worker, task: Task, dataset: Dataset, expirati
         result = convert.write_parquet(stoppable, sink, spec)
     info = storage.verify_parquet(path, result.rows)
     worker.ledger.record_expiration(task, expiration, "complete", info=info, attempts=attempt, checks=result.checks)
-    return _Outcome(expiration, "complete", rows=info.rows, bytes=info.bytes, attempts=attempt)
+    flagged = {name: count for name, count in result.checks.items() if count}
+    if flagged:
+        log.info("%s exp %s: checks flagged %s (validation=%s)", task.key, expiration, flagged, settings.validation_mode)
+    return _Outcome(expiration, "complete", rows=info.rows, bytes=info.bytes, attempts=attempt, checks=flagged)
 
 
 def _greeks_params(dataset: Dataset, settings: Settings) -> dict[str, Any]:

@@ -408,3 +408,27 @@ def test_plain_progress_logs_one_line_per_finished_task(caplog):
         for event in progress_events():
             progress.on_event(event)
     assert [r.getMessage() for r in caplog.records] == ["greeks-1m/SPXW/2024-03-14: success, 1,000 rows, 2.0 KB in 1.5 s"]
+
+
+def test_summary_reports_flagged_checks_no_data_reasons_and_failures(capsys):
+    from datetime import date as day
+
+    from spxdl.engine import Plan, RunSummary, TaskResult
+    from spxdl.ledger import Task
+
+    good, empty, bad = (Task("greeks-1m", "SPXW", day(2024, 3, d)) for d in (13, 14, 15))
+    summary = RunSummary(
+        results=[
+            TaskResult(good, "success", expirations={"complete": 2}, rows=10, checks={"crossed": 3, "zero_greeks": 7}),
+            TaskResult(empty, "no_data", error="the terminal answered no data (472) for all 2 expiration(s)"),
+            TaskResult(bad, "partial", error="1 expiration(s) failed", failures=((day(2024, 3, 15), "HTTP 570"),)),
+        ],
+        api="v3", seconds=2.0,
+    )
+    plan = Plan(tasks=(good, empty, bad), done=(), held=(), start=day(2024, 3, 13), end=day(2024, 3, 15))
+    cli.print_summary(summary, plan)
+    err = capsys.readouterr().err
+    assert "checks flagged: crossed 3, zero_greeks 7" in err
+    assert "NO DATA greeks-1m/SPXW/2024-03-14: the terminal answered no data (472)" in err
+    assert "PARTIAL greeks-1m/SPXW/2024-03-15: 1 expiration(s) failed" in err and "exp 2024-03-15: HTTP 570" in err
+    assert cli.summary_exit_code(summary, plan) == 1
