@@ -16,6 +16,7 @@ BENCHMARKS = (
     ("converter: rows/s vs pyarrow alone vs a naive script; compression", "convert_rate.py"),
     ("simulator: chain generation and serving rate", "simulator_rate.py"),
     ("terminal client: peak memory while streaming a realistic chain", "terminal_memory.py"),
+    ("worker: peak memory, realistic chain vs 4x the strikes", "worker_memory.py"),
     ("ledger: recording cost in an empty vs a 10-year archive", "ledger_cost.py"),
     ("engine: multi-day simulated run, 1 vs 2 workers", "engine_run.py"),
 )

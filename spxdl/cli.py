@@ -143,7 +143,8 @@ def download_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--yes", "-y", is_flag=True, help=f"Do not ask before ranges over {CONFIRM_TRADING_DAYS} trading days."),
         click.option("--simulate", is_flag=True, help="Download from the built-in simulated terminal into ./sim-data "
                      f"(with no dates or DTE given: the last {SIM_DEMO_DAYS} sessions, DTE 0..{SIM_DEMO_MAX_DTE})."),
-        click.option("--sim-profile", type=click.Choice(["tiny", "realistic"]), default="realistic", show_default=True, help="Simulator profile for --simulate."),
+        click.option("--sim-profile", type=click.Choice(["tiny", "realistic", "dense"]), default="realistic", show_default=True,
+                     help="Simulator profile for --simulate (dense: 4x the strikes of realistic)."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -796,7 +797,8 @@ def stop_on_signals() -> None:
 @cli.command("sim")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Loopback address to bind (only loopback is allowed).")
 @click.option("--port", type=int, default=25503, show_default=True, help="Port; 0 picks a free one.")
-@click.option("--profile", type=click.Choice(["tiny", "realistic"]), default="realistic", show_default=True, help="tiny: a few strikes (tests); realistic: full SPX chains.")
+@click.option("--profile", type=click.Choice(["tiny", "realistic", "dense"]), default="realistic", show_default=True,
+              help="tiny: a few strikes (tests); realistic: full SPX chains; dense: 4x the strikes.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Market seed: same seed, same data.")
 @click.option("--fail-rate", type=float, default=0.0, help="Shorthand: this probability for each of 429, 5xx and cut bodies.")
 @click.option("--throttle-rate", type=float, help="Probability of a 429 with Retry-After.")

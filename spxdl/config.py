@@ -67,7 +67,7 @@ class Settings:
     data_dir: Path = Path("data")
     compression: str = "zstd"
     compression_level: int | None = 3
-    row_group_rows: int = 250_000
+    row_group_rows: int = 131_072
 
     validation_mode: str = "flag"
 

@@ -33,7 +33,9 @@ log = logging.getLogger(__name__)
 
 VALIDATION_MODES = ("flag", "drop", "fail")
 DAY_MS = 86_400_000
-BLOCK_SIZE = 1 << 20
+# pyarrow's streaming CSV reader reads a few dozen blocks ahead: 512 KiB parses as fast as 1 MiB
+# here and halves that read-ahead (256 KiB was about 20 % slower).
+BLOCK_SIZE = 1 << 19
 MAX_HEADER_BYTES = 1 << 16
 NULL_VALUES = ["", "null", "NULL"]
 EPOCH = date(1970, 1, 1)
@@ -73,7 +75,7 @@ class ConvertSpec:
     end_ms: int
     interval_ms: int | None
     validation: str = "flag"
-    row_group_rows: int = 250_000
+    row_group_rows: int = 131_072
     compression: str = "zstd"
     compression_level: int | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)

@@ -82,6 +82,13 @@ def test_realistic_strikes_are_dense_near_the_money_and_sparse_in_the_wings():
     assert listing.tiny_strikes(5160.0) == [5050, 5100, 5150, 5200, 5250]
 
 
+def test_dense_profile_has_four_times_the_realistic_strikes_every_5_points():
+    dense = listing.dense_strikes(5150.0)
+    assert len(dense) >= 4 * len(listing.realistic_strikes(5150.0))
+    assert {b - a for a, b in zip(dense, dense[1:])} == {5}
+    assert dense[0] <= 5150 * 0.6 + 5 and dense[-1] >= 5150 * 1.25 - 5
+
+
 def test_black_scholes_parity_and_delta():
     s, k, t, r, q, sigma = 5150.0, 5100.0, 10 / 365, 0.05, 0.01, 0.15
     call, put = call_put(s, k, t, r, q, sigma)

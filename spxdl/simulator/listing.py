@@ -154,6 +154,11 @@ def realistic_strikes(level: float) -> list[int]:
     return [k for k in range(5 * int(level * 0.5 / 5), int(level * 1.3) + 1, 5) if listed(k)]
 
 
+def dense_strikes(level: float) -> list[int]:
+    """Strikes in dollars: every 5 from 60 % to 125 % of the level (about 4x the realistic chain)."""
+    return list(range(5 * int(level * 0.60 / 5), int(level * 1.25) + 1, 5))
+
+
 def tiny_strikes(level: float) -> list[int]:
     """Five strikes 50 points apart around the level."""
     centre = int(round(level / 50.0)) * 50

@@ -31,6 +31,9 @@ PROFILES: dict[str, Profile] = {
     "tiny": Profile("tiny", (listing.FRI,), listing.tiny_strikes, 32 * MB, 32 * MB, 2_000_000),
     "realistic": Profile("realistic", (listing.MON, listing.TUE, listing.WED, listing.THU, listing.FRI),
                          listing.realistic_strikes, 256 * MB, 256 * MB, 20_000_000),
+    # about 4x the realistic strikes: shows that a client's memory stays flat as chains grow
+    "dense": Profile("dense", (listing.MON, listing.TUE, listing.WED, listing.THU, listing.FRI),
+                     listing.dense_strikes, 512 * MB, 512 * MB, 20_000_000),
 }
 
 

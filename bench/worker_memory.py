@@ -1,0 +1,104 @@
+"""Peak memory of a download worker: the realistic chain against one with 4x the strikes.
+
+For each simulator profile (``realistic``, then ``dense``: every 5 points from 60 % to 125 % of
+the index, about 4x the strikes), a simulator runs as its own process and a measuring process
+runs the engine over one day (SPXW 2024-03-14, DTE 0..1: two expirations, one worker, two
+threads). The worker's peak RSS is the largest ``ru_maxrss`` of the measuring process's reaped
+children (Linux reports KiB), so the simulator's caches are not counted.
+
+    .venv/bin/python bench/worker_memory.py [--profiles realistic dense]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+DAY = date(2024, 3, 14)
+
+
+def start_simulator(profile: str) -> tuple[subprocess.Popen, str]:
+    """`spxdl sim` on a free port in its own process; its URL."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "spxdl", "sim", "--profile", profile, "--port", "0"],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        match = re.search(r"at (http://127\.0\.0\.1:\d+)", process.stderr.readline())
+        if match:
+            return process, match.group(1)
+    process.kill()
+    raise SystemExit(f"the {profile} simulator did not start")
+
+
+def measure_inside(url: str, data_dir: Path, row_group_rows: int | None) -> dict[str, float]:
+    """Run the engine once (this process is the parent); figures of its worker."""
+    from spxdl import engine
+    from spxdl.config import Settings
+
+    settings = Settings(terminal_url=url, data_dir=data_dir, workers=1, threads=2, min_dte=0, max_dte=1)
+    if row_group_rows:
+        settings = settings.replace(row_group_rows=row_group_rows)
+    started = time.perf_counter()
+    summary = engine.run(engine.plan(settings, DAY, DAY), settings)
+    totals = summary.totals()
+    return {
+        "rows": totals["rows"],
+        "expirations": sum(totals["expirations"].values()),
+        "seconds": time.perf_counter() - started,
+        "worker_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+        "parent_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def measure(profile: str, row_group_rows: int | None) -> dict[str, float]:
+    """One profile: its own simulator process and its own measuring process."""
+    simulator, url = start_simulator(profile)
+    try:
+        with tempfile.TemporaryDirectory(prefix=f"spxdl-mem-{profile}-") as data_dir:
+            inner = subprocess.run(
+                [sys.executable, __file__, "--inside", url, data_dir, *row_group_flag(row_group_rows)],
+                capture_output=True, text=True, check=True,
+            )
+            return json.loads(inner.stdout.strip().splitlines()[-1])
+    finally:
+        simulator.terminate()
+        simulator.wait(timeout=30)
+
+
+def row_group_flag(rows: int | None) -> list[str]:
+    return ["--row-group-rows", str(rows)] if rows else []
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profiles", nargs="+", default=["realistic", "dense"])
+    parser.add_argument("--row-group-rows", type=int, help="override [storage] row_group_rows")
+    parser.add_argument("--inside", nargs=2, metavar=("URL", "DATA_DIR"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.inside:
+        print(json.dumps(measure_inside(args.inside[0], Path(args.inside[1]), args.row_group_rows)))
+        return
+    results = {profile: measure(profile, args.row_group_rows) for profile in args.profiles}
+    print(f"one worker, two threads, SPXW {DAY}, DTE 0..1:")
+    for profile, figures in results.items():
+        print(f"  {profile:<10} {figures['rows']:>10,.0f} rows in {figures['expirations']:.0f} expirations, "
+              f"{figures['seconds']:5.1f} s; worker peak RSS {figures['worker_peak_mb']:6.1f} MB "
+              f"(parent {figures['parent_peak_mb']:.1f} MB)")
+    if {"realistic", "dense"} <= set(results):
+        ratio_rows = results["dense"]["rows"] / results["realistic"]["rows"]
+        ratio_rss = results["dense"]["worker_peak_mb"] / results["realistic"]["worker_peak_mb"]
+        print(f"  dense / realistic: {ratio_rows:.1f}x the rows, {ratio_rss:.2f}x the worker's peak memory")
+
+
+if __name__ == "__main__":
+    main()
