@@ -20,11 +20,13 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import requests
 
+from spxdl.config import Settings
 from spxdl.convert import ConvertSpec, write_parquet
 from spxdl.datasets import GREEKS
 from spxdl.simulator import Simulator
 
 START_MS, END_MS, INTERVAL_MS = 34_200_000, 57_600_000, 60_000
+DEFAULTS = Settings()  # what a user's run writes: zstd level, row-group size
 V2_INTS = {"expiration", "strike", "ms_of_day", "ms_of_day2", "date"}
 V2_TEXT = {"root", "right"}
 
@@ -48,16 +50,16 @@ def expirations(session: requests.Session, url: str, trade_date: date, max_dte: 
 
 def spec_for(expiration: date, trade_date: date, level: int | None) -> ConvertSpec:
     return ConvertSpec(GREEKS, "v2", "SPXW", expiration, trade_date, START_MS, END_MS, INTERVAL_MS,
-                       compression_level=level)
+                       compression_level=level, row_group_rows=DEFAULTS.row_group_rows)
 
 
 def spxdl_convert(body: bytes, spec: ConvertSpec) -> int:
     return write_parquet([io.BytesIO(body)], io.BytesIO(), spec).rows
 
 
-def pyarrow_alone(body: bytes) -> int:
+def pyarrow_alone(body: bytes, level: int | None = None) -> int:
     table = pacsv.read_csv(io.BytesIO(body))
-    pq.write_table(table, io.BytesIO(), compression="zstd")
+    pq.write_table(table, io.BytesIO(), compression="zstd", compression_level=level)
     return table.num_rows
 
 
@@ -99,7 +101,7 @@ def main() -> None:
     parser.add_argument("--date", type=date.fromisoformat, default=date(2024, 7, 15))
     parser.add_argument("--max-dte", type=int, default=60)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--level", type=int, default=None, help="zstd level (default: pyarrow's)")
+    parser.add_argument("--level", type=int, default=DEFAULTS.compression_level, help="zstd level (default: spxdl's)")
     args = parser.parse_args()
 
     with Simulator(profile="realistic") as sim, requests.Session() as session:
@@ -108,7 +110,7 @@ def main() -> None:
         print(f"one chain: SPXW exp {args.date} on {args.date}, {chain_rows:,} rows, "
               f"{len(chain) / 1e6:.1f} MB of CSV")
         spec = spec_for(args.date, args.date, args.level)
-        ours, alone = best_rates([lambda: spxdl_convert(chain, spec), lambda: pyarrow_alone(chain)], args.repeat)
+        ours, alone = best_rates([lambda: spxdl_convert(chain, spec), lambda: pyarrow_alone(chain, args.level)], args.repeat)
         (naive,) = best_rates([lambda: naive_script(chain)], 1)
         print(f"  spxdl converter          {ours:>12,.0f} rows/s")
         print(f"  pyarrow alone            {alone:>12,.0f} rows/s   spxdl = {ours / alone:.0%} of it")

@@ -33,8 +33,9 @@ log = logging.getLogger(__name__)
 
 VALIDATION_MODES = ("flag", "drop", "fail")
 DAY_MS = 86_400_000
-# pyarrow's streaming CSV reader reads a few dozen blocks ahead: 512 KiB parses as fast as 1 MiB
-# here and halves that read-ahead (256 KiB was about 20 % slower).
+# pyarrow's streaming CSV reader reads a few dozen blocks ahead of the parser. 512 KiB blocks keep
+# a worker converting chains of 4x the usual strikes near 250 MB peak (1 MiB: about 280 MB;
+# bench/worker_memory.py), at the price of a slower parse (bench/convert_rate.py).
 BLOCK_SIZE = 1 << 19
 MAX_HEADER_BYTES = 1 << 16
 NULL_VALUES = ["", "null", "NULL"]
