@@ -964,7 +964,7 @@ def _download_expiration(worker: _Worker, task: Task, dataset: Dataset, expirati
     worker.ledger.record_expiration(task, expiration, "complete", info=info, attempts=attempt, checks=result.checks)
     flagged = {name: count for name, count in result.checks.items() if count}
     if flagged:
-        log.info("%s exp %s: checks flagged %s (validation=%s)", task.key, expiration, flagged, settings.validation_mode)
+        log.debug("%s exp %s: checks flagged %s (validation=%s)", task.key, expiration, flagged, settings.validation_mode)
     return _Outcome(expiration, "complete", rows=info.rows, bytes=info.bytes, attempts=attempt, checks=flagged)
 
 
