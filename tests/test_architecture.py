@@ -66,7 +66,7 @@ def test_library_code_never_prints(path):
 @pytest.mark.parametrize("name", ["spxdl.errors", "spxdl.datasets", "spxdl.trading_calendar"])
 def test_base_modules_import_nothing_of_spxdl_but_errors(name):
     imported = spxdl_imports(by_name(name))
-    assert imported and all(n == "spxdl.errors" or n.startswith("spxdl.errors.") for n in imported), imported
+    assert all(n == "spxdl.errors" or n.startswith("spxdl.errors.") for n in imported), imported
 
 
 @pytest.mark.parametrize("path", [p for p in MODULES if module_name(p).startswith("spxdl.simulator")], ids=module_name)
