@@ -17,7 +17,7 @@ from typing import Any, Iterable, Iterator
 import pyarrow.parquet as pq
 
 from spxdl import datasets, storage
-from spxdl.errors import StorageError
+from spxdl.errors import LedgerBusy, StorageError
 from spxdl.ledger import Ledger, Task
 from spxdl.trading_calendar import TradingCalendar
 
@@ -254,7 +254,7 @@ def verify_archive(data_dir: Path, start: date | None = None, end: date | None =
 
 def quarantine(path: Path) -> Path:
     """Move a bad data file aside (hidden, so readers skip it); returns its new path."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
     target = path.with_name(f".{path.name}{CORRUPT_MARKER}{stamp}")
     os.replace(path, target)
     log.warning("moved %s aside to %s", path, target.name)
@@ -264,8 +264,15 @@ def quarantine(path: Path) -> Path:
 def repair(data_dir: Path, report: VerifyReport) -> dict[str, Any]:
     """Move bad files aside, remove dead temp files, and rebuild the ledger from what is on disk.
 
-    Tasks that lost a file drop to ``partial`` and are planned again by the next run.
+    Tasks that lost a file drop to ``partial`` and are planned again by the next run. Refused
+    (LedgerBusy) while a live run holds a task: a file it is about to record would look bad.
     """
+    ledger = Ledger(data_dir)
+    busy = [task.key for task, entry in ledger.tasks() if entry.get("claimed_by") and ledger.is_held(task)]
+    if busy:
+        raise LedgerBusy(
+            f"a live spxdl run is downloading into {data_dir} ({busy[0]}); repair once it has finished"
+        )
     moved = [str(quarantine(path)) for path in report.bad_files() if path.exists()]
     swept = [str(path) for path in storage.sweep_temp_files(data_dir)]
     rebuilt = Ledger(data_dir).rebuild()

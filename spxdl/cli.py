@@ -493,7 +493,8 @@ def summary_exit_code(summary: Any, plan: Any) -> int:
     """0 complete; 130/143 interrupted; 1 failed, partial or no data; 75 only held tasks left."""
     if summary.interrupted is not None:
         return EXIT_SIGTERM if summary.interrupted == signal.SIGTERM else EXIT_SIGINT
-    if summary.permission_error or summary.failed or summary.no_data or summary.not_started:
+    unfinished = any(result.state not in ("success", "held") for result in summary.results)
+    if summary.permission_error or unfinished or summary.not_started:
         return EXIT_INCOMPLETE
     if summary.held:
         return EXIT_TRY_LATER

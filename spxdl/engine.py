@@ -620,7 +620,8 @@ class _Worker:
     parent_pid: int
     archives: dict[str, Dataset]
     expirations: dict[str, list[date]] = field(default_factory=dict)
-    active: set[Task] = field(default_factory=set)  # claimed: heartbeats go to these
+    active: set[Task] = field(default_factory=set)
+    lost: set[Task] = field(default_factory=set)  # claims another run took over (stale heartbeat)  # claimed: heartbeats go to these
     busy: int = 0  # tasks in run_task, claimed or about to be
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -684,14 +685,17 @@ def _watch(worker: _Worker) -> None:
     """Watchdog: follow the shared stop flag and the parent; heartbeat the claimed tasks."""
     last_beat = time.monotonic()
     while True:
-        orphaned = os.getppid() != worker.parent_pid
-        if orphaned or worker.shared_stop.is_set():
-            worker.stop.set()
-        if orphaned:
-            _exit_when_idle(worker)
-        if time.monotonic() - last_beat >= HEARTBEAT_SECONDS:
-            last_beat = time.monotonic()
-            _heartbeat(worker)
+        try:
+            orphaned = os.getppid() != worker.parent_pid
+            if orphaned or worker.shared_stop.is_set():
+                worker.stop.set()
+            if orphaned:
+                _exit_when_idle(worker)
+            if time.monotonic() - last_beat >= HEARTBEAT_SECONDS:
+                last_beat = time.monotonic()
+                _heartbeat(worker)
+        except Exception:  # the watchdog must outlive any one failure, or stops go unseen
+            log.exception("watchdog: unexpected error; going on")
         time.sleep(WATCH_SECONDS)
 
 
@@ -710,9 +714,14 @@ def _heartbeat(worker: _Worker) -> None:
         tasks = list(worker.active)
     for task in tasks:
         try:
-            worker.ledger.heartbeat(task)
-        except SpxdlError as exc:
+            held = worker.ledger.heartbeat(task)
+        except (SpxdlError, OSError) as exc:  # a full disk, say: try again at the next beat
             log.warning("heartbeat of %s failed: %s", task.key, exc)
+            continue
+        if not held:
+            log.warning("%s was taken over by another run; abandoning it", task.key)
+            with worker.lock:
+                worker.lost.add(task)
 
 
 def _require_worker() -> _Worker:
@@ -772,6 +781,7 @@ def _claim_and_run(worker: _Worker, task: Task, min_dte: int, max_dte: int, forc
     finally:
         with worker.lock:
             worker.active.discard(task)
+            worker.lost.discard(task)
 
 
 def _run_claimed(worker: _Worker, task: Task, min_dte: int, max_dte: int, force: bool, started: float) -> TaskResult:
@@ -784,6 +794,8 @@ def _run_claimed(worker: _Worker, task: Task, min_dte: int, max_dte: int, force:
         return TaskResult(task, "no_data", seconds=time.monotonic() - started, error=str(exc))
     except (Interrupted, PermissionDenied) as exc:
         _release_quietly(worker, task)
+        if task in worker.lost and not worker.stop.is_set():
+            return TaskResult(task, HELD, seconds=time.monotonic() - started, error=str(exc))
         permission = str(exc) if isinstance(exc, PermissionDenied) else None
         seconds = time.monotonic() - started
         return TaskResult(task, INTERRUPTED, seconds=seconds, error=str(exc), permission_error=permission)
@@ -807,7 +819,8 @@ def _finish(
     error = f"{len(failures)} expiration(s) failed; first: {failures[0][0]}: {failures[0][1]}" if failures else None
     if state == "no_data":
         error = f"the terminal answered no data (472) for all {len(outcomes)} expiration(s)"
-    worker.ledger.finish(task, state, min_dte=min_dte, max_dte=max_dte, error=error)
+    if not worker.ledger.finish(task, state, min_dte=min_dte, max_dte=max_dte, error=error):
+        return TaskResult(task, HELD, seconds=time.monotonic() - started, error="taken over by another run")
     return TaskResult(
         task,
         state,
@@ -826,14 +839,14 @@ def _finish(
 def _release_quietly(worker: _Worker, task: Task) -> None:
     try:
         worker.ledger.release(task)
-    except SpxdlError as exc:  # a claim left behind goes stale and is taken over
+    except (SpxdlError, OSError) as exc:  # a claim left behind goes stale and is taken over
         log.warning("could not release %s: %s", task.key, exc)
 
 
 def _finish_quietly(worker: _Worker, task: Task, state: str, min_dte: int, max_dte: int, error: str) -> None:
     try:
         worker.ledger.finish(task, state, min_dte=min_dte, max_dte=max_dte, error=error)
-    except SpxdlError as exc:
+    except (SpxdlError, OSError) as exc:
         log.warning("could not record %s as %s: %s", task.key, state, exc)
         _release_quietly(worker, task)
 
@@ -893,6 +906,8 @@ def _fetch_expiration(worker: _Worker, task: Task, dataset: Dataset, expiration:
     attempts = worker.settings.expiration_attempts
     for attempt in range(1, attempts + 1):
         worker.check()
+        if task in worker.lost:
+            raise Interrupted(f"{task.key} was taken over by another run")
         worker.ledger.record_expiration(task, expiration, "downloading", attempts=attempt)
         try:
             outcome = _download_expiration(worker, task, dataset, expiration, attempt)
@@ -958,9 +973,15 @@ def _download_expiration(worker: _Worker, task: Task, dataset: Dataset, expirati
         end_ms=settings.end_ms,
         **_greeks_params(dataset, settings),
     )
-    with storage.atomic_output(path) as sink, contextlib.closing(_stoppable(pages, worker.stop)) as stoppable:
-        result = convert.write_parquet(stoppable, sink, spec)
-    info = storage.verify_parquet(path, result.rows)
+    converted: list[convert.ConvertResult] = []
+
+    def write(sink: BinaryIO) -> int:
+        with contextlib.closing(_stoppable(pages, worker.stop)) as stoppable:
+            converted.append(convert.write_parquet(stoppable, sink, spec))
+        return converted[0].rows
+
+    info = storage.write_verified_parquet(path, write)
+    result = converted[0]
     worker.ledger.record_expiration(task, expiration, "complete", info=info, attempts=attempt, checks=result.checks)
     flagged = {name: count for name, count in result.checks.items() if count}
     if flagged:

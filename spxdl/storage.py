@@ -14,6 +14,7 @@ Everything that is not data starts with ``_`` or ``.``: dataset readers skip tho
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import json
@@ -21,10 +22,9 @@ import logging
 import os
 import re
 import tempfile
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator, Mapping
+from typing import Any, BinaryIO, Callable, Iterator, Mapping
 
 import pyarrow.parquet as pq
 
@@ -110,23 +110,45 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _current_umask() -> int:
+    # os.umask can only be read by setting it; done once, at import, before any thread starts.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+UMASK = _current_umask()
+
+
+def make_temp(path: Path) -> tuple[int, Path]:
+    """A new temp file next to ``path`` (hidden, with our pid), readable as the umask allows.
+
+    ``mkstemp`` makes files 0600; an archive is read by other users and services too.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path))
+    os.fchmod(fd, 0o666 & ~UMASK)
+    return fd, Path(tmp_name)
+
+
 @contextlib.contextmanager
-def atomic_output(path: Path) -> Iterator[BinaryIO]:
+def atomic_output(path: Path, check: Callable[[Path], None] | None = None) -> Iterator[BinaryIO]:
     """Yield a binary file that replaces ``path`` only if the block finishes without an exception.
 
     The temp file lives in the target's directory (so the rename is atomic), is flushed and
-    fsynced before ``os.replace``, and the directory is fsynced after it. On any exception the
-    temp file is removed and the previous ``path``, if any, is untouched.
+    fsynced, then given to ``check`` (which raises if it is not right) before ``os.replace``; the
+    directory is fsynced after it. On any exception the temp file is removed and the previous
+    ``path``, if any, is untouched.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path))
-    tmp = Path(tmp_name)
+    fd, tmp = make_temp(path)
     try:
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        if check is not None:
+            check(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -162,8 +184,8 @@ def create_bytes_once(path: Path, data: bytes) -> bool:
     partial file and of two concurrent creators exactly one wins.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path))
+    fd, tmp = make_temp(path)
+    tmp_name = str(tmp)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -184,7 +206,7 @@ def create_bytes_once(path: Path, data: bytes) -> bool:
 # verification
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class FileInfo:
     """A data file as verified on disk."""
 
@@ -209,6 +231,23 @@ def parquet_rows(path: Path) -> int:
         return pq.ParquetFile(path).metadata.num_rows
     except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
         raise StorageError(f"{path} is not a readable Parquet file: {exc}", path=str(path)) from exc
+
+
+def write_verified_parquet(path: Path, write: Callable[[BinaryIO], int]) -> FileInfo:
+    """Put a Parquet file at ``path`` only once its footer was read back and holds the rows written.
+
+    ``write`` writes the file into the handle it is given and returns how many rows it wrote.
+    Until the check passes the file is a hidden temp file: no reader ever sees it, and a previous
+    ``path`` stays as it was. StorageError if the check fails.
+    """
+    written: dict[str, Any] = {}
+
+    def check(tmp: Path) -> None:
+        written["info"] = verify_parquet(tmp, written["rows"])
+
+    with atomic_output(path, check=check) as handle:
+        written["rows"] = write(handle)
+    return dataclasses.replace(written["info"], path=Path(path))
 
 
 def verify_parquet(path: Path, expected_rows: int | None = None) -> FileInfo:

@@ -442,10 +442,9 @@ def v2_history_params(query: HistoryQuery) -> dict[str, str]:
     if query.dataset.uses_interval:
         query.check_window()
         params["ivl"] = str(datasets.interval_ms(query.interval))
-        if (query.start_ms, query.end_ms) == (RTH_START_MS, RTH_END_MS):
-            params["rth"] = "true"
-        else:
-            params.update(rth="false", start_time=str(query.start_ms), end_time=str(query.end_ms))
+        # Always the explicit, documented-inclusive bounds: whether rth=true includes the 16:00 row
+        # is not documented, and v3 (explicit bounds) does include it, so both APIs give equal tables.
+        params.update(rth="false", start_time=str(query.start_ms), end_time=str(query.end_ms))
     params["use_csv"] = "true"
     if query.dataset.greeks_params:
         _add_greeks_params(params, query, rate=("rate", str.upper), rate_value=("rate_value", 1), annual_div="annual_div")
@@ -868,6 +867,9 @@ class TerminalClient:
             release()
             log.debug("%s %s -> no answer, %.0f ms: %s", endpoint, params, _ms_since(started), exc)
             raise _unavailable_from(exc, endpoint, params) from exc
+        except BaseException:
+            release()
+            raise
         if response.status_code != 200:
             try:
                 body = _read_error_body(response)
@@ -893,11 +895,10 @@ class TerminalClient:
         if self._in_flight is None:
             return lambda: None
         self._in_flight.acquire()
-        released = threading.Event()
+        once = threading.Lock()  # a reader thread and the closing thread may both finish a page
 
         def release() -> None:
-            if not released.is_set():
-                released.set()
+            if once.acquire(blocking=False):
                 self._in_flight.release()
 
         return release
@@ -923,7 +924,7 @@ class TerminalClient:
 
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2**(attempt-1))]."""
-        return self._random.uniform(0.0, min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1)))
+        return self._random.uniform(0.0, min(self.backoff_cap, self.backoff_base * 2 ** min(attempt - 1, 30)))
 
     def _throttle_delay(self, exc: Throttled, throttles: int) -> float:
         if exc.retry_after is not None:

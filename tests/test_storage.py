@@ -110,6 +110,43 @@ def test_verify_parquet_returns_rows_bytes_and_sha256(tmp_path):
     assert info.sha256 == hashlib.sha256(path.read_bytes()).hexdigest() == storage.sha256_file(path)
 
 
+def table_writer(rows: int, claimed: int):
+    """A ``write`` for write_verified_parquet that writes ``rows`` rows and says it wrote ``claimed``."""
+
+    def write(sink) -> int:
+        pq.write_table(pa.table({"x": pa.array(range(rows), pa.int64())}), sink)
+        return claimed
+
+    return write
+
+
+def test_write_verified_parquet_puts_a_checked_file_in_place(tmp_path):
+    path = tmp_path / "d" / "a.parquet"
+    info = storage.write_verified_parquet(path, table_writer(7, 7))
+    assert (info.path, info.rows, info.bytes) == (path, 7, path.stat().st_size)
+    assert info.sha256 == storage.sha256_file(path)
+    assert [p.name for p in path.parent.iterdir()] == ["a.parquet"]
+
+
+def test_a_file_that_fails_its_check_never_stands_in_place_of_the_old_one(tmp_path):
+    path = tmp_path / "a.parquet"
+    storage.write_verified_parquet(path, table_writer(5, 5))
+    before = path.read_bytes()
+    with pytest.raises(StorageError, match="9 rows where 10"):
+        storage.write_verified_parquet(path, table_writer(9, 10))
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["a.parquet"]
+
+
+def test_files_are_readable_as_the_umask_allows_not_only_by_their_owner(tmp_path):
+    path = tmp_path / "a.parquet"
+    storage.write_verified_parquet(path, table_writer(1, 1))
+    storage.write_json_atomic(tmp_path / "b.json", {})
+    expected = 0o666 & ~storage.UMASK
+    assert path.stat().st_mode & 0o777 == expected
+    assert (tmp_path / "b.json").stat().st_mode & 0o777 == expected
+
+
 def test_verify_parquet_refuses_a_wrong_row_count(tmp_path):
     path = tmp_path / "a.parquet"
     write_parquet_file(path, 10)
