@@ -432,3 +432,26 @@ def test_summary_reports_flagged_checks_no_data_reasons_and_failures(capsys):
     assert "NO DATA greeks-1m/SPXW/2024-03-14: the terminal answered no data (472)" in err
     assert "PARTIAL greeks-1m/SPXW/2024-03-15: 1 expiration(s) failed" in err and "exp 2024-03-15: HTTP 570" in err
     assert cli.summary_exit_code(summary, plan) == 1
+
+
+def test_verify_repair_refuses_while_a_live_run_holds_a_task(invoke, archive):
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from datetime import date; from spxdl.ledger import Ledger, Task; "
+         f"Ledger({str(archive)!r}).claim(Task('greeks-1m', 'SPXW', date(2024, 3, 13)), min_dte=0, max_dte=3); "
+         "print('claimed', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "claimed"
+        result = invoke("verify", "--data-dir", str(archive), "--repair")
+        assert result.exit_code == 75
+        assert "a live spxdl run is downloading" in one_error_line(result)
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+    # the claim is now a dead process's: repair may go ahead
+    assert invoke("verify", "--data-dir", str(archive), "--repair").exit_code == 0
