@@ -619,6 +619,7 @@ class _Worker:
     events: Any
     parent_pid: int
     archives: dict[str, Dataset]
+    calendar: trading_calendar.TradingCalendar
     expirations: dict[str, list[date]] = field(default_factory=dict)
     active: set[Task] = field(default_factory=set)
     lost: set[Task] = field(default_factory=set)  # claims another run took over (stale heartbeat)  # claimed: heartbeats go to these
@@ -662,6 +663,7 @@ def init_worker(
         events=events,
         parent_pid=parent_pid,
         archives=archive_datasets(settings),
+        calendar=trading_calendar.load_calendar(settings.calendar_overrides),
     )
     threading.Thread(target=_watch, args=(_WORKER,), name="spxdl-watchdog", daemon=True).start()
 
@@ -872,7 +874,8 @@ def _download_task(worker: _Worker, task: Task, min_dte: int, max_dte: int, forc
 
 
 def _expirations_for(worker: _Worker, task: Task, min_dte: int, max_dte: int) -> list[date]:
-    """The root's expirations (listed once per process) within ``trade_date + [min_dte, max_dte]``."""
+    """The root's expirations (listed once per process) within ``trade_date + [min_dte, max_dte]``
+    that still trade on the trade date (an SPX AM monthly stops the day before it settles)."""
     if task.root not in worker.expirations:
         attempts = worker.settings.expiration_attempts
         try:
@@ -885,7 +888,11 @@ def _expirations_for(worker: _Worker, task: Task, min_dte: int, max_dte: int) ->
         raise NoData(f"the terminal lists no expiration for {task.root} (unknown root, or not in the subscription)")
     first = task.trade_date + timedelta(days=min_dte)
     last = task.trade_date + timedelta(days=max_dte)
-    return [expiration for expiration in worker.expirations[task.root] if first <= expiration <= last]
+    return [
+        expiration
+        for expiration in worker.expirations[task.root]
+        if first <= expiration <= last and task.trade_date <= worker.calendar.last_trading_day(task.root, expiration)
+    ]
 
 
 def _complete_expirations(worker: _Worker, task: Task) -> set[date]:

@@ -215,6 +215,9 @@ def as_reasons(entries: Iterable[date] | Iterable[tuple[date, str]] | Mapping[da
 # The calendar
 
 
+AM_SETTLED_ROOTS = frozenset({"SPX"})
+
+
 class TradingCalendar:
     """The NYSE/Cboe record with optional extra closures and early closes layered on top.
 
@@ -290,6 +293,18 @@ class TradingCalendar:
         while not self.is_trading_day(day):
             day += timedelta(days=1)
         return day
+
+    def last_trading_day(self, root: str, expiration: date) -> date:
+        """The last day an option of ``root`` expiring on ``expiration`` trades.
+
+        AM-settled SPX options stop the business day before their settlement morning (old
+        monthlies carry the Saturday after it as their expiration); PM-settled roots (SPXW)
+        trade on their expiration day.
+        """
+        if root not in AM_SETTLED_ROOTS:
+            return expiration
+        settlement = expiration - timedelta(days=max(0, expiration.weekday() - 4))
+        return self.previous_trading_day(settlement)
 
     def last_complete_session(self, now: datetime | None = None) -> date:
         """The latest trading day whose session had closed at ``now`` (default: the current time).

@@ -234,6 +234,17 @@ def test_a_day_without_expirations_in_the_window_is_complete_with_nothing_to_fet
     assert engine.plan(settings, START, START).tasks == ()
 
 
+def test_an_spx_monthly_is_not_fetched_on_its_settlement_day(clean_sim, tmp_path):
+    # the AM-settled SPX 2024-01-19 stopped trading on the 18th: asking for it would be a 472
+    settings = make_settings(tmp_path, clean_sim.url, roots=("SPX",), max_dte=0, workers=1)
+    settlement_day = date(2024, 1, 19)
+    summary = run_range(settings, settlement_day, settlement_day)
+    assert summary.by_state() == {"success": 1} and summary.results[0].expirations == {}
+    day_before = date(2024, 1, 18)
+    summary = run_range(dataclasses.replace(settings, max_dte=1), day_before, day_before)
+    assert summary.results[0].expirations == {"complete": 1}
+
+
 def test_a_root_the_terminal_does_not_list_is_no_data_and_planned_again(clean_sim, tmp_path):
     settings = make_settings(tmp_path, clean_sim.url, roots=("XYZ",), workers=1)
     summary = run_range(settings, START, START)

@@ -512,3 +512,11 @@ def test_a_missing_overrides_file_is_a_calendar_error(tmp_path: Path) -> None:
     with pytest.raises(CalendarError, match="nope.txt") as caught:
         load_calendar(path)
     assert caught.value.source == str(path)
+
+
+def test_last_trading_day_of_am_settled_spx_is_the_day_before_settlement():
+    cal = TradingCalendar()
+    assert cal.last_trading_day("SPX", date(2024, 1, 19)) == date(2024, 1, 18)  # 3rd Friday, settles at the open
+    assert cal.last_trading_day("SPX", date(2014, 1, 18)) == date(2014, 1, 16)  # an old Saturday expiration
+    assert cal.last_trading_day("SPX", date(2019, 4, 18)) == date(2019, 4, 17)  # Good Friday moved it to Thursday
+    assert cal.last_trading_day("SPXW", date(2024, 1, 19)) == date(2024, 1, 19)  # PM-settled: trades that day
