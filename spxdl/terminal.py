@@ -643,8 +643,10 @@ class TerminalClient:
         level = logging.INFO if self.api == "auto" else logging.DEBUG
         for base_url, api in self._candidates():
             try:
-                word, simulated = self._status_word(base_url, api, use_breaker=False)
+                word, simulated = self._probe(base_url, api)
             except (TerminalUnavailable, BadRequest) as exc:
+                if isinstance(exc, TerminalUnavailable) and exc.status is not None:
+                    raise  # this API answered, unwell: falling back to the other would mix API versions
                 failures.append(f"{base_url}{STATUS_PATHS[api]}: {exc}")
                 continue
             self.base_url, self.api, self.simulated = base_url, api, simulated
@@ -652,6 +654,25 @@ class TerminalClient:
             log.log(level, "terminal at %s speaks API %s%s", base_url, api, " (spxdl simulator)" if simulated else "")
             return
         raise TerminalUnavailable("no ThetaData Terminal answered: " + "; ".join(failures))
+
+    def _probe(self, base_url: str, api: str) -> tuple[str, bool]:
+        """The status word of ``api`` at ``base_url``.
+
+        No answer at all (refused, timed out) or an unknown path (BadRequest) means "not this
+        API": the caller tries the next candidate. An HTTP error (500, 474, 571, a cut answer)
+        means the terminal is there but unwell: asked again with backoff up to ``retries`` times.
+        """
+        attempt = 0
+        while True:
+            try:
+                return self._status_word(base_url, api, use_breaker=False)
+            except TerminalUnavailable as exc:
+                attempt += 1
+                if exc.status is None or attempt > self.retries:
+                    raise
+                delay = self._backoff(attempt)
+                log.warning("terminal at %s answered %s (%s); asking again in %.2f s", base_url, exc.status, exc, delay)
+                self._sleep(delay)
 
     def _candidates(self) -> list[tuple[str, str]]:
         apis = ["v3", "v2"] if self.api == "auto" else [self.api]
@@ -793,10 +814,10 @@ class TerminalClient:
 
     # -- requests ----------------------------------------------------------------------------
 
-    def _status_word(self, base_url: str, api: str, *, use_breaker: bool) -> tuple[str, bool]:
+    def _status_word(self, base_url: str, api: str, *, use_breaker: bool, retries: int = 0) -> tuple[str, bool]:
         path = STATUS_PATHS[api]
         page = self._request(
-            base_url + path, path, None, retries=0, use_breaker=use_breaker, require_final_newline=False
+            base_url + path, path, None, retries=retries, use_breaker=use_breaker, require_final_newline=False
         )
         with page:
             try:

@@ -615,11 +615,29 @@ def test_status_words_that_stop_the_connection(rsps, sleeps, word, error):
         TerminalClient(V3, sleep=sleeps).connect()
 
 
-def test_a_cut_status_answer_is_unavailable(rsps, sleeps):
-    cut = io.BufferedReader(CutStream(b"CONN", urllib3.exceptions.ProtocolError("broken")))
-    rsps.get(V3_STATUS, body=cut)
+def test_a_cut_status_answer_is_unavailable_after_asking_again(rsps, sleeps):
+    for _ in range(3):  # one fresh cut answer per request
+        rsps.get(V3_STATUS, body=io.BufferedReader(CutStream(b"CONN", urllib3.exceptions.ProtocolError("broken"))))
     with pytest.raises(TerminalUnavailable, match="status answer was cut"):
-        TerminalClient(V3, api="v3", sleep=sleeps).connect()
+        TerminalClient(V3, api="v3", retries=2, sleep=sleeps).connect()
+    assert len(rsps.calls) == 3 and len(sleeps) == 2
+
+
+def test_auto_never_falls_back_to_v2_when_v3_answers_with_an_error(rsps, sleeps):
+    rsps.get("http://127.0.0.1:9999/v3/terminal/mdds/status", status=500, body=b"starting")
+    rsps.get("http://127.0.0.1:9999/v2/system/mdds/status", body=b"CONNECTED")
+    with pytest.raises(TerminalUnavailable):
+        TerminalClient("http://127.0.0.1:9999", retries=2, sleep=sleeps).connect()
+    assert [call.request.url.split("/")[3] for call in rsps.calls] == ["v3", "v3", "v3"]
+
+
+def test_auto_keeps_v3_when_it_recovers_from_a_transient_error(rsps, sleeps):
+    status = "http://127.0.0.1:9999/v3/terminal/mdds/status"
+    rsps.get(status, status=474, body=b"DISCONNECTED")
+    rsps.get(status, body=b"CONNECTED")
+    rsps.get("http://127.0.0.1:9999/v2/system/mdds/status", body=b"CONNECTED")
+    client = TerminalClient("http://127.0.0.1:9999", retries=2, sleep=sleeps).connect()
+    assert client.api == "v3" and len(sleeps) == 1
 
 
 def test_status_returns_the_word(rsps, sleeps):
