@@ -6,12 +6,13 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-spxdl
 SPXDL  := $(BIN)/spxdl
 
-.PHONY: install test run bench backfill update sim clean help
+.PHONY: install test run bench soak backfill update sim clean help
 
 help:
 	@echo "make run       download three simulated days into ./sim-data (built-in simulated terminal)"
 	@echo "make test      run the whole test suite"
 	@echo "make bench     measure throughput, memory and ledger cost; prints figures"
+	@echo "make soak      20 SIGKILLs under a faulty simulated terminal; the archive must equal a clean run's"
 	@echo "make backfill  fill every gap from [download] start_date (real terminal; see README)"
 	@echo "make update    fetch the latest sessions (what the systemd timer runs)"
 	@echo "make sim       serve the simulated terminal on 127.0.0.1:25503 until Ctrl-C"
@@ -33,6 +34,9 @@ run: install
 
 bench: install
 	$(BIN)/python bench/run.py
+
+soak: install
+	$(BIN)/python bench/soak.py
 
 backfill: install
 	bin/spxdl-backfill

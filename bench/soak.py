@@ -30,9 +30,9 @@ import urllib.request
 from pathlib import Path
 
 SPXDL = [sys.executable, "-m", "spxdl"]
-RANGE = ["--start", "2024-01-08", "--end", "2024-01-19", "--root", "SPXW,SPX", "--max-dte", "10",
+RANGE = ["--start", "2024-01-08", "--end", "2024-02-16", "--root", "SPXW,SPX", "--max-dte", "10",
          "--workers", "2", "--threads", "2"]
-FAULTS = ["--throttle-rate", "0.10", "--error-rate", "0.05", "--cut-rate", "0.03"]
+FAULTS = ["--throttle-rate", "0.10", "--error-rate", "0.05", "--cut-rate", "0.03", "--latency", "0.05"]
 RUN_TIMEOUT = 300
 
 
@@ -87,10 +87,11 @@ def main() -> int:
             run_to_completion(clean_url, reference)
             clean_seconds = time.monotonic() - started
             print(f"clean run: {len(digest(reference))} files in {clean_seconds:.1f} s")
-            killed = 0
-            for _ in range(args.kills):
+            killed = runs_started = 0
+            while killed < args.kills and runs_started < 3 * args.kills:
                 process = run_spxdl(faulty_url, soaked)
-                time.sleep(chance.uniform(0.5, max(1.0, clean_seconds)))
+                runs_started += 1
+                time.sleep(chance.uniform(0.5, 3.0))  # workers start after about a second
                 if process.poll() is None:
                     os.killpg(process.pid, signal.SIGKILL)
                     killed += 1
@@ -106,7 +107,8 @@ def main() -> int:
         verify = subprocess.run([*SPXDL, "verify", "--data-dir", str(soaked)], capture_output=True, text=True)
         same = digest(reference) == digest(soaked)
         statuses = served.get("requests", {})
-        print(f"soak: {killed} SIGKILLs of the whole process group, then {runs} run(s) to completion")
+        print(f"soak: {runs_started} runs, {killed} of them SIGKILLed (whole process group) at random moments, "
+              f"then {runs} run(s) to completion")
         print(f"  the faulty terminal answered: {json.dumps(statuses, sort_keys=True)[:400]}")
         print(f"  cut responses: {served.get('cut', {})}")
         print(f"  archives identical (sha256 of every file): {same}; temp files left: {len(temps)}; "
