@@ -214,6 +214,11 @@ def null_to_none(value: Any) -> str | None:
     return None if text == "" or text.lower() == "null" else text
 
 
+def _is_framed(headers: Mapping[str, str]) -> bool:
+    """Whether a body's end can be checked: a Content-Length, or chunked transfer encoding."""
+    return "Content-Length" in headers or "chunked" in headers.get("Transfer-Encoding", "").lower()
+
+
 class Page(io.RawIOBase):
     """One page of an answer, read from the socket as it arrives; read it to its end.
 
@@ -252,6 +257,11 @@ class Page(io.RawIOBase):
         self._head = bytearray()  # the first bytes, for error messages
         self._last_byte = b""
         self._finished = False
+        if require_final_newline and not _is_framed(response.headers):
+            log.warning(
+                "%s: the terminal sent a body with neither Content-Length nor chunked encoding; "
+                "a connection cut at a line end cannot be told from the end of the answer", endpoint
+            )
 
     def readable(self) -> bool:
         return True

@@ -324,16 +324,24 @@ def test_breaker_waiters_fail_when_the_probe_gives_up():
 
 def test_a_retry_warning_names_the_reason_and_each_request_logs_a_debug_line(rsps, sleeps, caplog):
     client = v3_client(rsps, sleeps)
+    size = len(body("handmade-v3-greeks-first-order-SPXW.csv"))
     rsps.get(V3_GREEKS, status=429, body=b"queue full", headers={"Retry-After": "0"})
-    rsps.get(V3_GREEKS, body=body("handmade-v3-greeks-first-order-SPXW.csv"))
+    rsps.get(V3_GREEKS, body=body("handmade-v3-greeks-first-order-SPXW.csv"), headers={"Content-Length": str(size)})
     with caplog.at_level(logging.DEBUG, logger="spxdl.terminal"):
         read_history(client)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     debugs = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
     assert len(warnings) == 1 and "429" in warnings[0] and "retrying" in warnings[0]
-    size = len(body("handmade-v3-greeks-first-order-SPXW.csv"))
     assert any("-> 429" in line for line in debugs)
     assert any("first_order" in line and f"-> 200, {size} bytes" in line for line in debugs)
+
+
+def test_a_body_without_length_or_chunking_is_warned_about(rsps, sleeps, caplog):
+    client = v3_client(rsps, sleeps)
+    rsps.get(V3_GREEKS, body=body("handmade-v3-greeks-first-order-SPXW.csv"))  # no Content-Length here
+    with caplog.at_level(logging.WARNING, logger="spxdl.terminal"):
+        read_history(client)
+    assert any("neither Content-Length nor chunked" in r.getMessage() for r in caplog.records)
 
 
 # ---------------------------------------------------------------------------------------------
