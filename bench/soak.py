@@ -20,7 +20,6 @@ import hashlib
 import json
 import os
 import random
-import re
 import signal
 import subprocess
 import sys
@@ -29,23 +28,13 @@ import time
 import urllib.request
 from pathlib import Path
 
+from sim_process import start_simulator  # bench/ is on sys.path when run as a script
+
 SPXDL = [sys.executable, "-m", "spxdl"]
 RANGE = ["--start", "2024-01-08", "--end", "2024-02-16", "--root", "SPXW,SPX", "--max-dte", "10",
          "--workers", "2", "--threads", "2"]
 FAULTS = ["--throttle-rate", "0.10", "--error-rate", "0.05", "--cut-rate", "0.03", "--latency", "0.05"]
 RUN_TIMEOUT = 300
-
-
-def start_simulator(extra: list[str]) -> tuple[subprocess.Popen, str]:
-    process = subprocess.Popen([*SPXDL, "sim", "--profile", "tiny", "--port", "0", *extra],
-                               stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        match = re.search(r"at (http://127\.0\.0\.1:\d+)", process.stderr.readline())
-        if match:
-            return process, match.group(1)
-    process.kill()
-    raise SystemExit("the simulator did not start")
 
 
 def run_spxdl(url: str, data_dir: Path) -> subprocess.Popen:
@@ -80,8 +69,8 @@ def main() -> int:
     chance = random.Random(args.seed)
     with tempfile.TemporaryDirectory(prefix="spxdl-soak-") as scratch:
         reference, soaked = Path(scratch) / "reference", Path(scratch) / "soak"
-        clean_sim, clean_url = start_simulator([])
-        faulty_sim, faulty_url = start_simulator(FAULTS)
+        clean_sim, clean_url = start_simulator("tiny")
+        faulty_sim, faulty_url = start_simulator("tiny", *FAULTS)
         try:
             started = time.monotonic()
             run_to_completion(clean_url, reference)

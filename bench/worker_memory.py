@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import resource
 import subprocess
 import sys
@@ -22,22 +21,9 @@ import time
 from datetime import date
 from pathlib import Path
 
+from sim_process import start_simulator
+
 DAY = date(2024, 3, 14)
-
-
-def start_simulator(profile: str) -> tuple[subprocess.Popen, str]:
-    """`spxdl sim` on a free port in its own process; its URL."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "spxdl", "sim", "--profile", profile, "--port", "0"],
-        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        match = re.search(r"at (http://127\.0\.0\.1:\d+)", process.stderr.readline())
-        if match:
-            return process, match.group(1)
-    process.kill()
-    raise SystemExit(f"the {profile} simulator did not start")
 
 
 def measure_inside(url: str, data_dir: Path, row_group_rows: int | None) -> dict[str, float]:
