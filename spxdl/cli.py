@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 EXIT_OK = 0
 EXIT_INCOMPLETE = 1
 EXIT_USAGE = 2
+EXIT_WIRE = 65  # sysexits EX_DATAERR: the terminal answers in a format spxdl does not know
 EXIT_TRY_LATER = 75
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
@@ -38,8 +39,9 @@ Exit codes:
   0    everything asked for is complete
   1    some tasks failed, are partial, or have no data yet
   2    usage or configuration error
-  75   try later: terminal unreachable or not connected, ledger busy,
-       or tasks left because another live run holds them
+  65   the terminal's answer is not the CSV spxdl expects (run stopped)
+  75   try later: terminal unreachable or not connected, another terminal
+       on the account (478), ledger busy, or tasks held by another run
   130  interrupted (Ctrl-C); 143 terminated (SIGTERM)"""
 
 CONFIRM_TRADING_DAYS = 30
@@ -61,8 +63,10 @@ def exit_code_for(exc: BaseException) -> int:
     """The documented exit code for an exception that ends a command."""
     if isinstance(exc, (errors.ConfigError, errors.ArchiveMismatch)):
         return EXIT_USAGE
-    if isinstance(exc, (errors.TerminalUnavailable, errors.LedgerBusy)):
+    if isinstance(exc, (errors.TerminalUnavailable, errors.InvalidSession, errors.LedgerBusy)):
         return EXIT_TRY_LATER
+    if isinstance(exc, errors.SchemaMismatch):
+        return EXIT_WIRE
     return EXIT_INCOMPLETE
 
 
@@ -77,6 +81,8 @@ def fix_hint(exc: BaseException) -> str:
         return " Check that your ThetaData subscription includes SPX index options (Standard or Pro for greeks)."
     if isinstance(exc, errors.LedgerBusy):
         return " Another spxdl run is using this data dir; wait for it or run again later."
+    if isinstance(exc, errors.SchemaMismatch):
+        return " Nothing stored was touched; check the terminal's version, and report this line."
     return ""
 
 
@@ -389,7 +395,7 @@ def execute_download(
 
     with simulated_terminal(simulate, sim_profile) as sim_url:
         if sim_url:
-            settings = settings.replace(terminal_url=sim_url, terminal_api="auto")
+            settings = settings.replace(terminal_url=sim_url)  # the simulator speaks both APIs: --api decides
         plan = engine.plan(settings, start, end, force=force)
         run_plan(ctx, plan, settings, dry_run=dry_run, yes=yes)
 
@@ -493,8 +499,10 @@ def summary_exit_code(summary: Any, plan: Any) -> int:
     """0 complete; 130/143 interrupted; 1 failed, partial or no data; 75 only held tasks left."""
     if summary.interrupted is not None:
         return EXIT_SIGTERM if summary.interrupted == signal.SIGTERM else EXIT_SIGINT
+    if summary.stopped_by is not None:
+        return exit_code_for(summary.stopped_by)
     unfinished = any(result.state not in ("success", "held") for result in summary.results)
-    if summary.permission_error or unfinished or summary.not_started:
+    if unfinished or summary.not_started:
         return EXIT_INCOMPLETE
     if summary.held:
         return EXIT_TRY_LATER
@@ -530,8 +538,8 @@ def print_summary(summary: Any, plan: Any) -> None:
     if summary.no_data:
         echo("  days without data may not be published yet, or may be outside your subscription (or the DTE "
              "window holds no expiration); later runs try them again")
-    if summary.permission_error:
-        echo(f"  STOPPED: {summary.permission_error}")
+    if summary.stopped_by is not None:
+        echo(f"  STOPPED: {summary.stopped_by}{fix_hint(summary.stopped_by)}")
     if summary.not_started:
         echo(f"  not started: {len(summary.not_started)} task(s); run again to finish (resume is automatic)")
     if summary.interrupted is not None:
@@ -882,7 +890,7 @@ def resume_command(ctx: click.Context, force: bool, dry_run: bool, yes: bool, si
         return
     with simulated_terminal(simulate, sim_profile) as sim_url:
         if sim_url:
-            settings = settings.replace(terminal_url=sim_url, terminal_api="auto")
+            settings = settings.replace(terminal_url=sim_url)
         days = sorted(task.trade_date for task in wanted)
         full = engine.plan(settings, days[0], days[-1], force=force)
         plan = engine.Plan(
@@ -988,11 +996,15 @@ def verify_command(ctx: click.Context, start: str | None, end: str | None, repai
     repaired = audit.repair(settings.data_dir, report) if repair else None
     if as_json:
         payload = {"ok": report.ok, "tasks": report.tasks, "files": report.files, "rows": report.rows,
-                   "bytes": report.bytes, "problems": [vars(p) for p in report.problems], "repair": repaired}
+                   "bytes": report.bytes, "problems": [vars(p) for p in report.problems], "repair": repaired,
+                   "older_schema": [{"path": path, "schema_version": version} for path, version in report.older_schema]}
         click.echo(json.dumps(payload, indent=2, default=str))
     else:
         for problem in report.problems:
             click.echo(f"{problem.kind.upper():<10} {problem.path}: {problem.detail}")
+        for path, version in report.older_schema:
+            click.echo(f"{'OLDER':<10} {path}: schema version {version} (sound; spxdl --force downloads it again "
+                       "with today's columns, or read with union_by_name)")
         click.echo(f"checked {report.tasks} task(s), {report.files} file(s), {report.rows:,} rows, "
                    f"{human_bytes(report.bytes)}: {len(report.problems)} problem(s)")
         if repaired is not None:

@@ -1,19 +1,18 @@
 """CSV pages -> Arrow record batches -> Parquet row groups, streaming, with checks counted per file.
 
-Each page is a file-like body carrying its own CSV header line. The header is checked against the
-dataset's pinned wire columns, then pyarrow's streaming CSV reader parses the rest with the pinned
-wire types (never inferred). Batches are normalised to the output schema with ``pyarrow.compute``
-only (no Python loop over rows), checked, and collected into row groups of an exact row count, so
-that at most one row group's worth of rows is held whatever the size of the chain.
+Each page is a file-like body carrying its own CSV header line. The header must hold every pinned
+wire column (extra columns are left out and reported; a missing one, or an answer that is not CSV
+at all, is a SchemaMismatch that stops the run); then pyarrow's streaming CSV reader parses the
+rest with the pinned wire types (never inferred). Batches are normalised to the output schema
+with ``pyarrow.compute`` only (no Python loop over rows), checked (``checks.py``), and collected
+into row groups of an exact row count, so that at most one row group's worth of rows is held
+whatever the size of the chain.
 """
 
 from __future__ import annotations
 
-import csv
-import functools
 import json
 import logging
-import sys
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import BinaryIO, Callable, Iterable, Iterator, Mapping
@@ -25,9 +24,10 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from spxdl import __version__
+from spxdl import __version__, checks
+from spxdl.csvpages import PageBody, check_header, page_failure
 from spxdl.datasets import NY_TZ, Dataset, output_name
-from spxdl.errors import ConfigError, DataError, SchemaMismatch, SpxdlError, ValidationFailed
+from spxdl.errors import ConfigError, ValidationFailed
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,6 @@ DAY_MS = 86_400_000
 # a worker converting chains of 4x the usual strikes near 250 MB peak (1 MiB: about 280 MB;
 # bench/worker_memory.py), at the price of a slower parse (bench/convert_rate.py).
 BLOCK_SIZE = 1 << 19
-MAX_HEADER_BYTES = 1 << 16
 NULL_VALUES = ["", "null", "NULL"]
 EPOCH = date(1970, 1, 1)
 SESSION_NOON = time(12)
@@ -54,13 +53,9 @@ DICTIONARY_COLUMNS = (
     "ask_exchange",
     "ask_condition",
 )
-CONTRACT_KEYS = ["expiration", "strike", "right"]
 # Arrow scalars made once: turning a Python number into one costs pyarrow a failed import each time.
-ZERO = pa.scalar(0.0)
-MAX_IV = pa.scalar(10.0)
 STRIKE_UNITS = pa.scalar(1000.0)
 CALL, PUT, C, P = (pa.scalar(text) for text in ("CALL", "PUT", "C", "P"))
-RIGHTS = pa.array(["C", "P"])
 
 
 @dataclass(frozen=True)
@@ -81,6 +76,7 @@ class ConvertSpec:
     compression_level: int | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
     block_size: int = BLOCK_SIZE
+    early_close_ms: int | None = None  # the session's early close (ms of day) when the trade date has one
 
     def __post_init__(self) -> None:
         if self.validation not in VALIDATION_MODES:
@@ -92,34 +88,28 @@ class ConvertSpec:
         if self.dataset.columns(self.api) is None:
             raise ConfigError(f"dataset {self.dataset.name} has no {self.api} endpoint", key="api")
 
-    @property
-    def scalars(self) -> "SpecScalars":
+    def expected(self) -> checks.Expected:
         """The spec's values as Arrow scalars, for comparisons against whole columns."""
-        return SpecScalars(
+        return checks.Expected(
             expiration=pa.scalar(self.expiration, pa.date32()),
             trade_date=pa.scalar(self.trade_date, pa.date32()),
             start_ms=pa.scalar(self.start_ms, pa.int32()),
             end_ms=pa.scalar(self.end_ms, pa.int32()),
-            midnight_ms=pa.scalar(ny_midnight_epoch_ms(self.trade_date), pa.int64()),
         )
 
     @property
-    def expected_rows_per_contract(self) -> int | None:
-        """Intervals in the window, both ends included; None when the dataset has no interval."""
+    def expected_rows_per_contract(self) -> tuple[int, int] | None:
+        """(fewest, most) rows a contract may have; None when the dataset has no interval.
+
+        Both are the intervals of the window, ends included. On an early-close day a contract may
+        stop at the early close or run to the window's end (a terminal may serve either).
+        """
         if not self.dataset.uses_interval or not self.interval_ms:
             return None
-        return max(0, (self.end_ms - self.start_ms) // self.interval_ms + 1)
-
-
-@dataclass(frozen=True)
-class SpecScalars:
-    """A spec's values as Arrow scalars (made once per file, not once per batch)."""
-
-    expiration: pa.Scalar
-    trade_date: pa.Scalar
-    start_ms: pa.Scalar
-    end_ms: pa.Scalar
-    midnight_ms: pa.Scalar
+        most = max(0, (self.end_ms - self.start_ms) // self.interval_ms + 1)
+        if self.early_close_ms is None or self.early_close_ms >= self.end_ms:
+            return most, most
+        return max(0, (self.early_close_ms - self.start_ms) // self.interval_ms + 1), most
 
 
 @dataclass
@@ -132,6 +122,7 @@ class ConvertResult:
     dropped: int
     checks: dict[str, int]
     max_buffered_rows: int = 0  # the most rows held for a row group at once (bounded by row_group_rows)
+    extra_columns: tuple[str, ...] = ()  # columns the terminal sent beyond the pinned ones (not stored)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -163,6 +154,30 @@ def _wall_ms_of_day(wall_clock: pa.Array) -> pa.Array:
     return pc.cast(pc.cast(wall_clock, pa.time32("ms")), pa.int32())
 
 
+@dataclass(frozen=True)
+class TradeDay:
+    """The trade date of a file and the epoch ms of its New York midnight, made once per file."""
+
+    day: date
+    midnight_ms: pa.Scalar
+
+    @classmethod
+    def of(cls, trade_date: date) -> TradeDay:
+        return cls(trade_date, pa.scalar(ny_midnight_epoch_ms(trade_date), pa.int64()))
+
+    def zoned(self, wall_clock: pa.Array, wall_ms: pa.Array, dates: pa.Array) -> pa.Array:
+        """Zoned instants of naive New York wall-clock timestamps, each on its own date.
+
+        When every row is on the trade date (nearly always) the instant is the trade date's
+        midnight plus the ms of day; otherwise each row's own date decides, DST included.
+        """
+        if dates.null_count < len(dates):
+            low, high = pc.min_max(dates).values()
+            if low.as_py() == self.day == high.as_py():
+                return _instants(wall_ms, self.midnight_ms)
+        return pc.assume_timezone(wall_clock, NY_TZ, ambiguous="earliest", nonexistent="earliest")
+
+
 def _yyyymmdd_to_date(values: pa.Array) -> pa.Array:
     """Integers YYYYMMDD -> date32; an impossible date becomes null.
 
@@ -182,223 +197,39 @@ def _short_right(right: pa.Array) -> pa.Array:
 # ---------------------------------------------------------------------------------------------
 # normalisation: wire batch -> output columns (+ "date" for the checks)
 
+Normalizer = Callable[[dict[str, pa.Array], Dataset, TradeDay], dict[str, pa.Array]]
 
-def _normalize_v2(columns: dict[str, pa.Array]) -> dict[str, pa.Array]:
+
+def _normalize_v2(columns: dict[str, pa.Array], dataset: Dataset, day: TradeDay) -> dict[str, pa.Array]:
+    """v2 sends ms of day only: instants are the trade date's, both times alike."""
     columns["expiration"] = _yyyymmdd_to_date(columns["expiration"])
     columns["date"] = _yyyymmdd_to_date(columns["date"])
     columns["strike"] = pc.divide(pc.cast(columns["strike"], pa.float64()), STRIKE_UNITS)
+    columns["timestamp"] = _instants(columns["ms_of_day"], day.midnight_ms)
+    if dataset.second_time:
+        columns[dataset.second_time] = _instants(columns["ms_of_day2"], day.midnight_ms)
     return columns
 
 
-def _normalize_v3(columns: dict[str, pa.Array]) -> dict[str, pa.Array]:
+def _normalize_v3(columns: dict[str, pa.Array], dataset: Dataset, day: TradeDay) -> dict[str, pa.Array]:
+    """v3 sends full wall-clock timestamps: each keeps its own date."""
     columns["right"] = _short_right(columns["right"])
     wall_clock = columns["ms_of_day"]
     columns["date"] = pc.cast(wall_clock, pa.date32())
     columns["ms_of_day"] = _wall_ms_of_day(wall_clock)
+    columns["timestamp"] = day.zoned(wall_clock, columns["ms_of_day"], columns["date"])
     if "ms_of_day2" in columns:
-        columns["ms_of_day2"] = _wall_ms_of_day(columns["ms_of_day2"])
+        second = columns["ms_of_day2"]
+        columns["ms_of_day2"] = _wall_ms_of_day(second)
+        if dataset.second_time:
+            columns[dataset.second_time] = day.zoned(second, columns["ms_of_day2"], pc.cast(second, pa.date32()))
     return columns
 
 
-NORMALIZERS: Mapping[str, Callable[[dict[str, pa.Array]], dict[str, pa.Array]]] = {
+NORMALIZERS: Mapping[str, Normalizer] = {
     "v2": _normalize_v2,
     "v3": _normalize_v3,
 }
-
-
-# ---------------------------------------------------------------------------------------------
-# checks
-
-
-def _any(masks: list[pa.Array], length: int) -> pa.Array:
-    """Row-wise OR of boolean masks (all False when there are none)."""
-    if not masks:
-        return pc.fill_null(pa.nulls(length, pa.bool_()), False)
-    return functools.reduce(pc.or_, masks)
-
-
-def _flag(mask: pa.Array, null_means: bool = False) -> pa.Array:
-    """``mask`` with its nulls (comparisons with a null value) read as ``null_means``."""
-    return pc.fill_null(mask, null_means) if mask.null_count else mask
-
-
-def row_checks(spec: ConvertSpec, values: SpecScalars, columns: Mapping[str, pa.Array],
-               length: int) -> dict[str, pa.Array]:
-    """Boolean masks of flagged rows, one per check that applies to the dataset."""
-    names = spec.dataset.schema.names
-    required = [columns[name] for name in spec.dataset.required if columns[name].null_count]
-    masks = {
-        "null_required": _any([pc.is_null(column) for column in required], length),
-        "strike_nonpositive": _flag(pc.less_equal(columns["strike"], ZERO)),
-        "right_invalid": pc.invert(pc.is_in(columns["right"], value_set=RIGHTS)),
-        "expiration_mismatch": _flag(pc.not_equal(columns["expiration"], values.expiration), True),
-        "date_mismatch": _flag(pc.not_equal(columns["date"], values.trade_date), True),
-    }
-    if "bid" in names and "ask" in names:
-        bid, ask = columns["bid"], columns["ask"]
-        masks["negative_quote"] = _flag(pc.or_(pc.less(bid, ZERO), pc.less(ask, ZERO)))
-        masks["crossed_quote"] = _flag(pc.greater(bid, ask))
-    if "implied_vol" in names:
-        iv = columns["implied_vol"]
-        masks["implied_vol_range"] = _flag(pc.or_(pc.less(iv, ZERO), pc.greater(iv, MAX_IV)))
-    if spec.dataset.uses_interval:
-        ms = columns["ms_of_day"]
-        masks["outside_window"] = _flag(pc.or_(pc.less(ms, values.start_ms), pc.greater(ms, values.end_ms)))
-    return masks
-
-
-def zero_greeks(spec: ConvertSpec, columns: Mapping[str, pa.Array]) -> pa.Array | None:
-    """Rows whose greeks are all zero (no quote yet); None for datasets without greeks."""
-    greeks = spec.dataset.greek_columns
-    if not greeks:
-        return None
-    return functools.reduce(pc.and_, [_flag(pc.equal(columns[name], ZERO)) for name in greeks])
-
-
-class ContractCounter:
-    """Rows per contract across a whole file.
-
-    The key columns of about ``GROUP_ROWS`` rows are kept and then counted in one group-by (a
-    group-by has a fixed cost too high to pay per small batch); the counts are summed at the end.
-    """
-
-    GROUP_ROWS = 1 << 18
-
-    def __init__(self) -> None:
-        self._pending: list[pa.RecordBatch] = []
-        self._pending_rows = 0
-        self._counts: list[pa.Table] = []
-
-    def add(self, batch: pa.RecordBatch) -> None:
-        """Count ``batch``'s rows per (expiration, strike, right)."""
-        keys = batch.select(CONTRACT_KEYS)
-        self._pending.append(keys)
-        self._pending_rows += keys.num_rows
-        if self._pending_rows >= self.GROUP_ROWS:
-            self._count_pending()
-
-    def _count_pending(self) -> None:
-        if self._pending:
-            table = pa.Table.from_batches(self._pending)
-            self._counts.append(table.group_by(CONTRACT_KEYS).aggregate([([], "count_all")]))
-        self._pending, self._pending_rows = [], 0
-
-    def totals(self) -> pa.Table:
-        """One row per contract with its total row count in ``count_all``."""
-        self._count_pending()
-        if not self._counts:
-            return pa.table({"count_all": pa.array([], pa.int64())})
-        if len(self._counts) > 1:
-            merged = pa.concat_tables(self._counts).group_by(CONTRACT_KEYS).aggregate([("count_all", "sum")])
-            self._counts = [pa.table({**{key: merged[key] for key in CONTRACT_KEYS},
-                                      "count_all": merged["count_all_sum"]})]
-        return self._counts[0]
-
-    def short_and_long(self, expected: int) -> tuple[int, int]:
-        """Contracts with fewer and with more rows than ``expected``."""
-        counts = self.totals()["count_all"]
-        wanted = pa.scalar(expected, pa.int64())
-        return pc.sum(pc.less(counts, wanted)).as_py() or 0, pc.sum(pc.greater(counts, wanted)).as_py() or 0
-
-
-# ---------------------------------------------------------------------------------------------
-# reading pages
-
-
-def _parse_header(line: bytes) -> list[str]:
-    """A CSV header line as column names (quoted or bare, CRLF or LF)."""
-    text = line.decode("utf-8-sig").rstrip("\r\n")
-    if not text:
-        return []
-    return [name.strip() for name in next(csv.reader([text]))]
-
-
-def check_header(header: list[str], expected: tuple[str, ...], page_number: int) -> None:
-    """SchemaMismatch naming missing, unexpected or reordered columns when ``header`` differs."""
-    if tuple(header) == expected:
-        return
-    missing = [name for name in expected if name not in header]
-    extra = [name for name in header if name not in expected]
-    differing = missing + extra or [a for a, b in zip(header, expected) if a != b]
-    details = []
-    if missing:
-        details.append(f"missing {', '.join(missing)}")
-    if extra:
-        details.append(f"unexpected {', '.join(extra)}")
-    if not missing and not extra:
-        details.append(f"order differs at {', '.join(differing)}")
-    raise SchemaMismatch(
-        f"page {page_number}: the terminal's CSV header differs from the pinned columns "
-        f"({'; '.join(details)})",
-        columns=differing,
-    )
-
-
-class PageBody:
-    """One page read in whole blocks: its header line first, then the rest for pyarrow.
-
-    Reads go straight to the page's ``read``; the page's ``closed`` flag is never consulted (an
-    HTTP body reports itself closed once read to its end, while its last bytes may still be
-    held here). At most one block plus the header is held.
-    """
-
-    closed = False
-
-    def __init__(self, page: BinaryIO, block_size: int) -> None:
-        self._page = page
-        self._block_size = block_size
-        self._pending = b""
-        self._eof = False
-
-    def _read_page(self, size: int) -> bytes:
-        if self._eof:
-            return b""
-        chunk = self._page.read(size) or b""
-        self._eof = not chunk
-        return chunk
-
-    def read(self, size: int = -1) -> bytes:
-        """``size`` bytes (everything left when negative); fewer only at the end of the page."""
-        want = sys.maxsize if size is None or size < 0 else size
-        parts = [self._pending[:want]]
-        self._pending = self._pending[want:]
-        have = len(parts[0])
-        while have < want and not self._eof:
-            chunk = self._read_page(min(want - have, self._block_size))
-            parts.append(chunk)
-            have += len(chunk)
-        return b"".join(parts)
-
-    def header_line(self) -> bytes:
-        """The first line of the page (at most MAX_HEADER_BYTES); what follows stays for ``read``."""
-        while b"\n" not in self._pending and len(self._pending) < MAX_HEADER_BYTES and not self._eof:
-            self._pending += self._read_page(self._block_size)
-        line, newline, self._pending = self._pending.partition(b"\n")
-        return line + newline
-
-    def at_end(self) -> bool:
-        """Whether nothing follows what was read so far."""
-        if not self._pending:
-            self._pending = self._read_page(self._block_size)
-        return not self._pending
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-
-def _page_failure(page: BinaryIO, page_number: int, exc: Exception) -> BaseException:
-    """The error to raise when reading a page failed: the page's own error first (pyarrow wraps it)."""
-    original = getattr(page, "error", None)
-    if original is not None:
-        return original
-    if isinstance(exc, SpxdlError):
-        return exc
-    if isinstance(exc, pa.ArrowInvalid):
-        return DataError(f"page {page_number}: the CSV body cannot be read with the pinned types: {exc}")
-    return exc
 
 
 # ---------------------------------------------------------------------------------------------
@@ -411,14 +242,17 @@ class Converter:
     def __init__(self, spec: ConvertSpec) -> None:
         self.spec = spec
         self.wire_columns: tuple[str, ...] = spec.dataset.columns(spec.api) or ()
+        self.stored_columns = [name for name in self.wire_columns if name not in NOT_STORED]
         self.wire_types = spec.dataset.wire_types(spec.api)
         self.normalize = NORMALIZERS[spec.api]
-        self.values = spec.scalars
+        self.expected = spec.expected()
+        self.day = TradeDay.of(spec.trade_date)
         self.rows = 0
         self.pages = 0
         self.dropped = 0
         self.checks: dict[str, int] = {}
-        self.contracts = ContractCounter()
+        self.extra_columns: list[str] = []
+        self.contracts = checks.ContractCounter()
 
     def batches(self, pages: Iterable[BinaryIO]) -> Iterator[pa.RecordBatch]:
         """Every page's rows as output-schema batches, in the terminal's order."""
@@ -433,14 +267,16 @@ class Converter:
 
     def result(self, row_groups: int) -> ConvertResult:
         """The counts so far, as reported for the file."""
-        return ConvertResult(self.rows, row_groups, self.pages, self.dropped, dict(self.checks))
+        return ConvertResult(
+            self.rows, row_groups, self.pages, self.dropped, dict(self.checks), extra_columns=tuple(self.extra_columns)
+        )
 
-    def _csv_options(self) -> tuple[pacsv.ReadOptions, pacsv.ParseOptions, pacsv.ConvertOptions]:
-        read = pacsv.ReadOptions(column_names=list(self.wire_columns), block_size=self.spec.block_size)
+    def _csv_options(self, header: list[str]) -> tuple[pacsv.ReadOptions, pacsv.ParseOptions, pacsv.ConvertOptions]:
+        read = pacsv.ReadOptions(column_names=header, block_size=self.spec.block_size)
         parse = pacsv.ParseOptions(newlines_in_values=False)
         convert = pacsv.ConvertOptions(
             column_types=self.wire_types,
-            include_columns=[name for name in self.wire_columns if name not in NOT_STORED],
+            include_columns=self.stored_columns,  # pinned order, whatever the header's
             null_values=NULL_VALUES,
             strings_can_be_null=True,
             quoted_strings_can_be_null=True,
@@ -450,24 +286,29 @@ class Converter:
     def _page_batches(self, page: BinaryIO, page_number: int) -> Iterator[pa.RecordBatch]:
         body = PageBody(page, self.spec.block_size)
         try:
-            check_header(_parse_header(body.header_line()), self.wire_columns, page_number)
+            header, extra = check_header(body.header_line(), self.wire_columns, page_number)
+            self._note_extra(extra)
             if body.at_end():
                 return  # a header without rows
-            reader = pacsv.open_csv(body, *self._csv_options())
+            reader = pacsv.open_csv(body, *self._csv_options(header))
             for batch in reader:
                 yield batch
         except Exception as exc:
-            failure = _page_failure(page, page_number, exc)
+            failure = page_failure(page, page_number, exc)
             if failure is exc:
                 raise
             raise failure from exc
+
+    def _note_extra(self, extra: list[str]) -> None:
+        for name in extra:
+            if name not in self.extra_columns:
+                self.extra_columns.append(name)
 
     def _to_output(self, wire_batch: pa.RecordBatch) -> dict[str, pa.Array]:
         api = self.spec.api
         names = wire_batch.schema.names
         columns = {output_name(api, name): column for name, column in zip(names, wire_batch.columns)}
-        columns = self.normalize(columns)
-        columns["timestamp"] = _instants(columns["ms_of_day"], self.values.midnight_ms)
+        columns = self.normalize(columns, self.spec.dataset, self.day)
         for name in self.spec.dataset.nullable:
             if name not in columns:
                 columns[name] = pa.nulls(wire_batch.num_rows, self.spec.dataset.schema.field(name).type)
@@ -478,21 +319,19 @@ class Converter:
 
     def _checked(self, columns: dict[str, pa.Array]) -> pa.RecordBatch:
         """Count every check on the batch and apply the validation mode; the output batch."""
-        schema = self.spec.dataset.schema
+        dataset = self.spec.dataset
         length = len(columns["ms_of_day"])
-        batch = pa.RecordBatch.from_arrays([columns[name] for name in schema.names], schema=schema)
-        masks = row_checks(self.spec, self.values, columns, length)
+        batch = pa.RecordBatch.from_arrays([columns[name] for name in dataset.schema.names], schema=dataset.schema)
+        masks = checks.row_checks(dataset, self.expected, columns, length)
         counts = {name: mask.true_count for name, mask in masks.items()}
+        counts.update(checks.observations(dataset, columns))
         for name, count in counts.items():
             self._count(name, count)
-        zeros = zero_greeks(self.spec, columns)
-        if zeros is not None:
-            self._count("zero_greeks", zeros.true_count)
-        failing = {name: count for name, count in counts.items() if count}
+        failing = {name: count for name, count in counts.items() if count and name not in checks.OBSERVATIONS}
         if failing and self.spec.validation == "fail":
             raise self._validation_failed(failing)
         if failing and self.spec.validation == "drop":
-            flagged = _any(list(masks.values()), length)
+            flagged = checks.any_of([masks[name] for name in failing], length)
             self.dropped += flagged.true_count
             batch = batch.filter(pc.invert(flagged))
         if self.spec.expected_rows_per_contract is not None:
@@ -503,7 +342,7 @@ class Converter:
         expected = self.spec.expected_rows_per_contract
         if expected is None:
             return
-        short, long = self.contracts.short_and_long(expected)
+        short, long = self.contracts.short_and_long(*expected)
         self._count("contracts_short", short)
         self._count("contracts_long", long)
         if (short or long) and self.spec.validation == "fail":
@@ -618,6 +457,8 @@ def write_parquet(pages: Iterable[BinaryIO], sink: BinaryIO, spec: ConvertSpec) 
         if rest is not None:
             writer.write_table(rest, row_group_size=spec.row_group_rows)
             row_groups += 1
+        if converter.extra_columns:  # known only once the headers were read
+            writer.add_key_value_metadata({"extra_columns": ",".join(converter.extra_columns)})
     result = converter.result(row_groups)
     result.max_buffered_rows = buffer.max_buffered_rows
     log.debug("converted %s %s %s exp %s: %s",

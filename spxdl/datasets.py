@@ -7,7 +7,13 @@ directories (``root=SPXW/trade_date=2024-01-15``) and each file's key-value meta
 Wire names: v2 names are the output names. v3 renames a few (``symbol`` for ``root``,
 ``timestamp`` for ``ms_of_day`` ...); ``V3_RENAMES`` maps them back. The v2 bulk CSV header is
 ``root,expiration,strike,right`` followed by the endpoint's ``format`` fields, the last of which
-is ``date`` (thetadata-api.md §2, §3.2); v3 CSV headers are listed in §6.3.
+is ``date`` (docs/wire.md §2, §3.2); v3 CSV headers are the vendor's OpenAPI columns
+(tests/data/v3-openapi-facts.json, checked by tests/test_vendor_contract.py).
+
+Time columns: v3 sends full New York wall-clock timestamps, whose date can differ from the trade
+date (an ``underlying_timestamp`` of the previous evening). The archive keeps each as a zoned
+instant (``timestamp``, and ``underlying_timestamp`` or ``last_trade``) next to its ms of day
+(``ms_of_day``, ``ms_of_day2``), so nothing the wire carries is lost.
 """
 
 from __future__ import annotations
@@ -98,9 +104,20 @@ FIRST_ORDER_GREEKS = ("delta", "theta", "vega", "rho", "epsilon", "lambda")
 SECOND_ORDER_GREEKS = ("gamma", "vanna", "charm", "vomma", "veta")
 
 
-def _schema(fields: tuple[tuple[str, pa.DataType], ...]) -> pa.Schema:
-    """Contract columns, then the time columns, then ``fields`` in wire order."""
-    return pa.schema([*CONTRACT_FIELDS, *TIME_FIELDS, *(pa.field(name, kind) for name, kind in fields)])
+ZONED = pa.timestamp("ms", tz=NY_TZ)
+
+
+def _schema(fields: tuple[tuple[str, pa.DataType], ...], appended: tuple[str, ...] = ()) -> pa.Schema:
+    """Contract columns, the time columns, ``fields`` in wire order, then zoned ``appended`` columns.
+
+    Columns added in a later schema version go at the end, so that older files read alongside.
+    """
+    return pa.schema([
+        *CONTRACT_FIELDS,
+        *TIME_FIELDS,
+        *(pa.field(name, kind) for name, kind in fields),
+        *(pa.field(name, ZONED) for name in appended),
+    ])
 
 
 def _greeks_fields(greeks: tuple[str, ...]) -> tuple[tuple[str, pa.DataType], ...]:
@@ -121,9 +138,9 @@ class Dataset:
     """One kind of data the terminal serves, and how spxdl stores it."""
 
     name: str
-    v2_path: str
+    v2_path: str | None
     v3_path: str | None
-    v2_columns: tuple[str, ...]
+    v2_columns: tuple[str, ...] | None
     v3_columns: tuple[str, ...] | None
     schema: pa.Schema
     schema_version: int
@@ -131,6 +148,9 @@ class Dataset:
     greeks_params: bool
     greek_columns: tuple[str, ...] = ()  # the greeks whose all-zero rows are counted
     nullable: tuple[str, ...] = ()  # output columns one API version does not send
+    second_time: str | None = None  # the zoned column that ``ms_of_day2`` is the wall clock of
+    v3_date_range: bool = False  # v3 asks for the day as start_date/end_date (no ``date`` parameter)
+    min_v2_interval_ms: int = 0  # the vendor serves nothing finer over v2
 
     def archive_name(self, interval: str) -> str:
         """The archive directory name: ``greeks-1m``; datasets without an interval use their name."""
@@ -160,6 +180,26 @@ class Dataset:
         """Output columns that must hold a value in every row."""
         return tuple(name for name in self.schema.names if name not in self.nullable)
 
+    def apis(self) -> tuple[str, ...]:
+        """The API versions that serve this dataset."""
+        return tuple(api for api in ("v2", "v3") if self.path(api) is not None)
+
+    def check_served(self, api: str, interval: str) -> None:
+        """ConfigError (one line naming what works) when ``api`` cannot serve this dataset at ``interval``."""
+        if self.path(api) is None:
+            others = " or ".join(self.apis())
+            raise ConfigError(
+                f"dataset {self.name} is served only by API {others}, and the terminal speaks {api}: "
+                f"use a terminal with API {others} (--api {self.apis()[0]}), or leave {self.name} out",
+                key="datasets",
+            )
+        if api == "v2" and self.uses_interval and interval_ms(interval) < self.min_v2_interval_ms:
+            raise ConfigError(
+                f"the vendor's v2 API does not serve {self.name} at intervals under 1m (asked: {interval}): "
+                "use --interval 1m or coarser, or a v3 terminal",
+                key="interval",
+            )
+
 
 def output_name(api: str, wire_name: str) -> str:
     """The output (v2) name of a wire column."""
@@ -187,30 +227,33 @@ def _greeks_wire(greeks: tuple[str, ...], underlying_time: str) -> tuple[str, ..
 QUOTE_WIRE = tuple(name for name, _ in QUOTE_FIELDS)
 OHLC_WIRE = tuple(name for name, _ in OHLC_FIELDS)
 
+# Schema version 2 (greeks, greeks_second_order, eod) appended the zoned second time column.
 GREEKS = Dataset(
     name="greeks",
     v2_path="/v2/bulk_hist/option/greeks",
     v3_path="/v3/option/history/greeks/first_order",
     v2_columns=_v2_header(_greeks_wire(FIRST_ORDER_GREEKS, "ms_of_day2")),
     v3_columns=_v3_header("timestamp", _greeks_wire(FIRST_ORDER_GREEKS, "underlying_timestamp")),
-    schema=_schema(_greeks_fields(FIRST_ORDER_GREEKS)),
-    schema_version=1,
+    schema=_schema(_greeks_fields(FIRST_ORDER_GREEKS), ("underlying_timestamp",)),
+    schema_version=2,
     uses_interval=True,
     greeks_params=True,
     greek_columns=FIRST_ORDER_GREEKS,
+    second_time="underlying_timestamp",
 )
 
 GREEKS_SECOND_ORDER = Dataset(
     name="greeks_second_order",
     v2_path="/v2/bulk_hist/option/greeks_second_order",
-    v3_path=None,
+    v3_path="/v3/option/history/greeks/second_order",
     v2_columns=_v2_header(_greeks_wire(SECOND_ORDER_GREEKS, "ms_of_day2")),
-    v3_columns=None,
-    schema=_schema(_greeks_fields(SECOND_ORDER_GREEKS)),
-    schema_version=1,
+    v3_columns=_v3_header("timestamp", _greeks_wire(SECOND_ORDER_GREEKS, "underlying_timestamp")),
+    schema=_schema(_greeks_fields(SECOND_ORDER_GREEKS), ("underlying_timestamp",)),
+    schema_version=2,
     uses_interval=True,
     greeks_params=True,
     greek_columns=SECOND_ORDER_GREEKS,
+    second_time="underlying_timestamp",
 )
 
 QUOTE = Dataset(
@@ -223,6 +266,7 @@ QUOTE = Dataset(
     schema_version=1,
     uses_interval=True,
     greeks_params=False,
+    min_v2_interval_ms=60_000,  # docs/wire.md §1.3: "ivl < 60000 unsupported"
 )
 
 # v3 adds vwap; v2 has none, so the column is kept and null in files written from v2.
@@ -257,10 +301,12 @@ EOD = Dataset(
     v3_path="/v3/option/history/eod",
     v2_columns=_v2_header(("ms_of_day2", *OHLC_WIRE, *QUOTE_WIRE)),
     v3_columns=_v3_header("created", ("last_trade", *OHLC_WIRE, *QUOTE_WIRE)),
-    schema=_schema((("ms_of_day2", I32), *OHLC_FIELDS, *QUOTE_FIELDS)),
-    schema_version=1,
+    schema=_schema((("ms_of_day2", I32), *OHLC_FIELDS, *QUOTE_FIELDS), ("last_trade",)),
+    schema_version=2,
     uses_interval=False,
     greeks_params=False,
+    second_time="last_trade",
+    v3_date_range=True,  # the vendor's /v3/option/history/eod has no ``date`` parameter
 )
 
 DATASETS: Mapping[str, Dataset] = {

@@ -39,9 +39,11 @@ from spxdl.errors import (
     BodyTruncated,
     ConfigError,
     Interrupted,
+    InvalidSession,
     NoData,
     PageExpired,
     PermissionDenied,
+    SchemaMismatch,
     SpxdlError,
     TerminalUnavailable,
 )
@@ -55,6 +57,9 @@ T = TypeVar("T")
 
 STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
 RETRYABLE = (BodyTruncated, PageExpired, TerminalUnavailable)
+# Answers that would repeat for every request: the first one stops the whole run.
+RUN_STOPPERS = (PermissionDenied, InvalidSession, SchemaMismatch)
+STOPS = (Interrupted, *RUN_STOPPERS)
 HEARTBEAT_SECONDS = 10.0
 WATCH_SECONDS = 0.2  # how often a worker looks at the stop flag and its parent
 POLL_SECONDS = 0.2  # how often the parent looks at signals and the stop flag
@@ -125,8 +130,9 @@ class TaskResult:
     retries: int = 0
     error: str | None = None
     failures: tuple[tuple[date, str], ...] = ()  # failed expirations and why
-    permission_error: str | None = None
+    stopped_by: SpxdlError | None = None  # one of RUN_STOPPERS: the whole run stops
     checks: Mapping[str, int] = field(default_factory=dict)  # check name -> rows flagged, this run
+    extra_columns: tuple[str, ...] = ()  # columns the terminal sent beyond the pinned ones
 
 
 @dataclass
@@ -137,7 +143,8 @@ class RunSummary:
     not_started: tuple[Task, ...] = ()  # planned, never started because the run stopped
     held_at_plan: int = 0
     interrupted: int | None = None  # the signal number that stopped the run
-    permission_error: str | None = None
+    stopped_by: SpxdlError | None = None  # the answer that stopped the run (one of RUN_STOPPERS)
+    extra_columns: tuple[str, ...] = ()  # every column the terminal added beyond the pinned ones
     api: str | None = None
     simulated: bool = False
     seconds: float = 0.0
@@ -166,7 +173,7 @@ class RunSummary:
         """Everything asked for is in the archive."""
         return (
             self.interrupted is None
-            and self.permission_error is None
+            and self.stopped_by is None
             and not self.not_started
             and self.held == 0
             and all(result.state == "success" for result in self.results)
@@ -308,7 +315,10 @@ def prepare(settings: Settings) -> tuple[Settings, bool]:
         retrying(client.connect, settings.expiration_attempts, "connecting to the terminal")
         resolved = settings.replace(terminal_url=client.base_url, terminal_api=client.api)
         simulated = client.simulated
-    for archive, dataset in archive_datasets(settings).items():
+    by_archive = archive_datasets(settings)
+    for dataset in by_archive.values():
+        dataset.check_served(resolved.terminal_api, settings.interval)
+    for archive, dataset in by_archive.items():
         storage.ensure_archive_shape(settings.data_dir, archive, archive_shape(dataset, settings, simulated))
     return resolved, simulated
 
@@ -460,11 +470,22 @@ class _Run:
         except Exception as exc:  # a bug in a worker: the run goes on
             log.error("%s failed unexpectedly: %r", task.key, exc)
             result = self._lost(task, f"unexpected error: {exc!r}")
-        if result.permission_error and self.summary.permission_error is None:
-            self.summary.permission_error = result.permission_error
+        if result.stopped_by is not None and self.summary.stopped_by is None:
+            self.summary.stopped_by = result.stopped_by
             self.stop.set()
+        self._note_extra_columns(result.extra_columns)
         self.summary.results.append(result)
         self._write_task_metrics(result)
+
+    def _note_extra_columns(self, names: Iterable[str]) -> None:
+        """Warn once per run for the columns the terminal added (they are left out of the files)."""
+        new = [name for name in names if name not in self.summary.extra_columns]
+        if new:
+            self.summary.extra_columns += tuple(new)
+            log.warning(
+                "the terminal sends column(s) spxdl does not know: %s; stored without them (named in each "
+                "file's metadata); a newer spxdl may keep them", ", ".join(new)
+            )
 
     def _lost(self, task: Task, reason: str) -> TaskResult:
         """The result of a task whose worker gave no answer; its claim goes (the process is ours)."""
@@ -635,7 +656,7 @@ class _Worker:
             raise Interrupted("the run is stopping")
 
     def stop_run(self) -> None:
-        """Stop every worker of the run (a PermissionDenied)."""
+        """Stop every worker of the run (one of RUN_STOPPERS)."""
         self.shared_stop.set()
         self.stop.set()
 
@@ -744,6 +765,7 @@ class _Outcome:
     error: str | None = None
     skipped: bool = False
     checks: Mapping[str, int] = field(default_factory=dict)  # rows (or contracts) each check flagged
+    extra_columns: tuple[str, ...] = ()
 
 
 def run_task(task: Task, min_dte: int, max_dte: int, force: bool = False) -> TaskResult:
@@ -794,13 +816,13 @@ def _run_claimed(worker: _Worker, task: Task, min_dte: int, max_dte: int, force:
     except NoData as exc:  # the root lists no expiration at all: unknown root, or not in the subscription
         _finish_quietly(worker, task, "no_data", min_dte, max_dte, str(exc))
         return TaskResult(task, "no_data", seconds=time.monotonic() - started, error=str(exc))
-    except (Interrupted, PermissionDenied) as exc:
+    except STOPS as exc:
         _release_quietly(worker, task)
         if task in worker.lost and not worker.stop.is_set():
             return TaskResult(task, HELD, seconds=time.monotonic() - started, error=str(exc))
-        permission = str(exc) if isinstance(exc, PermissionDenied) else None
+        stopper = exc if isinstance(exc, RUN_STOPPERS) else None
         seconds = time.monotonic() - started
-        return TaskResult(task, INTERRUPTED, seconds=seconds, error=str(exc), permission_error=permission)
+        return TaskResult(task, INTERRUPTED, seconds=seconds, error=str(exc), stopped_by=stopper)
     except Exception as exc:  # the listing failed, or the ledger did: this task fails, the run goes on
         seconds = time.monotonic() - started
         if worker.stop.is_set():
@@ -835,6 +857,7 @@ def _finish(
         error=error,
         failures=failures,
         checks=dict(sum((Counter(outcome.checks) for outcome in outcomes), Counter())),
+        extra_columns=tuple(dict.fromkeys(name for outcome in outcomes for name in outcome.extra_columns)),
     )
 
 
@@ -867,9 +890,9 @@ def _download_task(worker: _Worker, task: Task, min_dte: int, max_dte: int, forc
     with cf.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="spxdl-fetch") as pool:
         futures = [pool.submit(_fetch_expiration, worker, task, dataset, expiration) for expiration in missing]
         cf.wait(futures)
-    stops = [f.exception() for f in futures if isinstance(f.exception(), (Interrupted, PermissionDenied))]
+    stops = [f.exception() for f in futures if isinstance(f.exception(), STOPS)]
     if stops:
-        raise next((exc for exc in stops if isinstance(exc, PermissionDenied)), stops[0])
+        raise next((exc for exc in stops if isinstance(exc, RUN_STOPPERS)), stops[0])
     return outcomes + [future.result() for future in futures]
 
 
@@ -918,8 +941,8 @@ def _fetch_expiration(worker: _Worker, task: Task, dataset: Dataset, expiration:
         worker.ledger.record_expiration(task, expiration, "downloading", attempts=attempt)
         try:
             outcome = _download_expiration(worker, task, dataset, expiration, attempt)
-        except (Interrupted, PermissionDenied) as exc:
-            if isinstance(exc, PermissionDenied):
+        except STOPS as exc:
+            if isinstance(exc, RUN_STOPPERS):
                 worker.stop_run()
             raise
         except NoData:
@@ -969,6 +992,7 @@ def _download_expiration(worker: _Worker, task: Task, dataset: Dataset, expirati
         compression=settings.compression,
         compression_level=settings.compression_level,
         metadata=_greeks_params(dataset, settings),
+        early_close_ms=_early_close_ms(worker.calendar, task.trade_date),
     )
     pages = worker.client.history(
         dataset,
@@ -989,11 +1013,24 @@ def _download_expiration(worker: _Worker, task: Task, dataset: Dataset, expirati
 
     info = storage.write_verified_parquet(path, write)
     result = converted[0]
-    worker.ledger.record_expiration(task, expiration, "complete", info=info, attempts=attempt, checks=result.checks)
+    worker.ledger.record_expiration(
+        task, expiration, "complete", info=info, attempts=attempt, checks=result.checks, extra_columns=result.extra_columns
+    )
     flagged = {name: count for name, count in result.checks.items() if count}
     if flagged:
         log.debug("%s exp %s: checks flagged %s (validation=%s)", task.key, expiration, flagged, settings.validation_mode)
-    return _Outcome(expiration, "complete", rows=info.rows, bytes=info.bytes, attempts=attempt, checks=flagged)
+    return _Outcome(
+        expiration, "complete", rows=info.rows, bytes=info.bytes, attempts=attempt, checks=flagged,
+        extra_columns=result.extra_columns,
+    )
+
+
+def _early_close_ms(calendar: trading_calendar.TradingCalendar, trade_date: date) -> int | None:
+    """The session's close in ms of day when ``trade_date`` closes early (13:15 New York), else None."""
+    if not calendar.early_close(trade_date):
+        return None
+    close = calendar.session_close(trade_date)
+    return (close.hour * 3600 + close.minute * 60 + close.second) * 1000
 
 
 def _greeks_params(dataset: Dataset, settings: Settings) -> dict[str, Any]:

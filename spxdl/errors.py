@@ -80,7 +80,11 @@ class NoData(TerminalError):
 
 
 class PermissionDenied(TerminalError):
-    """471, or a terminal whose credentials were rejected: the subscription lacks access."""
+    """471 or 403, or a terminal whose credentials were rejected: the subscription lacks access."""
+
+
+class InvalidSession(TerminalError):
+    """478 INVALID_SESSION_ID: more than one terminal runs on the account. Stops the run."""
 
 
 class RequestTooLarge(TerminalError):
@@ -104,7 +108,10 @@ class DataError(SpxdlError):
 
 
 class SchemaMismatch(DataError):
-    """The wire's columns differ from the pinned ones; ``columns`` names the difference."""
+    """The answer lacks a pinned column, or is not CSV at all; ``columns`` names what is missing.
+
+    It would repeat for every request, so the run stops at the first one.
+    """
 
     def __init__(self, message: str, *, columns: list[str] | None = None) -> None:
         super().__init__(message)
@@ -161,6 +168,7 @@ ALL_ERRORS: tuple[type[SpxdlError], ...] = (
     Throttled,
     NoData,
     PermissionDenied,
+    InvalidSession,
     RequestTooLarge,
     BadRequest,
     BodyTruncated,

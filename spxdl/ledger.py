@@ -589,6 +589,7 @@ class Ledger:
         attempts: int = 0,
         error: str | None = None,
         checks: Mapping[str, int] | None = None,
+        extra_columns: tuple[str, ...] = (),
     ) -> None:
         """Store one expiration's state and, with ``info``, its verified file. Touches only ``_day.json``.
 
@@ -610,6 +611,10 @@ class Ledger:
                 checks=dict(checks or {}),
                 updated_at=timestamp(utc_now()),
             )
+            if extra_columns:
+                entry["extra_columns"] = list(extra_columns)
+            else:
+                entry.pop("extra_columns", None)
             self._save_day(task, day)
 
     def finish(self, task: Task, state: str, *, min_dte: int, max_dte: int, error: str | None = None) -> bool:

@@ -358,20 +358,40 @@ def ensure_archive_shape(data_dir: Path, archive: str, shape: Mapping[str, objec
     """Record ``shape`` in the archive's ``_archive.json`` on first use; refuse a different one.
 
     ArchiveMismatch lists the differing keys and says to use another data dir: files of two
-    shapes (say, two greeks rates) in one directory would read as one table and mislead.
+    shapes (say, two greeks rates) in one directory would read as one table and mislead. A newer
+    ``schema_version`` only appends columns, so an archive of an older one is upgraded (new files
+    get the new columns; old files read with them through ``union_by_name``); an archive of a
+    newer one is refused (it was written by a newer spxdl).
     """
     path = archive_json_path(data_dir, archive)
     wanted = _normalized(shape)
     if not path.exists() and create_bytes_once(path, _json_bytes(wanted)):
         log.info("recorded the shape of %s in %s", archive, path)
         return
-    differences = shape_differences(_read_shape(path), wanted)
+    recorded = _read_shape(path)
+    if _upgrades_schema(recorded, wanted):
+        log.warning(
+            "%s holds files of schema version %s; new files are version %s (columns appended at the end): "
+            "read both with DuckDB's union_by_name, or download again with --force (docs/storage.md)",
+            dataset_dir(data_dir, archive), recorded.get("schema_version"), wanted.get("schema_version"),
+        )
+        write_json_atomic(path, {**recorded, "schema_version": wanted.get("schema_version")})
+        recorded = _read_shape(path)
+    differences = shape_differences(recorded, wanted)
     if differences:
         raise ArchiveMismatch(
             f"{dataset_dir(data_dir, archive)} holds data of another shape ({'; '.join(differences)}); "
             "use another data dir for these settings, or the settings the archive was made with",
             path=str(path),
         )
+
+
+def _upgrades_schema(recorded: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    """Whether ``wanted`` differs from ``recorded`` only by a newer schema version."""
+    old, new = recorded.get("schema_version"), wanted.get("schema_version")
+    if not (isinstance(old, int) and isinstance(new, int) and old < new):
+        return False
+    return not shape_differences({**recorded, "schema_version": new}, wanted)
 
 
 # ---------------------------------------------------------------------------------------------

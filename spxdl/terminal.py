@@ -41,6 +41,7 @@ from spxdl.errors import (
     BadRequest,
     BodyTruncated,
     ConfigError,
+    InvalidSession,
     NoData,
     PageExpired,
     PermissionDenied,
@@ -90,6 +91,7 @@ ERROR_TYPE_STATUS = {
     "LARGE_REQUEST": 570,
     "SERVER_STARTING": 571,
     "UNCAUGHT_ERROR": 572,
+    "INVALID_SESSION_ID": 478,
 }
 
 # Errors urllib3 or the socket raise while a body is being read: the body is cut.
@@ -114,10 +116,17 @@ def error_for_status(
         return NoData(f"no data for {_describe(endpoint, params)}", **info)
     if status == 429:
         return Throttled("the terminal is throttling requests (429 OS_LIMIT)", retry_after=retry_after, **info)
-    if status == 471:
+    if status in (471, 403):
+        name = "471 PERMISSION" if status == 471 else "403 Forbidden"
         return PermissionDenied(
-            f"the ThetaData subscription does not include {endpoint} (471 PERMISSION): "
+            f"the ThetaData subscription does not include {endpoint} ({name}): "
             "check the account's tier for this data",
+            **info,
+        )
+    if status == 478:
+        return InvalidSession(
+            "another ThetaData Terminal is logged in with the same account (478 INVALID_SESSION_ID): "
+            "stop the other terminal so that only one runs, then run spxdl again",
             **info,
         )
     if status == 570:
@@ -462,8 +471,16 @@ def v2_history_params(query: HistoryQuery) -> dict[str, str]:
 
 
 def v3_history_params(query: HistoryQuery) -> dict[str, str]:
-    """Query parameters of a v3 history request; ``rate_value`` (a fraction) goes out in percent."""
-    params = {"symbol": query.root, "expiration": wire_date(query.expiration), "date": wire_date(query.trade_date)}
+    """Query parameters of a v3 history request; ``rate_value`` (a fraction) goes out in percent.
+
+    The day is ``date``, as in the vendor's sample URLs, except where the path has no ``date``
+    parameter (eod): there ``start_date`` and ``end_date``, both the trade date.
+    """
+    params = {"symbol": query.root, "expiration": wire_date(query.expiration)}
+    if query.dataset.v3_date_range:
+        params["start_date"] = params["end_date"] = wire_date(query.trade_date)
+    else:
+        params["date"] = wire_date(query.trade_date)
     if query.dataset.uses_interval:
         query.check_window()
         datasets.interval_ms(query.interval)

@@ -1,4 +1,4 @@
-"""The wire columns as thetadata-api.md writes them (sections 2, 3.2 and 6.3), typed out once.
+"""The wire columns as docs/wire.md writes them (sections 2, 3.2 and 6.3), typed out once.
 
 Both ``spxdl/datasets.py`` (the client's side) and ``spxdl/simulator/columns.py`` (the other side
 of the wire) keep their own lists; tests compare each against this transcription of the document,
@@ -18,8 +18,10 @@ V2_FORMATS = {
 }
 V2_BULK_HEADERS = {name: f"{V2_CONTRACT},{fields}" for name, fields in V2_FORMATS.items()}
 
-# §6.3 CSV headers (v3); v3 has no second-order greeks endpoint in the reference
+# §6.3 CSV headers (v3); second order from §6.2 (the vendor's OpenAPI columns)
 V3_HEADERS = {
+    "greeks_second_order": "symbol,expiration,strike,right,timestamp,bid,ask,gamma,vanna,charm,vomma,veta,"
+    "implied_vol,iv_error,underlying_timestamp,underlying_price",
     "greeks": "symbol,expiration,strike,right,timestamp,bid,ask,delta,theta,vega,rho,epsilon,lambda,implied_vol,"
     "iv_error,underlying_timestamp,underlying_price",
     "quote": "symbol,expiration,strike,right,timestamp,bid_size,bid_exchange,bid,bid_condition,ask_size,"

@@ -8,6 +8,8 @@ from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 
 import duckdb
+import dataclasses
+
 import pyarrow as pa
 import requests
 import pyarrow.dataset as ds
@@ -15,7 +17,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from spxdl import storage
-from spxdl.convert import ContractCounter, ConvertSpec, RowGroupBuffer, iter_batches, session_utc_offset_ms, write_parquet
+from spxdl.checks import ContractCounter
+from spxdl.convert import ConvertSpec, RowGroupBuffer, iter_batches, session_utc_offset_ms, write_parquet
 from spxdl.datasets import DATASETS, EOD, GREEKS, OHLC, OPEN_INTEREST, QUOTE, Dataset
 from spxdl.errors import BodyTruncated, ConfigError, DataError, SchemaMismatch, ValidationFailed
 from spxdl.simulator import Simulator
@@ -29,7 +32,7 @@ UTC = timezone.utc
 
 
 # ---------------------------------------------------------------------------------------------
-# bodies in the wire formats of thetadata-api.md §3.2 (v2) and §6.3 (v3)
+# bodies in the wire formats of docs/wire.md §3.2 (v2) and §6.3 (v3)
 
 
 def make_rows(dataset: Dataset, trade_date: date = JULY, expiration: date | None = None,
@@ -43,8 +46,8 @@ def make_rows(dataset: Dataset, trade_date: date = JULY, expiration: date | None
                 row = {"root": "SPXW", "expiration": expiration, "strike": strike, "right": right,
                        "ms_of_day": start_ms + i * IVL, "date": trade_date}
                 for field in dataset.schema:
-                    if field.name in row or field.name == "timestamp":
-                        continue
+                    if field.name in row or pa.types.is_timestamp(field.type):
+                        continue  # the zoned instants are derived from the wire's times
                     if pa.types.is_integer(field.type):
                         row[field.name] = 10 + i
                     else:
@@ -161,7 +164,7 @@ def test_hand_made_v2_and_v3_greeks_bodies_give_equal_tables():
     assert v2_bytes != v3_bytes  # the metadata names the API
     assert pq.read_metadata(pa.BufferReader(v2_bytes)).metadata[b"api"] == b"v2"
     assert v2_result.checks == v3_result.checks
-    assert v2_result.checks["zero_greeks"] == 4
+    assert v2_result.checks["greeks_all_zero"] == 4
 
 
 def test_hand_made_body_values_land_in_dollars_and_new_york_time():
@@ -213,7 +216,7 @@ def test_simulator_v2_pages_and_v3_stream_of_the_same_chain_give_equal_tables():
     assert v2.num_rows > 0 and v2.num_rows % 391 == 0
     assert v2.equals(v3)
     assert v2_result.checks == v3_result.checks
-    assert all(count == 0 for name, count in v2_result.checks.items() if name != "zero_greeks")
+    assert all(count == 0 for name, count in v2_result.checks.items() if name not in ("greeks_all_zero", "no_quote_yet"))
 
 
 def test_lf_line_ends_and_bare_text_fields_read_like_crlf_and_quoted():
@@ -337,7 +340,7 @@ def test_file_metadata_names_the_source_without_host_or_time():
     assert meta["endpoint"] == "/v2/bulk_hist/option/greeks?root=SPXW"
     assert meta["params"] == '{"ivl": 60000, "root": "SPXW"}'
     assert (meta["dataset"], meta["root"], meta["trade_date"], meta["api"]) == ("greeks", "SPXW", "2024-07-15", "v2")
-    assert meta["schema_version"] == "1" and meta["spxdl_version"]
+    assert meta["schema_version"] == str(GREEKS.schema_version) and meta["spxdl_version"]
     assert meta["annual_div"] == "0.5" and "rate" not in meta  # unset settings are left out
     assert "127.0.0.1" not in data.decode("latin-1")
 
@@ -389,19 +392,51 @@ def test_duckdb_and_pyarrow_read_a_two_root_multi_day_archive_as_one_table(tmp_p
 @pytest.mark.parametrize(
     "header, named",
     [
-        (tuple(c if c != "implied_vol" else "iv" for c in GREEKS.v2_columns), ["implied_vol", "iv"]),
+        (tuple(c if c != "implied_vol" else "iv" for c in GREEKS.v2_columns), ["implied_vol"]),
         (tuple(c for c in GREEKS.v2_columns if c != "rho"), ["rho"]),
-        ((*GREEKS.v2_columns, "gamma"), ["gamma"]),
-        (tuple(GREEKS.v2_columns[:5]) + ("ask", "bid") + tuple(GREEKS.v2_columns[7:]), ["ask", "bid"]),
     ],
-    ids=["renamed", "missing", "added", "reordered"],
+    ids=["renamed", "missing"],
 )
-def test_a_wire_header_that_differs_raises_schema_mismatch_naming_the_columns(header, named):
+def test_a_header_without_a_pinned_column_raises_schema_mismatch_naming_it(header, named):
     rows = make_rows(GREEKS)
     with pytest.raises(SchemaMismatch) as raised:
         convert([body(GREEKS, "v2", rows, header=header)], spec_for())
     assert raised.value.columns == named
     assert all(name in str(raised.value) for name in named)
+    assert ",".join(GREEKS.v2_columns) in str(raised.value)  # the header expected
+
+
+@pytest.mark.parametrize(
+    "answer, shown",
+    [(b"", "an empty body"), (b"<!DOCTYPE html><html><body>Login</body></html>\n", "<!DOCTYPE html>"),
+     (b'{"response": []}\n', '{"response": []}')],
+    ids=["empty", "html", "json"],
+)
+def test_an_answer_that_is_not_csv_raises_schema_mismatch_showing_its_first_line(answer, shown):
+    with pytest.raises(SchemaMismatch) as raised:
+        convert([answer], spec_for(api="v3"))
+    assert shown in str(raised.value)
+    assert ",".join(GREEKS.v3_columns) in str(raised.value)
+
+
+@pytest.mark.parametrize("api", ["v2", "v3"])
+def test_extra_columns_are_left_out_and_named_in_the_result_and_the_metadata(api):
+    rows = make_rows(GREEKS)
+    header = (*GREEKS.columns(api)[:6], "gamma", *GREEKS.columns(api)[6:], "vendor_note")
+    drifted = body(GREEKS, api, rows, header=header)
+    table, result, data = convert([drifted], spec_for(api=api))
+    assert table.equals(convert([body(GREEKS, api, rows)], spec_for(api=api))[0])
+    assert result.extra_columns == ("gamma", "vendor_note")
+    assert pq.read_metadata(pa.BufferReader(data)).metadata[b"extra_columns"] == b"gamma,vendor_note"
+
+
+def test_a_reordered_header_reads_by_name():
+    rows = make_rows(GREEKS)
+    columns = list(GREEKS.v2_columns)
+    columns[5], columns[6] = columns[6], columns[5]  # ask before bid
+    table, result, data = convert([body(GREEKS, "v2", rows, header=tuple(columns))], spec_for())
+    assert table.equals(convert([body(GREEKS, "v2", rows)], spec_for())[0])
+    assert result.extra_columns == () and b"extra_columns" not in pq.read_metadata(pa.BufferReader(data)).metadata
 
 
 def test_the_v2_header_on_a_v3_request_is_a_schema_mismatch():
@@ -427,7 +462,7 @@ def test_spec_refuses_an_unknown_mode_and_a_missing_endpoint():
     with pytest.raises(ConfigError):
         spec_for(validation="ignore")
     with pytest.raises(ConfigError):
-        spec_for(DATASETS["greeks_second_order"], "v3")
+        spec_for(dataclasses.replace(GREEKS, v3_path=None, v3_columns=None), "v3")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -449,8 +484,8 @@ ROW_CHECKS = {
     "implied_vol_range": _set(implied_vol=12.0),
     "outside_window": _set(ms_of_day=START - IVL),
     "expiration_mismatch": _set(expiration=date(2024, 7, 16)),
-    "date_mismatch": _set(date=date(2024, 7, 12)),
 }
+OBSERVED = {"date_mismatch", "no_quote_yet", "greeks_all_zero"}
 
 
 def _mutated_body(api: str, mutate) -> bytes:
@@ -461,7 +496,7 @@ def _mutated_body(api: str, mutate) -> bytes:
 
 def test_a_clean_chain_flags_nothing():
     _, result, _ = convert([body(GREEKS, "v2", make_rows(GREEKS))], spec_for())
-    assert set(result.checks) == {*ROW_CHECKS, "zero_greeks", "contracts_short", "contracts_long"}
+    assert set(result.checks) == {*ROW_CHECKS, *OBSERVED, "contracts_short", "contracts_long"}
     assert all(count == 0 for count in result.checks.values())
 
 
@@ -487,14 +522,23 @@ def test_each_row_check_raises_in_fail_mode(check):
     assert raised.value.counts[check] == 1
 
 
-@pytest.mark.parametrize("validation", ["flag", "drop"])
-def test_all_zero_greeks_rows_are_counted_and_kept(validation):
+@pytest.mark.parametrize("validation", ["flag", "drop", "fail"])
+def test_the_vendors_no_quote_yet_row_is_observed_and_kept_in_every_mode(validation):
     rows = make_rows(GREEKS)
-    for name in GREEKS.greek_columns:
-        rows[1][name] = 0.0
+    rows[1].update(bid=0.0, ask=0.0, delta=0.0, theta=0.0, vega=0.0, rho=0.0, epsilon=0.0, implied_vol=0.4)
+    rows[1]["lambda"] = 3.5  # the vendor's row keeps lambda and implied_vol
     table, result, _ = convert([body(GREEKS, "v2", rows)], spec_for(validation=validation))
-    assert result.checks["zero_greeks"] == 1
-    assert table.num_rows == len(rows)
+    assert (result.checks["no_quote_yet"], result.checks["greeks_all_zero"]) == (1, 1)
+    assert table.num_rows == len(rows) and result.dropped == 0
+
+
+@pytest.mark.parametrize("validation", ["flag", "drop", "fail"])
+def test_a_row_of_another_date_is_observed_and_kept_in_every_mode(validation):
+    table, result, _ = convert([_mutated_body("v3", _set(date=date(2024, 7, 12)))], spec_for(api="v3", validation=validation))
+    assert result.checks["date_mismatch"] == 1
+    assert table.num_rows == len(make_rows(GREEKS))
+    kept = table.filter(pa.compute.equal(pa.compute.cast(table["timestamp"], pa.date32()), date(2024, 7, 12)))
+    assert kept.num_rows == 1  # its own date, not the trade date
 
 
 @pytest.mark.parametrize(
@@ -518,24 +562,45 @@ def test_rows_per_contract_are_counted_across_pages_and_batches():
     assert result.checks["contracts_short"] == result.checks["contracts_long"] == 0
 
 
-def test_contract_counts_merge_across_many_group_bys():
-    rows = make_rows(GREEKS, minutes=391)
-    rows.pop(1000)  # one contract short
-    batches = list(iter_batches([io.BytesIO(body(GREEKS, "v2", rows))], spec_for(minutes=391, block_size=4 << 10)))
-    counter = ContractCounter()
-    counter.GROUP_ROWS = 150  # a group-by every few batches, so that partial counts are merged
-    for batch in batches:
-        counter.add(batch)
-    totals = counter.totals()
-    assert sorted(totals["count_all"].to_pylist()) == [390, 391, 391, 391]
-    assert counter.short_and_long(391) == (1, 0)
-    assert counter.short_and_long(390) == (0, 3)
-
-
 @pytest.mark.parametrize("dataset", [QUOTE, OHLC, OPEN_INTEREST, EOD], ids=lambda d: d.name)
 def test_checks_apply_only_where_the_dataset_has_the_columns(dataset):
     _, result, _ = convert([body(dataset, "v2", make_rows(dataset))], spec_for(dataset))
     assert ("crossed_quote" in result.checks) == ("ask" in dataset.schema.names)
     assert ("outside_window" in result.checks) == dataset.uses_interval
-    assert "zero_greeks" not in result.checks and "implied_vol_range" not in result.checks
+    assert "greeks_all_zero" not in result.checks and "implied_vol_range" not in result.checks
     assert all(count == 0 for count in result.checks.values())
+
+
+# ---------------------------------------------------------------------------------------------
+# time columns keep the wire's own date (docs/wire.md §6.3)
+
+RECORDED_SNAPSHOT = DATA / "v3-option-snapshot-greeks-first-order-SPXW.csv"  # a real row, same columns
+
+
+def test_an_underlying_time_of_the_previous_evening_keeps_its_date():
+    spec = spec_for(api="v3", trade_date=date(2026, 3, 4), expiration=date(2026, 3, 13), start_ms=0, end_ms=86_399_999)
+    table, result, _ = convert([RECORDED_SNAPSHOT.read_bytes()], spec)
+    row = table.to_pylist()[0]
+    assert row["underlying_timestamp"].replace(tzinfo=None) == datetime(2026, 3, 3, 16, 3, 53)
+    assert row["underlying_timestamp"].astimezone(UTC) == datetime(2026, 3, 3, 21, 3, 53, tzinfo=UTC)
+    assert row["ms_of_day2"] == 57_833_000
+    assert row["timestamp"].replace(tzinfo=None) == datetime(2026, 3, 4, 9, 7, 13, 376000)
+    assert result.checks["date_mismatch"] == 0  # the row's own time is on the trade date
+
+
+def test_v2_fills_the_zoned_columns_from_the_trade_date_and_the_wires_ms():
+    table, _, _ = convert([GOLDEN_V2.read_bytes()], spec_for(api="v2"))
+    row = table.to_pylist()[8]
+    assert row["underlying_timestamp"].replace(tzinfo=None) == datetime(2024, 7, 15, 9, 31, 59, 500000)
+    eod_rows = make_rows(EOD)
+    eod, _, _ = convert([body(EOD, "v2", eod_rows)], spec_for(EOD))
+    first = eod.to_pylist()[0]
+    assert first["last_trade"].replace(tzinfo=None) == datetime(2024, 7, 15, 9, 29, 59, 500000)
+
+
+def test_an_eod_report_of_the_next_morning_keeps_its_own_date():
+    rows = make_rows(EOD)
+    text = body(EOD, "v3", rows).replace(b"2024-07-15T09:30:00", b"2024-07-16T00:05:00", 1)
+    table, result, _ = convert([text], spec_for(EOD, "v3"))
+    assert table.to_pylist()[0]["timestamp"].replace(tzinfo=None) == datetime(2024, 7, 16, 0, 5)
+    assert result.checks["date_mismatch"] == 1 and table.num_rows == len(rows)

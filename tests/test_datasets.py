@@ -1,6 +1,8 @@
-"""Dataset entries against the wire formats written out in thetadata-api.md (§2, §3.2, §6.3)."""
+"""Dataset entries against the wire formats written out in docs/wire.md (§2, §3.2, §6.3)."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import pyarrow as pa
 import pytest
@@ -34,8 +36,10 @@ def test_greeks_schema_is_pinned_exactly():
         ("bid", f64), ("ask", f64), ("delta", f64), ("theta", f64), ("vega", f64), ("rho", f64),
         ("epsilon", f64), ("lambda", f64), ("implied_vol", f64), ("iv_error", f64),
         ("ms_of_day2", pa.int32()), ("underlying_price", f64),
+        ("underlying_timestamp", pa.timestamp("ms", tz="America/New_York")),  # schema version 2, appended
     ])
     assert GREEKS.schema.equals(expected)
+    assert GREEKS.schema_version == 2
     assert GREEKS is get_dataset(datasets.DEFAULT_DATASET)
 
 
@@ -53,13 +57,13 @@ def test_sizes_are_int64_exchanges_and_conditions_int32_prices_float64(dataset):
             assert field.type == pa.int64(), field.name
         elif field.name.endswith(("_exchange", "_condition", "ms_of_day", "ms_of_day2")):
             assert field.type == pa.int32(), field.name
-        elif field.name not in ("expiration", "right", "timestamp"):
+        elif field.name not in ("expiration", "right") and not pa.types.is_timestamp(field.type):
             assert field.type == pa.float64(), field.name
 
 
 @pytest.mark.parametrize("dataset", list(DATASETS.values()), ids=lambda d: d.name)
 def test_both_api_versions_fill_the_same_output_columns(dataset):
-    outputs = set(dataset.schema.names) - {"timestamp"}
+    outputs = set(dataset.schema.names) - {"timestamp", dataset.second_time}  # zoned: derived from the times
     for api in ("v2", "v3"):
         columns = dataset.columns(api)
         if columns is None:
@@ -88,7 +92,7 @@ def test_archive_names_carry_the_interval_only_where_the_dataset_has_one():
 def test_endpoints_per_api_version():
     assert GREEKS.path("v2") == "/v2/bulk_hist/option/greeks"
     assert GREEKS.path("v3") == "/v3/option/history/greeks/first_order"
-    assert get_dataset("greeks_second_order").path("v3") is None
+    assert get_dataset("greeks_second_order").path("v3") == "/v3/option/history/greeks/second_order"
     assert [d.name for d in DATASETS.values() if d.greeks_params] == ["greeks", "greeks_second_order"]
     assert [d.name for d in DATASETS.values() if not d.uses_interval] == ["open_interest", "eod"]
     with pytest.raises(ConfigError):
@@ -107,3 +111,26 @@ def test_unknown_dataset_names_the_known_ones():
         get_dataset("trades")
     assert all(name in str(raised.value) for name in DATASETS)
     assert raised.value.key == "dataset"
+
+
+@pytest.mark.parametrize("dataset", [d for d in DATASETS.values() if d.second_time], ids=lambda d: d.name)
+def test_the_second_time_is_kept_zoned_at_the_end_of_the_schema(dataset):
+    assert dataset.schema.names[-1] == dataset.second_time
+    assert dataset.schema.field(dataset.second_time).type == pa.timestamp("ms", tz="America/New_York")
+    assert "ms_of_day2" in dataset.schema.names
+
+
+def test_a_dataset_one_api_lacks_is_refused_naming_the_api_that_has_it():
+    v3_only = dataclasses.replace(GREEKS, name="greeks_v3_only", v2_path=None, v2_columns=None)
+    with pytest.raises(ConfigError, match="served only by API v3") as raised:
+        v3_only.check_served("v2", "1m")
+    assert "--api v3" in str(raised.value)
+    v3_only.check_served("v3", "1m")
+
+
+def test_v2_quote_below_one_minute_is_refused_and_v3_is_not():
+    with pytest.raises(ConfigError, match="under 1m"):
+        get_dataset("quote").check_served("v2", "30s")
+    get_dataset("quote").check_served("v2", "1m")
+    get_dataset("quote").check_served("v3", "30s")
+    GREEKS.check_served("v2", "30s")

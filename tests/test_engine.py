@@ -33,7 +33,7 @@ from engine_helpers import (
     wait_until,
 )
 from spxdl import engine, metrics
-from spxdl.errors import ArchiveMismatch, ConfigError, TerminalUnavailable
+from spxdl.errors import ArchiveMismatch, ConfigError, PermissionDenied, TerminalUnavailable
 from spxdl.ledger import Ledger, Task
 from spxdl.simulator import Faults, Simulator
 
@@ -377,7 +377,7 @@ def test_a_subscription_without_the_data_stops_the_run_with_its_message(clean_si
     with DenyingTerminal(clean_sim.url) as terminal:
         settings = make_settings(tmp_path, terminal.url, terminal_api="v2", workers=1)
         summary = run_range(settings, START, date(2024, 1, 16))  # four trading days
-    assert summary.permission_error and "471" in summary.permission_error
+    assert isinstance(summary.stopped_by, PermissionDenied) and "471" in str(summary.stopped_by)
     assert summary.interrupted is None and not summary.complete
     assert [result.state for result in summary.results] == ["interrupted"] and len(summary.not_started) == 3
     assert data_files(tmp_path) == [] and temp_files(tmp_path) == [] and claims(tmp_path) == []

@@ -101,7 +101,7 @@ def test_black_scholes_parity_and_delta():
 
 
 def test_greeks_units_match_a_real_terminal_sample():
-    # SPXW 2026-03-13 6850 P at 2026-03-04 09:07 (thetadata-api.md 7.1 / the snapshot fixture).
+    # SPXW 2026-03-13 6850 P at 2026-03-04 09:07 (docs/wire.md 7.1 / the snapshot fixture).
     years = (datetime(2026, 3, 13, 16) - datetime(2026, 3, 4, 9, 7, 13)).total_seconds() / (365 * 86400)
     _, put = call_put(6816.63, 6850.0, years, 0.036, 0.0, 0.1741)
     sample = {"delta": -0.5576, "theta": -3.9430, "vega": 398.3919, "rho": -85.1814, "epsilon": 83.3173}

@@ -19,6 +19,7 @@ DATA = Path(__file__).parent / "data"
 DAY, EXP = "20240314", "20240315"
 V2_BULK = {"root": "SPXW", "exp": EXP, "start_date": DAY, "end_date": DAY, "ivl": "60000", "use_csv": "true"}
 V3_HIST = {"symbol": "SPXW", "expiration": "2024-03-15", "date": DAY, "interval": "1m"}
+V3_EOD = {"symbol": "SPXW", "expiration": "2024-03-15", "start_date": DAY, "end_date": DAY}
 TINY_CONTRACTS = 10          # 5 strikes x 2 rights
 RTH_MINUTES = 391            # 09:30 .. 16:00 inclusive
 
@@ -168,9 +169,11 @@ def test_intervals_windows_and_the_late_window(sim):
     seconds = csv_rows(get(sim, "/v3/option/history/quote", **(V3_HIST | {"interval": "30s",
                                                                           "end_time": "09:31:00"})).text)
     assert [r[4] for r in seconds[1:4]] == ["2024-03-14T09:30:00", "2024-03-14T09:30:30", "2024-03-14T09:31:00"]
+    # The vendor's contract makes interval required (its listed default of 1s notwithstanding):
+    # the contract wins over the simulator's earlier guess of defaulting to 1s.
     no_interval = {k: v for k, v in V3_HIST.items() if k != "interval"}
-    default = csv_rows(get(sim, "/v3/option/history/quote", **no_interval, end_time="09:31:00").text)
-    assert len(default) == 1 + TINY_CONTRACTS * 61                  # interval defaults to 1s
+    missing = get(sim, "/v3/option/history/quote", **no_interval, end_time="09:31:00")
+    assert missing.status_code == 473 and "interval" in missing.text
 
 
 def test_v3_strike_and_right_filters(sim):
@@ -200,7 +203,7 @@ def test_multi_day_v2_request_skips_non_trading_days(sim):
 def test_large_v3_bodies_are_chunked_and_v2_bodies_have_content_length(sim):
     r = get(sim, "/v3/option/history/greeks/first_order", **V3_HIST)
     assert r.headers.get("Transfer-Encoding") == "chunked" and "Content-Length" not in r.headers
-    small = get(sim, "/v3/option/history/eod", **V3_HIST)
+    small = get(sim, "/v3/option/history/eod", **V3_EOD)
     assert int(small.headers["Content-Length"]) == len(small.content)
     v2 = get(sim, "/v2/bulk_hist/option/greeks", **V2_BULK)
     assert int(v2.headers["Content-Length"]) == len(v2.content) > 100_000
@@ -323,7 +326,7 @@ def test_keep_alive_reuses_one_connection():
         parts = urlsplit(s.url)
         conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
         for path in ("/v2/system/mdds/status", "/v3/option/history/eod?" + "&".join(
-                f"{k}={v}" for k, v in V3_HIST.items()), "/v3/option/history/quote?" + "&".join(
+                f"{k}={v}" for k, v in V3_EOD.items()), "/v3/option/history/quote?" + "&".join(
                 f"{k}={v}" for k, v in V3_HIST.items()), "/v2/page/1"):
             conn.request("GET", path)
             resp = conn.getresponse()

@@ -1,4 +1,4 @@
-"""The simulator's wire formats against thetadata-api.md and the recorded real bodies, byte for byte."""
+"""The simulator's wire formats against docs/wire.md and the recorded real bodies, byte for byte."""
 
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ def test_v3_csv_uses_iso_times_dollar_strikes_and_right_words():
     ts = iso_time(date(2024, 11, 4), 34_500_000)
     rows = [(ts, 0.0, 0.02, 0.0026, -0.0141, 0.1913, 0.0063, -0.0064, 55.293, 0.5874, 0.0721, ts, 220.66)]
     body = wire.v3_csv(DATASETS["greeks"], [Block("AAPL", date(2024, 11, 8), 262, "C", rows)])
-    # The vendor's sample row (thetadata-api.md 6.3), with the strike the simulator can list.
+    # The vendor's sample row (docs/wire.md 6.3), with the strike the simulator can list.
     assert body.split(b"\r\n")[1] == (b"AAPL,2024-11-08,262.000,CALL,2024-11-04T09:35:00,0.00,0.02,0.0026,"
                                       b"-0.0141,0.1913,0.0063,-0.0064,55.2930,0.5874,0.0721,"
                                       b"2024-11-04T09:35:00,220.66")

@@ -1,6 +1,6 @@
 """Black-Scholes-Merton prices and greeks for a call and a put sharing one strike and minute.
 
-Units follow the terminal's samples (thetadata-api.md 7.1): theta per calendar day; vega, rho and
+Units follow the terminal's samples (docs/wire.md 7.1): theta per calendar day; vega, rho and
 epsilon per 1.00 of vol / rate / dividend yield; second-order greeks per year (a guess).
 """
 

@@ -10,6 +10,7 @@ from typing import Any
 import requests
 
 from spxdl.errors import DataError, SchemaMismatch, TerminalError, TerminalUnavailable
+from spxdl.simulator import contract
 from spxdl.simulator.columns import DATASETS, DatasetColumns
 
 CHECK_DAY = date(2024, 3, 14)
@@ -106,8 +107,7 @@ class Checker:
         return ticks
 
     def v3_history(self, ds: DatasetColumns, exp: date) -> tuple[str, list[list[str]]]:
-        params = {"symbol": ROOT, "expiration": exp.isoformat(), "date": CHECK_DAY.strftime("%Y%m%d"),
-                  "interval": V3_INTERVAL}
+        params = {"symbol": ROOT, "expiration": exp.isoformat(), **v3_day_params(ds.v3_path)}
         rows = self._csv(self.get(ds.v3_path, params | {"format": "csv"}))
         if tuple(rows[0]) != ds.v3_columns:
             raise SchemaMismatch(f"v3 {ds.name} CSV header differs", columns=rows[0])
@@ -120,6 +120,16 @@ class Checker:
     @staticmethod
     def _csv(r: requests.Response) -> list[list[str]]:
         return list(csv.reader(io.StringIO(r.text)))
+
+
+def v3_day_params(path: str) -> dict[str, str]:
+    """The check day (and the interval, where the path takes one) as the vendor's contract spells them."""
+    names = {param.name for param in contract.PARAMS[path]}
+    day = CHECK_DAY.strftime("%Y%m%d")
+    params = {"date": day} if "date" in names else {"start_date": day, "end_date": day}
+    if "interval" in names:
+        params["interval"] = V3_INTERVAL
+    return params
 
 
 def same_values(v2_rows: list[list[str]], v3_rows: list[list[str]], ds: DatasetColumns) -> None:

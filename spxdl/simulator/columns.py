@@ -1,4 +1,5 @@
-"""The simulator's own column lists, written from thetadata-api.md (sections 2, 3.2, 6.3).
+"""The simulator's own column lists, written from docs/wire.md (sections 2, 3.2, 6.3) and the vendor's
+v3 OpenAPI columns (tests/data/v3-openapi-facts.json).
 
 Kept apart from ``spxdl.datasets`` on purpose: when the client and the simulator disagree about
 the wire, a test fails instead of both being wrong together.
@@ -84,7 +85,13 @@ GREEKS_SECOND_ORDER = DatasetColumns(
     v2_path="/v2/bulk_hist/option/greeks_second_order",
     v2_format=("ms_of_day", "bid", "ask") + _GREEKS_2
     + ("implied_vol", "iv_error", "ms_of_day2", "underlying_price", "date"),
-    v3_path=None, v3_columns=None, v3_json_keys=None,
+    v3_path="/v3/option/history/greeks/second_order",
+    v3_columns=V3_CONTRACT + ("timestamp", "bid", "ask") + _GREEKS_2
+    + ("implied_vol", "iv_error", "underlying_timestamp", "underlying_price"),
+    # Guess: no v3 greeks JSON was recorded; the CSV order is used.
+    v3_json_keys=("timestamp", "bid", "ask") + _GREEKS_2
+    + ("implied_vol", "iv_error", "underlying_timestamp", "underlying_price"),
+    v3_aliases=_TIME_ALIASES,
 )
 
 QUOTE = DatasetColumns(

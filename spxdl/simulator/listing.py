@@ -1,6 +1,6 @@
 """Which SPX/SPXW expirations exist, when each trades, and which strikes it has.
 
-Weekday series follow Cboe's launch dates (thetadata-api.md section 7); listing lead times,
+Weekday series follow Cboe's launch dates (docs/wire.md section 7); listing lead times,
 the strike grid and the list horizon are the simulator's own choices (docs/simulator.md lists
 them as guesses).
 """

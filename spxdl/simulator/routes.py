@@ -1,6 +1,6 @@
 """The simulated terminal's endpoints, independent of HTTP: (path, query string) -> Reply.
 
-Parameters are checked the way thetadata-api.md describes (v2: root/exp/ivl/use_csv, v3:
+Parameters are checked the way docs/wire.md describes (v2: root/exp/ivl/use_csv, v3:
 symbol/expiration/interval/format); rendered bodies are cached in a byte-bounded LRU, and v2
 answers above ``page_rows`` rows are split into pages served from a bounded page store.
 """
@@ -20,7 +20,7 @@ from urllib.parse import parse_qs
 
 from spxdl import trading_calendar
 from spxdl.errors import CalendarError
-from spxdl.simulator import wire
+from spxdl.simulator import contract, wire
 from spxdl.simulator.columns import BY_V2_PATH, BY_V3_PATH, INTERVAL_DATASETS, DatasetColumns
 from spxdl.simulator.listing import ROOTS, Expiration, trade_dates, trades_on
 from spxdl.simulator.model import MarketModel
@@ -256,6 +256,7 @@ class Terminal:
                 raise Problem(404, f"No implementation for {path}")
             if path.startswith("/v3/"):
                 self._reject_v2_params(params)
+                self._check_contract(path, params)
             return route(params)
         except Problem as p:
             return problem_reply(p)
@@ -263,6 +264,16 @@ class Terminal:
     @staticmethod
     def _status(params: dict) -> Reply:
         return Reply(200, b"CONNECTED")
+
+    @staticmethod
+    def _check_contract(path: str, params: dict) -> None:
+        """473 naming the parameter when a v3 query breaks the vendor's contract (contract.py)."""
+        found = contract.problems(path, params)
+        if found:
+            raise Problem(473, "Invalid parameters: " + "; ".join(found))
+        unserved = sorted(contract.NOT_SERVED & set(params))
+        if unserved:
+            raise Problem(473, f"Invalid parameters: {', '.join(unserved)} is not served by the simulator")
 
     @staticmethod
     def _reject_v2_params(params: dict) -> None:
@@ -375,6 +386,8 @@ class Terminal:
         last = parse_date(_required(params, "end_date"), "end_date")
         days = self._history_days(e, first, last)
         ivl = parse_int(_one(params, "ivl", "0"), "ivl") if ds.name in INTERVAL_DATASETS else 60_000
+        if ds.name == "quote" and ivl < 60_000:
+            raise Problem(473, "Invalid parameters: ivl below 60000 is not supported for bulk quote")
         rth = parse_bool(_one(params, "rth", "true"), "rth") and ivl > 0
         start = _one(params, "start_time")
         end = _one(params, "end_time")

@@ -1,0 +1,152 @@
+"""The row checks: what each counts, as Arrow masks over whole batches (never a Python loop per row).
+
+Every check has a name a user can read in ``status``, the run summary, ``metrics.csv`` and each
+expiration's record in ``_day.json``; ``CHECKS`` says in one sentence what each counts. Row
+checks count rows; the two contract checks count contracts. ``[validation] mode`` decides what
+happens to flagged rows: ``flag`` keeps them, ``drop`` leaves them out, ``fail`` fails the
+expiration. Observations (``OBSERVATIONS``) are counted in every mode and never drop or fail
+anything: they describe what the vendor sends, not a fault.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Mapping
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from spxdl.datasets import Dataset
+
+CHECKS: Mapping[str, str] = {
+    "null_required": "rows with an empty value in a column that must always hold one",
+    "strike_nonpositive": "rows whose strike is zero or negative",
+    "right_invalid": "rows whose right is neither C nor P (CALL/PUT on v3)",
+    "expiration_mismatch": "rows of another expiration than the one asked for",
+    "date_mismatch": "rows whose own date differs from the trade date asked for; an observation, kept "
+    "with the wire's own date and time",
+    "negative_quote": "rows with a negative bid or ask",
+    "crossed_quote": "rows whose bid is above the ask",
+    "implied_vol_range": "rows whose implied volatility is below 0 or above 10 (1000 %)",
+    "outside_window": "rows whose time is outside the requested intraday window",
+    "no_quote_yet": "rows with bid and ask both 0: the vendor's placeholder before a contract's first "
+    "quote (greeks 0, while lambda and implied_vol may be set); an observation, never dropped",
+    "greeks_all_zero": "rows whose greeks (lambda aside) are all 0; an observation, never dropped",
+    "contracts_short": "contracts with fewer rows than the session's intervals (on an early-close day: "
+    "fewer than up to the early close)",
+    "contracts_long": "contracts with more rows than the window's intervals up to its end",
+}
+OBSERVATIONS = frozenset({"date_mismatch", "no_quote_yet", "greeks_all_zero"})
+
+ZERO = pa.scalar(0.0)
+MAX_IV = pa.scalar(10.0)
+RIGHTS = pa.array(["C", "P"])
+CONTRACT_KEYS = ["expiration", "strike", "right"]
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What the rows of one file should show, as Arrow scalars made once per file."""
+
+    expiration: pa.Scalar
+    trade_date: pa.Scalar
+    start_ms: pa.Scalar
+    end_ms: pa.Scalar
+
+
+def any_of(masks: list[pa.Array], length: int) -> pa.Array:
+    """Row-wise OR of boolean masks (all False when there are none)."""
+    if not masks:
+        return pc.fill_null(pa.nulls(length, pa.bool_()), False)
+    return functools.reduce(pc.or_, masks)
+
+
+def _flag(mask: pa.Array, null_means: bool = False) -> pa.Array:
+    """``mask`` with its nulls (comparisons with a null value) read as ``null_means``."""
+    return pc.fill_null(mask, null_means) if mask.null_count else mask
+
+
+def row_checks(dataset: Dataset, expected: Expected, columns: Mapping[str, pa.Array], length: int) -> dict[str, pa.Array]:
+    """Boolean masks of flagged rows, one per row check that applies to the dataset."""
+    names = dataset.schema.names
+    required = [columns[name] for name in dataset.required if columns[name].null_count]
+    masks = {
+        "null_required": any_of([pc.is_null(column) for column in required], length),
+        "strike_nonpositive": _flag(pc.less_equal(columns["strike"], ZERO)),
+        "right_invalid": pc.invert(pc.is_in(columns["right"], value_set=RIGHTS)),
+        "expiration_mismatch": _flag(pc.not_equal(columns["expiration"], expected.expiration), True),
+        "date_mismatch": _flag(pc.not_equal(columns["date"], expected.trade_date), True),
+    }
+    if "bid" in names and "ask" in names:
+        bid, ask = columns["bid"], columns["ask"]
+        masks["negative_quote"] = _flag(pc.or_(pc.less(bid, ZERO), pc.less(ask, ZERO)))
+        masks["crossed_quote"] = _flag(pc.greater(bid, ask))
+    if "implied_vol" in names:
+        iv = columns["implied_vol"]
+        masks["implied_vol_range"] = _flag(pc.or_(pc.less(iv, ZERO), pc.greater(iv, MAX_IV)))
+    if dataset.uses_interval:
+        ms = columns["ms_of_day"]
+        masks["outside_window"] = _flag(pc.or_(pc.less(ms, expected.start_ms), pc.greater(ms, expected.end_ms)))
+    return masks
+
+
+def observations(dataset: Dataset, columns: Mapping[str, pa.Array]) -> dict[str, int]:
+    """Counts of the observations that apply to the dataset (rows the vendor sends as they are)."""
+    counts: dict[str, int] = {}
+    names = dataset.schema.names
+    if "bid" in names and "ask" in names and dataset.greek_columns:
+        unquoted = pc.and_(_flag(pc.equal(columns["bid"], ZERO)), _flag(pc.equal(columns["ask"], ZERO)))
+        counts["no_quote_yet"] = unquoted.true_count
+    greeks = [name for name in dataset.greek_columns if name != "lambda"]
+    if greeks:
+        zeros = functools.reduce(pc.and_, [_flag(pc.equal(columns[name], ZERO)) for name in greeks])
+        counts["greeks_all_zero"] = zeros.true_count
+    return counts
+
+
+class ContractCounter:
+    """Rows per contract across a whole file.
+
+    The key columns of about ``GROUP_ROWS`` rows are kept and then counted in one group-by (a
+    group-by has a fixed cost too high to pay per small batch); the counts are summed at the end.
+    """
+
+    GROUP_ROWS = 1 << 18
+
+    def __init__(self) -> None:
+        self._pending: list[pa.RecordBatch] = []
+        self._pending_rows = 0
+        self._counts: list[pa.Table] = []
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        """Count ``batch``'s rows per (expiration, strike, right)."""
+        keys = batch.select(CONTRACT_KEYS)
+        self._pending.append(keys)
+        self._pending_rows += keys.num_rows
+        if self._pending_rows >= self.GROUP_ROWS:
+            self._count_pending()
+
+    def _count_pending(self) -> None:
+        if self._pending:
+            table = pa.Table.from_batches(self._pending)
+            self._counts.append(table.group_by(CONTRACT_KEYS).aggregate([([], "count_all")]))
+        self._pending, self._pending_rows = [], 0
+
+    def totals(self) -> pa.Table:
+        """One row per contract with its total row count in ``count_all``."""
+        self._count_pending()
+        if not self._counts:
+            return pa.table({"count_all": pa.array([], pa.int64())})
+        if len(self._counts) > 1:
+            merged = pa.concat_tables(self._counts).group_by(CONTRACT_KEYS).aggregate([("count_all", "sum")])
+            self._counts = [pa.table({**{key: merged[key] for key in CONTRACT_KEYS},
+                                      "count_all": merged["count_all_sum"]})]
+        return self._counts[0]
+
+    def short_and_long(self, fewest: int, most: int | None = None) -> tuple[int, int]:
+        """Contracts with fewer rows than ``fewest`` and with more than ``most`` (default: ``fewest``)."""
+        counts = self.totals()["count_all"]
+        low = pa.scalar(fewest, pa.int64())
+        high = pa.scalar(fewest if most is None else most, pa.int64())
+        return pc.sum(pc.less(counts, low)).as_py() or 0, pc.sum(pc.greater(counts, high)).as_py() or 0
