@@ -196,30 +196,43 @@ class Driver:
 # a terminal whose subscription lacks the history endpoints
 
 
-class DenyingTerminal:
-    """A loopback server passing every request to ``upstream`` but history ones, answered 471.
+Answer = tuple[int, dict[str, str], bytes]
 
-    The simulator has no 471 fault; this stands in front of it so that a run meets the answer
-    of a subscription without the dataset. Bodies are relayed whole (v2: Content-Length).
+
+class QuietServer(http.server.ThreadingHTTPServer):
+    """A client that hangs up part-way (a run stopping) is normal here, not a traceback on stderr."""
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass
+
+
+class StandInTerminal:
+    """A loopback server relaying every request to ``upstream``; ``on_history`` may change history answers.
+
+    The simulator has no fault for a subscription without the data, another terminal on the
+    account or a drifted header; this stands in front of it so that a run meets those answers.
+    ``on_history(status, headers, body)`` gets each history answer whole and returns the one to
+    send (bodies go out whole, with Content-Length).
     """
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, on_history: Callable[[int, dict[str, str], bytes], Answer] | None = None) -> None:
         target = urllib.parse.urlsplit(upstream)
+        change = on_history or (lambda status, headers, body: (status, headers, body))
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:
-                if "hist" in self.path.split("?")[0]:  # v2 bulk_hist/hist, v3 history
-                    self._answer(471, {}, b"PERMISSION: your subscription does not include this data")
-                    return
                 connection = http.client.HTTPConnection(target.hostname, target.port, timeout=10)
                 try:
                     connection.request("GET", self.path)
                     response = connection.getresponse()
-                    self._answer(response.status, dict(response.getheaders()), response.read())
+                    answer = (response.status, dict(response.getheaders()), response.read())
                 finally:
                     connection.close()
+                if "hist" in self.path.split("?")[0]:  # v2 bulk_hist/hist, v3 history
+                    answer = change(*answer)
+                self._answer(*answer)
 
             def _answer(self, status: int, headers: dict[str, str], body: bytes) -> None:
                 self.send_response(status)
@@ -233,17 +246,40 @@ class DenyingTerminal:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = QuietServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def __enter__(self) -> "DenyingTerminal":
+    def __enter__(self) -> "StandInTerminal":
         threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def answering(status: int, text: str) -> Callable[[int, dict[str, str], bytes], Answer]:
+    """An ``on_history`` that answers every history request with ``status`` and ``text``."""
+    return lambda *_: (status, {"Content-Type": "text/plain"}, text.encode())
+
+
+def with_columns(change: Callable[[list[str]], list[str]]) -> Callable[[int, dict[str, str], bytes], Answer]:
+    """An ``on_history`` that rewrites every CSV line's cells (header included) with ``change``."""
+
+    def rewrite(status: int, headers: dict[str, str], body: bytes) -> Answer:
+        if status != 200:
+            return status, headers, body
+        lines = body.decode().split("\r\n")
+        rewritten = [",".join(change(line.split(","))) if line else line for line in lines]
+        return status, headers, "\r\n".join(rewritten).encode()
+
+    return rewrite
+
+
+def DenyingTerminal(upstream: str) -> StandInTerminal:
+    """A terminal whose subscription lacks the history endpoints: every history request answers 471."""
+    return StandInTerminal(upstream, answering(471, "PERMISSION: your subscription does not include this data"))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import socket
 from pathlib import Path
 
 import click
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
@@ -455,3 +456,57 @@ def test_verify_repair_refuses_while_a_live_run_holds_a_task(invoke, archive):
         holder.wait(timeout=10)
     # the claim is now a dead process's: repair may go ahead
     assert invoke("verify", "--data-dir", str(archive), "--repair").exit_code == 0
+
+
+# ------------------------------------------------------------------ datasets and API versions under --simulate
+
+
+@pytest.mark.parametrize("api", ["v2", "v3"])
+@pytest.mark.parametrize("dataset", ["eod", "greeks_second_order"])
+def test_simulate_downloads_each_dataset_over_the_api_asked_for(invoke, isolated, dataset, api):
+    result = invoke("run", "--simulate", "--sim-profile", "tiny", "--date", NEXT_DAY, "--dataset", dataset,
+                    "--api", api, "--max-dte", "7", "--workers", "1")
+    assert result.exit_code == 0, result.stderr
+    assert f"(simulated terminal, API {api})" in result.stderr
+    files = sorted((isolated / "sim-data").rglob("*.parquet"))
+    assert files
+    metadata = pq.read_metadata(files[0]).metadata
+    assert (metadata[b"api"], metadata[b"dataset"]) == (api.encode(), dataset.encode())
+
+
+def test_simulate_follows_the_api_of_the_environment(invoke, isolated):
+    result = invoke("run", "--simulate", "--sim-profile", "tiny", "--date", NEXT_DAY, "--max-dte", "3",
+                    "--workers", "1", env={"SPXDL_TERMINAL_API": "v2"})
+    assert result.exit_code == 0 and "(simulated terminal, API v2)" in result.stderr
+
+
+def test_v2_quotes_below_one_minute_are_refused_before_any_download(invoke, isolated):
+    result = invoke("run", "--simulate", "--sim-profile", "tiny", "--date", NEXT_DAY, "--dataset", "quote",
+                    "--interval", "30s", "--api", "v2")
+    assert result.exit_code == cli.EXIT_USAGE
+    assert "does not serve quote at intervals under 1m" in one_error_line(result)
+    assert not list((isolated / "sim-data").rglob("*.parquet"))
+
+
+def test_an_archive_of_schema_version_1_is_named_by_verify_kept_by_repair_and_upgraded(invoke, archive, sim):
+    from spxdl.ledger import Ledger
+
+    old = sorted(archive.rglob("*.parquet"))[0]
+    table = pq.read_table(old)
+    metadata = {**table.schema.metadata, b"schema_version": b"1"}
+    pq.write_table(table.drop_columns(["underlying_timestamp"]).replace_schema_metadata(metadata), old)
+    Ledger(archive).rebuild()  # as an older spxdl would have recorded it
+    shape = archive / "greeks-1m" / "_archive.json"
+    shape.write_text(json.dumps({**json.loads(shape.read_text()), "schema_version": 1}))
+
+    verified = invoke("verify", "--data-dir", str(archive))
+    assert verified.exit_code == 0, verified.output
+    assert f"OLDER      {old}: schema version 1" in verified.output
+    repaired = invoke("verify", "--data-dir", str(archive), "--repair")
+    assert old.exists() and "moved 0 bad file(s)" in repaired.output
+
+    upgraded = invoke("run", "--date", "2024-03-13", "--terminal-url", sim.url, "--data-dir", str(archive),
+                      "--max-dte", "3", "--workers", "1")
+    assert upgraded.exit_code == 0 and "holds files of schema version 1" in upgraded.stderr
+    assert json.loads(shape.read_text())["schema_version"] == 2
+    assert pq.read_metadata(old).metadata[b"schema_version"] == b"1"  # kept as it is until --force

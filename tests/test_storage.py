@@ -210,6 +210,17 @@ def test_a_different_shape_is_refused_and_told_to_use_another_data_dir(tmp_path)
     assert json.loads(storage.archive_json_path(tmp_path, "greeks-1m").read_text()) == SHAPE
 
 
+def test_an_archive_of_an_older_schema_version_is_upgraded_and_a_newer_one_refused(tmp_path, caplog):
+    storage.ensure_archive_shape(tmp_path, "greeks-1m", {**SHAPE, "schema_version": 1})
+    storage.ensure_archive_shape(tmp_path, "greeks-1m", {**SHAPE, "schema_version": 2})
+    assert json.loads(storage.archive_json_path(tmp_path, "greeks-1m").read_text())["schema_version"] == 2
+    assert "union_by_name" in caplog.text and "--force" in caplog.text
+    with pytest.raises(ArchiveMismatch, match="schema_version: 2 in the archive, 1 asked"):
+        storage.ensure_archive_shape(tmp_path, "greeks-1m", {**SHAPE, "schema_version": 1})
+    with pytest.raises(ArchiveMismatch, match="rate"):  # another difference is never upgraded away
+        storage.ensure_archive_shape(tmp_path, "greeks-1m", {**SHAPE, "schema_version": 3, "rate": "TREASURY_M1"})
+
+
 def test_each_archive_directory_has_its_own_shape(tmp_path):
     storage.ensure_archive_shape(tmp_path, "greeks-1m", SHAPE)
     storage.ensure_archive_shape(tmp_path, "greeks-5m", {**SHAPE, "interval": "5m"})

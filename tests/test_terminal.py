@@ -24,6 +24,7 @@ from spxdl.errors import (
     BadRequest,
     BodyTruncated,
     ConfigError,
+    InvalidSession,
     NoData,
     PageExpired,
     PermissionDenied,
@@ -93,6 +94,8 @@ def data_calls(rsps, url: str) -> list:
     [
         (472, NoData),
         (471, PermissionDenied),
+        (403, PermissionDenied),  # real v3 terminals, for endpoints above the user's tier
+        (478, InvalidSession),  # another terminal on the account
         (570, RequestTooLarge),
         (473, BadRequest),
         (475, BadRequest),

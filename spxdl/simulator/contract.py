@@ -51,7 +51,7 @@ CONTRACT = (SYMBOL, EXPIRATION, STRIKE, RIGHT)
 
 PARAMS: Mapping[str, tuple[Param, ...]] = {
     "/v3/option/list/expirations": (Param("symbol", required=True, kind=ARRAY), FORMAT),
-    "/v3/option/list/strikes": (SYMBOL, EXPIRATION, FORMAT),
+    "/v3/option/list/strikes": (Param("symbol", required=True, kind=ARRAY), EXPIRATION, FORMAT),
     "/v3/option/list/dates/quote": (*CONTRACT, FORMAT),
     "/v3/option/history/greeks/first_order": (*CONTRACT, *DAY, *WINDOW, INTERVAL, *GREEKS, STRIKE_RANGE, FORMAT),
     "/v3/option/history/greeks/second_order": (*CONTRACT, *DAY, *WINDOW, INTERVAL, *GREEKS, STRIKE_RANGE, FORMAT),
