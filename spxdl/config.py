@@ -63,6 +63,8 @@ class Settings:
     workers: int = field(default_factory=_default_workers)
     threads: int = 2
     expiration_attempts: int = 3
+    heartbeat_seconds: float = 10.0
+    stale_after: float = 60.0
 
     data_dir: Path = Path("data")
     compression: str = "zstd"
@@ -291,6 +293,8 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("engine", "workers", "workers", parse_workers, "worker processes; auto: min(4, CPUs)"),
     KeySpec("engine", "threads", "threads", parse_int(1, 32), "download threads per worker"),
     KeySpec("engine", "expiration_attempts", "expiration_attempts", parse_int(1, 20), "fetches of one expiration before it is marked failed"),
+    KeySpec("engine", "heartbeat_seconds", "heartbeat_seconds", parse_float(0.05, 600), "seconds between a worker's heartbeats on the tasks it claimed"),
+    KeySpec("engine", "stale_after", "stale_after", parse_float(0.2, 86_400), "seconds without a heartbeat after which another run takes a claim over"),
     KeySpec("storage", "data_dir", "data_dir", parse_path, "where the archive lives"),
     KeySpec("storage", "compression", "compression", parse_choice(*COMPRESSIONS), "Parquet compression codec"),
     KeySpec("storage", "compression_level", "compression_level", optional(parse_int(-7, 22)), "codec level (zstd, gzip, brotli); empty: the codec's default"),
@@ -441,6 +445,12 @@ def check_consistency(settings: Settings) -> None:
         raise ConfigError(
             f"start_time {settings.start_time} is not before end_time {settings.end_time}; fix [download] start_time/end_time",
             key="download.start_time",
+        )
+    if settings.heartbeat_seconds * 2 > settings.stale_after:
+        raise ConfigError(
+            f"heartbeat_seconds {settings.heartbeat_seconds:g} is more than half of stale_after "
+            f"{settings.stale_after:g}: a live claim could look stale; make stale_after at least twice the heartbeat",
+            key="engine.stale_after",
         )
     interval_ms = datasets.interval_ms(settings.interval)
     if interval_ms < 60_000 and (settings.end_ms - settings.start_ms) // interval_ms > 100_000:

@@ -1,0 +1,148 @@
+"""The ``spxdl`` group, the exit codes and how an error becomes one line: the frame every command uses.
+
+``spxdl/cli/`` is the only package that imports click, prints, or picks exit codes. Each command
+parses its options, builds ``Settings`` through ``config.load``, calls the library, and turns
+library exceptions into one clear line and a documented exit code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from spxdl import __version__, errors
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_INCOMPLETE = 1
+EXIT_USAGE = 2
+EXIT_WIRE = 65  # sysexits EX_DATAERR: the terminal answers in a format spxdl does not know
+EXIT_TRY_LATER = 75
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
+
+EXIT_CODES_HELP = """\b
+Exit codes:
+  0    everything asked for is complete
+  1    some tasks failed, are partial, or have no data yet
+  2    usage or configuration error
+  65   the terminal's answer is not the CSV spxdl expects (run stopped)
+  75   try later: terminal unreachable or not connected, another terminal
+       on the account (478), ledger busy, or tasks held by another run
+  130  interrupted (Ctrl-C); 143 terminated (SIGTERM)"""
+
+
+class Abort(Exception):
+    """Raised inside a command to stop with ``code`` after printing ``message``."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """The documented exit code for an exception that ends a command."""
+    if isinstance(exc, (errors.ConfigError, errors.ArchiveMismatch)):
+        return EXIT_USAGE
+    if isinstance(exc, (errors.TerminalUnavailable, errors.InvalidSession, errors.LedgerBusy)):
+        return EXIT_TRY_LATER
+    if isinstance(exc, errors.SchemaMismatch):
+        return EXIT_WIRE
+    return EXIT_INCOMPLETE
+
+
+def fix_hint(exc: BaseException) -> str:
+    """A sentence telling the user what to do about ``exc``, where one helps."""
+    if isinstance(exc, errors.TerminalUnavailable):
+        return (
+            " Start the ThetaData Terminal (java -jar ThetaTerminalv3.jar) and log in, pass --terminal-url,"
+            " or try spxdl with --simulate."
+        )
+    if isinstance(exc, errors.PermissionDenied):
+        return " Check that your ThetaData subscription includes SPX index options (Standard or Pro for greeks)."
+    if isinstance(exc, errors.LedgerBusy):
+        return " Another spxdl run is using this data dir; wait for it or run again later."
+    if isinstance(exc, errors.SchemaMismatch):
+        return " Nothing stored was touched; check the terminal's version, and report this line."
+    return ""
+
+
+def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn spxdl errors into one line on stderr and their exit code (traceback only with --verbose)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx = click.get_current_context()
+        try:
+            return func(*args, **kwargs)
+        except Abort as exc:
+            if str(exc):
+                click.echo(str(exc), err=True)
+            ctx.exit(exc.code)
+        except errors.SpxdlError as exc:
+            if ctx.obj and ctx.obj.get("verbose"):
+                traceback.print_exc(file=sys.stderr)
+            click.echo(f"spxdl: error: {exc}{fix_hint(exc)}", err=True)
+            ctx.exit(exit_code_for(exc))
+        except OSError as exc:
+            if ctx.obj and ctx.obj.get("verbose"):
+                traceback.print_exc(file=sys.stderr)
+            where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+            click.echo(f"spxdl: error: {exc.strerror or exc}{where}; check the path and its permissions", err=True)
+            ctx.exit(EXIT_INCOMPLETE)
+
+    return wrapper
+
+
+@click.group(epilog=EXIT_CODES_HELP, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", type=click.Path(path_type=Path), help="Config file (default: $SPXDL_CONFIG, ~/.config/spxdl/spxdl.ini, ./spxdl.ini).")
+@click.option("--verbose", "-v", is_flag=True, help="Debug logging, and a traceback with errors.")
+@click.option("--quiet", "-q", is_flag=True, help="Only warnings and errors on the console.")
+@click.option("--log-json", is_flag=True, help="Log as JSON lines (console and file).")
+@click.version_option(__version__, prog_name="spxdl")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None, verbose: bool, quiet: bool, log_json: bool) -> None:
+    """Keep a local Parquet archive of SPX/SPXW option data from a ThetaData Terminal.
+
+    Start with `spxdl run --simulate` (no terminal needed), then `spxdl run` against your own
+    terminal. `spxdl COMMAND --help` explains each command.
+    """
+    ctx.ensure_object(dict)
+    ctx.obj.update(config_path=config_path, verbose=verbose, quiet=quiet, log_json=log_json)
+
+
+def main() -> None:
+    """Console entry point: run the command, then exit with its code without interpreter teardown."""
+    code: int = EXIT_OK
+    try:
+        cli(prog_name="spxdl")
+    except SystemExit as exc:
+        if isinstance(exc.code, int) or exc.code is None:
+            code = exc.code or EXIT_OK
+        else:
+            click.echo(str(exc.code), err=True)
+            code = EXIT_INCOMPLETE
+    exit_now(code)
+
+
+def exit_now(code: int) -> None:
+    """Flush and leave at once.
+
+    Arrow's (and DuckDB's) native thread pools can abort an otherwise finished process while the
+    interpreter tears down ("terminate called without an active exception", apache/arrow#34314),
+    which would turn a clean run's exit code into 134 for the timer that started it.
+    """
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)

@@ -1,0 +1,96 @@
+"""How results look: the end-of-run summary, the dry-run plan, sizes and durations, the exit code of a run."""
+
+from __future__ import annotations
+
+import functools
+import signal
+from typing import Any
+
+import click
+
+from spxdl import config
+from spxdl.cli.base import EXIT_INCOMPLETE, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, EXIT_TRY_LATER, exit_code_for, fix_hint
+from spxdl.engine.records import Plan, RunSummary
+
+
+def summary_exit_code(summary: RunSummary, plan: Plan) -> int:
+    """0 complete; 130/143 interrupted; 1 failed, partial or no data; 75 only held tasks left."""
+    if summary.interrupted is not None:
+        return EXIT_SIGTERM if summary.interrupted == signal.SIGTERM else EXIT_SIGINT
+    if summary.stopped_by is not None:
+        return exit_code_for(summary.stopped_by)
+    unfinished = any(result.state not in ("success", "held") for result in summary.results)
+    if unfinished or summary.not_started:
+        return EXIT_INCOMPLETE
+    if summary.held:
+        return EXIT_TRY_LATER
+    return EXIT_OK
+
+
+def print_summary(summary: RunSummary, plan: Plan) -> None:
+    """The end-of-run report on stderr: counts, volume, time, the slowest and the failed tasks."""
+    totals = summary.totals()
+    states = summary.by_state()
+    echo = functools.partial(click.echo, err=True)
+    source = f"{'simulated' if summary.simulated else 'real'} terminal, API {summary.api}" if summary.api else "no terminal needed"
+    echo(f"spxdl: {plan.start} .. {plan.end} ({source})")
+    echo("  tasks: " + ", ".join(f"{count} {state}" for state, count in sorted(states.items()))
+         + f"; {len(plan.done)} already complete; {summary.held} held by another run")
+    echo(f"  rows {totals['rows']:,}; {human_bytes(totals['bytes'])} written; "
+         f"{totals['seconds']:.1f} s; {totals['rows_per_s']:,.0f} rows/s; {totals['retries']} retries")
+    exps = totals["expirations"]
+    if exps:
+        echo("  expirations: " + ", ".join(f"{count} {state}" for state, count in sorted(exps.items())))
+    if totals.get("checks"):
+        flagged = ", ".join(f"{name} {count:,}" for name, count in sorted(totals["checks"].items()))
+        echo(f"  checks flagged: {flagged} (per file in each _day.json; [validation] mode decides flag, drop or fail)")
+    slow = [result for result in summary.slowest(3) if result.seconds > 0]
+    if slow:
+        echo("  slowest: " + "; ".join(f"{r.task.key} {r.seconds:.1f} s" for r in slow))
+    for result in summary.failed:
+        echo(f"  {result.state.upper()} {result.task.key}: {result.error or 'see the log'}")
+        for expiration, reason in result.failures[:5]:
+            echo(f"      exp {expiration}: {reason}")
+    for result in summary.no_data[:10]:
+        echo(f"  NO DATA {result.task.key}: {result.error or 'the terminal has no data for it'}")
+    if summary.no_data:
+        echo("  days without data may not be published yet, or may be outside your subscription (or the DTE "
+             "window holds no expiration); later runs try them again")
+    if summary.stopped_by is not None:
+        echo(f"  STOPPED: {summary.stopped_by}{fix_hint(summary.stopped_by)}")
+    if summary.not_started:
+        echo(f"  not started: {len(summary.not_started)} task(s); run again to finish (resume is automatic)")
+    if summary.interrupted is not None:
+        echo(f"  interrupted by {signal.Signals(summary.interrupted).name}; run the same command again to resume")
+
+
+def print_plan(plan: Plan, estimate: dict[str, Any], settings: config.Settings) -> None:
+    """The dry-run report: what would be downloaded and roughly how much."""
+    days = sorted({task.trade_date for task in plan.tasks})
+    click.echo(f"Plan for {plan.start} .. {plan.end} into {settings.data_dir} (dry run: nothing written)")
+    click.echo(f"  tasks to download: {len(plan.tasks)} over {len(days)} trading day(s)")
+    click.echo(f"  already complete:  {len(plan.done)}")
+    click.echo(f"  held by live runs: {len(plan.held)}")
+    click.echo(f"  roots {','.join(settings.roots)}; datasets {','.join(settings.datasets)}; interval {settings.interval}; "
+               f"DTE {settings.min_dte}..{settings.max_dte}")
+    click.echo(f"  estimate: ~{estimate.get('requests', 0):,} requests, ~{estimate.get('rows', 0):,} rows, "
+               f"~{human_bytes(estimate.get('bytes', 0))} on disk")
+    for task in plan.tasks[:20]:
+        click.echo(f"    {task.key}")
+    if len(plan.tasks) > 20:
+        click.echo(f"    ... and {len(plan.tasks) - 20} more")
+
+
+def human_bytes(count: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(count) < 1024 or unit == "TB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} TB"
+
+
+def human_duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"

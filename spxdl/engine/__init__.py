@@ -1,0 +1,32 @@
+"""The batch engine: a date range becomes tasks, worker processes download them, signals stop cleanly.
+
+``records`` (Plan, Event, TaskResult, RunSummary, state names), ``planning`` (plan, estimate,
+ranges), ``pool`` (the parent: run, signals, events, metrics), ``worker`` and ``download`` (the
+child processes), ``streams`` (stop-aware pages), ``shared`` (what both sides use).
+
+Names are loaded on first use, so that ``from spxdl.engine.records import Plan`` (the CLI) does
+not pay for Arrow and process machinery it does not need.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Plan": "records", "Event": "records", "TaskResult": "records", "RunSummary": "records",
+    "task_state": "records", "HELD": "records", "INTERRUPTED": "records",
+    "plan": "planning", "estimate": "planning", "archive_datasets": "planning", "days_back_range": "planning",
+    "update_range": "planning",
+    "run": "pool", "prepare": "pool", "archive_shape": "pool",
+    "run_task": "worker", "init_worker": "worker",
+    "client_for": "shared", "retrying": "shared", "SharedFlag": "shared", "RUN_STOPPERS": "shared",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'spxdl.engine' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"spxdl.engine.{module}"), name)

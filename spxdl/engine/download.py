@@ -1,0 +1,226 @@
+"""One task's download inside a worker process: list, filter, fetch on threads, convert, store, record.
+
+Runs in a worker process only (``worker.py`` builds it for each claimed task). Every expiration of
+the DTE window is streamed from the terminal, converted, written to a hidden temp file, verified,
+renamed into place and recorded in the ledger the moment it lands; a cut body, an expired page or
+an unavailable terminal fetches that expiration again, within ``expiration_attempts``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import functools
+import logging
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, Mapping
+
+from spxdl import convert, datasets, storage, trading_calendar
+from spxdl.config import Settings
+from spxdl.datasets import Dataset
+from spxdl.engine.records import EXPIRATION_DONE, RETRY
+from spxdl.engine.shared import RETRYABLE, RUN_STOPPERS, STOPS, retrying
+from spxdl.engine.streams import stoppable
+from spxdl.errors import Interrupted, NoData, SpxdlError
+from spxdl.ledger import Task
+
+if TYPE_CHECKING:
+    from spxdl.engine.worker import Worker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one expiration."""
+
+    expiration: date
+    state: str
+    rows: int = 0
+    bytes: int = 0
+    attempts: int = 0
+    error: str | None = None
+    skipped: bool = False
+    checks: Mapping[str, int] = field(default_factory=dict)  # rows (or contracts) each check flagged
+    extra_columns: tuple[str, ...] = ()
+
+
+class TaskDownload:
+    """The expirations of one claimed task, fetched on a small thread pool of this worker."""
+
+    def __init__(self, worker: Worker, task: Task, min_dte: int, max_dte: int, force: bool) -> None:
+        self.worker = worker
+        self.task = task
+        self.min_dte = min_dte
+        self.max_dte = max_dte
+        self.force = force
+        self.settings: Settings = worker.settings
+        self.dataset: Dataset = worker.archives[task.archive]
+
+    def run(self) -> list[Outcome]:
+        """Every expiration of the DTE window: complete ones skipped, the rest fetched on threads."""
+        wanted = self.expirations()
+        complete = set() if self.force else self.complete_expirations()
+        outcomes = [Outcome(expiration, "complete", skipped=True) for expiration in wanted if expiration in complete]
+        missing = [expiration for expiration in wanted if expiration not in complete]
+        log.info("%s: %d expiration(s) in DTE %d..%d, %d to fetch", self.task.key, len(wanted), self.min_dte,
+                 self.max_dte, len(missing))
+        if not missing:
+            return outcomes
+        threads = min(self.settings.threads, len(missing))
+        with cf.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="spxdl-fetch") as pool:
+            futures = [pool.submit(self.fetch, expiration) for expiration in missing]
+            cf.wait(futures)
+        stops = [f.exception() for f in futures if isinstance(f.exception(), STOPS)]
+        if stops:
+            raise next((exc for exc in stops if isinstance(exc, RUN_STOPPERS)), stops[0])
+        return outcomes + [future.result() for future in futures]
+
+    def expirations(self) -> list[date]:
+        """The root's expirations (listed once per process) within ``trade_date + [min_dte, max_dte]``
+        that still trade on the trade date (an SPX AM monthly stops the day before it settles)."""
+        worker, task = self.worker, self.task
+        if task.root not in worker.expirations:
+            try:
+                call = functools.partial(worker.client.expirations, task.root)
+                listed = retrying(call, self.settings.expiration_attempts, f"listing {task.root}", worker.check)
+            except NoData:
+                listed = []
+            worker.expirations[task.root] = listed
+        if not worker.expirations[task.root]:
+            raise NoData(f"the terminal lists no expiration for {task.root} (unknown root, or not in the subscription)")
+        first = task.trade_date + timedelta(days=self.min_dte)
+        last = task.trade_date + timedelta(days=self.max_dte)
+        return [
+            expiration
+            for expiration in worker.expirations[task.root]
+            if first <= expiration <= last and task.trade_date <= worker.calendar.last_trading_day(task.root, expiration)
+        ]
+
+    def complete_expirations(self) -> set[date]:
+        """Expirations the ledger calls complete whose file is in place."""
+        return {
+            expiration
+            for expiration, state in self.worker.ledger.expiration_states(self.task).items()
+            if state == "complete" and self.data_path(expiration).exists()
+        }
+
+    def data_path(self, expiration: date) -> Path:
+        task = self.task
+        return storage.data_file_path(self.settings.data_dir, task.archive, task.root, task.trade_date, expiration)
+
+    def fetch(self, expiration: date) -> Outcome:
+        """Fetch one expiration, again on a cut body, an expired page or an unavailable terminal."""
+        worker, task, ledger = self.worker, self.task, self.worker.ledger
+        attempts = self.settings.expiration_attempts
+        for attempt in range(1, attempts + 1):
+            worker.check()
+            if task in worker.lost:
+                raise Interrupted(f"{task.key} was taken over by another run")
+            ledger.record_expiration(task, expiration, "downloading", attempts=attempt)
+            try:
+                outcome = self.download(expiration, attempt)
+            except STOPS as exc:
+                if isinstance(exc, RUN_STOPPERS):
+                    worker.stop_run()
+                raise
+            except NoData:
+                ledger.record_expiration(task, expiration, "no_data", attempts=attempt)
+                outcome = Outcome(expiration, "no_data", attempts=attempt)
+            except RETRYABLE as exc:
+                worker.check()  # a body cut by the stop is no reason to fetch again
+                if attempt < attempts:
+                    log.info("%s exp %s: attempt %d of %d: %s; again", task.key, expiration, attempt, attempts, exc)
+                    worker.emit(RETRY, task, expiration=expiration, attempt=attempt, error=str(exc))
+                    continue
+                outcome = self.failed(expiration, attempt, exc)
+            except Exception as exc:  # the terminal's answer, the data, the disk: this expiration fails
+                worker.check()
+                if not isinstance(exc, SpxdlError):
+                    log.error("%s exp %s: unexpected %r", task.key, expiration, exc, exc_info=True)
+                outcome = self.failed(expiration, attempt, exc)
+            worker.emit(
+                EXPIRATION_DONE, task, expiration=expiration, state=outcome.state, rows=outcome.rows,
+                bytes=outcome.bytes, attempt=attempt,
+            )
+            return outcome
+        raise AssertionError("unreachable: the last attempt returns")
+
+    def failed(self, expiration: date, attempt: int, exc: Exception) -> Outcome:
+        log.warning("%s exp %s failed after %d attempt(s): %s", self.task.key, expiration, attempt, exc)
+        self.worker.ledger.record_expiration(self.task, expiration, "failed", attempts=attempt, error=str(exc))
+        return Outcome(expiration, "failed", attempts=attempt, error=str(exc))
+
+    def download(self, expiration: date, attempt: int) -> Outcome:
+        """Stream, convert, store atomically, verify and record one expiration."""
+        worker, task, settings, dataset = self.worker, self.task, self.settings, self.dataset
+        spec = self.convert_spec(expiration)
+        pages = worker.client.history(
+            dataset,
+            task.root,
+            expiration,
+            task.trade_date,
+            interval=settings.interval,
+            start_ms=settings.start_ms,
+            end_ms=settings.end_ms,
+            **greeks_params(dataset, settings),
+        )
+        converted: list[convert.ConvertResult] = []
+
+        def write(sink: BinaryIO) -> int:
+            with contextlib.closing(stoppable(pages, worker.stop)) as stopping_pages:
+                converted.append(convert.write_parquet(stopping_pages, sink, spec))
+            return converted[0].rows
+
+        info = storage.write_verified_parquet(self.data_path(expiration), write)
+        result = converted[0]
+        worker.ledger.record_expiration(
+            task, expiration, "complete", info=info, attempts=attempt, checks=result.checks,
+            extra_columns=result.extra_columns,
+        )
+        flagged = {name: count for name, count in result.checks.items() if count}
+        if flagged:
+            log.debug("%s exp %s: checks flagged %s (validation=%s)", task.key, expiration, flagged,
+                      settings.validation_mode)
+        return Outcome(
+            expiration, "complete", rows=info.rows, bytes=info.bytes, attempts=attempt, checks=flagged,
+            extra_columns=result.extra_columns,
+        )
+
+    def convert_spec(self, expiration: date) -> convert.ConvertSpec:
+        """What the file of ``expiration`` holds and how it is checked."""
+        settings, dataset, task = self.settings, self.dataset, self.task
+        return convert.ConvertSpec(
+            dataset=dataset,
+            api=self.worker.client.api,
+            root=task.root,
+            expiration=expiration,
+            trade_date=task.trade_date,
+            start_ms=settings.start_ms,
+            end_ms=settings.end_ms,
+            interval_ms=datasets.interval_ms(settings.interval) if dataset.uses_interval else None,
+            validation=settings.validation_mode,
+            row_group_rows=settings.row_group_rows,
+            compression=settings.compression,
+            compression_level=settings.compression_level,
+            metadata=greeks_params(dataset, settings),
+            early_close_ms=early_close_ms(self.worker.calendar, task.trade_date),
+        )
+
+
+def early_close_ms(calendar: trading_calendar.TradingCalendar, trade_date: date) -> int | None:
+    """The session's close in ms of day when ``trade_date`` closes early (13:15 New York), else None."""
+    if not calendar.early_close(trade_date):
+        return None
+    close = calendar.session_close(trade_date)
+    return (close.hour * 3600 + close.minute * 60 + close.second) * 1000
+
+
+def greeks_params(dataset: Dataset, settings: Settings) -> dict[str, Any]:
+    """The greeks parameters the user set (the terminal's defaults apply to the others)."""
+    if not dataset.greeks_params:
+        return {}
+    params = {"rate": settings.rate, "rate_value": settings.rate_value, "annual_div": settings.annual_div}
+    return {name: value for name, value in params.items() if value is not None}

@@ -1,0 +1,123 @@
+"""Planning a run: which tasks a range holds, what is already done or held, and rough figures.
+
+Also the ranges the commands ask for (the latest sessions for ``update``, the last N for
+``--days-back``). Everything here reads the ledger and the calendar; nothing is written.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Collection
+
+from spxdl import audit, datasets, storage, trading_calendar
+from spxdl.config import Settings
+from spxdl.datasets import Dataset
+from spxdl.engine.records import Plan
+from spxdl.engine.shared import ledger_for
+from spxdl.errors import ConfigError
+from spxdl.ledger import Ledger, Task
+
+# Rough figures for estimate(): a near-term SPXW chain has ~330 contracts (the simulator's
+# realistic one: 128,248 greeks rows over 391 minutes), and zstd Parquet takes ~13 bytes a row
+# of its smooth synthetic greeks; real data compresses less, so the estimate says 20.
+EST_CONTRACTS_PER_EXPIRATION = 330
+EST_PARQUET_BYTES_PER_ROW = 20
+MONTHLY_ROOTS = frozenset({"SPX"})  # AM-settled monthlies: third Fridays only
+
+
+def plan(
+    settings: Settings, start: date, end: date, force: bool = False, *, only: Collection[Task] | None = None
+) -> Plan:
+    """The tasks of ``start..end`` (trading days x archives x roots) minus done and held ones.
+
+    ``only`` keeps just those tasks (resume). Writes nothing: a data dir the ledger never locked
+    has nothing done and nothing held.
+    """
+    if start > end:
+        raise ConfigError(f"the start date {start} is after the end date {end}", key="start")
+    calendar = trading_calendar.load_calendar(settings.calendar_overrides)
+    candidates = [
+        Task(archive, root, day)
+        for day in calendar.trading_days(start, end)
+        for archive in settings.archives()
+        for root in settings.roots
+    ]
+    if only is not None:
+        wanted = set(only)
+        candidates = [task for task in candidates if task in wanted]
+    if not storage.lock_path(settings.data_dir).exists():
+        return Plan(tuple(candidates), (), (), start, end, force)
+    ledger = ledger_for(settings)
+    todo: list[Task] = []
+    done: list[Task] = []
+    held: list[Task] = []
+    for task in candidates:
+        if not force and ledger.is_done(task, min_dte=settings.min_dte, max_dte=settings.max_dte):
+            done.append(task)
+        elif ledger.is_held(task):
+            held.append(task)
+        else:
+            todo.append(task)
+    return Plan(tuple(todo), tuple(done), tuple(held), start, end, force)
+
+
+def estimate(plan: Plan, settings: Settings) -> dict[str, int]:
+    """Rough figures for a dry run: requests, expirations, rows and Parquet bytes. Writes nothing."""
+    calendar = trading_calendar.load_calendar(settings.calendar_overrides)
+    by_archive = archive_datasets(settings)
+    expirations = rows = 0
+    for task in plan.tasks:
+        count = _estimated_expirations(calendar, task, settings.min_dte, settings.max_dte)
+        expirations += count
+        rows += count * EST_CONTRACTS_PER_EXPIRATION * _rows_per_contract(by_archive[task.archive], settings)
+    listings = len(settings.roots) * min(settings.workers, len(plan.tasks))
+    return {
+        "tasks": len(plan.tasks),
+        "expirations": expirations,
+        "requests": expirations + listings,
+        "rows": rows,
+        "bytes": rows * EST_PARQUET_BYTES_PER_ROW,
+    }
+
+
+def _estimated_expirations(calendar: trading_calendar.TradingCalendar, task: Task, min_dte: int, max_dte: int) -> int:
+    days = calendar.trading_days(task.trade_date + timedelta(days=min_dte), task.trade_date + timedelta(days=max_dte))
+    if task.root in MONTHLY_ROOTS:
+        return sum(day.weekday() == 4 and 15 <= day.day <= 21 for day in days)
+    return len(days)
+
+
+def _rows_per_contract(dataset: Dataset, settings: Settings) -> int:
+    if not dataset.uses_interval:
+        return 1
+    return (settings.end_ms - settings.start_ms) // datasets.interval_ms(settings.interval) + 1
+
+
+def archive_datasets(settings: Settings) -> dict[str, Dataset]:
+    """Archive directory name -> its dataset, for the datasets ``settings`` asks for."""
+    found = (datasets.get_dataset(name) for name in settings.datasets)
+    return {dataset.archive_name(settings.interval): dataset for dataset in found}
+
+
+def days_back_range(calendar: trading_calendar.TradingCalendar, last_session: date, count: int) -> tuple[date, date]:
+    """The last ``count`` trading days up to and including ``last_session``."""
+    first = last_session
+    for _ in range(count - 1):
+        first = calendar.previous_trading_day(first)
+    return first, last_session
+
+
+def update_range(
+    settings: Settings, calendar: trading_calendar.TradingCalendar, last_session: date, lookback: int
+) -> tuple[date, date]:
+    """From the day after the last complete day in the archive to the latest session, re-checking ``lookback`` days.
+
+    With an empty archive this is just the last ``lookback + 1`` sessions; backfill fills history.
+    """
+    first = days_back_range(calendar, last_session, lookback + 1)[0]
+    last_complete = None
+    if settings.data_dir.exists():
+        last_complete = audit.last_complete_day(audit.task_lines(Ledger(settings.data_dir)))
+    if last_complete is not None and last_complete < first:
+        first = calendar.next_trading_day(last_complete)
+    return first, last_session

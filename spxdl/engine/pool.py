@@ -1,0 +1,337 @@
+"""The parent side of a run: the pool of worker processes, signals, the event drain and metrics.
+
+``run`` prepares the data dir in the parent (temp-file sweep, terminal detection, archive
+shapes), then runs one future per task in a ``ProcessPoolExecutor`` of spawned workers
+(``worker.py``), submitting as workers free up. Progress events and worker log records travel
+through one queue to a parent thread that calls ``on_event``. A first SIGINT/SIGTERM stops the
+run cleanly (workers abort and release their claims); a second exits at once.
+
+The engine package is the only place that starts processes or threads for downloading. It never
+prints.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import logging
+import multiprocessing
+import os
+import queue
+import signal
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from spxdl import metrics, storage
+from spxdl.config import Settings
+from spxdl.datasets import Dataset
+from spxdl.engine import worker
+from spxdl.engine.planning import archive_datasets
+from spxdl.engine.records import HELD, INTERRUPTED, TASK_DONE, Event, Plan, RunSummary, TaskResult
+from spxdl.engine.shared import STOP_SIGNALS, SharedFlag, client_for, ledger_for, retrying
+from spxdl.errors import SpxdlError
+from spxdl.ledger import Task
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.2  # how often the parent looks at signals and the stop flag
+STOP_GRACE_SECONDS = 15.0  # how long a stopping parent waits for workers to abort
+
+
+def run(plan: Plan, settings: Settings, on_event: Callable[[Event], None] | None = None) -> RunSummary:
+    """Download ``plan.tasks`` in worker processes; an interrupted run returns its summary too.
+
+    TerminalUnavailable / PermissionDenied (no usable terminal) and ArchiveMismatch raise before
+    any worker starts.
+    """
+    started = time.monotonic()
+    summary = RunSummary(held_at_plan=len(plan.held))
+    if plan.tasks:
+        settings, summary.simulated = prepare(settings)
+        summary.api = settings.terminal_api
+        _Run(plan, settings, on_event, summary).execute()
+    summary.seconds = time.monotonic() - started
+    _write_run_metrics(settings.data_dir, plan, summary)
+    log.info("run %s..%s: %s in %.1f s", plan.start, plan.end, summary.by_state() or "nothing to do", summary.seconds)
+    return summary
+
+
+def prepare(settings: Settings) -> tuple[Settings, bool]:
+    """Make the data dir ready and find the terminal once; settings naming its URL and API, simulated."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    storage.sweep_temp_files(settings.data_dir)
+    with client_for(settings) as client:
+        retrying(client.connect, settings.expiration_attempts, "connecting to the terminal")
+        resolved = settings.replace(terminal_url=client.base_url, terminal_api=client.api)
+        simulated = client.simulated
+    by_archive = archive_datasets(settings)
+    for dataset in by_archive.values():
+        dataset.check_served(resolved.terminal_api, settings.interval)
+    for archive, dataset in by_archive.items():
+        storage.ensure_archive_shape(settings.data_dir, archive, archive_shape(dataset, settings, simulated))
+    return resolved, simulated
+
+
+def archive_shape(dataset: Dataset, settings: Settings, simulated: bool) -> dict[str, object]:
+    """What shapes the files of one archive; a run with another shape is refused."""
+    shape: dict[str, object] = {
+        "dataset": dataset.name,
+        "schema_version": dataset.schema_version,
+        "interval": settings.interval if dataset.uses_interval else None,
+        "start_time": settings.start_time.isoformat(),
+        "end_time": settings.end_time.isoformat(),
+        "source": "simulator" if simulated else "terminal",
+    }
+    if dataset.greeks_params:
+        shape.update(rate=settings.rate, rate_value=settings.rate_value, annual_div=settings.annual_div)
+    return shape
+
+
+class _Run:
+    """One run's parent side: the pool, submission as workers free up, signals, events, results."""
+
+    def __init__(
+        self, plan: Plan, settings: Settings, on_event: Callable[[Event], None] | None, summary: RunSummary
+    ) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.plan = plan
+        self.settings = settings
+        self.on_event = on_event
+        self.summary = summary
+        self.context = context
+        self.stop = SharedFlag(context)
+        self.signal_number: int | None = None
+        self.stop_since: float | None = None
+        self.deliver_lock = threading.Lock()
+        self.task_args = (settings.min_dte, settings.max_dte, plan.force)
+
+    def execute(self) -> None:
+        """Run every task (or until stopped); results land in the summary."""
+        with self._signals_handled():
+            todo = deque(self.plan.tasks)
+            while todo and not self._stopping():  # a new pool after one broke
+                with self._pool() as executor:
+                    self._feed(executor, todo)
+            self.summary.not_started = tuple(todo)
+        self.summary.interrupted = self.signal_number
+
+    @contextlib.contextmanager
+    def _pool(self) -> Iterator[cf.ProcessPoolExecutor]:
+        """A pool of spawned workers with an event queue and in-flight semaphore of its own.
+
+        A worker killed while it held the lock of either (writing an event, or a request in
+        flight) leaves it taken for good: the next pool must not inherit that.
+        """
+        events = self.context.Queue()
+        in_flight = self.context.BoundedSemaphore(self.settings.max_in_flight)
+        drained = threading.Event()
+        drainer = threading.Thread(target=self._drain, args=(events, drained), name="spxdl-events", daemon=True)
+        drainer.start()
+        executor = cf.ProcessPoolExecutor(
+            max_workers=self.settings.workers,
+            mp_context=self.context,
+            initializer=worker.init_worker,
+            initargs=(self.settings, in_flight, self.stop, events, os.getpid(), _worker_log_level()),
+        )
+        try:
+            yield executor
+        finally:
+            executor.shutdown(wait=True, cancel_futures=True)
+            drained.set()
+            drainer.join()
+            events.close()
+
+    def _feed(self, executor: cf.ProcessPoolExecutor, todo: deque[Task]) -> None:
+        """Keep one task per worker in flight until done, stopped or the pool breaks."""
+        running: dict[cf.Future[TaskResult], Task] = {}
+        broken = False
+        while running or (todo and not self._stopping() and not broken):
+            while todo and len(running) < self.settings.workers and not self._stopping() and not broken:
+                try:
+                    with _signals_blocked():  # a worker starts with them blocked, then ignores them
+                        future = executor.submit(worker.run_task, todo[0], *self.task_args)
+                except cf.process.BrokenProcessPool:  # a worker died since the last result
+                    broken = self._broken(executor, broken)  # the task waits for the next pool
+                    break
+                running[future] = todo.popleft()
+            finished, _ = cf.wait(running, timeout=POLL_SECONDS, return_when=cf.FIRST_COMPLETED)
+            if any(isinstance(future.exception(), cf.process.BrokenProcessPool) for future in finished):
+                broken = self._broken(executor, broken)
+            for future in finished:
+                self._collect(running.pop(future), future)
+            if running and not broken and self._stop_overdue():
+                self._kill_workers(executor, f"workers did not stop within {STOP_GRACE_SECONDS:.0f} s")
+                broken = True
+
+    def _broken(self, executor: cf.ProcessPoolExecutor, already: bool) -> bool:
+        """A worker died: end the others (True, the pool is broken)."""
+        if not already:
+            # The pool ends its other workers with SIGTERM, which they ignore: without SIGKILL its
+            # shutdown would wait for them forever.
+            self._kill_workers(executor, "a worker process died")
+        return True
+
+    def _collect(self, task: Task, future: cf.Future[TaskResult]) -> None:
+        """Record a finished future's result (a failure of its own when its worker died)."""
+        try:
+            result = future.result()
+        except cf.process.BrokenProcessPool:
+            result = self._lost(task, "its worker process died")
+        except Exception as exc:  # a bug in a worker: the run goes on
+            log.error("%s failed unexpectedly: %r", task.key, exc)
+            result = self._lost(task, f"unexpected error: {exc!r}")
+        if result.stopped_by is not None and self.summary.stopped_by is None:
+            self.summary.stopped_by = result.stopped_by
+            self.stop.set()
+        self._note_extra_columns(result.extra_columns)
+        self.summary.results.append(result)
+        self._write_task_metrics(result)
+
+    def _note_extra_columns(self, names: Iterable[str]) -> None:
+        """Warn once per run for the columns the terminal added (they are left out of the files)."""
+        new = [name for name in names if name not in self.summary.extra_columns]
+        if new:
+            self.summary.extra_columns += tuple(new)
+            log.warning(
+                "the terminal sends column(s) spxdl does not know: %s; stored without them (named in each "
+                "file's metadata); a newer spxdl may keep them", ", ".join(new)
+            )
+
+    def _lost(self, task: Task, reason: str) -> TaskResult:
+        """The result of a task whose worker gave no answer; its claim goes (the process is ours)."""
+        with contextlib.suppress(SpxdlError):
+            ledger_for(self.settings).release(task)
+        state = INTERRUPTED if self._stopping() else "failed"
+        result = TaskResult(task, state, error=reason)
+        self._deliver(Event(TASK_DONE, task, state=state, error=reason))
+        return result
+
+    def _stopping(self) -> bool:
+        if self.stop.is_set() and self.stop_since is None:
+            self.stop_since = time.monotonic()
+        return self.stop_since is not None
+
+    def _stop_overdue(self) -> bool:
+        return self._stopping() and time.monotonic() - self.stop_since > STOP_GRACE_SECONDS
+
+    def _kill_workers(self, executor: cf.ProcessPoolExecutor, reason: str) -> None:
+        """SIGKILL the pool's workers; their temp files are swept at the next start."""
+        log.warning("%s; killing the pool's workers", reason)
+        for process in list((executor._processes or {}).values()):  # private, but stable since 3.8
+            with contextlib.suppress(OSError):
+                process.kill()
+
+    # -- signals -------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _signals_handled(self) -> Iterator[None]:
+        """Stop on the first SIGINT/SIGTERM, exit at once on the second (main thread only)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {signum: signal.signal(signum, self._on_signal) for signum in STOP_SIGNALS}
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        if self.signal_number is not None:
+            # Atomic renames: no half-written file can stand where a data file is.
+            os._exit(128 + signum)
+        self.signal_number = signum
+        self.stop.set()
+        log.warning("got %s: stopping (again to exit at once)", signal.Signals(signum).name)
+
+    # -- events --------------------------------------------------------------------------------
+
+    def _drain(self, events: Any, drained: threading.Event) -> None:
+        """Hand worker events and log records to ``on_event`` and the parent's loggers."""
+        while True:
+            try:
+                item = events.get(timeout=POLL_SECONDS)
+            except queue.Empty:
+                if drained.is_set():
+                    return
+                continue
+            except (EOFError, OSError):
+                return
+            self._deliver(item)
+
+    def _deliver(self, item: Any) -> None:
+        if isinstance(item, logging.LogRecord):
+            logger = logging.getLogger(item.name)
+            if logger.isEnabledFor(item.levelno):
+                logger.handle(item)
+            return
+        if self.on_event is None:
+            return
+        with self.deliver_lock:
+            try:
+                self.on_event(item)
+            except Exception:
+                log.exception("the progress callback failed on %s", item)
+
+    # -- metrics -------------------------------------------------------------------------------
+
+    def _write_task_metrics(self, result: TaskResult) -> None:
+        if result.state == HELD:  # another run did (or does) the work: its row is that run's
+            return
+        row = metrics.MetricsRow(
+            "task",
+            result.task.key,
+            result.state,
+            result.rows,
+            result.bytes,
+            result.seconds,
+            retries=result.retries,
+            failures=len(result.failures),
+        )
+        _append_metrics(self.settings.data_dir, row)
+
+
+def _write_run_metrics(data_dir: Path, plan: Plan, summary: RunSummary) -> None:
+    if not plan.tasks:
+        return
+    totals = summary.totals()
+    state = "interrupted" if summary.interrupted else "complete" if summary.complete else "incomplete"
+    failures = sum(len(result.failures) for result in summary.results)
+    row = metrics.MetricsRow(
+        "run",
+        f"{plan.start}..{plan.end}",
+        state,
+        totals["rows"],
+        totals["bytes"],
+        summary.seconds,
+        retries=totals["retries"],
+        failures=failures,
+    )
+    _append_metrics(data_dir, row)
+
+
+def _append_metrics(data_dir: Path, row: metrics.MetricsRow) -> None:
+    try:
+        metrics.append(data_dir, [row])
+    except OSError as exc:  # metrics are a by-product: never fail a download for them
+        log.warning("could not append to %s: %s", metrics.metrics_path(data_dir), exc)
+
+
+@contextlib.contextmanager
+def _signals_blocked() -> Iterator[None]:
+    """Block SIGINT/SIGTERM in this thread: a process started meanwhile inherits the mask."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _worker_log_level() -> int:
+    """The lowest level any handler of spxdl's loggers shows: workers send nothing below it."""
+    logger = logging.getLogger("spxdl")
+    levels = [handler.level for handler in logger.handlers if handler.level]
+    return max(logger.getEffectiveLevel(), min(levels, default=logging.NOTSET))

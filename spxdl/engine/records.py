@@ -1,0 +1,154 @@
+"""The engine's records: what a run plans, reports while it works, and returns.
+
+Small, picklable values that cross the process boundary (``Event``, ``TaskResult``) or that the
+CLI renders (``Plan``, ``RunSummary``). Importing this module is cheap: no process, no Arrow.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
+
+if TYPE_CHECKING:
+    from spxdl.errors import SpxdlError
+    from spxdl.ledger import Task
+
+# Result states beyond the ledger's task states.
+HELD = "held"  # another live run holds the task
+INTERRUPTED = "interrupted"  # stopped before it finished; its claim was released
+
+# Event kinds.
+TASK_STARTED = "task_started"
+EXPIRATION_DONE = "expiration_done"
+RETRY = "retry"
+TASK_DONE = "task_done"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run will do: ``tasks`` to download; ``done`` and ``held`` are left out."""
+
+    tasks: tuple[Task, ...]
+    done: tuple[Task, ...]
+    held: tuple[Task, ...]
+    start: date
+    end: date
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class Event:
+    """A progress event: task_started, expiration_done, retry or task_done."""
+
+    kind: str
+    task: Task
+    expiration: date | None = None
+    state: str | None = None
+    rows: int = 0
+    bytes: int = 0
+    attempt: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+    pid: int = field(default_factory=os.getpid)
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """What became of one task: a ledger task state, ``held`` or ``interrupted``."""
+
+    task: Task
+    state: str
+    expirations: Mapping[str, int] = field(default_factory=dict)  # expiration state -> count
+    skipped: int = 0  # complete before this run
+    rows: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    retries: int = 0
+    error: str | None = None
+    failures: tuple[tuple[date, str], ...] = ()  # failed expirations and why
+    stopped_by: SpxdlError | None = None  # one of RUN_STOPPERS: the whole run stops
+    checks: Mapping[str, int] = field(default_factory=dict)  # check name -> rows flagged, this run
+    extra_columns: tuple[str, ...] = ()  # columns the terminal sent beyond the pinned ones
+
+
+@dataclass
+class RunSummary:
+    """The outcome of ``run``; ``cli.py`` renders it and picks the exit code from it."""
+
+    results: list[TaskResult] = field(default_factory=list)
+    not_started: tuple[Task, ...] = ()  # planned, never started because the run stopped
+    held_at_plan: int = 0
+    interrupted: int | None = None  # the signal number that stopped the run
+    stopped_by: SpxdlError | None = None  # the answer that stopped the run (one of RUN_STOPPERS)
+    extra_columns: tuple[str, ...] = ()  # every column the terminal added beyond the pinned ones
+    api: str | None = None
+    simulated: bool = False
+    seconds: float = 0.0
+
+    def by_state(self) -> dict[str, int]:
+        """Result state -> number of tasks."""
+        return dict(Counter(result.state for result in self.results))
+
+    @property
+    def held(self) -> int:
+        """Tasks left to another live run, at plan time or when claiming."""
+        return self.held_at_plan + sum(result.state == HELD for result in self.results)
+
+    @property
+    def failed(self) -> list[TaskResult]:
+        """Tasks that failed in whole or in part, with their reasons."""
+        return [result for result in self.results if result.state in ("failed", "partial")]
+
+    @property
+    def no_data(self) -> list[TaskResult]:
+        """Whole trading days without data: gaps that later runs plan again."""
+        return [result for result in self.results if result.state == "no_data"]
+
+    @property
+    def complete(self) -> bool:
+        """Everything asked for is in the archive."""
+        return (
+            self.interrupted is None
+            and self.stopped_by is None
+            and not self.not_started
+            and self.held == 0
+            and all(result.state == "success" for result in self.results)
+        )
+
+    def totals(self) -> dict[str, Any]:
+        """Tasks, rows, bytes, retries and expirations by state over the whole run."""
+        expirations: Counter[str] = Counter()
+        checks: Counter[str] = Counter()
+        for result in self.results:
+            expirations.update(result.expirations)
+            checks.update(result.checks)
+        rows = sum(result.rows for result in self.results)
+        return {
+            "tasks": len(self.results),
+            "rows": rows,
+            "bytes": sum(result.bytes for result in self.results),
+            "retries": sum(result.retries for result in self.results),
+            "expirations": dict(expirations),
+            "checks": dict(checks),
+            "seconds": self.seconds,
+            "rows_per_s": rows / self.seconds if self.seconds > 0 else 0.0,
+        }
+
+    def slowest(self, count: int = 5) -> list[TaskResult]:
+        """The tasks that took longest."""
+        return sorted(self.results, key=lambda result: result.seconds, reverse=True)[:count]
+
+
+
+
+def task_state(states: Iterable[str]) -> str:
+    """A task's final state from its expirations' states (every one in the DTE window)."""
+    states = list(states)
+    if states and all(state == "no_data" for state in states):
+        return "no_data"
+    if "failed" not in states:  # also for a window that holds no listed expiration: nothing to fetch
+        return "success"
+    return "partial" if "complete" in states else "failed"

@@ -1,0 +1,78 @@
+"""What both sides of the process boundary use: the stop flag, the run-stopping errors, retries, the client.
+
+The parent makes the ``SharedFlag`` and hands it to every worker; a worker builds its own
+``TerminalClient`` with ``client_for`` after it starts (a session must never cross a fork).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import signal
+from typing import Any, Callable, TypeVar
+
+from spxdl.config import Settings
+from spxdl.errors import (
+    BodyTruncated,
+    Interrupted,
+    InvalidSession,
+    PageExpired,
+    PermissionDenied,
+    SchemaMismatch,
+    TerminalUnavailable,
+)
+from spxdl.ledger import Ledger
+from spxdl.terminal import TerminalClient
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+RETRYABLE = (BodyTruncated, PageExpired, TerminalUnavailable)
+# Answers that would repeat for every request: the first one stops the whole run.
+RUN_STOPPERS = (PermissionDenied, InvalidSession, SchemaMismatch)
+STOPS = (Interrupted, *RUN_STOPPERS)
+
+
+def client_for(settings: Settings, **kwargs: Any) -> TerminalClient:
+    """The terminal client ``settings`` describe (URL, API, timeouts, retries, threads); ``kwargs`` override."""
+    options: dict[str, Any] = {
+        "threads": settings.threads,
+        "connect_timeout": settings.connect_timeout,
+        "read_timeout": settings.read_timeout,
+        "retries": settings.retries,
+    }
+    options.update(kwargs)
+    return TerminalClient(settings.terminal_url, settings.terminal_api, **options)
+
+
+def ledger_for(settings: Settings) -> Ledger:
+    """The ledger of ``settings``' data dir, with its claim staleness."""
+    return Ledger(settings.data_dir, stale_after=settings.stale_after)
+
+
+def retrying(call: Callable[[], T], attempts: int, what: str, check: Callable[[], None] = lambda: None) -> T:
+    """``call()``, made again after a cut body, an expired page or an unavailable terminal."""
+    for attempt in range(1, attempts + 1):
+        check()
+        try:
+            return call()
+        except RETRYABLE as exc:
+            check()  # a failure caused by the stop is no reason to try again
+            if attempt == attempts:
+                raise
+            log.info("%s: attempt %d of %d failed (%s); trying again", what, attempt, attempts, exc)
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+class SharedFlag:
+    """A stop flag in shared memory: no lock, so a signal handler or a dying process never blocks it."""
+
+    def __init__(self, context: Any) -> None:
+        self._value = context.RawValue(ctypes.c_bool, False)
+
+    def set(self) -> None:
+        self._value.value = True
+
+    def is_set(self) -> bool:
+        return bool(self._value.value)

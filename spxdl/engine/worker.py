@@ -1,0 +1,257 @@
+"""The worker side of a run: one ``Worker`` per child process. Everything in this file runs in a child.
+
+The pool's initializer (``init_worker``) makes the process's ``Worker``: it ignores the stop
+signals (the parent decides), sends log records to the parent through the event queue, builds
+its own terminal client, and starts a watchdog thread that follows the shared stop flag and the
+parent process and heartbeats every claimed task. ``run_task`` (a picklable module function, as
+``ProcessPoolExecutor`` needs) claims a task in the ledger, downloads it (``download.py``) and
+records its final state; it never raises for a task's own trouble.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import logging.handlers
+import os
+import signal
+import threading
+import time
+from collections import Counter
+from datetime import date
+from typing import Any, ClassVar
+
+from spxdl import trading_calendar
+from spxdl.config import Settings
+from spxdl.datasets import Dataset
+from spxdl.engine.download import Outcome, TaskDownload
+from spxdl.engine.planning import archive_datasets
+from spxdl.engine.records import HELD, INTERRUPTED, TASK_DONE, TASK_STARTED, Event, TaskResult, task_state
+from spxdl.engine.shared import RUN_STOPPERS, STOP_SIGNALS, STOPS, SharedFlag, client_for, ledger_for
+from spxdl.errors import Interrupted, NoData, SpxdlError
+from spxdl.ledger import Task
+from spxdl.terminal import TerminalClient
+
+log = logging.getLogger(__name__)
+
+WATCH_SECONDS = 0.2  # how often a worker looks at the stop flag and its parent
+ORPHAN_GRACE_SECONDS = 10.0  # how long an orphaned worker lets its task abort before exiting
+
+
+class Worker:
+    """This process's client, ledger and view of the run, and what it does with a task."""
+
+    current: ClassVar[Worker | None] = None
+
+    def __init__(
+        self, settings: Settings, client: TerminalClient, stop: threading.Event, shared_stop: SharedFlag,
+        events: Any, parent_pid: int,
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.ledger = ledger_for(settings)
+        self.stop = stop  # this process's view of the stop: the shared flag, or the parent gone
+        self.shared_stop = shared_stop
+        self.events = events
+        self.parent_pid = parent_pid
+        self.archives: dict[str, Dataset] = archive_datasets(settings)
+        self.calendar = trading_calendar.load_calendar(settings.calendar_overrides)
+        self.expirations: dict[str, list[date]] = {}  # root -> listed expirations, once per process
+        self.active: set[Task] = set()  # claimed: heartbeats go to these
+        self.lost: set[Task] = set()  # claims another run took over (stale heartbeat)
+        self.busy = 0  # tasks in run_task, claimed or about to be
+        self.lock = threading.Lock()
+
+    # -- the process --------------------------------------------------------------------------
+
+    def emit(self, kind: str, task: Task, **fields: Any) -> None:
+        self.events.put(Event(kind, task, **fields))
+
+    def check(self) -> None:
+        """Raise Interrupted once the run is stopping."""
+        if self.stop.is_set():
+            raise Interrupted("the run is stopping")
+
+    def stop_run(self) -> None:
+        """Stop every worker of the run (one of RUN_STOPPERS)."""
+        self.shared_stop.set()
+        self.stop.set()
+
+    def watch(self) -> None:
+        """Watchdog: follow the shared stop flag and the parent; heartbeat the claimed tasks."""
+        last_beat = time.monotonic()
+        while True:
+            try:
+                orphaned = os.getppid() != self.parent_pid
+                if orphaned or self.shared_stop.is_set():
+                    self.stop.set()
+                if orphaned:
+                    self.exit_when_idle()
+                if time.monotonic() - last_beat >= self.settings.heartbeat_seconds:
+                    last_beat = time.monotonic()
+                    self.heartbeat()
+            except Exception:  # the watchdog must outlive any one failure, or stops go unseen
+                log.exception("watchdog: unexpected error; going on")
+            time.sleep(WATCH_SECONDS)
+
+    def exit_when_idle(self) -> None:
+        """The parent is gone: let the task abort (temp file removed, claim released), then exit."""
+        deadline = time.monotonic() + ORPHAN_GRACE_SECONDS
+        while True:
+            with self.lock:  # held while exiting: no task can start claiming meanwhile
+                if not self.busy or time.monotonic() > deadline:
+                    os._exit(1)  # nobody is left to read a result; the pool's call queue would block forever
+            time.sleep(WATCH_SECONDS)
+
+    def heartbeat(self) -> None:
+        """Refresh every claim this process holds; a claim another run took over is marked lost."""
+        with self.lock:
+            tasks = list(self.active)
+        for task in tasks:
+            try:
+                held = self.ledger.heartbeat(task)
+            except (SpxdlError, OSError) as exc:  # a full disk, say: try again at the next beat
+                log.warning("heartbeat of %s failed: %s", task.key, exc)
+                continue
+            if not held:
+                log.warning("%s was taken over by another run; abandoning it", task.key)
+                with self.lock:
+                    self.lost.add(task)
+
+    # -- a task -------------------------------------------------------------------------------
+
+    def run_task(self, task: Task, min_dte: int, max_dte: int, force: bool) -> TaskResult:
+        """Claim, download and record one task; its result (never raises for the task's trouble)."""
+        with self.lock:
+            self.busy += 1  # an orphaned worker exits only when no task is between claim and release
+        try:
+            result = self.claim_and_run(task, min_dte, max_dte, force)
+        finally:
+            with self.lock:
+                self.busy -= 1
+        self.emit(
+            TASK_DONE, task, state=result.state, rows=result.rows, bytes=result.bytes, seconds=result.seconds,
+            error=result.error,
+        )
+        return result
+
+    def claim_and_run(self, task: Task, min_dte: int, max_dte: int, force: bool) -> TaskResult:
+        started = time.monotonic()
+        if self.stop.is_set():
+            return TaskResult(task, INTERRUPTED)
+        try:
+            if not force and self.ledger.is_done(task, min_dte=min_dte, max_dte=max_dte):
+                return TaskResult(task, "success", seconds=time.monotonic() - started)  # finished since the plan
+            claimed = self.ledger.claim(task, min_dte=min_dte, max_dte=max_dte)
+        except SpxdlError as exc:
+            return TaskResult(task, "failed", error=f"could not claim: {exc}", seconds=time.monotonic() - started)
+        if not claimed:
+            log.info("%s is held by another live run; skipping it", task.key)
+            return TaskResult(task, HELD, seconds=time.monotonic() - started)
+        with self.lock:
+            self.active.add(task)
+        try:
+            return self.run_claimed(task, min_dte, max_dte, force, started)
+        finally:
+            with self.lock:
+                self.active.discard(task)
+                self.lost.discard(task)
+
+    def run_claimed(self, task: Task, min_dte: int, max_dte: int, force: bool, started: float) -> TaskResult:
+        """The body of a claimed task: download, then finish (or release when stopped)."""
+        self.emit(TASK_STARTED, task)
+        try:
+            outcomes = TaskDownload(self, task, min_dte, max_dte, force).run()
+            return self.finish(task, outcomes, min_dte, max_dte, started)
+        except NoData as exc:  # the root lists no expiration at all: unknown root, or not in the subscription
+            self.finish_quietly(task, "no_data", min_dte, max_dte, str(exc))
+            return TaskResult(task, "no_data", seconds=time.monotonic() - started, error=str(exc))
+        except STOPS as exc:
+            self.release_quietly(task)
+            if task in self.lost and not self.stop.is_set():
+                return TaskResult(task, HELD, seconds=time.monotonic() - started, error=str(exc))
+            stopper = exc if isinstance(exc, RUN_STOPPERS) else None
+            seconds = time.monotonic() - started
+            return TaskResult(task, INTERRUPTED, seconds=seconds, error=str(exc), stopped_by=stopper)
+        except Exception as exc:  # the listing failed, or the ledger did: this task fails, the run goes on
+            seconds = time.monotonic() - started
+            if self.stop.is_set():
+                self.release_quietly(task)
+                return TaskResult(task, INTERRUPTED, seconds=seconds, error=str(exc))
+            expected = isinstance(exc, SpxdlError)
+            log.log(logging.WARNING if expected else logging.ERROR, "%s failed: %s", task.key, exc, exc_info=not expected)
+            self.finish_quietly(task, "failed", min_dte, max_dte, str(exc))
+            return TaskResult(task, "failed", seconds=seconds, error=str(exc))
+
+    def finish(self, task: Task, outcomes: list[Outcome], min_dte: int, max_dte: int, started: float) -> TaskResult:
+        """Record the task's final state from its expirations' outcomes; its result."""
+        state = task_state(outcome.state for outcome in outcomes)
+        failures = tuple((o.expiration, o.error or "failed") for o in outcomes if o.state == "failed")
+        error = f"{len(failures)} expiration(s) failed; first: {failures[0][0]}: {failures[0][1]}" if failures else None
+        if state == "no_data":
+            error = f"the terminal answered no data (472) for all {len(outcomes)} expiration(s)"
+        if not self.ledger.finish(task, state, min_dte=min_dte, max_dte=max_dte, error=error):
+            return TaskResult(task, HELD, seconds=time.monotonic() - started, error="taken over by another run")
+        return TaskResult(
+            task,
+            state,
+            expirations=dict(Counter(outcome.state for outcome in outcomes)),
+            skipped=sum(outcome.skipped for outcome in outcomes),
+            rows=sum(outcome.rows for outcome in outcomes),
+            bytes=sum(outcome.bytes for outcome in outcomes),
+            seconds=time.monotonic() - started,
+            retries=sum(max(outcome.attempts - 1, 0) for outcome in outcomes),
+            error=error,
+            failures=failures,
+            checks=dict(sum((Counter(outcome.checks) for outcome in outcomes), Counter())),
+            extra_columns=tuple(dict.fromkeys(name for outcome in outcomes for name in outcome.extra_columns)),
+        )
+
+    def release_quietly(self, task: Task) -> None:
+        try:
+            self.ledger.release(task)
+        except (SpxdlError, OSError) as exc:  # a claim left behind goes stale and is taken over
+            log.warning("could not release %s: %s", task.key, exc)
+
+    def finish_quietly(self, task: Task, state: str, min_dte: int, max_dte: int, error: str) -> None:
+        try:
+            self.ledger.finish(task, state, min_dte=min_dte, max_dte=max_dte, error=error)
+        except (SpxdlError, OSError) as exc:
+            log.warning("could not record %s as %s: %s", task.key, state, exc)
+            self.release_quietly(task)
+
+
+def init_worker(
+    settings: Settings, in_flight: Any, shared_stop: SharedFlag, events: Any, parent_pid: int, log_level: int
+) -> None:
+    """Pool initializer: ignore the stop signals, build this process's Worker and start its watchdog."""
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    _send_logs_to(events, log_level)
+    stop = threading.Event()
+    client = client_for(settings, in_flight=in_flight, sleep=functools.partial(_sleep_unless_stopped, stop))
+    Worker.current = Worker(settings, client, stop, shared_stop, events, parent_pid)
+    threading.Thread(target=Worker.current.watch, name="spxdl-watchdog", daemon=True).start()
+
+
+def run_task(task: Task, min_dte: int, max_dte: int, force: bool = False) -> TaskResult:
+    """Download one task's missing expirations in this worker process; never raises for a task's trouble."""
+    if Worker.current is None:
+        raise RuntimeError("run_task needs the engine's worker initializer (init_worker) to have run")
+    return Worker.current.run_task(task, min_dte, max_dte, force)
+
+
+def _send_logs_to(events: Any, level: int) -> None:
+    logger = logging.getLogger("spxdl")
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    logger.addHandler(logging.handlers.QueueHandler(events))
+    logger.setLevel(level)
+    logger.propagate = False
+
+
+def _sleep_unless_stopped(stop: threading.Event, seconds: float) -> None:
+    """The client's retry sleep: cut short by a stop."""
+    if stop.wait(seconds):
+        raise Interrupted("the run is stopping")
