@@ -14,10 +14,9 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date
 from typing import BinaryIO, Callable, Iterable, Iterator, Mapping
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -26,21 +25,18 @@ import pyarrow.parquet as pq
 
 from spxdl import __version__, checks
 from spxdl.csvpages import PageBody, check_header, page_failure
-from spxdl.datasets import NY_TZ, Dataset, output_name
+from spxdl.instants import TradeDay, instants, wall_ms_of_day
+from spxdl.datasets import Dataset, output_name
 from spxdl.errors import ConfigError, ValidationFailed
 
 log = logging.getLogger(__name__)
 
 VALIDATION_MODES = ("flag", "drop", "fail")
-DAY_MS = 86_400_000
 # pyarrow's streaming CSV reader reads a few dozen blocks ahead of the parser. 512 KiB blocks keep
 # a worker converting chains of 4x the usual strikes near 250 MB peak (1 MiB: about 280 MB;
 # bench/worker_memory.py), at the price of a slower parse (bench/convert_rate.py).
 BLOCK_SIZE = 1 << 19
 NULL_VALUES = ["", "null", "NULL"]
-EPOCH = date(1970, 1, 1)
-SESSION_NOON = time(12)
-TIMESTAMP_TYPE = pa.timestamp("ms", tz=NY_TZ)
 NOT_STORED = ("root", "symbol")  # the root is a partition directory, not a column
 # Low-cardinality columns where a Parquet dictionary pays. Floats are left plain, and so are the
 # time columns: zstd packs those as well as a dictionary does, and faster (docs/storage.md).
@@ -125,59 +121,6 @@ class ConvertResult:
     extra_columns: tuple[str, ...] = ()  # columns the terminal sent beyond the pinned ones (not stored)
 
 
-# ---------------------------------------------------------------------------------------------
-# time
-
-
-def session_utc_offset_ms(trade_date: date) -> int:
-    """New York's UTC offset in ms during the session of ``trade_date`` (negative: behind UTC).
-
-    Taken at noon: DST switches at 02:00, so every session hour of a change day has this offset.
-    """
-    offset = datetime.combine(trade_date, SESSION_NOON, ZoneInfo(NY_TZ)).utcoffset()
-    assert offset is not None
-    return int(offset.total_seconds() * 1000)
-
-
-def ny_midnight_epoch_ms(trade_date: date) -> int:
-    """Epoch ms that, plus a wall-clock ``ms_of_day``, gives the instant in New York on ``trade_date``."""
-    return (trade_date - EPOCH).days * DAY_MS - session_utc_offset_ms(trade_date)
-
-
-def _instants(ms_of_day: pa.Array, midnight_ms: pa.Scalar) -> pa.Array:
-    """timestamp[ms, tz=America/New_York] of wall-clock ``ms_of_day`` on the trade date."""
-    return pc.add(pc.cast(ms_of_day, pa.int64()), midnight_ms).cast(TIMESTAMP_TYPE)
-
-
-def _wall_ms_of_day(wall_clock: pa.Array) -> pa.Array:
-    """Milliseconds since midnight of naive (New York wall-clock) timestamps."""
-    return pc.cast(pc.cast(wall_clock, pa.time32("ms")), pa.int32())
-
-
-@dataclass(frozen=True)
-class TradeDay:
-    """The trade date of a file and the epoch ms of its New York midnight, made once per file."""
-
-    day: date
-    midnight_ms: pa.Scalar
-
-    @classmethod
-    def of(cls, trade_date: date) -> TradeDay:
-        return cls(trade_date, pa.scalar(ny_midnight_epoch_ms(trade_date), pa.int64()))
-
-    def zoned(self, wall_clock: pa.Array, wall_ms: pa.Array, dates: pa.Array) -> pa.Array:
-        """Zoned instants of naive New York wall-clock timestamps, each on its own date.
-
-        When every row is on the trade date (nearly always) the instant is the trade date's
-        midnight plus the ms of day; otherwise each row's own date decides, DST included.
-        """
-        if dates.null_count < len(dates):
-            low, high = pc.min_max(dates).values()
-            if low.as_py() == self.day == high.as_py():
-                return _instants(wall_ms, self.midnight_ms)
-        return pc.assume_timezone(wall_clock, NY_TZ, ambiguous="earliest", nonexistent="earliest")
-
-
 def _yyyymmdd_to_date(values: pa.Array) -> pa.Array:
     """Integers YYYYMMDD -> date32; an impossible date becomes null.
 
@@ -205,9 +148,9 @@ def _normalize_v2(columns: dict[str, pa.Array], dataset: Dataset, day: TradeDay)
     columns["expiration"] = _yyyymmdd_to_date(columns["expiration"])
     columns["date"] = _yyyymmdd_to_date(columns["date"])
     columns["strike"] = pc.divide(pc.cast(columns["strike"], pa.float64()), STRIKE_UNITS)
-    columns["timestamp"] = _instants(columns["ms_of_day"], day.midnight_ms)
+    columns["timestamp"] = instants(columns["ms_of_day"], day.midnight_ms)
     if dataset.second_time:
-        columns[dataset.second_time] = _instants(columns["ms_of_day2"], day.midnight_ms)
+        columns[dataset.second_time] = instants(columns["ms_of_day2"], day.midnight_ms)
     return columns
 
 
@@ -216,11 +159,11 @@ def _normalize_v3(columns: dict[str, pa.Array], dataset: Dataset, day: TradeDay)
     columns["right"] = _short_right(columns["right"])
     wall_clock = columns["ms_of_day"]
     columns["date"] = pc.cast(wall_clock, pa.date32())
-    columns["ms_of_day"] = _wall_ms_of_day(wall_clock)
+    columns["ms_of_day"] = wall_ms_of_day(wall_clock)
     columns["timestamp"] = day.zoned(wall_clock, columns["ms_of_day"], columns["date"])
     if "ms_of_day2" in columns:
         second = columns["ms_of_day2"]
-        columns["ms_of_day2"] = _wall_ms_of_day(second)
+        columns["ms_of_day2"] = wall_ms_of_day(second)
         if dataset.second_time:
             columns[dataset.second_time] = day.zoned(second, columns["ms_of_day2"], pc.cast(second, pa.date32()))
     return columns

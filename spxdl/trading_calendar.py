@@ -39,6 +39,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 NY = ZoneInfo("America/New_York")
+DAY_MS = 86_400_000  # a day in milliseconds; times of day are ms after New York midnight
 
 # The ad-hoc record is kept from 2000; later years follow today's rules plus the overrides file.
 FIRST_DATE = date(2000, 1, 1)

@@ -18,7 +18,8 @@ import pytest
 
 from spxdl import storage
 from spxdl.checks import ContractCounter
-from spxdl.convert import ConvertSpec, RowGroupBuffer, iter_batches, session_utc_offset_ms, write_parquet
+from spxdl.convert import ConvertSpec, RowGroupBuffer, iter_batches, write_parquet
+from spxdl.instants import session_utc_offset_ms
 from spxdl.datasets import DATASETS, EOD, GREEKS, OHLC, OPEN_INTEREST, QUOTE, Dataset
 from spxdl.errors import BodyTruncated, ConfigError, DataError, SchemaMismatch, ValidationFailed
 from spxdl.simulator import Simulator

@@ -7,24 +7,37 @@ answers above ``page_rows`` rows are split into pages served from a bounded page
 
 from __future__ import annotations
 
-import itertools
-import re
-import threading
 import time
-from collections import OrderedDict
-from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import partial
 from typing import Callable
 from urllib.parse import parse_qs
 
-from spxdl import trading_calendar
-from spxdl.errors import CalendarError
 from spxdl.simulator import contract, wire
-from spxdl.simulator.columns import BY_V2_PATH, BY_V3_PATH, INTERVAL_DATASETS, DatasetColumns
+from spxdl.simulator.columns import (
+    BY_V2_PATH,
+    BY_V3_PATH,
+    INTERVAL_DATASETS,
+    DatasetColumns,
+)
 from spxdl.simulator.listing import ROOTS, Expiration, trade_dates, trades_on
 from spxdl.simulator.model import MarketModel
+from spxdl.simulator.params import (
+    Problem,
+    Reply,
+    days_between,
+    param,
+    parse_bool,
+    parse_clock,
+    parse_date,
+    parse_float,
+    parse_int,
+    problem_reply,
+    required_param,
+    rows_key,
+)
 from spxdl.simulator.rows import CLOSE_MS, Query, RowGenerator
+from spxdl.simulator.store import BodyCache, PageStore, StoredPage
 
 OPEN_MS = 34_200_000
 DAY_END_MS = 86_399_999
@@ -45,173 +58,7 @@ DEPRECATED_TEXT = ("We have upgraded to API v3. Please use API v3 query paramete
                    "Deprecated query parameters:\n{lines}\n"
                    "Consult API v3 documentation for more information: https://docs.thetadata.us/")
 NO_DATA_TEXT = "No data for the specified timeframe and chain. Debug code 1"
-CSV_TYPE, JSON_TYPE, TEXT_TYPE = "text/csv", "application/json", "text/plain"
-
-
-class Problem(Exception):
-    """An error answer: status and plain-text body."""
-
-    def __init__(self, status: int, text: str) -> None:
-        super().__init__(text)
-        self.status = status
-        self.text = text
-
-
-@dataclass
-class Reply:
-    """One answer: status, body and what the counters need to know about it."""
-
-    status: int
-    body: bytes
-    content_type: str = TEXT_TYPE
-    headers: dict[str, str] = field(default_factory=dict)
-    rows: int = 0
-    key: str | None = None           # the request a history body belongs to (pages included)
-    chunked: bool = False
-
-
-def problem_reply(p: Problem) -> Reply:
-    return Reply(p.status, p.text.encode())
-
-
-def rows_key(api: str, dataset: str, root: str, expiration: date, first: date, last: date,
-             contracts: str = "") -> str:
-    """The counters' name for one history request (all its pages share it)."""
-    key = f"{api} {dataset} {root} {expiration.isoformat()} {first.isoformat()}..{last.isoformat()}"
-    return key + (f" {contracts}" if contracts else "")
-
-
-# -- parameter parsing -----------------------------------------------------------------------
-
-def _one(params: dict[str, list[str]], name: str, default: str | None = None) -> str | None:
-    values = params.get(name)
-    return values[-1] if values else default
-
-
-def _required(params: dict[str, list[str]], name: str) -> str:
-    value = _one(params, name)
-    if value is None or value == "":
-        raise Problem(473, f"Invalid parameters: missing required parameter '{name}'")
-    return value
-
-
-def parse_date(text: str, name: str) -> date:
-    """YYYYMMDD or YYYY-MM-DD."""
-    m = re.fullmatch(r"(\d{4})-?(\d{2})-?(\d{2})", text.strip())
-    try:
-        if m:
-            return date(int(m[1]), int(m[2]), int(m[3]))
-    except ValueError:
-        pass
-    raise Problem(473, f"Invalid parameters: {name}={text!r} is not a date (YYYYMMDD)")
-
-
-def parse_int(text: str, name: str, minimum: int = 0) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise Problem(473, f"Invalid parameters: {name}={text!r} is not an integer") from None
-    if value < minimum:
-        raise Problem(473, f"Invalid parameters: {name}={text!r} is below {minimum}")
-    return value
-
-
-def parse_float(text: str, name: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise Problem(473, f"Invalid parameters: {name}={text!r} is not a number") from None
-
-
-def parse_bool(text: str, name: str) -> bool:
-    if text.lower() in ("true", "false"):
-        return text.lower() == "true"
-    raise Problem(473, f"Invalid parameters: {name}={text!r} is not true or false")
-
-
-def parse_clock(text: str, name: str) -> int:
-    """v3 time of day HH:MM:SS[.SSS] as ms since midnight."""
-    m = re.fullmatch(r"(\d{1,2}):(\d{2}):(\d{2})(?:\.(\d{1,3}))?", text.strip())
-    if not m or int(m[1]) > 23 or int(m[2]) > 59 or int(m[3]) > 59:
-        raise Problem(473, f"Invalid parameters: {name}={text!r} is not HH:MM:SS[.SSS]")
-    return ((int(m[1]) * 60 + int(m[2])) * 60 + int(m[3])) * 1000 + int((m[4] or "0").ljust(3, "0"))
-
-
-def days_between(first: date, last: date) -> list[date]:
-    """Trading days in [first, last]; 473 for a reversed or unsupported range."""
-    if last < first:
-        raise Problem(473, "Invalid parameters: end_date is before start_date")
-    try:
-        return trading_calendar.trading_days(first, last)
-    except CalendarError as exc:
-        raise Problem(473, f"Invalid parameters: {exc}") from None
-
-
-# -- caches ----------------------------------------------------------------------------------
-
-class BodyCache:
-    """Rendered bodies by request, least recently used dropped beyond a byte budget."""
-
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self._items: OrderedDict[tuple, tuple[list[bytes], list[int]]] = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
-
-    def get_or_render(self, key: tuple, render: Callable[[], tuple[list[bytes], list[int]]]):
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-        value = render()
-        size = sum(len(b) for b in value[0])
-        with self._lock:
-            if key not in self._items:
-                self._items[key] = value
-                self._bytes += size
-            while self._bytes > self.max_bytes and len(self._items) > 1:
-                _, (old, _) = self._items.popitem(last=False)
-                self._bytes -= sum(len(b) for b in old)
-        return value
-
-
-@dataclass
-class StoredPage:
-    body: bytes
-    content_type: str
-    next_url: str
-    rows: int
-    key: str
-    created: float
-
-
-class PageStore:
-    """v2 pages waiting to be fetched: global increasing ids, bounded count, expiring by age."""
-
-    def __init__(self, capacity: int = 64, max_age: float = 600.0) -> None:
-        self.capacity = capacity
-        self.max_age = max_age
-        self._pages: OrderedDict[int, StoredPage] = OrderedDict()
-        self._ids = itertools.count(1)
-        self._lock = threading.Lock()
-
-    def allocate(self, n: int) -> list[int]:
-        with self._lock:
-            return [next(self._ids) for _ in range(n)]
-
-    def put(self, page_id: int, page: StoredPage) -> None:
-        with self._lock:
-            self._pages[page_id] = page
-            while len(self._pages) > self.capacity:
-                self._pages.popitem(last=False)
-
-    def get(self, page_id: int) -> StoredPage | None:
-        with self._lock:
-            page = self._pages.get(page_id)
-            if page is not None and time.monotonic() - page.created > self.max_age:
-                del self._pages[page_id]
-                return None
-            return page
+CSV_TYPE, JSON_TYPE = "text/csv", "application/json"
 
 
 # -- the terminal ----------------------------------------------------------------------------
@@ -298,11 +145,11 @@ class Terminal:
 
     @staticmethod
     def _v2_format(params: dict) -> str:
-        return "csv" if parse_bool(_one(params, "use_csv", "false"), "use_csv") else "json"
+        return "csv" if parse_bool(param(params, "use_csv", "false"), "use_csv") else "json"
 
     @staticmethod
     def _v3_format(params: dict) -> str:
-        fmt = _one(params, "format", "csv")
+        fmt = param(params, "format", "csv")
         if fmt not in ("csv", "json"):
             raise Problem(473, f"Invalid parameters: format={fmt!r}; the simulator serves csv and json")
         return fmt
@@ -321,23 +168,23 @@ class Terminal:
         return self._list_reply(wire.roots_body(fmt, ROOTS), fmt, "v2")
 
     def _v2_expirations(self, params: dict) -> Reply:
-        fmt, root = self._v2_format(params), _required(params, "root")
+        fmt, root = self._v2_format(params), required_param(params, "root")
         exps = [e.exp for e in self._expirations_of(root)]
         return self._list_reply(wire.expirations_body("v2", fmt, root, exps), fmt, "v2")
 
     def _v2_strikes(self, params: dict) -> Reply:
-        fmt, root = self._v2_format(params), _required(params, "root")
-        e = self._expiration(root, parse_date(_required(params, "exp"), "exp"))
+        fmt, root = self._v2_format(params), required_param(params, "root")
+        e = self._expiration(root, parse_date(required_param(params, "exp"), "exp"))
         return self._list_reply(wire.strikes_body("v2", fmt, root, self.model.strikes(e)), fmt, "v2")
 
     def _v2_dates(self, params: dict) -> Reply:
-        fmt, root = self._v2_format(params), _required(params, "root")
-        e = self._expiration(root, parse_date(_required(params, "exp"), "exp"))
+        fmt, root = self._v2_format(params), required_param(params, "root")
+        e = self._expiration(root, parse_date(required_param(params, "exp"), "exp"))
         return self._list_reply(wire.dates_body("v2", fmt, trade_dates(e)), fmt, "v2")
 
     def _v3_expirations(self, params: dict) -> Reply:
         fmt = self._v3_format(params)
-        symbols = _required(params, "symbol").split(",")
+        symbols = required_param(params, "symbol").split(",")
         pieces = [(s, [e.exp for e in self._expirations_of(s)]) for s in symbols]
         bodies = [wire.expirations_body("v3", fmt, s, exps) for s, exps in pieces]
         body = bodies[0] if len(bodies) == 1 else self._merge_v3_lists(fmt, bodies)
@@ -351,13 +198,13 @@ class Terminal:
         return b'{\n\t"response": [\n' + b",\n".join(inner) + b"\n\t]\n}\n\n"
 
     def _v3_strikes(self, params: dict) -> Reply:
-        fmt, root = self._v3_format(params), _required(params, "symbol")
-        e = self._expiration(root, parse_date(_required(params, "expiration"), "expiration"))
+        fmt, root = self._v3_format(params), required_param(params, "symbol")
+        e = self._expiration(root, parse_date(required_param(params, "expiration"), "expiration"))
         return self._list_reply(wire.strikes_body("v3", fmt, root, self.model.strikes(e)), fmt, "v3")
 
     def _v3_dates(self, params: dict) -> Reply:
-        fmt, root = self._v3_format(params), _required(params, "symbol")
-        e = self._expiration(root, parse_date(_required(params, "expiration"), "expiration"))
+        fmt, root = self._v3_format(params), required_param(params, "symbol")
+        e = self._expiration(root, parse_date(required_param(params, "expiration"), "expiration"))
         return self._list_reply(wire.dates_body("v3", fmt, trade_dates(e)), fmt, "v3")
 
     # -- history ------------------------------------------------------------------------------
@@ -377,34 +224,34 @@ class Terminal:
         return n
 
     def _v2_query(self, ds: DatasetColumns, params: dict) -> tuple[Query, str]:
-        root = _required(params, "root")
-        exp_text = _required(params, "exp")
+        root = required_param(params, "root")
+        exp_text = required_param(params, "exp")
         if exp_text == "0":
             raise Problem(473, "Invalid parameters: exp=0 is not supported by the simulator")
         e = self._expiration(root, parse_date(exp_text, "exp"))
-        first = parse_date(_required(params, "start_date"), "start_date")
-        last = parse_date(_required(params, "end_date"), "end_date")
+        first = parse_date(required_param(params, "start_date"), "start_date")
+        last = parse_date(required_param(params, "end_date"), "end_date")
         days = self._history_days(e, first, last)
-        ivl = parse_int(_one(params, "ivl", "0"), "ivl") if ds.name in INTERVAL_DATASETS else 60_000
+        ivl = parse_int(param(params, "ivl", "0"), "ivl") if ds.name in INTERVAL_DATASETS else 60_000
         if ds.name == "quote" and ivl < 60_000:
             raise Problem(473, "Invalid parameters: ivl below 60000 is not supported for bulk quote")
-        rth = parse_bool(_one(params, "rth", "true"), "rth") and ivl > 0
-        start = _one(params, "start_time")
-        end = _one(params, "end_time")
+        rth = parse_bool(param(params, "rth", "true"), "rth") and ivl > 0
+        start = param(params, "start_time")
+        end = param(params, "end_time")
         start_ms = parse_int(start, "start_time") if start else (OPEN_MS if rth else 0)
         end_ms = parse_int(end, "end_time") if end else (CLOSE_MS if rth else DAY_END_MS)
         rate = self._v2_rate(params, days[0])
-        div = _one(params, "annual_div")
+        div = param(params, "annual_div")
         query = Query(ds, "v2", e, days, ivl, start_ms, end_ms, rate=rate,
                       annual_div=parse_float(div, "annual_div") if div else None)
         return query, rows_key("v2", ds.name, root, e.exp, first, last)
 
     @staticmethod
     def _v2_rate(params: dict, day: date) -> float | None:
-        value = _one(params, "rate_value")
+        value = param(params, "rate_value")
         if value:
             return parse_float(value, "rate_value")
-        name = _one(params, "rate")
+        name = param(params, "rate")
         if name and name.upper() not in RATE_NAMES:
             raise Problem(473, f"Invalid parameters: rate={name!r}")
         return None  # every named rate is the simulator's one market rate (a guess)
@@ -440,31 +287,31 @@ class Terminal:
         return Reply(200, page.body, page.content_type, {"Next-Page": page.next_url}, page.rows, page.key)
 
     def _v3_query(self, ds: DatasetColumns, params: dict) -> tuple[Query, str]:
-        root = _required(params, "symbol")
-        exp_text = _required(params, "expiration")
+        root = required_param(params, "symbol")
+        exp_text = required_param(params, "expiration")
         if exp_text == "*":
             raise Problem(473, "Invalid parameters: expiration=* is not supported by the simulator")
         e = self._expiration(root, parse_date(exp_text, "expiration"))
-        single = _one(params, "date")
-        first = parse_date(single or _required(params, "start_date"), "start_date")
-        last = first if single else parse_date(_required(params, "end_date"), "end_date")
+        single = param(params, "date")
+        first = parse_date(single or required_param(params, "start_date"), "start_date")
+        last = first if single else parse_date(required_param(params, "end_date"), "end_date")
         if last - first > timedelta(days=31):
             raise Problem(473, "Invalid parameters: a request may span at most one month")
-        interval_name = _one(params, "interval", "1s")
+        interval_name = param(params, "interval", "1s")
         if interval_name not in V3_INTERVALS:
             raise Problem(473, f"Invalid parameters: interval={interval_name!r}")
         ivl = V3_INTERVALS[interval_name] if ds.name in INTERVAL_DATASETS else 60_000
         if ivl < 60_000 and first != last and ds.name in INTERVAL_DATASETS:
             raise Problem(473, "Invalid parameters: intervals under 1m are served one day at a time")
         days = self._history_days(e, first, last)
-        start_ms = parse_clock(_one(params, "start_time", "09:30:00"), "start_time")
-        end_ms = parse_clock(_one(params, "end_time", "16:00:00"), "end_time")
+        start_ms = parse_clock(param(params, "start_time", "09:30:00"), "start_time")
+        end_ms = parse_clock(param(params, "end_time", "16:00:00"), "end_time")
         strikes, rights, contracts = self._v3_contracts(params)
-        rate_value = _one(params, "rate_value")
-        rate_type = _one(params, "rate_type")
+        rate_value = param(params, "rate_value")
+        rate_type = param(params, "rate_type")
         if rate_type and rate_type.upper() not in RATE_NAMES:
             raise Problem(473, f"Invalid parameters: rate_type={rate_type!r}")
-        div = _one(params, "annual_dividend")
+        div = param(params, "annual_dividend")
         query = Query(ds, "v3", e, days, ivl, start_ms, end_ms, strikes, rights,
                       parse_float(rate_value, "rate_value") / 100.0 if rate_value else None,
                       parse_float(div, "annual_dividend") if div else None)
@@ -472,8 +319,8 @@ class Terminal:
 
     @staticmethod
     def _v3_contracts(params: dict) -> tuple[frozenset[int] | None, tuple[str, ...], str]:
-        strike_text = _one(params, "strike", "*")
-        right_text = _one(params, "right", "both").lower()
+        strike_text = param(params, "strike", "*")
+        right_text = param(params, "right", "both").lower()
         rights = {"both": ("C", "P"), "*": ("C", "P"), "call": ("C",), "c": ("C",), "put": ("P",),
                   "p": ("P",)}.get(right_text)
         if rights is None:
