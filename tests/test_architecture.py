@@ -1,14 +1,55 @@
-"""The import rules of design.md, checked on the source: the house stays readable only if they hold."""
+"""The house rules of docs/design.md, checked on the source: imports run downward, and each power has one home.
+
+Every module of the package is found from the files. Each belongs to a layer (``LAYERS``, lowest
+first, in the order of docs/design.md) and, inside a package, has a place in that package's
+order (``PACKAGE_ORDER``); a module may import only from lower layers, or from lower members of
+its own package. A module no layer names fails the test, so a new module is placed on purpose.
+Imports made only for type checking (``if TYPE_CHECKING:``) are not dependencies at run time and
+are not counted; relative imports are resolved.
+
+Besides the order: only the CLI imports click, prints or writes to stdout/stderr; only the engine
+starts processes or worker threads (the simulator, a server, aside); only storage, the ledger and
+the metrics writer write files; nothing in the download path imports the simulator, and the
+simulator imports only errors, the calendar and the version.
+"""
 
 from __future__ import annotations
 
 import ast
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "spxdl"
-MODULES = sorted(PACKAGE.rglob("*.py"))
+
+LAYERS: list[set[str]] = [
+    {"spxdl", "spxdl.errors"},
+    {"spxdl.trading_calendar", "spxdl.datasets", "spxdl.procs", "spxdl.csvpages", "spxdl.logs"},
+    {"spxdl.config", "spxdl.checks", "spxdl.instants", "spxdl.storage"},
+    {"spxdl.terminal", "spxdl.convert", "spxdl.metrics", "spxdl.ledger"},
+    {"spxdl.audit"},
+    {"spxdl.engine"},
+    {"spxdl.health"},
+    {"spxdl.cli"},
+    {"spxdl.__main__"},
+]
+APART = {"spxdl.simulator"}  # the simulated terminal: its own world, below only errors and the calendar
+# Inside a package, members in order (lowest first); ``__init__`` (the package itself) comes last.
+PACKAGE_ORDER: dict[str, list[set[str]]] = {
+    "spxdl.engine": [{"records"}, {"shared"}, {"streams", "planning"}, {"download"}, {"worker"}, {"pool"}],
+    "spxdl.cli": [{"base"}, {"options"}, {"render"}, {"progress"}, {"archive", "download", "service"}],
+    "spxdl.terminal": [{"status", "page", "breaker"}, {"wire"}, {"client"}],
+    "spxdl.ledger": [{"task"}, {"lock", "records"}, {"core"}],
+}
+CONCURRENCY = {"multiprocessing", "concurrent.futures", "subprocess"}
+THREAD_HOMES = {"spxdl.engine", "spxdl.simulator"}  # may start threads (locks are allowed anywhere)
+WRITERS = {"spxdl.storage", "spxdl.ledger", "spxdl.metrics"}
+# Calls that write, move or delete files (``os.replace``, ``Path.write_bytes`` ...); ``x.replace`` alone is
+# too often a string's or a dataclass's to count.
+WRITE_CALLS = {"os.replace", "os.rename", "os.remove", "os.unlink", "os.truncate", "tempfile.mkstemp",
+               "tempfile.NamedTemporaryFile", "shutil.move", "shutil.copyfile", "shutil.copy", "shutil.rmtree"}
+WRITE_METHODS = {"write_text", "write_bytes", "unlink", "rename", "touch", "rmdir"}
 
 
 def module_name(path: Path) -> str:
@@ -16,83 +57,223 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imports_of(path: Path) -> set[str]:
-    """Every module ``path`` imports (``from spxdl import x`` counts as ``spxdl.x``)."""
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            found.add(node.module)
-            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+MODULES = {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
+
+
+def unit_of(name: str) -> str:
+    """The top-level module or package a module belongs to (``spxdl.engine.pool`` -> ``spxdl.engine``)."""
+    parts = name.split(".")
+    return ".".join(parts[:2]) if len(parts) > 1 else name
+
+
+def layer_of(name: str) -> int | None:
+    unit = unit_of(name)
+    return next((index for index, members in enumerate(LAYERS) if unit in members), None)
+
+
+def member_rank(name: str) -> int | None:
+    """A module's place in its package's order; the package's ``__init__`` ranks above all members."""
+    package, _, member = name.partition(".")[2].partition(".")
+    order = PACKAGE_ORDER.get(f"spxdl.{package}")
+    if order is None:
+        return None
+    if not member:
+        return len(order)
+    head = member.split(".")[0]
+    return next((index for index, members in enumerate(order) if head in members), None)
+
+
+# ---------------------------------------------------------------------------------------------
+# reading a module
+
+
+def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node except those under ``if TYPE_CHECKING:`` (imports for type checkers only)."""
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skipped.update(id(child) for stmt in node.body for child in ast.walk(stmt))
+    return [node for node in ast.walk(tree) if id(node) not in skipped]
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    nodes: list[ast.AST]
+
+    @classmethod
+    def read(cls, name: str) -> "Source":
+        return cls(name, _runtime_nodes(ast.parse(MODULES[name].read_text())))
+
+    def _resolve(self, node: ast.ImportFrom) -> str:
+        if not node.level:
+            return node.module or ""
+        package = self.name if MODULES[self.name].name == "__init__.py" else self.name.rpartition(".")[0]
+        parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+        return ".".join(parts + ([node.module] if node.module else []))
+
+    def imports(self) -> set[str]:
+        """Every module imported (``from spxdl import x`` counts as ``spxdl.x`` when x is a module)."""
+        found: set[str] = set()
+        for node in self.nodes:
+            if isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = self._resolve(node)
+                found.add(base)
+                found.update(f"{base}.{alias.name}" for alias in node.names if f"{base}.{alias.name}" in MODULES)
+        return found
+
+    def spxdl_imports(self) -> set[str]:
+        own = self.name
+        return {name for name in self.imports() if name.split(".")[0] == "spxdl" and name != own
+                and not (own.startswith(name + ".") and name != "spxdl")}
+
+    def calls(self) -> list[ast.Call]:
+        return [node for node in self.nodes if isinstance(node, ast.Call)]
+
+
+def dotted(node: ast.AST) -> str:
+    return ast.unparse(node)
+
+
+def writes_files(source: Source) -> list[str]:
+    """Calls that write, move or delete files: ``open`` in a writing mode, ``os.open`` for writing, and the like."""
+    found = []
+    for call in source.calls():
+        name = dotted(call.func)
+        leaf = name.rpartition(".")[2]
+        mode = call.args[1] if len(call.args) > 1 else next((k.value for k in call.keywords if k.arg == "mode"), None)
+        if leaf == "open" and name in ("open", "io.open") or name.endswith(".open") and name != "os.open":
+            if isinstance(mode, ast.Constant) and isinstance(mode.value, str) and set(mode.value) & set("wax+"):
+                found.append(f"{name}(..., {mode.value!r})")
+        elif name == "os.open" and any(flag in dotted(call) for flag in ("O_WRONLY", "O_RDWR", "O_CREAT")):
+            found.append(name)
+        elif name in WRITE_CALLS or leaf in WRITE_METHODS:
+            found.append(name)
     return found
 
 
-def spxdl_imports(path: Path) -> set[str]:
-    own = module_name(path)
-    return {name for name in imports_of(path) if name.startswith("spxdl.") and not name.startswith(own + ".")}
+def prints(source: Source) -> list[str]:
+    found = []
+    for call in source.calls():
+        name = dotted(call.func)
+        if name == "print" or name.startswith(("sys.stdout.", "sys.stderr.")):
+            found.append(name)
+    return found
 
 
-def by_name(name: str) -> Path:
-    return next(path for path in MODULES if module_name(path) == name)
+def starts_threads(source: Source) -> list[str]:
+    return [dotted(call.func) for call in source.calls() if dotted(call.func).endswith(("threading.Thread", "Timer"))]
 
 
-def test_the_package_has_the_modules_of_the_design():
-    names = {module_name(path) for path in MODULES}
-    for expected in ("cli", "config", "errors", "trading_calendar", "datasets", "terminal", "convert", "storage",
-                     "ledger", "engine", "simulator"):
-        assert f"spxdl.{expected}" in names
-    assert "spxdl.calendar" not in names  # would shadow the standard library's calendar
+# ---------------------------------------------------------------------------------------------
+# the rules: each returns what ``source`` breaks (empty when it obeys)
+
+PRODUCT = sorted(name for name in MODULES if unit_of(name) not in APART)
 
 
-@pytest.mark.parametrize("path", MODULES, ids=module_name)
-def test_only_cli_imports_click_and_nothing_imports_cli(path):
-    if module_name(path) in ("spxdl.cli", "spxdl.__main__"):
+def order_violations(source: Source) -> list[str]:
+    """Imports that go up or sideways against the layers and package orders."""
+    found = []
+    mine, my_unit = layer_of(source.name), unit_of(source.name)
+    for target in sorted(source.spxdl_imports()):
+        if unit_of(target) in APART:
+            continue  # judged by simulator_violations
+        if unit_of(target) == my_unit and my_unit in PACKAGE_ORDER:
+            if (member_rank(target) or 0) >= (member_rank(source.name) or 0):
+                found.append(f"{source.name} imports {target}: up or sideways inside {my_unit}")
+        elif unit_of(target) != my_unit and (layer_of(target) is None or mine is None or layer_of(target) >= mine):
+            found.append(f"{source.name} imports {target}: up or sideways (layer {layer_of(target)} >= {mine})")
+    return found
+
+
+def user_io_violations(source: Source) -> list[str]:
+    """click or printing outside the CLI."""
+    if unit_of(source.name) == "spxdl.cli" or source.name == "spxdl.__main__":
+        return []
+    found = ["imports click"] if "click" in source.imports() else []
+    return found + [f"prints via {name}" for name in prints(source)]
+
+
+def concurrency_violations(source: Source) -> list[str]:
+    """Processes or threads started outside the engine (locks stay with the terminal, ledger and logs)."""
+    unit = unit_of(source.name)
+    if unit in THREAD_HOMES:
+        return []
+    found = [f"imports {name}" for name in sorted(CONCURRENCY & source.imports())]
+    found += [f"starts {name}" for name in starts_threads(source)]
+    if "threading" in source.imports() and unit not in ("spxdl.terminal", "spxdl.ledger", "spxdl.logs"):
+        found.append("imports threading")
+    return found
+
+
+def file_write_violations(source: Source) -> list[str]:
+    """Files written, moved or deleted outside storage, the ledger and the metrics writer."""
+    return [] if unit_of(source.name) in WRITERS else writes_files(source)
+
+
+def simulator_violations(source: Source) -> list[str]:
+    """Product code importing the simulator (the CLI may: --simulate, sim), or the simulator importing product code."""
+    imported = source.spxdl_imports()
+    if unit_of(source.name) in APART:
+        outside = {t for t in imported if unit_of(t) not in APART}
+        return sorted(outside - {"spxdl", "spxdl.errors", "spxdl.trading_calendar"})
+    if unit_of(source.name) == "spxdl.cli":
+        return []
+    return sorted(t for t in imported if unit_of(t) in APART)
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_every_module_has_a_place_in_the_design(name):
+    if unit_of(name) in APART:
         return
-    imported = imports_of(path)
-    assert "click" not in imported
-    assert not any(name == "spxdl.cli" or name.startswith("spxdl.cli.") for name in imported)
+    assert layer_of(name) is not None, f"{name}: add its unit to LAYERS (docs/design.md's order)"
+    if unit_of(name) in PACKAGE_ORDER:
+        assert member_rank(name) is not None, f"{name}: add it to PACKAGE_ORDER[{unit_of(name)!r}]"
 
 
-@pytest.mark.parametrize("path", MODULES, ids=module_name)
-def test_library_code_never_prints(path):
-    if module_name(path) == "spxdl.cli":
-        return
-    calls = [node for node in ast.walk(ast.parse(path.read_text()))
-             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print"]
-    assert not calls, f"{module_name(path)} prints; log through logging.getLogger(__name__)"
+@pytest.mark.parametrize(
+    "rule", [order_violations, user_io_violations, concurrency_violations, file_write_violations],
+    ids=lambda rule: rule.__name__,
+)
+@pytest.mark.parametrize("name", PRODUCT)
+def test_product_modules_keep_the_house_rules(name, rule):
+    assert rule(Source.read(name)) == []
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_the_simulator_and_the_download_path_stay_apart(name):
+    assert simulator_violations(Source.read(name)) == []
 
 
 @pytest.mark.parametrize("name", ["spxdl.errors", "spxdl.datasets", "spxdl.trading_calendar"])
 def test_base_modules_import_nothing_of_spxdl_but_errors(name):
-    imported = spxdl_imports(by_name(name))
-    assert all(n == "spxdl.errors" or n.startswith("spxdl.errors.") for n in imported), imported
+    assert Source.read(name).spxdl_imports() <= {"spxdl.errors"}
 
 
-@pytest.mark.parametrize("path", [p for p in MODULES if module_name(p).startswith("spxdl.simulator")], ids=module_name)
-def test_the_simulator_imports_only_errors_and_the_calendar(path):
-    allowed_prefixes = ("spxdl.simulator", "spxdl.errors", "spxdl.trading_calendar")
-    outside = {n for n in spxdl_imports(path) if not n.startswith(allowed_prefixes)}
-    assert outside <= {"spxdl.__version__"}, outside
+def test_no_module_shadows_the_standard_library():
+    assert "spxdl.calendar" not in MODULES  # would shadow the standard library's calendar
 
 
-@pytest.mark.parametrize("name", ["spxdl.config", "spxdl.datasets", "spxdl.terminal", "spxdl.convert",
-                                  "spxdl.storage", "spxdl.ledger", "spxdl.engine", "spxdl.audit", "spxdl.metrics"])
-def test_the_download_path_never_imports_the_simulator(name):
-    assert not any(n.startswith("spxdl.simulator") for n in spxdl_imports(by_name(name)))
+# ---------------------------------------------------------------------------------------------
+# the rules bite: each of these injected violations is caught by the rule that guards it
+
+INJECTED = [
+    ("spxdl.storage", "from spxdl import ledger", order_violations),
+    ("spxdl.ledger.core", "from spxdl import engine", order_violations),
+    ("spxdl.engine.pool", "from spxdl.simulator import Simulator", simulator_violations),
+    ("spxdl.terminal.client", "from .. import storage", order_violations),
+    ("spxdl.convert", "import threading", concurrency_violations),
+    ("spxdl.engine.pool", "import sys\nsys.stdout.write('x')", user_io_violations),
+    ("spxdl.terminal.client", "open('x', 'wb')", file_write_violations),
+]
 
 
-def test_terminal_touches_no_files_and_convert_and_storage_no_http():
-    assert not spxdl_imports(by_name("spxdl.terminal")) & {"spxdl.storage", "spxdl.convert", "spxdl.ledger"}
-    for name in ("spxdl.convert", "spxdl.storage"):
-        imported = imports_of(by_name(name))
-        assert not {"requests", "urllib3", "http.client", "spxdl.terminal"} & imported, name
-
-
-def test_only_the_engine_starts_processes_for_downloading():
-    for path in MODULES:
-        name = module_name(path)
-        if name == "spxdl.engine" or name.startswith("spxdl.simulator"):
-            continue
-        imported = imports_of(path)
-        assert not {"multiprocessing", "concurrent.futures"} & imported, name
+@pytest.mark.parametrize("name, code, rule", INJECTED, ids=[f"{n}: {c.splitlines()[-1]}" for n, c, _ in INJECTED])
+def test_each_injected_violation_is_caught(name, code, rule):
+    assert name in MODULES, f"{name} is gone: update INJECTED"
+    source = Source.read(name)
+    assert rule(source) == [], f"{name} already breaks {rule.__name__}"
+    injected = Source(name, source.nodes + _runtime_nodes(ast.parse(code)))
+    assert rule(injected), f"{code!r} in {name} went unnoticed by {rule.__name__}"
