@@ -19,24 +19,6 @@ DAY = "2024-03-14"  # a Thursday
 NEXT_DAY = "2024-03-15"
 
 
-@pytest.fixture(scope="module", name="sim")
-def fixture_sim():
-    """A tiny-profile simulated terminal on a free loopback port."""
-    with Simulator(profile="tiny") as sim:
-        yield sim
-
-
-@pytest.fixture(name="isolated")
-def fixture_isolated(tmp_path, monkeypatch):
-    """A working directory and HOME with no config file, and no SPXDL_* variables."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    for name in list(__import__("os").environ):
-        if name.startswith("SPXDL_"):
-            monkeypatch.delenv(name)
-    return tmp_path
-
-
 @pytest.fixture(name="invoke")
 def fixture_invoke(isolated):
     """Run ``spxdl ARGS`` in-process; returns the Click result (stderr kept apart)."""

@@ -123,3 +123,59 @@ def test_backfill_wrapper_without_a_start_date_exits_2(tmp_path):
 def test_python_dash_m_reports_the_version(tmp_path):
     result = spxdl("--version", cwd=tmp_path, env=clean_env(tmp_path))
     assert result.returncode == 0 and "spxdl" in result.stdout
+
+
+# ------------------------------------------------------------------ at a terminal (a real pseudo-terminal)
+
+
+def run_at_a_terminal(args: list[str], cwd: Path, env: dict[str, str], answer: bytes, timeout: float = 60) -> tuple[int, str]:
+    """``spxdl ARGS`` with its stdin, stdout and stderr on a pseudo-terminal; ``answer`` is typed once
+    a question ends in ``]: ``. Returns the exit code and everything the terminal showed."""
+    import pty
+    import select
+
+    leader, follower = pty.openpty()
+    process = subprocess.Popen([*SPXDL, *args], cwd=cwd, env=env, stdin=follower, stdout=follower, stderr=follower)
+    os.close(follower)
+    shown, answered = b"", False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([leader], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the process closed the terminal
+                break
+            shown += chunk
+            if not answered and re.search(rb"\]: *$", shown):
+                os.write(leader, answer)
+                answered = True
+        elif process.poll() is not None:
+            break
+    code = process.wait(timeout=10)
+    os.close(leader)
+    return code, shown.decode("utf-8", "replace")
+
+
+LONG_RANGE = ["run", "--start", "2024-01-02", "--end", "2024-03-28", "--terminal-url", "http://127.0.0.1:9",
+              "--data-dir", "data"]
+
+
+def test_a_long_range_asks_first_at_a_terminal_and_no_downloads_nothing(tmp_path):
+    code, shown = run_at_a_terminal(LONG_RANGE, tmp_path, clean_env(tmp_path), b"n\n")
+    assert "trading days" in shown and "Download them?" in shown
+    assert code == 0 and "nothing downloaded" in shown
+    assert not list((tmp_path / "data").rglob("*.parquet"))
+
+
+def test_yes_skips_the_question_even_at_a_terminal(tmp_path):
+    code, shown = run_at_a_terminal([*LONG_RANGE, "--yes"], tmp_path, clean_env(tmp_path), b"n\n")
+    assert "Download them?" not in shown
+    assert code == 75 and ("unreachable" in shown or "refused" in shown)  # it went on to the (absent) terminal
+
+
+def test_version_prints_the_version(tmp_path):
+    from spxdl import __version__
+
+    result = spxdl("--version", cwd=tmp_path, env=clean_env(tmp_path))
+    assert result.returncode == 0 and __version__ in result.stdout

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from datetime import date
 from pathlib import Path
@@ -36,20 +37,6 @@ from spxdl import engine, metrics
 from spxdl.errors import ArchiveMismatch, ConfigError, PermissionDenied, TerminalUnavailable
 from spxdl.ledger import Ledger, Task
 from spxdl.simulator import Faults, Simulator
-
-
-@pytest.fixture(scope="module", name="sim")
-def fixture_sim():
-    with Simulator(profile="tiny") as simulator:
-        yield simulator
-
-
-@pytest.fixture(name="clean_sim")
-def fixture_clean_sim(sim):
-    sim.set_faults(Faults())
-    sim.reset_counters()
-    yield sim
-    sim.set_faults(Faults())
 
 
 @pytest.fixture(scope="module", name="reference")
@@ -400,3 +387,82 @@ def test_two_runs_at_once_download_every_expiration_once(reference, clean_sim, t
     assert archive_digest(tmp_path) == reference
     assert ledger_problems(tmp_path) == [] and claims(tmp_path) == []
     assert engine.plan(make_settings(tmp_path, clean_sim.url), START, END).tasks == ()
+
+
+# ---------------------------------------------------------------------------------------------
+# claims kept alive by heartbeats, and a takeover noticed (short times set by the test)
+
+HEARTBEAT, STALE = 0.2, 1.0
+
+
+def run_in_thread(settings, start, end, on_event=None) -> tuple[threading.Thread, list]:
+    outcome: list = []
+    runner = threading.Thread(target=lambda: outcome.append(run_range(settings, start, end, on_event=on_event)))
+    runner.start()
+    return runner, outcome
+
+
+def test_heartbeats_keep_a_long_tasks_claim_live_past_the_stale_time(sim, tmp_path):
+    task = Task("greeks-1m", "SPXW", START)
+    settings = make_settings(tmp_path, sim.url, workers=1, threads=1, max_dte=15, heartbeat_seconds=HEARTBEAT,
+                             stale_after=STALE)
+    events: list[engine.Event] = []
+    sim.set_faults(Faults(latency=0.5))  # three expirations: the task lasts well past the stale time
+    try:
+        runner, outcome = run_in_thread(settings, START, START, on_event=events.append)
+        assert wait_until(lambda: any(e.kind == "task_started" for e in events), 20)
+        live = []
+        deadline = time.monotonic() + 2.5 * STALE
+        while time.monotonic() < deadline and not any(e.kind == "task_done" for e in events):
+            live.append(Ledger(tmp_path, stale_after=STALE).is_held(task))
+            time.sleep(0.1)
+        runner.join(60)
+    finally:
+        sim.set_faults(Faults())
+    assert len(live) > 10 and all(live), "a claim went stale while its task ran: heartbeats are not written"
+    assert outcome and outcome[0].complete
+
+
+def test_a_claim_taken_over_is_abandoned_and_left_to_the_run_that_took_it(sim, tmp_path):
+    task = Task("greeks-1m", "SPXW", START)
+    settings = make_settings(tmp_path, sim.url, workers=1, threads=1, max_dte=29, heartbeat_seconds=HEARTBEAT,
+                             stale_after=STALE)  # four Friday expirations, fetched one after the other
+    fetched: list[engine.Event] = []
+    sim.set_faults(Faults(latency=0.5))
+    try:
+        runner, outcome = run_in_thread(settings, START, START, on_event=fetched.append)
+        assert wait_until(lambda: any(e.kind == "expiration_done" for e in fetched), 20)
+        impatient = Ledger(tmp_path, stale_after=0.01)  # another run that calls every claim stale
+        assert wait_until(lambda: impatient.claim(task, min_dte=0, max_dte=15), 5)
+        runner.join(60)
+    finally:
+        sim.set_faults(Faults())
+    assert outcome, "the run did not end"
+    [result] = outcome[0].results
+    assert result.state == "held"  # abandoned, not finished over the other run's claim
+    assert Ledger(tmp_path).day(task)["claim"]["pid"] == os.getpid()
+    done = [e for e in fetched if e.kind == "expiration_done" and e.state == "complete"]
+    assert len(done) == 1  # the one in flight was abandoned too, and the rest left to the other run
+
+
+# ---------------------------------------------------------------------------------------------
+# estimates against a real run
+
+
+EST_FACTOR = 3  # the dry run's figures are within this factor of what a run really does
+
+
+def test_the_estimate_is_within_a_stated_factor_of_a_real_run(tmp_path):
+    day = date(2024, 3, 14)
+    with Simulator(profile="realistic") as realistic:
+        settings = make_settings(tmp_path, realistic.url, workers=1, max_dte=1)
+        plan = engine.plan(settings, day, day)
+        estimate = engine.estimate(plan, settings)
+        summary = engine.run(plan, settings)
+        requests = sum(count for path, by_status in realistic.counters()["requests"].items()
+                       if "status" not in path for count in by_status.values())
+    totals = summary.totals()
+    actual = {"expirations": sum(totals["expirations"].values()), "rows": totals["rows"], "bytes": totals["bytes"],
+              "requests": requests}
+    for name, value in actual.items():
+        assert value / EST_FACTOR <= estimate[name] <= value * EST_FACTOR, (name, estimate[name], value)

@@ -112,9 +112,9 @@ def test_sigterm_to_spxdl_run_mid_run_stops_within_seconds_cleanly_and_the_next_
     rerun_completes(tmp_path, slow_sim, reference)
 
 
-def test_sigkill_of_the_whole_group_at_random_moments_then_reruns_complete(reference, slow_sim, tmp_path):
-    seed = int.from_bytes(os.urandom(4), "big")
-    delays = [random.Random(seed).uniform(0.0, 1.5) for _ in range(3)]  # after the first task starts
+def test_sigkill_of_the_whole_group_at_random_moments_then_reruns_complete(reference, slow_sim, tmp_path, seed):
+    rng = random.Random(seed)
+    delays = [rng.uniform(0.0, 1.5) for _ in range(3)]  # after the first task starts
     landed = 0  # kills that left a claim or a temp file behind: they cut a run short
     for delay in delays:
         driver = start(tmp_path, slow_sim)

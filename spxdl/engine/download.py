@@ -99,6 +99,12 @@ class TaskDownload:
             if first <= expiration <= last and task.trade_date <= worker.calendar.last_trading_day(task.root, expiration)
         ]
 
+    def check(self) -> None:
+        """Raise Interrupted once the run stops or another run has taken this task's claim over."""
+        self.worker.check()
+        if self.task in self.worker.lost:
+            raise Interrupted(f"{self.task.key} was taken over by another run")
+
     def complete_expirations(self) -> set[date]:
         """Expirations the ledger calls complete whose file is in place."""
         return {
@@ -116,9 +122,7 @@ class TaskDownload:
         worker, task, ledger = self.worker, self.task, self.worker.ledger
         attempts = self.settings.expiration_attempts
         for attempt in range(1, attempts + 1):
-            worker.check()
-            if task in worker.lost:
-                raise Interrupted(f"{task.key} was taken over by another run")
+            self.check()
             ledger.record_expiration(task, expiration, "downloading", attempts=attempt)
             try:
                 outcome = self.download(expiration, attempt)
@@ -170,7 +174,7 @@ class TaskDownload:
         converted: list[convert.ConvertResult] = []
 
         def write(sink: BinaryIO) -> int:
-            with contextlib.closing(stoppable(pages, worker.stop)) as stopping_pages:
+            with contextlib.closing(stoppable(pages, self.check)) as stopping_pages:
                 converted.append(convert.write_parquet(stopping_pages, sink, spec))
             return converted[0].rows
 

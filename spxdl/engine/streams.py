@@ -1,17 +1,16 @@
-"""Pages that stop: every read of a body, and the fetch of each next page, first checks the run's stop."""
+"""Pages that stop: every read of a body, and the fetch of each next page, first asks whether to go on."""
 
 from __future__ import annotations
 
 import contextlib
 import io
-import threading
-from typing import Any, BinaryIO, Iterable, Iterator
+from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 from spxdl.errors import Interrupted, SpxdlError
 
 
-def stoppable(pages: Iterable[BinaryIO], stop: threading.Event) -> Iterator[BinaryIO]:
-    """``pages`` whose reads, and the fetch of each next page, raise Interrupted once stopping.
+def stoppable(pages: Iterable[BinaryIO], check: Callable[[], None]) -> Iterator[BinaryIO]:
+    """``pages`` whose reads, and the fetch of each next page, call ``check`` first (it raises Interrupted to stop).
 
     Every page is closed as soon as the next is asked for or the iteration ends, even by an
     error: a page holds an in-flight slot shared by all workers until it is read or closed.
@@ -19,13 +18,12 @@ def stoppable(pages: Iterable[BinaryIO], stop: threading.Event) -> Iterator[Bina
     iterator = iter(pages)
     try:
         while True:
-            if stop.is_set():
-                raise Interrupted("the run is stopping")
+            check()
             page = next(iterator, None)
             if page is None:
                 return
-            with contextlib.closing(StoppablePage(page, stop)) as stoppable:
-                yield stoppable
+            with contextlib.closing(StoppablePage(page, check)) as stopping:
+                yield stopping
     finally:
         close = getattr(iterator, "close", None)
         if close is not None:
@@ -33,12 +31,12 @@ def stoppable(pages: Iterable[BinaryIO], stop: threading.Event) -> Iterator[Bina
 
 
 class StoppablePage(io.RawIOBase):
-    """A page whose every read first checks the stop (an expiration aborts within one read)."""
+    """A page whose every read first calls ``check`` (an expiration aborts within one read)."""
 
-    def __init__(self, page: BinaryIO, stop: threading.Event) -> None:
+    def __init__(self, page: BinaryIO, check: Callable[[], None]) -> None:
         super().__init__()
         self._page = page
-        self._stop = stop
+        self._check = check
         self._error: SpxdlError | None = None
 
     @property
@@ -50,9 +48,11 @@ class StoppablePage(io.RawIOBase):
         return True
 
     def readinto(self, buffer: Any) -> int:
-        if self._stop.is_set():
-            self._error = Interrupted("the run is stopping")
-            raise self._error
+        try:
+            self._check()
+        except Interrupted as exc:
+            self._error = exc
+            raise
         return self._page.readinto(buffer)
 
     def close(self) -> None:

@@ -1,0 +1,69 @@
+"""Stop-aware pages: a stop lands within one read of a body, and every page is closed."""
+
+from __future__ import annotations
+
+import io
+import threading
+
+import pytest
+
+from spxdl.engine.streams import stoppable
+from spxdl.errors import Interrupted
+
+
+class EndlessPage(io.RawIOBase):
+    """A body that never ends, counting its reads, and whether it was closed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        self.reads += 1
+        buffer[:4] = b"x,y\n"
+        return 4
+
+
+def stop_check(stop: threading.Event):
+    def check() -> None:
+        if stop.is_set():
+            raise Interrupted("the run is stopping")
+    return check
+
+
+def test_a_stop_in_the_middle_of_a_page_ends_it_at_the_next_read():
+    stop, page = threading.Event(), EndlessPage()
+    stopping = next(stoppable(iter([page]), stop_check(stop)))
+    assert stopping.read(4) == b"x,y\n" and stopping.read(4) == b"x,y\n"
+    stop.set()
+    with pytest.raises(Interrupted):
+        stopping.read(4)
+    assert page.reads == 2
+    assert isinstance(stopping.error, Interrupted)  # kept for a reader (pyarrow) that wraps the error
+
+
+def test_the_next_page_is_not_fetched_once_stopping_and_every_page_is_closed():
+    stop, pages = threading.Event(), [EndlessPage(), EndlessPage()]
+    asked: list[int] = []
+
+    def fetch():
+        for number, page in enumerate(pages):
+            asked.append(number)
+            yield page
+
+    iterator = stoppable(fetch(), stop_check(stop))
+    first = next(iterator)
+    first.read(4)
+    stop.set()
+    with pytest.raises(Interrupted):
+        next(iterator)
+    assert asked == [0] and pages[0].closed and not pages[1].closed
+
+
+def test_a_check_that_passes_reads_the_page_through():
+    page = EndlessPage()
+    stopping = next(stoppable(iter([page]), lambda: None))
+    assert stopping.read(12) in (b"x,y\n", b"x,y\nx,y\nx,y\n")
