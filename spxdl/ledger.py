@@ -31,7 +31,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
-from spxdl import storage
+from spxdl import procs, storage
 from spxdl.errors import LedgerBusy, LedgerCorrupt, StorageError
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,6 @@ FORMAT_VERSION = 1
 
 LOCK_POLL_FIRST = 0.0005  # seconds; lock holders keep it for about one fsync, so start small
 LOCK_POLL_MAX = 0.02
-PID_START_SLACK = 2.0  # seconds; /proc gives a process's start time to within about one second
 
 
 @dataclass(frozen=True, order=True)
@@ -76,7 +75,7 @@ class Task:
 
 
 # ---------------------------------------------------------------------------------------------
-# Time and processes
+# Time
 
 
 def utc_now() -> datetime:
@@ -92,18 +91,6 @@ def timestamp(moment: datetime) -> str:
 def parse_timestamp(text: str) -> datetime:
     """The instant of a stored timestamp."""
     return datetime.fromisoformat(text)
-
-
-def process_alive(pid: int, claimed_at: datetime) -> bool:
-    """Whether ``pid`` is a running process on this host that already existed at ``claimed_at``.
-
-    A zombie counts as gone. On Linux a process that started after the claim was made holds a
-    reused pid, so the claim's own process is gone.
-    """
-    if not isinstance(pid, int) or not storage.pid_alive(pid):
-        return False
-    facts = storage.process_facts(pid)
-    return facts is None or facts[1] <= claimed_at.timestamp() + PID_START_SLACK
 
 
 # ---------------------------------------------------------------------------------------------
@@ -573,7 +560,7 @@ class Ledger:
             return "unreadable claim"
         if age > self.stale_after:
             return f"heartbeat {age:.0f} s old"
-        if claim.get("host") == socket.gethostname() and not process_alive(claim.get("pid"), started):
+        if claim.get("host") == socket.gethostname() and not procs.process_alive(claim.get("pid"), started):
             return "its process is gone"
         return None
 

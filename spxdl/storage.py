@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import hashlib
 import json
 import logging
@@ -28,6 +27,7 @@ from typing import Any, BinaryIO, Callable, Iterator, Mapping
 
 import pyarrow.parquet as pq
 
+from spxdl import procs
 from spxdl.errors import ArchiveMismatch, StorageError
 
 log = logging.getLogger(__name__)
@@ -266,39 +266,6 @@ def verify_parquet(path: Path, expected_rows: int | None = None) -> FileInfo:
 # stale temp files
 
 
-@functools.lru_cache(maxsize=1)
-def _boot_time() -> float:
-    """Boot time (epoch seconds) from ``/proc/stat``."""
-    for line in Path("/proc/stat").read_text().splitlines():
-        if line.startswith("btime "):
-            return float(line.split()[1])
-    raise OSError("no btime in /proc/stat")
-
-
-def process_facts(pid: int) -> tuple[str, float] | None:
-    """State letter and start time (epoch seconds) of ``pid`` from ``/proc``; None where unknown (macOS)."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-        fields = text[text.rindex(")") + 2 :].split()
-        return fields[0], _boot_time() + int(fields[19]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a running process with ``pid`` exists on this host (a zombie is not running)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        pass
-    facts = process_facts(pid)
-    return facts is None or facts[0] not in ("Z", "X")
-
-
 def temp_file_pid(name: str) -> int | None:
     """The pid in a temp-file name made by ``temp_prefix``; None for any other name."""
     match = TEMP_NAME.match(name)
@@ -315,7 +282,7 @@ def sweep_temp_files(root: Path) -> list[Path]:
     for directory, _subdirs, names in os.walk(root):
         for name in names:
             pid = temp_file_pid(name)
-            if pid is None or pid_alive(pid):
+            if pid is None or procs.pid_alive(pid):
                 continue
             path = Path(directory) / name
             with contextlib.suppress(FileNotFoundError):
