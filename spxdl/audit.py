@@ -8,9 +8,8 @@ task is planned again.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -22,8 +21,6 @@ from spxdl.ledger import Ledger, Task
 from spxdl.trading_calendar import TradingCalendar
 
 log = logging.getLogger(__name__)
-
-CORRUPT_MARKER = ".corrupt-"
 
 
 # ------------------------------------------------------------------ status
@@ -260,9 +257,7 @@ def verify_archive(data_dir: Path, start: date | None = None, end: date | None =
 
 def quarantine(path: Path) -> Path:
     """Move a bad data file aside (hidden, so readers skip it); returns its new path."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
-    target = path.with_name(f".{path.name}{CORRUPT_MARKER}{stamp}")
-    os.replace(path, target)
+    target = storage.move_aside(path, hidden=True)
     log.warning("moved %s aside to %s", path, target.name)
     return target
 

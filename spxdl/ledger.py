@@ -134,18 +134,6 @@ os.register_at_fork(after_in_child=_forget_locks_after_fork)
 # JSON files
 
 
-def _move_aside(path: Path) -> Path:
-    """Rename ``path`` to ``<name>.corrupt-<UTC time>`` (never over an existing file)."""
-    stamp = utc_now().strftime("%Y%m%dT%H%M%S.%fZ")
-    target = path.with_name(f"{path.name}.corrupt-{stamp}")
-    suffix = 1
-    while target.exists():
-        target = path.with_name(f"{path.name}.corrupt-{stamp}-{suffix}")
-        suffix += 1
-    os.rename(path, target)
-    return target
-
-
 def read_json(path: Path, is_valid: Callable[[Any], bool]) -> Any | None:
     """The content of ``path``; None if it does not exist.
 
@@ -161,7 +149,7 @@ def read_json(path: Path, is_valid: Callable[[Any], bool]) -> Any | None:
     except (ValueError, TypeError, KeyError, AttributeError):
         valid = False
     if not valid:
-        moved = _move_aside(path)
+        moved = storage.move_aside(path, hidden=False)
         log.warning("ledger file %s is corrupt; moved it to %s and rebuilding it", path, moved)
         raise LedgerCorrupt(f"{path} is corrupt (moved to {moved})", path=str(path), moved_to=str(moved))
     return content
@@ -725,27 +713,12 @@ class Ledger:
     def _read_footers(self, task: Task) -> dict[date, storage.FileInfo | str]:
         """Each data file in the task dir: its verified FileInfo, or why verification failed."""
         footers: dict[date, storage.FileInfo | str] = {}
-        for expiration, path in self._data_files(task).items():
+        for expiration, path in storage.data_files(self.data_dir, task.archive, task.root, task.trade_date).items():
             try:
                 footers[expiration] = storage.verify_parquet(path)
             except StorageError as exc:
                 footers[expiration] = f"{path.name} is unreadable: {exc}"
         return footers
-
-    def _data_files(self, task: Task) -> dict[date, Path]:
-        """The data files in the task dir, by expiration (names that round-trip through storage)."""
-        directory = storage.task_dir(self.data_dir, task.archive, task.root, task.trade_date)
-        if not directory.is_dir():
-            return {}
-        files = {}
-        for path in directory.glob("*.parquet"):
-            try:
-                expiration = datetime.strptime(path.stem[-8:], "%Y%m%d").date()
-            except ValueError:
-                continue
-            if storage.data_file_name(task.root, expiration) == path.name:
-                files[expiration] = path
-        return files
 
     def _read_summary(
         self, path: Path, is_valid: Callable[[Any], bool], problems: list[str] | None = None
