@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from spxdl import datasets, storage
 from spxdl.errors import LedgerBusy, StorageError
-from spxdl.ledger import Ledger, Task
+from spxdl.ledger import ExpirationState, Ledger, Task, TaskState
 from spxdl.trading_calendar import TradingCalendar
 
 log = logging.getLogger(__name__)
@@ -94,14 +94,14 @@ def last_complete_day(lines: Iterable[TaskLine]) -> date | None:
     """The latest trade date on which every task the ledger knows is ``success``."""
     by_day: dict[date, bool] = {}
     for line in lines:
-        by_day[line.trade_date] = by_day.get(line.trade_date, True) and line.state == "success"
+        by_day[line.trade_date] = by_day.get(line.trade_date, True) and line.state == TaskState.SUCCESS
     complete = [day for day, ok in by_day.items() if ok]
     return max(complete) if complete else None
 
 
 def incomplete_tasks(ledger: Ledger) -> list[Task]:
     """Tasks the ledger knows that are not ``success``: failed, partial, no data, or left unfinished."""
-    return [task for task, entry in ledger.tasks() if entry["state"] != "success"]
+    return [task for task, entry in ledger.tasks() if entry["state"] != TaskState.SUCCESS]
 
 
 # ------------------------------------------------------------------ gaps
@@ -145,7 +145,7 @@ def find_gaps(
                 if entry is None:
                     gaps.append(Gap(archive, root, day, "missing"))
                 elif not ledger.is_done(task, min_dte=min_dte, max_dte=max_dte):
-                    state = entry["state"] if entry["state"] != "success" else "narrower DTE window"
+                    state = entry["state"] if entry["state"] != TaskState.SUCCESS else "narrower DTE window"
                     gaps.append(Gap(archive, root, day, state, entry.get("error")))
     return gaps
 
@@ -225,7 +225,7 @@ def _verify_task(ledger: Ledger, task: Task, directory: Path, report: VerifyRepo
     day = ledger.day(task) or {"expirations": {}}
     recorded = set()
     for name, entry in sorted(day["expirations"].items()):
-        if entry.get("state") == "complete" and entry.get("file"):
+        if entry.get("state") == ExpirationState.COMPLETE and entry.get("file"):
             recorded.add(entry["file"])
             _verify_recorded_file(task, directory, name, entry, report)
     for path in sorted(directory.iterdir()):
