@@ -8,9 +8,8 @@ task is planned again.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -18,12 +17,10 @@ import pyarrow.parquet as pq
 
 from spxdl import datasets, storage
 from spxdl.errors import LedgerBusy, StorageError
-from spxdl.ledger import Ledger, Task
+from spxdl.ledger import ExpirationState, Ledger, Task, TaskState
 from spxdl.trading_calendar import TradingCalendar
 
 log = logging.getLogger(__name__)
-
-CORRUPT_MARKER = ".corrupt-"
 
 
 # ------------------------------------------------------------------ status
@@ -97,14 +94,14 @@ def last_complete_day(lines: Iterable[TaskLine]) -> date | None:
     """The latest trade date on which every task the ledger knows is ``success``."""
     by_day: dict[date, bool] = {}
     for line in lines:
-        by_day[line.trade_date] = by_day.get(line.trade_date, True) and line.state == "success"
+        by_day[line.trade_date] = by_day.get(line.trade_date, True) and line.state == TaskState.SUCCESS
     complete = [day for day, ok in by_day.items() if ok]
     return max(complete) if complete else None
 
 
 def incomplete_tasks(ledger: Ledger) -> list[Task]:
     """Tasks the ledger knows that are not ``success``: failed, partial, no data, or left unfinished."""
-    return [task for task, entry in ledger.tasks() if entry["state"] != "success"]
+    return [task for task, entry in ledger.tasks() if entry["state"] != TaskState.SUCCESS]
 
 
 # ------------------------------------------------------------------ gaps
@@ -148,7 +145,7 @@ def find_gaps(
                 if entry is None:
                     gaps.append(Gap(archive, root, day, "missing"))
                 elif not ledger.is_done(task, min_dte=min_dte, max_dte=max_dte):
-                    state = entry["state"] if entry["state"] != "success" else "narrower DTE window"
+                    state = entry["state"] if entry["state"] != TaskState.SUCCESS else "narrower DTE window"
                     gaps.append(Gap(archive, root, day, state, entry.get("error")))
     return gaps
 
@@ -228,7 +225,7 @@ def _verify_task(ledger: Ledger, task: Task, directory: Path, report: VerifyRepo
     day = ledger.day(task) or {"expirations": {}}
     recorded = set()
     for name, entry in sorted(day["expirations"].items()):
-        if entry.get("state") == "complete" and entry.get("file"):
+        if entry.get("state") == ExpirationState.COMPLETE and entry.get("file"):
             recorded.add(entry["file"])
             _verify_recorded_file(task, directory, name, entry, report)
     for path in sorted(directory.iterdir()):
@@ -260,9 +257,7 @@ def verify_archive(data_dir: Path, start: date | None = None, end: date | None =
 
 def quarantine(path: Path) -> Path:
     """Move a bad data file aside (hidden, so readers skip it); returns its new path."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
-    target = path.with_name(f".{path.name}{CORRUPT_MARKER}{stamp}")
-    os.replace(path, target)
+    target = storage.move_aside(path, hidden=True)
     log.warning("moved %s aside to %s", path, target.name)
     return target
 

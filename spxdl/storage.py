@@ -15,19 +15,19 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import hashlib
 import json
 import logging
 import os
 import re
 import tempfile
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator, Mapping
 
 import pyarrow.parquet as pq
 
+from spxdl import procs
 from spxdl.errors import ArchiveMismatch, StorageError
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ HASH_CHUNK = 1 << 20
 TEMP_NAME = re.compile(r"^\..+" + re.escape(TEMP_MARKER) + r"(?P<pid>\d+)-[^/]*$")
 MOVE_ASIDE = "move it aside or use another data dir"
 PARTITION = re.compile(r"^(?P<key>[a-z_]+)=(?P<value>.+)$")
+CORRUPT_MARKER = ".corrupt-"
 
 
 def dataset_dir(data_dir: Path, archive: str) -> Path:
@@ -64,6 +65,25 @@ def data_file_name(root: str, expiration: date) -> str:
 def data_file_path(data_dir: Path, archive: str, root: str, trade_date: date, expiration: date) -> Path:
     """The full path of one expiration's Parquet file."""
     return task_dir(data_dir, archive, root, trade_date) / data_file_name(root, expiration)
+
+
+def expiration_of(path: Path, root: str) -> date | None:
+    """The expiration whose data file of ``root`` bears the name of ``path``; None for any other name.
+
+    The inverse of ``data_file_name``.
+    """
+    name = Path(path).name
+    try:
+        expiration = datetime.strptime(name[-16:-8], "%Y%m%d").date()
+    except ValueError:
+        return None
+    return expiration if data_file_name(root, expiration) == name else None
+
+
+def data_files(data_dir: Path, archive: str, root: str, trade_date: date) -> dict[date, Path]:
+    """The data files in a task's directory, by expiration (any other file is left out)."""
+    paths = task_dir(data_dir, archive, root, trade_date).glob("*.parquet")  # none if the dir is missing
+    return {expiration: path for path in paths if (expiration := expiration_of(path, root)) is not None}
 
 
 def day_json_path(data_dir: Path, archive: str, root: str, trade_date: date) -> Path:
@@ -263,40 +283,23 @@ def verify_parquet(path: Path, expected_rows: int | None = None) -> FileInfo:
 
 
 # ---------------------------------------------------------------------------------------------
-# stale temp files
+# stale temp files, bad files
 
 
-@functools.lru_cache(maxsize=1)
-def _boot_time() -> float:
-    """Boot time (epoch seconds) from ``/proc/stat``."""
-    for line in Path("/proc/stat").read_text().splitlines():
-        if line.startswith("btime "):
-            return float(line.split()[1])
-    raise OSError("no btime in /proc/stat")
+def move_aside(path: Path, *, hidden: bool) -> Path:
+    """Rename ``path`` to ``<name>.corrupt-<UTC time>`` next to it, never over an earlier copy; the new path.
 
-
-def process_facts(pid: int) -> tuple[str, float] | None:
-    """State letter and start time (epoch seconds) of ``pid`` from ``/proc``; None where unknown (macOS)."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-        fields = text[text.rindex(")") + 2 :].split()
-        return fields[0], _boot_time() + int(fields[19]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a running process with ``pid`` exists on this host (a zombie is not running)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        pass
-    facts = process_facts(pid)
-    return facts is None or facts[0] not in ("Z", "X")
+    ``hidden`` makes it ``.<name>.corrupt-<UTC time>``, which dataset readers skip.
+    """
+    path = Path(path)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    name = f"{'.' if hidden else ''}{path.name}{CORRUPT_MARKER}{stamp}"
+    target, copies = path.with_name(name), 0
+    while target.exists():  # a second copy within the same microsecond gets a counter
+        copies += 1
+        target = path.with_name(f"{name}-{copies}")
+    os.rename(path, target)
+    return target
 
 
 def temp_file_pid(name: str) -> int | None:
@@ -315,7 +318,7 @@ def sweep_temp_files(root: Path) -> list[Path]:
     for directory, _subdirs, names in os.walk(root):
         for name in names:
             pid = temp_file_pid(name)
-            if pid is None or pid_alive(pid):
+            if pid is None or procs.pid_alive(pid):
                 continue
             path = Path(directory) / name
             with contextlib.suppress(FileNotFoundError):

@@ -9,7 +9,7 @@ import os
 import pickle
 import threading
 import time
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -18,11 +18,26 @@ import pytest
 
 from spxdl import storage
 from spxdl.errors import LedgerBusy
-from spxdl.ledger import Ledger, Task, merge_windows, parse_timestamp, timestamp, utc_now, window_covered
+from spxdl.ledger import (
+    EXPIRATION_STATES,
+    FINAL_STATES,
+    TASK_STATES,
+    ExpirationState,
+    Ledger,
+    LedgerLock,
+    Task,
+    TaskState,
+    merge_windows,
+    parse_timestamp,
+    timestamp,
+    utc_now,
+    window_covered,
+)
 
 FORK = multiprocessing.get_context("fork")
 TASK = Task("greeks-1m", "SPXW", date(2024, 1, 15))
 EXP = date(2024, 1, 16)
+STALE = 2.0  # seconds: stale_after for the heartbeat tests, whose stale heartbeats are written 10x older
 
 
 @pytest.fixture
@@ -33,6 +48,13 @@ def data_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def ledger(data_dir: Path) -> Ledger:
     return Ledger(data_dir, lock_timeout=20)
+
+
+@pytest.fixture
+def holder(data_dir: Path):
+    holder = ClaimHolder(data_dir)
+    yield holder
+    holder.leave()
 
 
 def write_data_file(data_dir: Path, task: Task, expiration: date, rows: int) -> storage.FileInfo:
@@ -49,6 +71,38 @@ def day_path(data_dir: Path, task: Task) -> Path:
 
 def corrupt_copies(path: Path) -> list[Path]:
     return sorted(path.parent.glob(path.name + ".corrupt-*"))
+
+
+def set_heartbeat(data_dir: Path, task: Task, moment) -> None:
+    """Write ``moment`` as the heartbeat of the task's claim: what a holder whose beats stopped then leaves."""
+    ledger = Ledger(data_dir)
+    with ledger.lock():
+        day = ledger.day(task)
+        day["claim"]["heartbeat"] = timestamp(moment)
+        storage.write_json_atomic(day_path(data_dir, task), day)
+
+
+def long_ago() -> datetime:
+    return utc_now() - timedelta(seconds=10 * STALE)
+
+
+class ClaimHolder:
+    """Another process holding TASK's claim, alive throughout, that heartbeats only when told to."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.commands, self.replies = FORK.Queue(), FORK.Queue()
+        self.process = FORK.Process(target=claim_and_beat_on_command, args=(data_dir, TASK, self.commands, self.replies))
+        self.process.start()
+        assert self.replies.get(timeout=30), "the holder could not claim the task"
+
+    def heartbeat(self) -> bool:
+        """What ``Ledger.heartbeat`` returned in the holder."""
+        self.commands.put("beat")
+        return self.replies.get(timeout=30)
+
+    def leave(self) -> None:
+        self.commands.put("exit")
+        self.process.join(timeout=30)
 
 
 # --- helpers run in child processes (module level so that any start method can run them) ---------
@@ -88,6 +142,24 @@ def claim_download_and_exit(data_dir: Path, task: Task) -> None:
     ledger.record_expiration(task, EXP, "downloading", attempts=1)
 
 
+def claim_and_beat_on_command(data_dir: Path, task: Task, commands, replies) -> None:
+    """Claim ``task``, then call heartbeat once per "beat" (replying with its result) until "exit"."""
+    ledger = Ledger(data_dir)
+    replies.put(ledger.claim(task, min_dte=0, max_dte=7))
+    while commands.get(timeout=60) == "beat":
+        replies.put(ledger.heartbeat(task))
+
+
+def claim_and_beat_until_stopped(data_dir: Path, task: Task, interval: float, ready, stop, leave) -> None:
+    """A worker with its heartbeat thread: claim, heartbeat every ``interval`` s until ``stop``, live until ``leave``."""
+    ledger = Ledger(data_dir)
+    ledger.claim(task, min_dte=0, max_dte=7)
+    ready.set()
+    while not stop.wait(interval):
+        ledger.heartbeat(task)
+    leave.wait(60)
+
+
 def hold_lock(data_dir: Path, ready, done) -> None:
     with Ledger(data_dir).lock():
         ready.set()
@@ -125,6 +197,14 @@ def test_task_from_bad_key_raises():
         Task.from_key("greeks-1m/SPXW/15-01-2024")
 
 
+def test_state_names_are_the_strings_stored_on_disk():
+    assert TASK_STATES == ("queued", "in_progress", "success", "partial", "failed", "no_data")
+    assert FINAL_STATES == ("success", "partial", "failed", "no_data")
+    assert EXPIRATION_STATES == ("pending", "downloading", "complete", "failed", "no_data")
+    assert (TaskState.SUCCESS, ExpirationState.COMPLETE) == ("success", "complete")
+    assert json.dumps([TaskState.NO_DATA]) == '["no_data"]'
+
+
 # --- the life of a task -------------------------------------------------------------------------------
 
 
@@ -160,16 +240,18 @@ def test_record_expiration_touches_only_the_tasks_day_json(ledger, data_dir):
     assert (entry["attempts"], entry["checks"]) == (2, {"zero_bid": 1})
 
 
-def test_heartbeat_refreshes_only_the_heartbeat(ledger, data_dir):
+def test_heartbeat_moves_the_heartbeat_forward_and_nothing_else(ledger, data_dir):
     ledger.claim(TASK, min_dte=0, max_dte=7)
+    set_heartbeat(data_dir, TASK, long_ago())
     status_before = storage.status_path(data_dir).read_bytes()
     first = ledger.day(TASK)["claim"]
+    called_at = utc_now()
 
     assert ledger.heartbeat(TASK)
 
     claim = ledger.day(TASK)["claim"]
-    assert parse_timestamp(claim["heartbeat"]) > parse_timestamp(first["heartbeat"])
-    assert claim["started_at"] == first["started_at"]
+    assert parse_timestamp(claim["heartbeat"]) >= called_at
+    assert {**claim, "heartbeat": None} == {**first, "heartbeat": None}
     assert storage.status_path(data_dir).read_bytes() == status_before
 
 
@@ -337,6 +419,60 @@ def test_a_live_claim_is_skipped_and_a_stale_heartbeat_is_taken_over(data_dir, c
     assert "heartbeat" in caplog.text and str(holder_pid) in caplog.text
 
 
+def test_a_claim_kept_fresh_by_heartbeats_is_not_taken_over_and_one_left_stale_is(holder, data_dir, caplog):
+    rival = Ledger(data_dir, stale_after=STALE)
+    set_heartbeat(data_dir, TASK, long_ago())  # the holder stopped beating long ago ...
+    assert holder.heartbeat()  # ... and beats again
+
+    assert rival.is_held(TASK)
+    assert not rival.claim(TASK, min_dte=0, max_dte=7)
+
+    set_heartbeat(data_dir, TASK, long_ago())  # its process lives on, its beats stop
+    assert not rival.is_held(TASK)
+    with caplog.at_level(logging.WARNING, logger="spxdl.ledger"):
+        assert rival.claim(TASK, min_dte=0, max_dte=7)
+    assert rival.day(TASK)["claim"]["pid"] == os.getpid()
+    assert f"from pid {holder.process.pid}" in caplog.text and "heartbeat" in caplog.text
+
+
+def test_heartbeat_returns_false_and_writes_nothing_once_another_run_took_the_claim_over(holder, data_dir):
+    set_heartbeat(data_dir, TASK, long_ago())
+    rival = Ledger(data_dir, stale_after=STALE)
+    assert rival.claim(TASK, min_dte=0, max_dte=7)
+    taken = rival.day(TASK)
+
+    assert holder.heartbeat() is False
+
+    assert rival.day(TASK) == taken
+
+
+def test_heartbeats_keep_a_claim_past_stale_after_and_it_is_taken_over_once_they_stop(data_dir, caplog):
+    stale_after, beat_every = 1.0, 0.05
+    ready, stop, leave = FORK.Event(), FORK.Event(), FORK.Event()
+    worker = FORK.Process(target=claim_and_beat_until_stopped, args=(data_dir, TASK, beat_every, ready, stop, leave))
+    worker.start()
+    try:
+        assert ready.wait(timeout=30)
+        rival = Ledger(data_dir, stale_after=stale_after)
+        watch_until = time.monotonic() + 2 * stale_after
+        while time.monotonic() < watch_until:
+            assert not rival.claim(TASK, min_dte=0, max_dte=7), "taken over while its heartbeats went on"
+            time.sleep(0.1)
+
+        stop.set()  # the worker lives on, its heartbeats stop
+        give_up = time.monotonic() + 30
+        with caplog.at_level(logging.WARNING, logger="spxdl.ledger"):
+            while not rival.claim(TASK, min_dte=0, max_dte=7):
+                assert time.monotonic() < give_up, "never taken over after its heartbeats stopped"
+                time.sleep(0.1)
+    finally:
+        stop.set()
+        leave.set()
+        worker.join(timeout=30)
+
+    assert f"from pid {worker.pid}" in caplog.text and "heartbeat" in caplog.text
+
+
 def test_the_claim_of_a_dead_process_is_taken_over(ledger, caplog):
     child = FORK.Process(target=claim_download_and_exit, args=(ledger.data_dir, TASK))
     child.start()
@@ -495,6 +631,37 @@ def test_lock_is_reentrant_within_a_thread(ledger):
         with Ledger(ledger.data_dir, lock_timeout=0).lock():
             ledger.record_expiration(TASK, EXP, "pending")
     assert ledger.expiration_states(TASK) == {EXP: "pending"}
+
+
+def test_a_ledger_lock_is_reentrant_across_objects_and_unlocks_at_the_outermost_release(data_dir):
+    path = storage.lock_path(data_dir)
+    outer, inner = LedgerLock(path, timeout=5), LedgerLock(path, timeout=0)
+    results = FORK.Queue()
+
+    def probe() -> str:
+        child = FORK.Process(target=try_lock, args=(data_dir, 0.2, results))
+        child.start()
+        child.join(timeout=30)
+        return results.get(timeout=5).split(":")[0]
+
+    with outer:
+        with inner:
+            assert inner.is_locked and outer.is_locked
+        assert outer.is_locked
+        assert probe() == "busy"
+    assert not outer.is_locked
+    assert probe() == "acquired"
+
+
+def test_a_ledger_lock_refuses_a_release_without_an_acquire_and_pickles_without_its_state(data_dir):
+    lock = LedgerLock(storage.lock_path(data_dir), timeout=3, poll_interval=0.01)
+    with pytest.raises(RuntimeError):
+        lock.release()
+    with lock:
+        copy = pickle.loads(pickle.dumps(lock))
+    assert (copy.path, copy.timeout, copy.poll_interval) == (lock.path, 3, 0.01)
+    with pytest.raises(RuntimeError):
+        copy.release()
 
 
 def test_a_child_forked_while_the_lock_is_held_must_wait_for_it(ledger):

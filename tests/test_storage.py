@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pyarrow as pa
@@ -52,6 +52,26 @@ def test_layout_paths_follow_the_design(tmp_path):
     )
     assert storage.archive_json_path(tmp_path, "greeks-1m") == tmp_path / "greeks-1m" / "_archive.json"
     assert storage.day_json_path(tmp_path, "eod", "SPX", DAY).name == "_day.json"
+
+
+def test_expiration_of_is_the_inverse_of_data_file_name():
+    expiration = date(2024, 1, 16)
+    assert storage.expiration_of(Path("/x") / storage.data_file_name("SPXW", expiration), "SPXW") == expiration
+    for name in ("spx_exp_20240116.parquet", "spxw_exp_20240116.parquet.corrupt-x", "spxw_exp_2024011.parquet",
+                 "spxw_exp_20241316.parquet", ".spxw_exp_20240116.parquet", "spxw_exp_20240116.json", "_day.json"):
+        assert storage.expiration_of(Path(name), "SPXW") is None, name
+
+
+def test_data_files_lists_a_task_dirs_data_files_by_expiration_and_nothing_else(tmp_path):
+    assert storage.data_files(tmp_path, "greeks-1m", "SPXW", DAY) == {}
+    expirations = [date(2024, 1, 16), date(2024, 1, 19)]
+    paths = [storage.data_file_path(tmp_path, "greeks-1m", "SPXW", DAY, e) for e in expirations]
+    paths[0].parent.mkdir(parents=True)
+    for path in paths:
+        write_parquet_file(path, 1)
+    for name in ("spx_exp_20240116.parquet", f"{paths[0].name}.corrupt-20240101T000000.000000Z", "_day.json"):
+        (paths[0].parent / name).write_bytes(b"x")
+    assert storage.data_files(tmp_path, "greeks-1m", "SPXW", DAY) == dict(zip(expirations, paths))
 
 
 def test_iter_task_dirs_finds_partitions_and_skips_everything_else(tmp_path):
@@ -182,6 +202,26 @@ def test_sweep_removes_temp_files_of_dead_processes_only(tmp_path):
     assert removed == [dead]
     assert not dead.exists()
     assert live.exists() and all(path.exists() for path in unrelated)
+
+
+class FrozenClock(datetime):
+    @classmethod
+    def now(cls, tz=None):
+        return datetime(2024, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc).astimezone(tz)
+
+
+@pytest.mark.parametrize("hidden, prefix", [(False, ""), (True, ".")], ids=["ledger-file", "data-file"])
+def test_move_aside_keeps_every_copy_under_a_corrupt_name(tmp_path, monkeypatch, hidden, prefix):
+    monkeypatch.setattr(storage, "datetime", FrozenClock)  # three moves within one microsecond
+    path = tmp_path / "spxw_exp_20240116.parquet"
+    moved = []
+    for content in (b"first", b"second", b"third"):
+        path.write_bytes(content)
+        moved.append(storage.move_aside(path, hidden=hidden))
+    assert not path.exists()
+    assert [p.read_bytes() for p in moved] == [b"first", b"second", b"third"]
+    stamp = f"{prefix}{path.name}.corrupt-20240102T030405.678901Z"
+    assert moved == [tmp_path / stamp, tmp_path / f"{stamp}-1", tmp_path / f"{stamp}-2"]
 
 
 def test_sweep_knows_the_names_that_temp_prefix_makes():

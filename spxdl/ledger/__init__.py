@@ -1,0 +1,67 @@
+"""The ledger: which tasks are done, who is working on which, and what lies on disk.
+
+- ``task``: ``Task``, the task and expiration state names (``TaskState``, ``ExpirationState``),
+  the ledger's timestamps.
+- ``lock``: ``LedgerLock``, the flock-based lock every ledger file is written under.
+- ``records``: pure functions on the content of ``_day.json``, ``status.json`` and
+  ``inventory.json``, their shape checks, and ``read_json``.
+- ``claims``: who holds a task, and whether that process is still there.
+- ``core``: ``Ledger``, the ledger of one data dir.
+
+``docs/ledger.md`` describes the files and the rules. Everything importable from ``spxdl.ledger``
+before it became a package still is.
+"""
+
+from spxdl.ledger.core import Ledger
+from spxdl.ledger.lock import LedgerLock
+from spxdl.ledger.records import (
+    FORMAT_VERSION,
+    day_from_files,
+    file_totals,
+    merge_windows,
+    new_day,
+    new_expiration_entry,
+    read_json,
+    reconcile_day,
+    reset_downloading,
+    set_file,
+    task_summary,
+    window_covered,
+)
+from spxdl.ledger.task import (
+    EXPIRATION_STATES,
+    FINAL_STATES,
+    TASK_STATES,
+    ExpirationState,
+    Task,
+    TaskState,
+    parse_timestamp,
+    timestamp,
+    utc_now,
+)
+
+__all__ = [
+    "EXPIRATION_STATES",
+    "FINAL_STATES",
+    "FORMAT_VERSION",
+    "TASK_STATES",
+    "ExpirationState",
+    "Ledger",
+    "LedgerLock",
+    "Task",
+    "TaskState",
+    "day_from_files",
+    "file_totals",
+    "merge_windows",
+    "new_day",
+    "new_expiration_entry",
+    "parse_timestamp",
+    "read_json",
+    "reconcile_day",
+    "reset_downloading",
+    "set_file",
+    "task_summary",
+    "timestamp",
+    "utc_now",
+    "window_covered",
+]

@@ -1,0 +1,69 @@
+"""Claims: which process works on a task, and whether that process is still there.
+
+A claim lives in its task's ``_day.json``: worker pid, parent pid, host, ``started_at``,
+``heartbeat`` and the requested DTE window. It is stale when its heartbeat is older than
+``stale_after`` seconds (whatever host made it), or when it was made on this host and its process
+is gone (exited, a zombie, or its pid now belongs to a newer process: ``procs.process_alive``).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any, Mapping
+
+from spxdl import procs
+from spxdl.ledger.task import parse_timestamp, utc_now
+
+
+def new_claim(now: str, *, min_dte: int, max_dte: int) -> dict[str, Any]:
+    """A claim of this process, made and beaten at ``now`` (a stored timestamp)."""
+    return {
+        "pid": os.getpid(),
+        "ppid": os.getppid(),
+        "host": socket.gethostname(),
+        "started_at": now,
+        "heartbeat": now,
+        "min_dte": min_dte,
+        "max_dte": max_dte,
+    }
+
+
+def is_own(claim: Mapping[str, Any]) -> bool:
+    """Whether ``claim`` is this process's."""
+    return claim.get("host") == socket.gethostname() and claim.get("pid") == os.getpid()
+
+
+def why_stale(claim: Mapping[str, Any], stale_after: float) -> str | None:
+    """Why ``claim`` is stale, or None if it is live."""
+    try:
+        age = (utc_now() - parse_timestamp(claim["heartbeat"])).total_seconds()
+        started = parse_timestamp(claim["started_at"])
+    except (KeyError, TypeError, ValueError):
+        return "unreadable claim"
+    if age > stale_after:
+        return f"heartbeat {age:.0f} s old"
+    if claim.get("host") == socket.gethostname() and not procs.process_alive(claim.get("pid"), started):
+        return "its process is gone"
+    return None
+
+
+def is_live(claim: Mapping[str, Any], stale_after: float) -> bool:
+    """Whether ``claim`` is not stale."""
+    return why_stale(claim, stale_after) is None
+
+
+def may_end(claim: Mapping[str, Any], stale_after: float) -> bool:
+    """Whether this process may drop ``claim``: ours, a child's of ours, or stale.
+
+    A child's: the engine's parent releases its workers' tasks.
+    """
+    ours = claim.get("host") == socket.gethostname() and os.getpid() in (claim.get("pid"), claim.get("ppid"))
+    return ours or not is_live(claim, stale_after)
+
+
+def describe(claim: Mapping[str, Any] | None) -> str:
+    """A claim as ``pid N on HOST`` for log lines."""
+    if not claim:
+        return "no claim"
+    return f"pid {claim.get('pid')} on {claim.get('host')}"

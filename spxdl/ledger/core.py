@@ -1,0 +1,361 @@
+"""The ledger of one data dir: claims and heartbeats, expiration records, task outcomes, summaries, rebuild.
+
+Three kinds of JSON file, all rewritten atomically (``storage.write_json_atomic``) while holding
+the ledger lock (``LedgerLock`` on ``storage.lock_path``):
+
+- ``<task dir>/_day.json``: one task's claim, state, covered DTE windows and per-expiration file
+  inventory. Per-expiration updates touch only this file, so their cost does not grow with the
+  archive.
+- ``<data_dir>/status.json``: one summary entry per task, rewritten when a task is claimed,
+  released or finished (never per expiration or heartbeat).
+- ``<data_dir>/inventory.json``: totals and per-task file counts, bytes and rows, rewritten when a
+  task finishes.
+
+A corrupt file is moved aside to ``<name>.corrupt-<UTC time>`` and rebuilt: summaries from the
+``_day.json`` files, a ``_day.json`` from the Parquet footers in its directory. ``docs/ledger.md``
+describes the formats and the rules.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+
+from spxdl import storage
+from spxdl.errors import LedgerCorrupt, StorageError
+from spxdl.ledger import claims
+from spxdl.ledger.lock import LedgerLock
+from spxdl.ledger.records import (
+    FORMAT_VERSION,
+    archive_totals,
+    day_from_files,
+    file_totals,
+    grand_totals,
+    is_day_of,
+    is_inventory,
+    is_status,
+    merge_windows,
+    new_day,
+    new_expiration_entry,
+    read_json,
+    reconcile_day,
+    reset_downloading,
+    set_file,
+    state_counts,
+    task_summary,
+    window_covered,
+)
+from spxdl.ledger.task import EXPIRATION_STATES, FINAL_STATES, ExpirationState, Task, TaskState, timestamp, utc_now
+
+log = logging.getLogger(__name__)
+
+
+def _check_state(state: str, allowed: tuple[str, ...], what: str) -> None:
+    if state not in allowed:
+        raise ValueError(f"{state!r} is not a {what} state (one of {', '.join(allowed)})")
+
+
+class Ledger:
+    """The ledger of one data dir. Every method takes the lock; instances are cheap and stateless."""
+
+    def __init__(self, data_dir: Path, *, lock_timeout: float = 60.0, stale_after: float = 60.0) -> None:
+        if lock_timeout < 0 or stale_after <= 0:
+            raise ValueError("lock_timeout must be >= 0 and stale_after > 0")
+        self.data_dir = Path(data_dir)
+        self.lock_timeout = lock_timeout
+        self.stale_after = stale_after
+
+    def lock(self) -> LedgerLock:
+        """The ledger lock of this data dir, to hold with ``with``: re-entrant within a thread.
+
+        Raises LedgerBusy if not acquired within ``lock_timeout``.
+        """
+        return LedgerLock(storage.lock_path(self.data_dir), self.lock_timeout)
+
+    # -- claims ----------------------------------------------------------------------------------
+
+    def claim(self, task: Task, *, min_dte: int, max_dte: int) -> bool:
+        """Take ``task`` for this process unless a live claim of another process holds it.
+
+        A claim is taken over (with a warning) when its process is gone from this host or its
+        heartbeat is older than ``stale_after`` seconds. The task becomes ``in_progress`` and
+        expirations left ``downloading`` go back to ``pending``. False: a live run holds it.
+        """
+        if min_dte > max_dte:
+            raise ValueError(f"min_dte {min_dte} is above max_dte {max_dte}")
+        with self.lock():
+            day = self._load_day(task) or new_day(task)
+            holder = day["claim"]
+            if holder and not claims.is_own(holder):
+                if claims.is_live(holder, self.stale_after):
+                    return False
+                why = claims.why_stale(holder, self.stale_after)
+                log.warning("taking over %s from %s (%s)", task.key, claims.describe(holder), why)
+            now = timestamp(utc_now())
+            day["claim"] = claims.new_claim(now, min_dte=min_dte, max_dte=max_dte)
+            day.update(state=TaskState.IN_PROGRESS, started_at=now, finished_at=None, error=None)
+            reset_downloading(day)
+            self._save_day(task, day)
+            self._publish(task, day, inventory=False)
+            return True
+
+    def heartbeat(self, task: Task) -> bool:
+        """Refresh our claim's heartbeat; False (and nothing written) if we no longer hold it."""
+        with self.lock():
+            day = self._load_day(task)
+            claim = day["claim"] if day else None
+            if not claim or not claims.is_own(claim):
+                log.warning("not refreshing %s: this process does not hold it (%s)", task.key, claims.describe(claim))
+                return False
+            claim["heartbeat"] = timestamp(utc_now())
+            self._save_day(task, day)
+            return True
+
+    def release(self, task: Task) -> bool:
+        """Drop the claim of this process or of one of its children (an interrupted task).
+
+        States stay as they are. False if someone else's live claim holds the task.
+        """
+        with self.lock():
+            day = self._load_day(task)
+            if day is None or day["claim"] is None:
+                return True
+            if not claims.may_end(day["claim"], self.stale_after):
+                return False
+            day["claim"] = None
+            self._save_day(task, day)
+            self._publish(task, day, inventory=False)
+            return True
+
+    def is_held(self, task: Task) -> bool:
+        """Whether another process holds a live claim on ``task``."""
+        day = self.day(task)
+        claim = day["claim"] if day else None
+        return bool(claim) and not claims.is_own(claim) and claims.is_live(claim, self.stale_after)
+
+    # -- recording ---------------------------------------------------------------------------------
+
+    def record_expiration(
+        self,
+        task: Task,
+        expiration: date,
+        state: str,
+        *,
+        info: storage.FileInfo | None = None,
+        attempts: int = 0,
+        error: str | None = None,
+        checks: Mapping[str, int] | None = None,
+        extra_columns: tuple[str, ...] = (),
+    ) -> None:
+        """Store one expiration's state and, with ``info``, its verified file. Touches only ``_day.json``.
+
+        A record keeps its last file until another ``info`` replaces it (a failed re-download
+        leaves the previous file in place). ``complete`` needs ``info``.
+        """
+        _check_state(state, EXPIRATION_STATES, "expiration")
+        if state == ExpirationState.COMPLETE and info is None:
+            raise ValueError("a complete expiration needs the FileInfo of its verified file")
+        with self.lock():
+            day = self._load_day(task) or new_day(task)
+            entry = day["expirations"].setdefault(expiration.isoformat(), new_expiration_entry())
+            if info is not None:
+                set_file(entry, info)
+            entry.update(
+                state=state,
+                attempts=attempts,
+                error=error,
+                checks=dict(checks or {}),
+                updated_at=timestamp(utc_now()),
+            )
+            if extra_columns:
+                entry["extra_columns"] = list(extra_columns)
+            else:
+                entry.pop("extra_columns", None)
+            self._save_day(task, day)
+
+    def finish(self, task: Task, state: str, *, min_dte: int, max_dte: int, error: str | None = None) -> bool:
+        """Set the task's final state, drop the claim and update ``status.json`` and ``inventory.json``.
+
+        ``success`` adds ``[min_dte, max_dte]`` to the covered windows; any other state clears them
+        (what failed is not known per window). False (nothing written) if another live claim holds
+        the task.
+        """
+        _check_state(state, FINAL_STATES, "final task")
+        with self.lock():
+            day = self._load_day(task) or new_day(task)
+            if day["claim"] and not claims.may_end(day["claim"], self.stale_after):
+                log.warning("not finishing %s: %s holds it", task.key, claims.describe(day["claim"]))
+                return False
+            covered = merge_windows(day["covered"], min_dte, max_dte) if state == TaskState.SUCCESS else []
+            day.update(state=state, covered=covered, claim=None, error=error, finished_at=timestamp(utc_now()))
+            self._save_day(task, day)
+            self._publish(task, day, inventory=True)
+            return True
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def day(self, task: Task) -> dict[str, Any] | None:
+        """The task's ``_day.json`` content (rebuilt if corrupt); None if the ledger has no trace of it."""
+        with self.lock():
+            return self._load_day(task)
+
+    def is_done(self, task: Task, *, min_dte: int, max_dte: int) -> bool:
+        """Whether the task is ``success`` with a covered window containing ``[min_dte, max_dte]``."""
+        day = self.day(task)
+        succeeded = day is not None and day["state"] == TaskState.SUCCESS
+        return succeeded and window_covered(day["covered"], min_dte, max_dte)
+
+    def expiration_states(self, task: Task) -> dict[date, str]:
+        """The state of every expiration the task's record knows."""
+        day = self.day(task)
+        if day is None:
+            return {}
+        return {date.fromisoformat(name): entry["state"] for name, entry in day["expirations"].items()}
+
+    def status(self) -> dict[str, Any]:
+        """The content of ``status.json`` (rebuilt first if missing or corrupt)."""
+        with self.lock():
+            return self._load_status()
+
+    def inventory(self) -> dict[str, Any]:
+        """The content of ``inventory.json`` (rebuilt first if missing or corrupt)."""
+        with self.lock():
+            return self._load_inventory()
+
+    def tasks(self) -> Iterator[tuple[Task, dict[str, Any]]]:
+        """Every task ``status.json`` knows, in order, with its summary entry."""
+        entries = self.status()["tasks"]
+        for key in sorted(entries, key=Task.from_key):
+            yield Task.from_key(key), entries[key]
+
+    # -- rebuilding --------------------------------------------------------------------------------
+
+    def rebuild(self, *, verify_files: bool = True) -> dict[str, Any]:
+        """Rebuild the ledger from the ``_day.json`` files and the Parquet footers.
+
+        Corrupt files are moved aside and rebuilt. With ``verify_files`` every data file's footer
+        and checksum is compared with its record (read outside the lock, so run this while no
+        download writes into the data dir). Returns tasks, files, rows, bytes and problems.
+        """
+        problems: list[str] = []
+        for archive, root, trade_date, _directory in storage.iter_task_dirs(self.data_dir):
+            task = Task(archive, root, trade_date)
+            footers = self._read_footers(task) if verify_files else None
+            with self.lock():
+                self._repair_day(task, footers, problems)
+        with self.lock():
+            self._read_summary(storage.status_path(self.data_dir), is_status, problems)
+            self._read_summary(storage.inventory_path(self.data_dir), is_inventory, problems)
+            _status, inventory = self._rebuild_summaries(problems)
+        return {"tasks": len(inventory["tasks"]), **inventory["totals"], "problems": problems}
+
+    def _repair_day(self, task: Task, footers: Mapping[date, Any] | None, problems: list[str]) -> None:
+        day = self._load_day(task, problems, footers)
+        if day is not None and footers is not None:
+            found = reconcile_day(day, footers)
+            if found:
+                problems.extend(found)
+                self._save_day(task, day)
+
+    # -- files (callers hold the lock) ---------------------------------------------------------------
+
+    def _day_path(self, task: Task) -> Path:
+        return storage.day_json_path(self.data_dir, task.archive, task.root, task.trade_date)
+
+    def _save_day(self, task: Task, day: dict[str, Any]) -> None:
+        day["updated_at"] = timestamp(utc_now())
+        storage.write_json_atomic(self._day_path(task), day)
+
+    def _load_day(
+        self, task: Task, problems: list[str] | None = None, footers: Mapping[date, Any] | None = None
+    ) -> dict[str, Any] | None:
+        """The task's record; a corrupt or lost one is rebuilt from its files and saved.
+
+        ``footers``, if given, are the task dir's files as already read. None if there is neither
+        a record nor a data file.
+        """
+        try:
+            day = read_json(self._day_path(task), is_day_of(task))
+            if day is not None:
+                return day
+            corrupt = False
+        except LedgerCorrupt as exc:
+            corrupt = True
+            if problems is not None:
+                problems.append(str(exc))
+        if footers is None:
+            footers = self._read_footers(task)
+        if not footers and not corrupt:
+            return None
+        day = day_from_files(task, footers)
+        log.warning("rebuilt %s from %d file(s) on disk", self._day_path(task), len(day["expirations"]))
+        self._save_day(task, day)
+        return day
+
+    def _read_footers(self, task: Task) -> dict[date, storage.FileInfo | str]:
+        """Each data file in the task dir: its verified FileInfo, or why verification failed."""
+        footers: dict[date, storage.FileInfo | str] = {}
+        files = storage.data_files(self.data_dir, task.archive, task.root, task.trade_date)
+        for expiration, path in files.items():
+            try:
+                footers[expiration] = storage.verify_parquet(path)
+            except StorageError as exc:
+                footers[expiration] = f"{path.name} is unreadable: {exc}"
+        return footers
+
+    def _read_summary(
+        self, path: Path, is_valid: Callable[[Any], bool], problems: list[str] | None = None
+    ) -> dict[str, Any] | None:
+        try:
+            return read_json(path, is_valid)
+        except LedgerCorrupt as exc:
+            if problems is not None:
+                problems.append(str(exc))
+            return None
+
+    def _load_status(self) -> dict[str, Any]:
+        """``status.json``; if lost or corrupt, both summaries are rebuilt from the days."""
+        status = self._read_summary(storage.status_path(self.data_dir), is_status)
+        return status if status is not None else self._rebuild_summaries()[0]
+
+    def _load_inventory(self) -> dict[str, Any]:
+        """``inventory.json``; if lost or corrupt, both summaries are rebuilt from the days."""
+        inventory = self._read_summary(storage.inventory_path(self.data_dir), is_inventory)
+        return inventory if inventory is not None else self._rebuild_summaries()[1]
+
+    def _rebuild_summaries(self, problems: list[str] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Write ``status.json`` and ``inventory.json`` anew from every task's record."""
+        status: dict[str, Any] = {"version": FORMAT_VERSION, "tasks": {}}
+        inventory: dict[str, Any] = {"version": FORMAT_VERSION, "tasks": {}}
+        for archive, root, trade_date, _directory in storage.iter_task_dirs(self.data_dir):
+            task = Task(archive, root, trade_date)
+            day = self._load_day(task, problems)
+            if day is not None:
+                status["tasks"][task.key] = task_summary(day)
+                inventory["tasks"][task.key] = file_totals(day)
+        self._write_status(status)
+        self._write_inventory(inventory)
+        return status, inventory
+
+    def _publish(self, task: Task, day: Mapping[str, Any], *, inventory: bool) -> None:
+        """Put the task's summary into ``status.json`` and, if asked, its files into ``inventory.json``."""
+        status = self._load_status()
+        status["tasks"][task.key] = task_summary(day)
+        self._write_status(status)
+        if inventory:
+            content = self._load_inventory()
+            content["tasks"][task.key] = file_totals(day)
+            self._write_inventory(content)
+
+    def _write_status(self, status: dict[str, Any]) -> None:
+        status.update(version=FORMAT_VERSION, states=state_counts(status["tasks"]), updated_at=timestamp(utc_now()))
+        storage.write_json_atomic(storage.status_path(self.data_dir), status, compact=True)
+
+    def _write_inventory(self, inventory: dict[str, Any]) -> None:
+        archives = archive_totals(inventory["tasks"])
+        inventory.update(
+            version=FORMAT_VERSION, archives=archives, totals=grand_totals(archives), updated_at=timestamp(utc_now())
+        )
+        storage.write_json_atomic(storage.inventory_path(self.data_dir), inventory, compact=True)
