@@ -8,9 +8,7 @@ on an ``O_APPEND`` descriptor, and the header is written under an ``flock`` of t
 from __future__ import annotations
 
 import csv
-import fcntl
 import io
-import os
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -67,15 +65,7 @@ def append(data_dir: Path, rows: Iterable[MetricsRow]) -> None:
         writer.writerow(row.as_csv_fields())
     if not buffer.getvalue():
         return
-    path = metrics_path(data_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        header = ",".join(FIELDS) + "\n" if os.fstat(fd).st_size == 0 else ""
-        os.write(fd, (header + buffer.getvalue()).encode("utf-8"))
-    finally:
-        os.close(fd)  # closing drops the flock
+    storage.append_lines(metrics_path(data_dir), buffer.getvalue(), header=",".join(FIELDS) + "\n")
 
 
 def read(data_dir: Path) -> list[dict[str, str]]:

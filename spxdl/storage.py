@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import json
 import logging
@@ -23,12 +24,12 @@ import re
 import tempfile
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator, Mapping
+from typing import Any, BinaryIO, Callable, Iterator
 
 import pyarrow.parquet as pq
 
 from spxdl import procs
-from spxdl.errors import ArchiveMismatch, StorageError
+from spxdl.errors import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +184,7 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
         handle.write(data)
 
 
-def _json_bytes(obj: Any, compact: bool = False) -> bytes:
+def json_bytes(obj: Any, compact: bool = False) -> bytes:
     # indent makes json fall back to its pure-Python encoder: 3-4x slower on a 2 MB status.json
     options = {"separators": (",", ":")} if compact else {"indent": 1}
     return (json.dumps(obj, sort_keys=True, default=str, **options) + "\n").encode("utf-8")
@@ -194,7 +195,7 @@ def write_json_atomic(path: Path, obj: Any, *, compact: bool = False) -> None:
 
     One-space indent for files people read; ``compact`` for large summaries rewritten often.
     """
-    write_bytes_atomic(path, _json_bytes(obj, compact))
+    write_bytes_atomic(path, json_bytes(obj, compact))
 
 
 def create_bytes_once(path: Path, data: bytes) -> bool:
@@ -234,6 +235,21 @@ class FileInfo:
     rows: int
     bytes: int
     sha256: str
+
+
+def append_lines(path: Path, text: str, *, header: str = "") -> None:
+    """Append ``text`` to ``path`` under an exclusive flock (``header`` first when the file is new).
+
+    Concurrent writers (a run's parent and another run) never interleave their lines.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        first = header if os.fstat(fd).st_size == 0 else ""
+        os.write(fd, (first + text).encode("utf-8"))
+    finally:
+        os.close(fd)  # closing drops the flock
 
 
 def sha256_file(path: Path) -> str:
@@ -326,75 +342,6 @@ def sweep_temp_files(root: Path) -> list[Path]:
                 removed.append(path)
                 log.info("removed stale temp file %s (pid %d is gone)", path, pid)
     return removed
-
-
-# ---------------------------------------------------------------------------------------------
-# archive shape
-
-
-def _normalized(shape: Mapping[str, object]) -> dict[str, Any]:
-    """``shape`` as it reads back from JSON (tuples become lists, dates strings)."""
-    return json.loads(_json_bytes(dict(shape)))
-
-
-def _read_shape(path: Path) -> dict[str, Any]:
-    try:
-        recorded = json.loads(path.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise StorageError(f"{path} cannot be read ({exc}); {MOVE_ASIDE}", path=str(path)) from exc
-    if not isinstance(recorded, dict):
-        raise StorageError(f"{path} does not hold a JSON object; {MOVE_ASIDE}", path=str(path))
-    return recorded
-
-
-def shape_differences(recorded: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:
-    """One ``key: recorded vs wanted`` line per key whose value differs."""
-    keys = sorted(set(recorded) | set(wanted))
-    return [
-        f"{key}: {recorded.get(key)!r} in the archive, {wanted.get(key)!r} asked"
-        for key in keys
-        if recorded.get(key) != wanted.get(key)
-    ]
-
-
-def ensure_archive_shape(data_dir: Path, archive: str, shape: Mapping[str, object]) -> None:
-    """Record ``shape`` in the archive's ``_archive.json`` on first use; refuse a different one.
-
-    ArchiveMismatch lists the differing keys and says to use another data dir: files of two
-    shapes (say, two greeks rates) in one directory would read as one table and mislead. A newer
-    ``schema_version`` only appends columns, so an archive of an older one is upgraded (new files
-    get the new columns; old files read with them through ``union_by_name``); an archive of a
-    newer one is refused (it was written by a newer spxdl).
-    """
-    path = archive_json_path(data_dir, archive)
-    wanted = _normalized(shape)
-    if not path.exists() and create_bytes_once(path, _json_bytes(wanted)):
-        log.info("recorded the shape of %s in %s", archive, path)
-        return
-    recorded = _read_shape(path)
-    if _upgrades_schema(recorded, wanted):
-        log.warning(
-            "%s holds files of schema version %s; new files are version %s (columns appended at the end): "
-            "read both with DuckDB's union_by_name, or download again with --force (docs/storage.md)",
-            dataset_dir(data_dir, archive), recorded.get("schema_version"), wanted.get("schema_version"),
-        )
-        write_json_atomic(path, {**recorded, "schema_version": wanted.get("schema_version")})
-        recorded = _read_shape(path)
-    differences = shape_differences(recorded, wanted)
-    if differences:
-        raise ArchiveMismatch(
-            f"{dataset_dir(data_dir, archive)} holds data of another shape ({'; '.join(differences)}); "
-            "use another data dir for these settings, or the settings the archive was made with",
-            path=str(path),
-        )
-
-
-def _upgrades_schema(recorded: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
-    """Whether ``wanted`` differs from ``recorded`` only by a newer schema version."""
-    old, new = recorded.get("schema_version"), wanted.get("schema_version")
-    if not (isinstance(old, int) and isinstance(new, int) and old < new):
-        return False
-    return not shape_differences({**recorded, "schema_version": new}, wanted)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,9 +8,10 @@ Imports made only for type checking (``if TYPE_CHECKING:``) are not dependencies
 are not counted; relative imports are resolved.
 
 Besides the order: only the CLI imports click, prints or writes to stdout/stderr; only the engine
-starts processes or worker threads (the simulator, a server, aside); only storage, the ledger and
-the metrics writer write files; nothing in the download path imports the simulator, and the
-simulator imports only errors, the calendar and the version.
+starts processes or worker threads (the simulator, a server, aside); only storage and the ledger
+write files; nothing in the download path imports the simulator, and the simulator imports only
+errors, the calendar and the version; task and expiration states are named constants, never
+string literals, outside their definitions.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ LAYERS: list[set[str]] = [
     {"spxdl", "spxdl.errors"},
     {"spxdl.trading_calendar", "spxdl.datasets", "spxdl.procs", "spxdl.csvpages", "spxdl.logs"},
     {"spxdl.config", "spxdl.checks", "spxdl.instants", "spxdl.storage"},
-    {"spxdl.terminal", "spxdl.convert", "spxdl.metrics", "spxdl.ledger"},
+    {"spxdl.terminal", "spxdl.convert", "spxdl.metrics", "spxdl.ledger", "spxdl.shapes"},
     {"spxdl.audit"},
     {"spxdl.engine"},
     {"spxdl.health"},
@@ -40,11 +41,11 @@ PACKAGE_ORDER: dict[str, list[set[str]]] = {
     "spxdl.engine": [{"records"}, {"shared"}, {"streams", "planning"}, {"download"}, {"worker"}, {"pool"}],
     "spxdl.cli": [{"base"}, {"options"}, {"render"}, {"progress"}, {"archive", "download", "service"}],
     "spxdl.terminal": [{"status", "page", "breaker"}, {"wire"}, {"client"}],
-    "spxdl.ledger": [{"task"}, {"lock", "records"}, {"core"}],
+    "spxdl.ledger": [{"task"}, {"lock", "records", "claims"}, {"core"}],
 }
 CONCURRENCY = {"multiprocessing", "concurrent.futures", "subprocess"}
 THREAD_HOMES = {"spxdl.engine", "spxdl.simulator"}  # may start threads (locks are allowed anywhere)
-WRITERS = {"spxdl.storage", "spxdl.ledger", "spxdl.metrics"}
+WRITERS = {"spxdl.storage", "spxdl.ledger"}
 # Calls that write, move or delete files (``os.replace``, ``Path.write_bytes`` ...); ``x.replace`` alone is
 # too often a string's or a dataclass's to count.
 WRITE_CALLS = {"os.replace", "os.rename", "os.remove", "os.unlink", "os.truncate", "tempfile.mkstemp",
@@ -209,7 +210,7 @@ def concurrency_violations(source: Source) -> list[str]:
 
 
 def file_write_violations(source: Source) -> list[str]:
-    """Files written, moved or deleted outside storage, the ledger and the metrics writer."""
+    """Files written, moved or deleted outside storage and the ledger."""
     return [] if unit_of(source.name) in WRITERS else writes_files(source)
 
 
@@ -224,6 +225,26 @@ def simulator_violations(source: Source) -> list[str]:
     return sorted(t for t in imported if unit_of(t) in APART)
 
 
+STATE_HOMES = {"spxdl.ledger.task", "spxdl.engine.records"}
+
+
+def state_names() -> set[str]:
+    from spxdl.engine.records import ResultState, RunState
+    from spxdl.ledger.task import EXPIRATION_STATES, TASK_STATES
+
+    extra = {ResultState.HELD, ResultState.INTERRUPTED, RunState.COMPLETE, RunState.INCOMPLETE, RunState.INTERRUPTED}
+    return set(TASK_STATES) | set(EXPIRATION_STATES) | extra
+
+
+def state_literal_violations(source: Source) -> list[str]:
+    """Task, expiration and result states spelled as string literals outside their definitions."""
+    if source.name in STATE_HOMES:
+        return []
+    names = state_names()
+    return sorted({node.value for node in source.nodes
+                   if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names})
+
+
 @pytest.mark.parametrize("name", sorted(MODULES))
 def test_every_module_has_a_place_in_the_design(name):
     if unit_of(name) in APART:
@@ -234,7 +255,8 @@ def test_every_module_has_a_place_in_the_design(name):
 
 
 @pytest.mark.parametrize(
-    "rule", [order_violations, user_io_violations, concurrency_violations, file_write_violations],
+    "rule", [order_violations, user_io_violations, concurrency_violations, file_write_violations,
+             state_literal_violations],
     ids=lambda rule: rule.__name__,
 )
 @pytest.mark.parametrize("name", PRODUCT)
@@ -267,6 +289,7 @@ INJECTED = [
     ("spxdl.convert", "import threading", concurrency_violations),
     ("spxdl.engine.pool", "import sys\nsys.stdout.write('x')", user_io_violations),
     ("spxdl.terminal.client", "open('x', 'wb')", file_write_violations),
+    ("spxdl.cli.render", "state = 'held'", state_literal_violations),
 ]
 
 

@@ -10,7 +10,7 @@ import click
 
 from spxdl import config
 from spxdl.cli.base import EXIT_INCOMPLETE, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, EXIT_TRY_LATER, exit_code_for, fix_hint
-from spxdl.engine.records import Plan, RunSummary
+from spxdl.engine.records import Plan, ResultState, RunSummary
 
 
 def summary_exit_code(summary: RunSummary, plan: Plan) -> int:
@@ -19,7 +19,7 @@ def summary_exit_code(summary: RunSummary, plan: Plan) -> int:
         return EXIT_SIGTERM if summary.interrupted == signal.SIGTERM else EXIT_SIGINT
     if summary.stopped_by is not None:
         return exit_code_for(summary.stopped_by)
-    unfinished = any(result.state not in ("success", "held") for result in summary.results)
+    unfinished = any(result.state not in (ResultState.SUCCESS, ResultState.HELD) for result in summary.results)
     if unfinished or summary.not_started:
         return EXIT_INCOMPLETE
     if summary.held:

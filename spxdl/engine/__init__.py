@@ -15,7 +15,7 @@ from typing import Any
 
 _EXPORTS = {
     "Plan": "records", "Event": "records", "TaskResult": "records", "RunSummary": "records",
-    "task_state": "records", "HELD": "records", "INTERRUPTED": "records",
+    "task_state": "records", "ResultState": "records", "RunState": "records",
     "plan": "planning", "estimate": "planning", "archive_datasets": "planning", "days_back_range": "planning",
     "update_range": "planning",
     "run": "pool", "prepare": "pool", "archive_shape": "pool",

@@ -24,7 +24,7 @@ from spxdl.engine.records import EXPIRATION_DONE, RETRY
 from spxdl.engine.shared import RETRYABLE, RUN_STOPPERS, STOPS, retrying
 from spxdl.engine.streams import stoppable
 from spxdl.errors import Interrupted, NoData, SpxdlError
-from spxdl.ledger import Task
+from spxdl.ledger import ExpirationState, Task
 
 if TYPE_CHECKING:
     from spxdl.engine.worker import Worker
@@ -63,7 +63,7 @@ class TaskDownload:
         """Every expiration of the DTE window: complete ones skipped, the rest fetched on threads."""
         wanted = self.expirations()
         complete = set() if self.force else self.complete_expirations()
-        outcomes = [Outcome(expiration, "complete", skipped=True) for expiration in wanted if expiration in complete]
+        outcomes = [Outcome(expiration, ExpirationState.COMPLETE, skipped=True) for expiration in wanted if expiration in complete]
         missing = [expiration for expiration in wanted if expiration not in complete]
         log.info("%s: %d expiration(s) in DTE %d..%d, %d to fetch", self.task.key, len(wanted), self.min_dte,
                  self.max_dte, len(missing))
@@ -110,7 +110,7 @@ class TaskDownload:
         return {
             expiration
             for expiration, state in self.worker.ledger.expiration_states(self.task).items()
-            if state == "complete" and self.data_path(expiration).exists()
+            if state == ExpirationState.COMPLETE and self.data_path(expiration).exists()
         }
 
     def data_path(self, expiration: date) -> Path:
@@ -123,7 +123,7 @@ class TaskDownload:
         attempts = self.settings.expiration_attempts
         for attempt in range(1, attempts + 1):
             self.check()
-            ledger.record_expiration(task, expiration, "downloading", attempts=attempt)
+            ledger.record_expiration(task, expiration, ExpirationState.DOWNLOADING, attempts=attempt)
             try:
                 outcome = self.download(expiration, attempt)
             except STOPS as exc:
@@ -131,8 +131,8 @@ class TaskDownload:
                     worker.stop_run()
                 raise
             except NoData:
-                ledger.record_expiration(task, expiration, "no_data", attempts=attempt)
-                outcome = Outcome(expiration, "no_data", attempts=attempt)
+                ledger.record_expiration(task, expiration, ExpirationState.NO_DATA, attempts=attempt)
+                outcome = Outcome(expiration, ExpirationState.NO_DATA, attempts=attempt)
             except RETRYABLE as exc:
                 worker.check()  # a body cut by the stop is no reason to fetch again
                 if attempt < attempts:
@@ -154,8 +154,8 @@ class TaskDownload:
 
     def failed(self, expiration: date, attempt: int, exc: Exception) -> Outcome:
         log.warning("%s exp %s failed after %d attempt(s): %s", self.task.key, expiration, attempt, exc)
-        self.worker.ledger.record_expiration(self.task, expiration, "failed", attempts=attempt, error=str(exc))
-        return Outcome(expiration, "failed", attempts=attempt, error=str(exc))
+        self.worker.ledger.record_expiration(self.task, expiration, ExpirationState.FAILED, attempts=attempt, error=str(exc))
+        return Outcome(expiration, ExpirationState.FAILED, attempts=attempt, error=str(exc))
 
     def download(self, expiration: date, attempt: int) -> Outcome:
         """Stream, convert, store atomically, verify and record one expiration."""
@@ -181,7 +181,7 @@ class TaskDownload:
         info = storage.write_verified_parquet(self.data_path(expiration), write)
         result = converted[0]
         worker.ledger.record_expiration(
-            task, expiration, "complete", info=info, attempts=attempt, checks=result.checks,
+            task, expiration, ExpirationState.COMPLETE, info=info, attempts=attempt, checks=result.checks,
             extra_columns=result.extra_columns,
         )
         flagged = {name: count for name, count in result.checks.items() if count}
@@ -189,7 +189,7 @@ class TaskDownload:
             log.debug("%s exp %s: checks flagged %s (validation=%s)", task.key, expiration, flagged,
                       settings.validation_mode)
         return Outcome(
-            expiration, "complete", rows=info.rows, bytes=info.bytes, attempts=attempt, checks=flagged,
+            expiration, ExpirationState.COMPLETE, rows=info.rows, bytes=info.bytes, attempts=attempt, checks=flagged,
             extra_columns=result.extra_columns,
         )
 

@@ -25,12 +25,12 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from spxdl import metrics, storage
+from spxdl import metrics, shapes, storage
 from spxdl.config import Settings
 from spxdl.datasets import Dataset
 from spxdl.engine import worker
 from spxdl.engine.planning import archive_datasets
-from spxdl.engine.records import HELD, INTERRUPTED, TASK_DONE, Event, Plan, RunSummary, TaskResult
+from spxdl.engine.records import TASK_DONE, Event, Plan, ResultState, RunState, RunSummary, TaskResult
 from spxdl.engine.shared import STOP_SIGNALS, SharedFlag, client_for, ledger_for, retrying
 from spxdl.errors import SpxdlError
 from spxdl.ledger import Task
@@ -71,7 +71,7 @@ def prepare(settings: Settings) -> tuple[Settings, bool]:
     for dataset in by_archive.values():
         dataset.check_served(resolved.terminal_api, settings.interval)
     for archive, dataset in by_archive.items():
-        storage.ensure_archive_shape(settings.data_dir, archive, archive_shape(dataset, settings, simulated))
+        shapes.ensure_archive_shape(settings.data_dir, archive, archive_shape(dataset, settings, simulated))
     return resolved, simulated
 
 
@@ -204,7 +204,7 @@ class _Run:
         """The result of a task whose worker gave no answer; its claim goes (the process is ours)."""
         with contextlib.suppress(SpxdlError):
             ledger_for(self.settings).release(task)
-        state = INTERRUPTED if self._stopping() else "failed"
+        state = ResultState.INTERRUPTED if self._stopping() else ResultState.FAILED
         result = TaskResult(task, state, error=reason)
         self._deliver(Event(TASK_DONE, task, state=state, error=reason))
         return result
@@ -279,7 +279,7 @@ class _Run:
     # -- metrics -------------------------------------------------------------------------------
 
     def _write_task_metrics(self, result: TaskResult) -> None:
-        if result.state == HELD:  # another run did (or does) the work: its row is that run's
+        if result.state == ResultState.HELD:  # another run did (or does) the work: its row is that run's
             return
         row = metrics.MetricsRow(
             "task",
@@ -298,7 +298,7 @@ def _write_run_metrics(data_dir: Path, plan: Plan, summary: RunSummary) -> None:
     if not plan.tasks:
         return
     totals = summary.totals()
-    state = "interrupted" if summary.interrupted else "complete" if summary.complete else "incomplete"
+    state = RunState.INTERRUPTED if summary.interrupted else RunState.COMPLETE if summary.complete else RunState.INCOMPLETE
     failures = sum(len(result.failures) for result in summary.results)
     row = metrics.MetricsRow(
         "run",

@@ -10,15 +10,28 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Final, Iterable, Mapping
+
+from spxdl.ledger.task import ExpirationState, TaskState
 
 if TYPE_CHECKING:
     from spxdl.errors import SpxdlError
     from spxdl.ledger import Task
 
-# Result states beyond the ledger's task states.
-HELD = "held"  # another live run holds the task
-INTERRUPTED = "interrupted"  # stopped before it finished; its claim was released
+
+class ResultState(TaskState):
+    """What became of a task in one run: a ledger task state, or one of two the ledger never stores."""
+
+    HELD: Final = "held"  # another live run holds the task
+    INTERRUPTED: Final = "interrupted"  # stopped before it finished; its claim was released
+
+
+class RunState:
+    """How a whole run ended (metrics.csv)."""
+
+    COMPLETE: Final = "complete"
+    INCOMPLETE: Final = "incomplete"
+    INTERRUPTED: Final = "interrupted"
 
 # Event kinds.
 TASK_STARTED = "task_started"
@@ -95,17 +108,17 @@ class RunSummary:
     @property
     def held(self) -> int:
         """Tasks left to another live run, at plan time or when claiming."""
-        return self.held_at_plan + sum(result.state == HELD for result in self.results)
+        return self.held_at_plan + sum(result.state == ResultState.HELD for result in self.results)
 
     @property
     def failed(self) -> list[TaskResult]:
         """Tasks that failed in whole or in part, with their reasons."""
-        return [result for result in self.results if result.state in ("failed", "partial")]
+        return [result for result in self.results if result.state in (ResultState.FAILED, ResultState.PARTIAL)]
 
     @property
     def no_data(self) -> list[TaskResult]:
         """Whole trading days without data: gaps that later runs plan again."""
-        return [result for result in self.results if result.state == "no_data"]
+        return [result for result in self.results if result.state == ResultState.NO_DATA]
 
     @property
     def complete(self) -> bool:
@@ -115,7 +128,7 @@ class RunSummary:
             and self.stopped_by is None
             and not self.not_started
             and self.held == 0
-            and all(result.state == "success" for result in self.results)
+            and all(result.state == ResultState.SUCCESS for result in self.results)
         )
 
     def totals(self) -> dict[str, Any]:
@@ -147,8 +160,8 @@ class RunSummary:
 def task_state(states: Iterable[str]) -> str:
     """A task's final state from its expirations' states (every one in the DTE window)."""
     states = list(states)
-    if states and all(state == "no_data" for state in states):
-        return "no_data"
-    if "failed" not in states:  # also for a window that holds no listed expiration: nothing to fetch
-        return "success"
-    return "partial" if "complete" in states else "failed"
+    if states and all(state == ExpirationState.NO_DATA for state in states):
+        return TaskState.NO_DATA
+    if ExpirationState.FAILED not in states:  # also for a window that holds no listed expiration: nothing to fetch
+        return TaskState.SUCCESS
+    return TaskState.PARTIAL if ExpirationState.COMPLETE in states else TaskState.FAILED

@@ -26,10 +26,10 @@ from spxdl.config import Settings
 from spxdl.datasets import Dataset
 from spxdl.engine.download import Outcome, TaskDownload
 from spxdl.engine.planning import archive_datasets
-from spxdl.engine.records import HELD, INTERRUPTED, TASK_DONE, TASK_STARTED, Event, TaskResult, task_state
+from spxdl.engine.records import TASK_DONE, TASK_STARTED, Event, ResultState, TaskResult, task_state
 from spxdl.engine.shared import RUN_STOPPERS, STOP_SIGNALS, STOPS, SharedFlag, client_for, ledger_for
 from spxdl.errors import Interrupted, NoData, SpxdlError
-from spxdl.ledger import Task
+from spxdl.ledger import ExpirationState, Task, TaskState
 from spxdl.terminal import TerminalClient
 
 log = logging.getLogger(__name__)
@@ -138,16 +138,16 @@ class Worker:
     def claim_and_run(self, task: Task, min_dte: int, max_dte: int, force: bool) -> TaskResult:
         started = time.monotonic()
         if self.stop.is_set():
-            return TaskResult(task, INTERRUPTED)
+            return TaskResult(task, ResultState.INTERRUPTED)
         try:
             if not force and self.ledger.is_done(task, min_dte=min_dte, max_dte=max_dte):
-                return TaskResult(task, "success", seconds=time.monotonic() - started)  # finished since the plan
+                return TaskResult(task, ResultState.SUCCESS, seconds=time.monotonic() - started)  # finished since the plan
             claimed = self.ledger.claim(task, min_dte=min_dte, max_dte=max_dte)
         except SpxdlError as exc:
-            return TaskResult(task, "failed", error=f"could not claim: {exc}", seconds=time.monotonic() - started)
+            return TaskResult(task, ResultState.FAILED, error=f"could not claim: {exc}", seconds=time.monotonic() - started)
         if not claimed:
             log.info("%s is held by another live run; skipping it", task.key)
-            return TaskResult(task, HELD, seconds=time.monotonic() - started)
+            return TaskResult(task, ResultState.HELD, seconds=time.monotonic() - started)
         with self.lock:
             self.active.add(task)
         try:
@@ -164,34 +164,34 @@ class Worker:
             outcomes = TaskDownload(self, task, min_dte, max_dte, force).run()
             return self.finish(task, outcomes, min_dte, max_dte, started)
         except NoData as exc:  # the root lists no expiration at all: unknown root, or not in the subscription
-            self.finish_quietly(task, "no_data", min_dte, max_dte, str(exc))
-            return TaskResult(task, "no_data", seconds=time.monotonic() - started, error=str(exc))
+            self.finish_quietly(task, TaskState.NO_DATA, min_dte, max_dte, str(exc))
+            return TaskResult(task, ResultState.NO_DATA, seconds=time.monotonic() - started, error=str(exc))
         except STOPS as exc:
             self.release_quietly(task)
             if task in self.lost and not self.stop.is_set():
-                return TaskResult(task, HELD, seconds=time.monotonic() - started, error=str(exc))
+                return TaskResult(task, ResultState.HELD, seconds=time.monotonic() - started, error=str(exc))
             stopper = exc if isinstance(exc, RUN_STOPPERS) else None
             seconds = time.monotonic() - started
-            return TaskResult(task, INTERRUPTED, seconds=seconds, error=str(exc), stopped_by=stopper)
+            return TaskResult(task, ResultState.INTERRUPTED, seconds=seconds, error=str(exc), stopped_by=stopper)
         except Exception as exc:  # the listing failed, or the ledger did: this task fails, the run goes on
             seconds = time.monotonic() - started
             if self.stop.is_set():
                 self.release_quietly(task)
-                return TaskResult(task, INTERRUPTED, seconds=seconds, error=str(exc))
+                return TaskResult(task, ResultState.INTERRUPTED, seconds=seconds, error=str(exc))
             expected = isinstance(exc, SpxdlError)
             log.log(logging.WARNING if expected else logging.ERROR, "%s failed: %s", task.key, exc, exc_info=not expected)
-            self.finish_quietly(task, "failed", min_dte, max_dte, str(exc))
-            return TaskResult(task, "failed", seconds=seconds, error=str(exc))
+            self.finish_quietly(task, TaskState.FAILED, min_dte, max_dte, str(exc))
+            return TaskResult(task, ResultState.FAILED, seconds=seconds, error=str(exc))
 
     def finish(self, task: Task, outcomes: list[Outcome], min_dte: int, max_dte: int, started: float) -> TaskResult:
         """Record the task's final state from its expirations' outcomes; its result."""
         state = task_state(outcome.state for outcome in outcomes)
-        failures = tuple((o.expiration, o.error or "failed") for o in outcomes if o.state == "failed")
+        failures = tuple((o.expiration, o.error or "no reason recorded") for o in outcomes if o.state == ExpirationState.FAILED)
         error = f"{len(failures)} expiration(s) failed; first: {failures[0][0]}: {failures[0][1]}" if failures else None
-        if state == "no_data":
+        if state == TaskState.NO_DATA:
             error = f"the terminal answered no data (472) for all {len(outcomes)} expiration(s)"
         if not self.ledger.finish(task, state, min_dte=min_dte, max_dte=max_dte, error=error):
-            return TaskResult(task, HELD, seconds=time.monotonic() - started, error="taken over by another run")
+            return TaskResult(task, ResultState.HELD, seconds=time.monotonic() - started, error="taken over by another run")
         return TaskResult(
             task,
             state,

@@ -1,0 +1,83 @@
+"""The shape of an archive: what made its files (``_archive.json``), and the refusal of a run of another shape.
+
+Files of two shapes in one directory (two intervals, two greeks rates, simulated and real) would
+read as one table and mislead, so the first run records its shape and every later run must match
+it. A newer ``schema_version`` only appends columns: an archive of an older one is upgraded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Mapping
+
+from spxdl import storage
+from spxdl.errors import ArchiveMismatch, StorageError
+
+log = logging.getLogger(__name__)
+
+
+def _normalized(shape: Mapping[str, object]) -> dict[str, Any]:
+    """``shape`` as it reads back from JSON (tuples become lists, dates strings)."""
+    return json.loads(storage.json_bytes(dict(shape)))
+
+
+def _read_shape(path: Path) -> dict[str, Any]:
+    try:
+        recorded = json.loads(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise StorageError(f"{path} cannot be read ({exc}); {storage.MOVE_ASIDE}", path=str(path)) from exc
+    if not isinstance(recorded, dict):
+        raise StorageError(f"{path} does not hold a JSON object; {storage.MOVE_ASIDE}", path=str(path))
+    return recorded
+
+
+def shape_differences(recorded: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:
+    """One ``key: recorded vs wanted`` line per key whose value differs."""
+    keys = sorted(set(recorded) | set(wanted))
+    return [
+        f"{key}: {recorded.get(key)!r} in the archive, {wanted.get(key)!r} asked"
+        for key in keys
+        if recorded.get(key) != wanted.get(key)
+    ]
+
+
+def ensure_archive_shape(data_dir: Path, archive: str, shape: Mapping[str, object]) -> None:
+    """Record ``shape`` in the archive's ``_archive.json`` on first use; refuse a different one.
+
+    ArchiveMismatch lists the differing keys and says to use another data dir: files of two
+    shapes (say, two greeks rates) in one directory would read as one table and mislead. A newer
+    ``schema_version`` only appends columns, so an archive of an older one is upgraded (new files
+    get the new columns; old files read with them through ``union_by_name``); an archive of a
+    newer one is refused (it was written by a newer spxdl).
+    """
+    path = storage.archive_json_path(data_dir, archive)
+    wanted = _normalized(shape)
+    if not path.exists() and storage.create_bytes_once(path, storage.json_bytes(wanted)):
+        log.info("recorded the shape of %s in %s", archive, path)
+        return
+    recorded = _read_shape(path)
+    if _upgrades_schema(recorded, wanted):
+        log.warning(
+            "%s holds files of schema version %s; new files are version %s (columns appended at the end): "
+            "read both with DuckDB's union_by_name, or download again with --force (docs/storage.md)",
+            storage.dataset_dir(data_dir, archive), recorded.get("schema_version"), wanted.get("schema_version"),
+        )
+        storage.write_json_atomic(path, {**recorded, "schema_version": wanted.get("schema_version")})
+        recorded = _read_shape(path)
+    differences = shape_differences(recorded, wanted)
+    if differences:
+        raise ArchiveMismatch(
+            f"{storage.dataset_dir(data_dir, archive)} holds data of another shape ({'; '.join(differences)}); "
+            "use another data dir for these settings, or the settings the archive was made with",
+            path=str(path),
+        )
+
+
+def _upgrades_schema(recorded: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    """Whether ``wanted`` differs from ``recorded`` only by a newer schema version."""
+    old, new = recorded.get("schema_version"), wanted.get("schema_version")
+    if not (isinstance(old, int) and isinstance(new, int) and old < new):
+        return False
+    return not shape_differences({**recorded, "schema_version": new}, wanted)
