@@ -1,0 +1,70 @@
+"""The ThetaData Terminal client: one pooled session, retries, a circuit breaker, pagination.
+
+Laid out one responsibility per module, each importing only those above it in this list:
+
+- ``status``: what an HTTP status, a status word or a failed connection means (``error_for_status``);
+- ``page``: ``Page``, the streamed body of one page, and its framing checks;
+- ``breaker``: ``CircuitBreaker``;
+- ``wire``: paths, ``YYYYMMDD``/ISO/time strings, request parameters, list bodies;
+- ``client``: ``TerminalClient``: pooled session, detection, retries, pagination, in-flight slots.
+
+Every name below is importable from ``spxdl.terminal``.
+"""
+
+from spxdl.terminal.breaker import CircuitBreaker
+from spxdl.terminal.client import TerminalClient
+from spxdl.terminal.page import BODY_IN_ERROR, BODY_READ_ERRORS, ERROR_BODY_BYTES, Page, null_to_none
+from spxdl.terminal.status import (
+    ERROR_TYPE_STATUS,
+    error_for_error_type,
+    error_for_status,
+    parse_retry_after,
+    raise_for_status_word,
+)
+from spxdl.terminal.wire import (
+    DAY_MS,
+    DEFAULT_URLS,
+    LIST_PATHS,
+    RTH_END_MS,
+    RTH_START_MS,
+    SIMULATOR_HEADER,
+    STATUS_PATHS,
+    HistoryQuery,
+    parse_list_body,
+    parse_wire_date,
+    plain_number,
+    v2_history_params,
+    v3_history_params,
+    v3_time,
+    wire_date,
+)
+
+__all__ = [
+    "BODY_IN_ERROR",
+    "BODY_READ_ERRORS",
+    "DAY_MS",
+    "DEFAULT_URLS",
+    "ERROR_BODY_BYTES",
+    "ERROR_TYPE_STATUS",
+    "LIST_PATHS",
+    "RTH_END_MS",
+    "RTH_START_MS",
+    "SIMULATOR_HEADER",
+    "STATUS_PATHS",
+    "CircuitBreaker",
+    "HistoryQuery",
+    "Page",
+    "TerminalClient",
+    "error_for_error_type",
+    "error_for_status",
+    "null_to_none",
+    "parse_list_body",
+    "parse_retry_after",
+    "parse_wire_date",
+    "plain_number",
+    "raise_for_status_word",
+    "v2_history_params",
+    "v3_history_params",
+    "v3_time",
+    "wire_date",
+]
