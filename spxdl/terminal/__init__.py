@@ -6,11 +6,14 @@ Laid out one responsibility per module, each importing only those above it in th
 - ``page``: ``Page``, the streamed body of one page, and its framing checks;
 - ``breaker``: ``CircuitBreaker``;
 - ``wire``: paths, ``YYYYMMDD``/ISO/time strings, request parameters, list bodies;
-- ``client``: ``TerminalClient``: pooled session, detection, retries, pagination, in-flight slots.
+- ``adapter``: ``Request``, the record of one page's request, and ``TerminalAdapter``, which sends it
+  once over the pooled session, holding an in-flight slot;
+- ``client``: ``TerminalClient``: detection, retries, the breaker, pagination, lists.
 
 Every name below is importable from ``spxdl.terminal``.
 """
 
+from spxdl.terminal.adapter import Request, TerminalAdapter
 from spxdl.terminal.breaker import CircuitBreaker
 from spxdl.terminal.client import TerminalClient
 from spxdl.terminal.page import BODY_IN_ERROR, BODY_READ_ERRORS, ERROR_BODY_BYTES, Page, null_to_none
@@ -30,6 +33,7 @@ from spxdl.terminal.wire import (
     SIMULATOR_HEADER,
     STATUS_PATHS,
     HistoryQuery,
+    list_params,
     parse_list_body,
     parse_wire_date,
     plain_number,
@@ -54,9 +58,12 @@ __all__ = [
     "CircuitBreaker",
     "HistoryQuery",
     "Page",
+    "Request",
+    "TerminalAdapter",
     "TerminalClient",
     "error_for_error_type",
     "error_for_status",
+    "list_params",
     "null_to_none",
     "parse_list_body",
     "parse_retry_after",

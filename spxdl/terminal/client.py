@@ -1,4 +1,4 @@
-"""``TerminalClient``: one pooled session, API detection, retries, pagination, in-flight slots.
+"""``TerminalClient``: API detection, the retry loop, the circuit breaker, pagination, lists.
 
 A client talks to the terminal's local HTTP API, v2 (port 25510) or v3 (port 25503), and turns
 every answer into either data or one exception of ``spxdl.errors``. ``history()`` yields ``Page``
@@ -12,16 +12,12 @@ another process than the one that built it. Inside one process the threads share
 from __future__ import annotations
 
 import logging
-import os
 import random
 import threading
 import time
 from datetime import date
 from typing import Any, Callable, Iterator, Mapping
 from urllib.parse import urljoin, urlsplit
-
-import requests
-from requests.adapters import HTTPAdapter
 
 from spxdl.datasets import Dataset
 from spxdl.errors import (
@@ -34,9 +30,10 @@ from spxdl.errors import (
     TerminalUnavailable,
     Throttled,
 )
+from spxdl.terminal.adapter import Request, TerminalAdapter
 from spxdl.terminal.breaker import CircuitBreaker
-from spxdl.terminal.page import Page, check_read_to_end, read_error_body
-from spxdl.terminal.status import _unavailable_from, error_for_status, parse_retry_after, raise_for_status_word
+from spxdl.terminal.page import Page, check_read_to_end
+from spxdl.terminal.status import raise_for_status_word
 from spxdl.terminal.wire import (
     DEFAULT_URLS,
     LIST_PATHS,
@@ -45,11 +42,11 @@ from spxdl.terminal.wire import (
     SIMULATOR_HEADER,
     STATUS_PATHS,
     HistoryQuery,
+    list_params,
     parse_list_body,
     parse_wire_date,
     v2_history_params,
     v3_history_params,
-    wire_date,
 )
 
 log = logging.getLogger(__name__)
@@ -86,20 +83,17 @@ class TerminalClient:
         self.api = api
         self.base_url = self._configured_url or DEFAULT_URLS["v3" if api == "auto" else api]
         self.simulated = False
-        self.timeouts = (connect_timeout, read_timeout)
         self.retries = retries
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.max_throttles = max_throttles
         self.probe_attempts = probe_attempts
-        self._in_flight = in_flight
         self._sleep = sleep
         self._random = random.Random()
         self._breaker = CircuitBreaker()
         self._connected = False
         self._connect_lock = threading.Lock()
-        self._pid = os.getpid()
-        self._session = _new_session(threads)
+        self._adapter = TerminalAdapter(threads=threads, timeouts=(connect_timeout, read_timeout), in_flight=in_flight)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -111,7 +105,12 @@ class TerminalClient:
 
     def close(self) -> None:
         """Close the pooled connections."""
-        self._session.close()
+        self._adapter.close()
+
+    @property
+    def timeouts(self) -> tuple[float, float]:
+        """(connect, read) seconds of every request."""
+        return self._adapter.timeouts
 
     @property
     def breaker_open(self) -> bool:
@@ -177,18 +176,18 @@ class TerminalClient:
 
     def expirations(self, root: str) -> list[date]:
         """Every expiration of ``root`` the terminal lists, ascending."""
-        values = self._list("expirations", ("expiration", "date"), self._list_params(root))
+        values = self._list("expirations", ("expiration", "date"), root)
         return sorted({parse_wire_date(value) for value in values})
 
     def strikes(self, root: str, expiration: date) -> list[float]:
         """The strikes of one expiration in dollars, ascending."""
-        values = self._list("strikes", ("strike",), self._list_params(root, expiration))
+        values = self._list("strikes", ("strike",), root, expiration)
         divisor = 1000.0 if self.api == "v2" else 1.0  # v2 lists 1/10 cents
         return sorted({float(value) / divisor for value in values})
 
     def dates(self, root: str, expiration: date) -> list[date]:
         """The trade dates with quotes for one expiration, ascending."""
-        values = self._list("dates", ("date",), self._list_params(root, expiration))
+        values = self._list("dates", ("date",), root, expiration)
         return sorted({parse_wire_date(value) for value in values})
 
     def history(
@@ -220,19 +219,10 @@ class TerminalClient:
         )
         return self._pages(path, params, require_final_newline=True)
 
-    # -- lists -------------------------------------------------------------------------------
-
-    def _list_params(self, root: str, expiration: date | None = None) -> dict[str, str]:
-        if self.api == "v2":
-            params = {"root": root, "exp": wire_date(expiration) if expiration else None, "use_csv": "true"}
-        else:
-            params = {"symbol": root, "expiration": wire_date(expiration) if expiration else None, "format": "csv"}
-        return {key: value for key, value in params.items() if value is not None}
-
-    def _list(self, kind: str, columns: tuple[str, ...], params: dict[str, str]) -> list[Any]:
+    def _list(self, kind: str, columns: tuple[str, ...], root: str, expiration: date | None = None) -> list[Any]:
         """The raw values of a list endpoint, over all its pages."""
         self.connect()
-        path = LIST_PATHS[self.api][kind]
+        path, params = LIST_PATHS[self.api][kind], list_params(self.api, root, expiration)
         values: list[Any] = []
         for page in self._pages(path, params, require_final_newline=False):
             text = page.read().decode("utf-8")  # list bodies are small
@@ -245,9 +235,12 @@ class TerminalClient:
 
     def _pages(self, endpoint: str, params: dict[str, str], *, require_final_newline: bool) -> Iterator[Page]:
         """Each page of one answer; the next is fetched only after the previous was read to its end."""
-        url, query, number = self.base_url + endpoint, params, 1
+        url = self.base_url + endpoint
+        request = Request(
+            url, urlsplit(url).path, query=params, params=dict(params), require_final_newline=require_final_newline
+        )
         while True:
-            page = self._open_page(url, endpoint, query, params, number, require_final_newline)
+            page = self._open_page(request, endpoint)
             try:
                 yield page
                 check_read_to_end(page)
@@ -255,40 +248,24 @@ class TerminalClient:
                 page.close()
             if page.next_url is None:
                 return
-            url, query, number = self._next_page(page.next_url, endpoint, params), None, number + 1
+            request = request.next_page(self._next_page_url(page.next_url, endpoint, params))
 
-    def _open_page(
-        self,
-        url: str,
-        endpoint: str,
-        query: dict[str, str] | None,
-        params: dict[str, str],
-        number: int,
-        require_final_newline: bool,
-    ) -> Page:
-        page_endpoint = urlsplit(url).path
+    def _open_page(self, request: Request, first_endpoint: str) -> Page:
         try:
-            return self._request(
-                url,
-                page_endpoint,
-                query,
-                report_params=params,
-                number=number,
-                require_final_newline=require_final_newline,
-            )
+            return self._request(request)
         except NoData as exc:
-            if number == 1:
+            if request.number == 1:
                 raise
             # Data ran out part-way through an answer: the earlier pages cannot be trusted alone.
             raise PageExpired(
-                f"page {number} of {endpoint} answered 472 NO_DATA",
-                endpoint=page_endpoint,
-                params=params,
+                f"page {request.number} of {first_endpoint} answered 472 NO_DATA",
+                endpoint=request.endpoint,
+                params=request.params,
                 status=exc.status,
                 body=exc.body,
             ) from exc
 
-    def _next_page(self, next_url: str, endpoint: str, params: Mapping[str, Any]) -> str:
+    def _next_page_url(self, next_url: str, endpoint: str, params: Mapping[str, Any]) -> str:
         """The next page's absolute URL; BadRequest unless it is on the configured terminal."""
         url = urljoin(self.base_url + "/", next_url)
         if _origin(url) != _origin(self.base_url):
@@ -305,41 +282,27 @@ class TerminalClient:
 
     def _status_word(self, base_url: str, api: str, *, use_breaker: bool, retries: int = 0) -> tuple[str, bool]:
         path = STATUS_PATHS[api]
-        page = self._request(
-            base_url + path, path, None, retries=retries, use_breaker=use_breaker, require_final_newline=False
-        )
-        with page:
+        request = Request(base_url + path, path, query=None, params={}, require_final_newline=False)
+        with self._request(request, retries=retries, use_breaker=use_breaker) as page:
             try:
                 word = page.read().decode("utf-8", "replace").strip().upper()
             except BodyTruncated as exc:
                 raise TerminalUnavailable(f"the status answer was cut: {exc}", endpoint=path, status=200) from exc
         return word, _is_truthy(page.headers.get(SIMULATOR_HEADER))
 
-    def _request(
-        self,
-        url: str,
-        endpoint: str,
-        query: Mapping[str, str] | None,
-        *,
-        report_params: Mapping[str, str] | None = None,
-        number: int = 1,
-        retries: int | None = None,
-        use_breaker: bool = True,
-        require_final_newline: bool = True,
-    ) -> Page:
+    def _request(self, request: Request, *, retries: int | None = None, use_breaker: bool = True) -> Page:
         """Send one request, retrying 429s and unavailability; the 200 answer's body as a Page.
 
         The only retry loop of the client. Retries end before the body streams: a body that is
         cut later is the caller's BodyTruncated.
         """
-        params = dict(report_params if report_params is not None else query or {})
         budget = self.retries if retries is None else retries
         throttles = failures = 0
         while True:
             if use_breaker:
                 self._breaker.wait_until_closed(self._probe_until_connected)
             try:
-                return self._send(url, endpoint, query, params, number, require_final_newline)
+                return self._adapter.send(request)
             except Throttled as exc:
                 throttles += 1
                 if throttles > self.max_throttles:
@@ -350,68 +313,13 @@ class TerminalClient:
                 failures += 1
                 if failures > budget:
                     if use_breaker:
-                        log.warning("%s: %s; opening the circuit breaker", endpoint, exc)
+                        log.warning("%s: %s; opening the circuit breaker", request.endpoint, exc)
                         self._breaker.trip()
                     raise
                 delay = self._backoff(failures)
                 reason = exc
-            log.warning("retrying %s %s in %.2f s: %s", endpoint, params, delay, reason)
+            log.warning("retrying %s %s in %.2f s: %s", request.endpoint, request.params, delay, reason)
             self._sleep(delay)
-
-    def _send(
-        self,
-        url: str,
-        endpoint: str,
-        query: Mapping[str, str] | None,
-        params: Mapping[str, str],
-        number: int,
-        require_final_newline: bool,
-    ) -> Page:
-        """One attempt: take an in-flight slot, send, and map a non-200 answer to its exception."""
-        self._check_process()
-        release = self._take_slot()
-        started = time.monotonic()
-        try:
-            response = self._session.get(url, params=query, stream=True, timeout=self.timeouts, allow_redirects=False)
-        except requests.RequestException as exc:
-            release()
-            log.debug("%s %s -> no answer, %.0f ms: %s", endpoint, params, _ms_since(started), exc)
-            raise _unavailable_from(exc, endpoint, params) from exc
-        except BaseException:
-            release()
-            raise
-        if response.status_code != 200:
-            try:
-                body = read_error_body(response)
-            finally:
-                response.close()
-                release()
-            status, ms = response.status_code, _ms_since(started)
-            log.debug("%s %s -> %s, %d bytes, %.0f ms", endpoint, params, status, len(body), ms)
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            raise error_for_status(status, endpoint=endpoint, params=params, body=body, retry_after=retry_after)
-        return Page(
-            response,
-            endpoint=endpoint,
-            params=params,
-            number=number,
-            require_final_newline=require_final_newline,
-            on_done=release,
-            started=started,
-        )
-
-    def _take_slot(self) -> Callable[[], None]:
-        """Acquire an in-flight slot; the returned callable gives it back (only once)."""
-        if self._in_flight is None:
-            return lambda: None
-        self._in_flight.acquire()
-        once = threading.Lock()  # a reader thread and the closing thread may both finish a page
-
-        def release() -> None:
-            if once.acquire(blocking=False):
-                self._in_flight.release()
-
-        return release
 
     def _probe_until_connected(self) -> None:
         """Poll the status endpoint with backoff until CONNECTED; TerminalUnavailable if it never is."""
@@ -441,21 +349,6 @@ class TerminalClient:
             return min(exc.retry_after, self.backoff_cap)
         return self._backoff(throttles)
 
-    def _check_process(self) -> None:
-        if os.getpid() != self._pid:
-            raise RuntimeError(
-                "a TerminalClient was used in a process other than the one that built it: "
-                "build one client per worker process"
-            )
-
-
-def _new_session(threads: int) -> requests.Session:
-    session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(1, threads), max_retries=0)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
-
 
 def _check_base_url(base_url: str) -> str:
     parts = urlsplit(base_url)
@@ -473,6 +366,3 @@ def _origin(url: str) -> tuple[str, str, int | None]:
 def _is_truthy(value: str | None) -> bool:
     return bool(value) and value.strip().lower() not in ("0", "false", "no")
 
-
-def _ms_since(started: float) -> float:
-    return (time.monotonic() - started) * 1000

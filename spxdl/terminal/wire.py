@@ -144,6 +144,15 @@ def _add_greeks_params(
         params[annual_div] = plain_number(query.annual_div)
 
 
+def list_params(api: str, root: str, expiration: date | None = None) -> dict[str, str]:
+    """Query parameters of a list request (expirations of a root, or strikes/dates of an expiration)."""
+    if api == "v2":
+        params = {"root": root, "exp": wire_date(expiration) if expiration else None, "use_csv": "true"}
+    else:
+        params = {"symbol": root, "expiration": wire_date(expiration) if expiration else None, "format": "csv"}
+    return {key: value for key, value in params.items() if value is not None}
+
+
 def parse_list_body(
     text: str, columns: tuple[str, ...], *, endpoint: str, params: Mapping[str, Any] | None = None
 ) -> tuple[list[Any], str | None]:
