@@ -5,6 +5,7 @@ Laid out one responsibility per module, each importing only those above it in th
 - ``status``: what an HTTP status, a status word or a failed connection means (``error_for_status``);
 - ``page``: ``Page``, the streamed body of one page, and its framing checks;
 - ``breaker``: ``CircuitBreaker``;
+- ``urls``: ``check_terminal_url``, the one check of a terminal URL (``config`` uses it too);
 - ``wire``: paths, ``YYYYMMDD``/ISO/time strings, request parameters, list bodies;
 - ``adapter``: ``Request``, the record of one page's request, and ``TerminalAdapter``, which sends it
   once over the pooled session, holding an in-flight slot;
@@ -24,6 +25,7 @@ from spxdl.terminal.status import (
     parse_retry_after,
     raise_for_status_word,
 )
+from spxdl.terminal.urls import check_terminal_url
 from spxdl.terminal.wire import (
     DAY_MS,
     DEFAULT_URLS,
@@ -61,6 +63,7 @@ __all__ = [
     "Request",
     "TerminalAdapter",
     "TerminalClient",
+    "check_terminal_url",
     "error_for_error_type",
     "error_for_status",
     "list_params",

@@ -34,6 +34,7 @@ from spxdl.terminal.adapter import Request, TerminalAdapter
 from spxdl.terminal.breaker import CircuitBreaker
 from spxdl.terminal.page import Page, check_read_to_end
 from spxdl.terminal.status import raise_for_status_word
+from spxdl.terminal.urls import check_terminal_url, origin
 from spxdl.terminal.wire import (
     DEFAULT_URLS,
     LIST_PATHS,
@@ -79,7 +80,7 @@ class TerminalClient:
     ) -> None:
         if api not in ("auto", "v2", "v3"):
             raise ConfigError(f"unknown terminal API {api!r}: use auto, v2 or v3", key="terminal_api")
-        self._configured_url = _check_base_url(base_url) if base_url else None
+        self._configured_url = _configured_url(base_url) if base_url else None
         self.api = api
         self.base_url = self._configured_url or DEFAULT_URLS["v3" if api == "auto" else api]
         self.simulated = False
@@ -268,7 +269,7 @@ class TerminalClient:
     def _next_page_url(self, next_url: str, endpoint: str, params: Mapping[str, Any]) -> str:
         """The next page's absolute URL; BadRequest unless it is on the configured terminal."""
         url = urljoin(self.base_url + "/", next_url)
-        if _origin(url) != _origin(self.base_url):
+        if origin(url) != origin(self.base_url):
             raise BadRequest(
                 f"the terminal's next page {url} is not on the configured terminal {self.base_url}: "
                 "set the terminal URL to the host spelling and port the terminal itself uses",
@@ -350,17 +351,11 @@ class TerminalClient:
         return self._backoff(throttles)
 
 
-def _check_base_url(base_url: str) -> str:
-    parts = urlsplit(base_url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"bad terminal URL {base_url!r}: expected http://HOST:PORT", key="terminal_url")
-    return base_url.rstrip("/")
-
-
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    return parts.scheme, (parts.hostname or "").lower(), port
+def _configured_url(base_url: str) -> str:
+    try:
+        return check_terminal_url(base_url)
+    except ConfigError as exc:
+        raise ConfigError(f"bad terminal URL {base_url!r}: {exc}", key="terminal_url") from None
 
 
 def _is_truthy(value: str | None) -> bool:
