@@ -216,6 +216,27 @@ def test_unavailable_retries_with_full_jitter_then_succeeds(rsps, sleeps):
     assert len(sleeps) == 3 and all(0.0 <= s <= cap for s, cap in zip(sleeps, caps))
 
 
+def test_unavailable_backoff_grows_with_the_attempt_and_stops_at_the_cap(rsps, sleeps):
+    """Retry n waits uniform in [0, min(cap, base * 2**(n-1))]: over 40 requests, each retry's waits
+    reach the upper half of its bound (so they grow past the previous bound) but never exceed it."""
+    client = v3_client(rsps, sleeps, retries=6, backoff_base=1.0, backoff_cap=8.0)
+    bounds = [1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
+    requests_made = 40
+    for _ in range(requests_made):  # responses answers a URL's registrations in order
+        for _ in bounds:
+            rsps.get(V3_GREEKS, status=503, body=b"down")
+        rsps.get(V3_GREEKS, body=body("handmade-v3-greeks-first-order-SPXW.csv"))
+    for _ in range(requests_made):
+        read_history(client)
+    assert len(sleeps) == requests_made * len(bounds)
+    for retry, bound in enumerate(bounds):
+        waits = sleeps[retry :: len(bounds)]
+        assert all(0.0 <= wait <= bound for wait in waits), (retry + 1, max(waits))
+        assert max(waits) > bound / 2, (retry + 1, max(waits))  # a false failure has odds 2**-40
+        assert min(waits) < bound / 2, (retry + 1, min(waits))  # jittered, not a fixed wait
+    assert not client.breaker_open
+
+
 def test_refused_connection_is_unavailable(rsps, sleeps):
     client = v3_client(rsps, sleeps, retries=1)
     rsps.get(V3_GREEKS, body=requests.ConnectionError("refused"))
