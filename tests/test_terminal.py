@@ -5,8 +5,6 @@ from __future__ import annotations
 import io
 import logging
 import multiprocessing
-import pickle
-import threading
 from datetime import date
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -18,7 +16,6 @@ import requests
 import responses
 import urllib3.exceptions
 
-from spxdl import terminal
 from spxdl.datasets import GREEKS, OPEN_INTEREST
 from spxdl.errors import (
     BadRequest,
@@ -32,7 +29,7 @@ from spxdl.errors import (
     TerminalUnavailable,
     Throttled,
 )
-from spxdl.terminal import CircuitBreaker, TerminalClient
+from spxdl.terminal import TerminalClient
 
 DATA = Path(__file__).parent / "data"
 V3 = "http://127.0.0.1:25503"
@@ -161,12 +158,6 @@ def test_bad_request_names_a_parameter_the_text_mentions(rsps, sleeps):
         read_history(client)
 
 
-def test_errors_from_the_status_mapping_survive_a_pickle_round_trip():
-    error = terminal.error_for_status(429, endpoint="/v3/x", params={"symbol": "SPXW"}, body="busy", retry_after=1.5)
-    copy = pickle.loads(pickle.dumps(error))
-    assert (type(copy), copy.retry_after, copy.params, copy.status) == (Throttled, 1.5, {"symbol": "SPXW"}, 429)
-
-
 # ---------------------------------------------------------------------------------------------
 # retries and the breaker
 
@@ -197,13 +188,6 @@ def test_throttling_stops_after_the_maximum_count(rsps, sleeps):
         read_history(client)
     assert caught.value.retry_after == 0.5
     assert len(data_calls(rsps, V3_GREEKS)) == 4 and sleeps == [0.5] * 3
-
-
-def test_retry_after_as_an_http_date():
-    assert terminal.parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
-    assert terminal.parse_retry_after("3") == 3.0
-    assert terminal.parse_retry_after("soon") is None
-    assert terminal.parse_retry_after(None) is None
 
 
 def test_unavailable_retries_with_full_jitter_then_succeeds(rsps, sleeps):
@@ -290,60 +274,6 @@ def test_breaker_probe_stops_everything_on_unverified_credentials(rsps, sleeps):
     rsps.get(V3_STATUS, body=b"UNVERIFIED")
     with pytest.raises(PermissionDenied, match="UNVERIFIED"):
         read_history(client)
-
-
-def test_breaker_lets_one_thread_probe_while_the_others_wait():
-    breaker = CircuitBreaker()
-    breaker.trip()
-    probing, release = threading.Event(), threading.Event()
-    probes = []
-
-    def probe():
-        probes.append(threading.get_ident())
-        probing.set()
-        assert release.wait(10)
-
-    passed = []
-    threads = [threading.Thread(target=lambda: (breaker.wait_until_closed(probe), passed.append(1))) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    assert probing.wait(10)
-    assert passed == []
-    release.set()
-    for thread in threads:
-        thread.join(10)
-    assert len(probes) == 1 and len(passed) == 4 and not breaker.is_open
-
-
-def test_breaker_waiters_fail_when_the_probe_gives_up():
-    breaker = CircuitBreaker()
-    breaker.trip()
-    probing, release = threading.Event(), threading.Event()
-
-    def failing_probe():
-        probing.set()
-        assert release.wait(10)
-        raise TerminalUnavailable("still down")
-
-    outcomes = []
-
-    def request():
-        try:
-            breaker.wait_until_closed(failing_probe)
-            outcomes.append("passed")
-        except TerminalUnavailable:
-            outcomes.append("failed")
-
-    first = threading.Thread(target=request)
-    first.start()
-    assert probing.wait(10)
-    others = [threading.Thread(target=request) for _ in range(3)]
-    for thread in others:
-        thread.start()
-    release.set()
-    for thread in [first, *others]:
-        thread.join(10)
-    assert outcomes == ["failed"] * 4 and breaker.is_open
 
 
 def test_a_retry_warning_names_the_reason_and_each_request_logs_a_debug_line(rsps, sleeps, caplog):
@@ -825,21 +755,6 @@ def test_list_csv_cut_mid_line_is_truncated(rsps, sleeps):
     rsps.get(V2 + "/v2/list/expirations", body=b"date\r\n20240315\r\n202403")
     with pytest.raises(BodyTruncated):
         client.expirations("SPXW")
-
-
-@pytest.mark.parametrize(
-    "text, expected",
-    [
-        ("strike\n5000000\n", ["5000000"]),
-        ("5000000\r\n5005000\r\n", ["5000000", "5005000"]),
-        ('"symbol","strike"\r\n"SPXW","5000.000"\r\n', ["5000.000"]),
-        ('{"response": [{"strike": 5000.000}]}\n\n', [5000.0]),
-        ('{"header": {"next_page": null}, "response": [5000000]}', [5000000]),
-    ],
-)
-def test_list_parser_tolerates_the_layouts_seen(text, expected):
-    values, next_url = terminal.parse_list_body(text, ("strike",), endpoint="/v2/list/strikes")
-    assert values == expected and next_url is None
 
 
 # ---------------------------------------------------------------------------------------------
