@@ -18,7 +18,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from spxdl.terminal.page import Page, read_error_body
-from spxdl.terminal.status import _unavailable_from, error_for_status, parse_retry_after
+from spxdl.terminal.status import error_for_status, parse_retry_after, unavailable_from
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class TerminalAdapter:
         except requests.RequestException as exc:
             release()
             log.debug("%s %s -> no answer, %.0f ms: %s", endpoint, params, _ms_since(started), exc)
-            raise _unavailable_from(exc, endpoint, params) from exc
+            raise unavailable_from(exc, endpoint, params) from exc
         except BaseException:
             release()
             raise

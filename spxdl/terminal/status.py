@@ -150,7 +150,7 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
-def _unavailable_from(exc: requests.RequestException, endpoint: str, params: Mapping[str, Any]) -> TerminalUnavailable:
+def unavailable_from(exc: requests.RequestException, endpoint: str, params: Mapping[str, Any]) -> TerminalUnavailable:
     """TerminalUnavailable for a request that got no answer (refused, timed out, reset)."""
     if isinstance(exc, requests.ConnectTimeout):
         reason = "connecting to the terminal timed out"
