@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import date, time
 from pathlib import Path
 from typing import Any, Callable, Mapping
-from urllib.parse import urlsplit
 
 from spxdl import datasets
 from spxdl.errors import ConfigError
@@ -196,17 +195,11 @@ def parse_time(text: str) -> time:
 
 
 def parse_url(text: str) -> str:
-    url = text.strip().rstrip("/")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("expected a URL like http://127.0.0.1:25503")
-    try:
-        parts.port
-    except ValueError:
-        raise ValueError("the port is not a number") from None
-    if parts.path not in ("", "/v2", "/v3"):
-        raise ValueError("give the terminal's base URL without a path, like http://127.0.0.1:25503")
-    return f"{parts.scheme}://{parts.netloc}"
+    """The terminal's base URL, checked by the client's own check (``spxdl.terminal.urls``)."""
+    # Imported here: the terminal package loads requests, which reading settings does not need.
+    from spxdl.terminal.urls import check_terminal_url
+
+    return check_terminal_url(text)
 
 
 def parse_roots(text: str) -> tuple[str, ...]:

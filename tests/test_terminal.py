@@ -1,12 +1,11 @@
-"""TerminalClient against canned HTTP answers (``responses``): statuses, retries, breaker, pages, lists."""
+"""The package's layers; TerminalClient against canned HTTP answers (``responses``): retries, pages, lists."""
 
 from __future__ import annotations
 
+import ast
 import io
 import logging
 import multiprocessing
-import pickle
-import threading
 from datetime import date
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -32,7 +31,7 @@ from spxdl.errors import (
     TerminalUnavailable,
     Throttled,
 )
-from spxdl.terminal import CircuitBreaker, TerminalClient
+from spxdl.terminal import TerminalClient
 
 DATA = Path(__file__).parent / "data"
 V3 = "http://127.0.0.1:25503"
@@ -83,6 +82,41 @@ def read_history(client: TerminalClient, dataset=GREEKS) -> list[bytes]:
 
 def data_calls(rsps, url: str) -> list:
     return [call for call in rsps.calls if call.request.url.split("?")[0] == url]
+
+
+# ---------------------------------------------------------------------------------------------
+# the package
+
+# Each module of spxdl/terminal/ imports only the modules before it here (no relative imports).
+LAYERS = ("status", "page", "breaker", "urls", "wire", "adapter", "client")
+
+
+def spxdl_imports(module: str) -> set[str]:
+    tree = ast.parse((Path(terminal.__file__).parent / f"{module}.py").read_text())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            assert node.level == 0, f"{module}.py: a relative import"
+            if node.module == "spxdl":
+                found.update(f"spxdl.{alias.name}" for alias in node.names)
+            elif node.module.startswith("spxdl."):
+                found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name.startswith("spxdl"))
+    return found
+
+
+def test_every_module_of_the_package_has_its_place_in_the_layers():
+    modules = {path.stem for path in Path(terminal.__file__).parent.glob("*.py")} - {"__init__"}
+    assert modules == set(LAYERS)
+
+
+@pytest.mark.parametrize("index, module", list(enumerate(LAYERS)), ids=LAYERS)
+def test_package_modules_import_only_the_modules_below_them(index, module):
+    imported = spxdl_imports(module)
+    below = {f"spxdl.terminal.{name}" for name in LAYERS[:index]}
+    assert {name for name in imported if name.startswith("spxdl.terminal")} <= below
+    assert {name for name in imported if not name.startswith("spxdl.terminal")} <= {"spxdl.errors", "spxdl.datasets"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -161,12 +195,6 @@ def test_bad_request_names_a_parameter_the_text_mentions(rsps, sleeps):
         read_history(client)
 
 
-def test_errors_from_the_status_mapping_survive_a_pickle_round_trip():
-    error = terminal.error_for_status(429, endpoint="/v3/x", params={"symbol": "SPXW"}, body="busy", retry_after=1.5)
-    copy = pickle.loads(pickle.dumps(error))
-    assert (type(copy), copy.retry_after, copy.params, copy.status) == (Throttled, 1.5, {"symbol": "SPXW"}, 429)
-
-
 # ---------------------------------------------------------------------------------------------
 # retries and the breaker
 
@@ -199,13 +227,6 @@ def test_throttling_stops_after_the_maximum_count(rsps, sleeps):
     assert len(data_calls(rsps, V3_GREEKS)) == 4 and sleeps == [0.5] * 3
 
 
-def test_retry_after_as_an_http_date():
-    assert terminal.parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
-    assert terminal.parse_retry_after("3") == 3.0
-    assert terminal.parse_retry_after("soon") is None
-    assert terminal.parse_retry_after(None) is None
-
-
 def test_unavailable_retries_with_full_jitter_then_succeeds(rsps, sleeps):
     client = v3_client(rsps, sleeps, retries=4, backoff_base=1.0, backoff_cap=3.0)
     for status in (503, 474, 571):
@@ -214,6 +235,27 @@ def test_unavailable_retries_with_full_jitter_then_succeeds(rsps, sleeps):
     assert read_history(client) == [body("handmade-v3-greeks-first-order-SPXW.csv")]
     caps = [1.0, 2.0, 3.0]
     assert len(sleeps) == 3 and all(0.0 <= s <= cap for s, cap in zip(sleeps, caps))
+
+
+def test_unavailable_backoff_grows_with_the_attempt_and_stops_at_the_cap(rsps, sleeps):
+    """Retry n waits uniform in [0, min(cap, base * 2**(n-1))]: over 40 requests, each retry's waits
+    reach the upper half of its bound (so they grow past the previous bound) but never exceed it."""
+    client = v3_client(rsps, sleeps, retries=6, backoff_base=1.0, backoff_cap=8.0)
+    bounds = [1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
+    requests_made = 40
+    for _ in range(requests_made):  # responses answers a URL's registrations in order
+        for _ in bounds:
+            rsps.get(V3_GREEKS, status=503, body=b"down")
+        rsps.get(V3_GREEKS, body=body("handmade-v3-greeks-first-order-SPXW.csv"))
+    for _ in range(requests_made):
+        read_history(client)
+    assert len(sleeps) == requests_made * len(bounds)
+    for retry, bound in enumerate(bounds):
+        waits = sleeps[retry :: len(bounds)]
+        assert all(0.0 <= wait <= bound for wait in waits), (retry + 1, max(waits))
+        assert max(waits) > bound / 2, (retry + 1, max(waits))  # a false failure has odds 2**-40
+        assert min(waits) < bound / 2, (retry + 1, min(waits))  # jittered, not a fixed wait
+    assert not client.breaker_open
 
 
 def test_refused_connection_is_unavailable(rsps, sleeps):
@@ -269,60 +311,6 @@ def test_breaker_probe_stops_everything_on_unverified_credentials(rsps, sleeps):
     rsps.get(V3_STATUS, body=b"UNVERIFIED")
     with pytest.raises(PermissionDenied, match="UNVERIFIED"):
         read_history(client)
-
-
-def test_breaker_lets_one_thread_probe_while_the_others_wait():
-    breaker = CircuitBreaker()
-    breaker.trip()
-    probing, release = threading.Event(), threading.Event()
-    probes = []
-
-    def probe():
-        probes.append(threading.get_ident())
-        probing.set()
-        assert release.wait(10)
-
-    passed = []
-    threads = [threading.Thread(target=lambda: (breaker.wait_until_closed(probe), passed.append(1))) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    assert probing.wait(10)
-    assert passed == []
-    release.set()
-    for thread in threads:
-        thread.join(10)
-    assert len(probes) == 1 and len(passed) == 4 and not breaker.is_open
-
-
-def test_breaker_waiters_fail_when_the_probe_gives_up():
-    breaker = CircuitBreaker()
-    breaker.trip()
-    probing, release = threading.Event(), threading.Event()
-
-    def failing_probe():
-        probing.set()
-        assert release.wait(10)
-        raise TerminalUnavailable("still down")
-
-    outcomes = []
-
-    def request():
-        try:
-            breaker.wait_until_closed(failing_probe)
-            outcomes.append("passed")
-        except TerminalUnavailable:
-            outcomes.append("failed")
-
-    first = threading.Thread(target=request)
-    first.start()
-    assert probing.wait(10)
-    others = [threading.Thread(target=request) for _ in range(3)]
-    for thread in others:
-        thread.start()
-    release.set()
-    for thread in [first, *others]:
-        thread.join(10)
-    assert outcomes == ["failed"] * 4 and breaker.is_open
 
 
 def test_a_retry_warning_names_the_reason_and_each_request_logs_a_debug_line(rsps, sleeps, caplog):
@@ -804,21 +792,6 @@ def test_list_csv_cut_mid_line_is_truncated(rsps, sleeps):
     rsps.get(V2 + "/v2/list/expirations", body=b"date\r\n20240315\r\n202403")
     with pytest.raises(BodyTruncated):
         client.expirations("SPXW")
-
-
-@pytest.mark.parametrize(
-    "text, expected",
-    [
-        ("strike\n5000000\n", ["5000000"]),
-        ("5000000\r\n5005000\r\n", ["5000000", "5005000"]),
-        ('"symbol","strike"\r\n"SPXW","5000.000"\r\n', ["5000.000"]),
-        ('{"response": [{"strike": 5000.000}]}\n\n', [5000.0]),
-        ('{"header": {"next_page": null}, "response": [5000000]}', [5000000]),
-    ],
-)
-def test_list_parser_tolerates_the_layouts_seen(text, expected):
-    values, next_url = terminal.parse_list_body(text, ("strike",), endpoint="/v2/list/strikes")
-    assert values == expected and next_url is None
 
 
 # ---------------------------------------------------------------------------------------------

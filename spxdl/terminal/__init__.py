@@ -1,0 +1,80 @@
+"""The ThetaData Terminal client: one pooled session, retries, a circuit breaker, pagination.
+
+Laid out one responsibility per module, each importing only those above it in this list:
+
+- ``status``: what an HTTP status, a status word or a failed connection means (``error_for_status``);
+- ``page``: ``Page``, the streamed body of one page, and its framing checks;
+- ``breaker``: ``CircuitBreaker``;
+- ``urls``: ``check_terminal_url``, the one check of a terminal URL (``config`` uses it too);
+- ``wire``: paths, ``YYYYMMDD``/ISO/time strings, request parameters, list bodies;
+- ``adapter``: ``Request``, the record of one page's request, and ``TerminalAdapter``, which sends it
+  once over the pooled session, holding an in-flight slot;
+- ``client``: ``TerminalClient``: detection, retries, the breaker, pagination, lists.
+
+Every name below is importable from ``spxdl.terminal``.
+"""
+
+from spxdl.terminal.adapter import Request, TerminalAdapter
+from spxdl.terminal.breaker import CircuitBreaker
+from spxdl.terminal.client import TerminalClient
+from spxdl.terminal.page import BODY_IN_ERROR, BODY_READ_ERRORS, ERROR_BODY_BYTES, Page, null_to_none
+from spxdl.terminal.status import (
+    ERROR_TYPE_STATUS,
+    error_for_error_type,
+    error_for_status,
+    parse_retry_after,
+    raise_for_status_word,
+)
+from spxdl.terminal.urls import check_terminal_url
+from spxdl.terminal.wire import (
+    DAY_MS,
+    DEFAULT_URLS,
+    LIST_PATHS,
+    RTH_END_MS,
+    RTH_START_MS,
+    SIMULATOR_HEADER,
+    STATUS_PATHS,
+    HistoryQuery,
+    list_params,
+    parse_list_body,
+    parse_wire_date,
+    plain_number,
+    v2_history_params,
+    v3_history_params,
+    v3_time,
+    wire_date,
+)
+
+__all__ = [
+    "BODY_IN_ERROR",
+    "BODY_READ_ERRORS",
+    "DAY_MS",
+    "DEFAULT_URLS",
+    "ERROR_BODY_BYTES",
+    "ERROR_TYPE_STATUS",
+    "LIST_PATHS",
+    "RTH_END_MS",
+    "RTH_START_MS",
+    "SIMULATOR_HEADER",
+    "STATUS_PATHS",
+    "CircuitBreaker",
+    "HistoryQuery",
+    "Page",
+    "Request",
+    "TerminalAdapter",
+    "TerminalClient",
+    "check_terminal_url",
+    "error_for_error_type",
+    "error_for_status",
+    "list_params",
+    "null_to_none",
+    "parse_list_body",
+    "parse_retry_after",
+    "parse_wire_date",
+    "plain_number",
+    "raise_for_status_word",
+    "v2_history_params",
+    "v3_history_params",
+    "v3_time",
+    "wire_date",
+]

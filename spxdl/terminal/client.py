@@ -1,0 +1,363 @@
+"""``TerminalClient``: API detection, the retry loop, the circuit breaker, pagination, lists.
+
+A client talks to the terminal's local HTTP API, v2 (port 25510) or v3 (port 25503), and turns
+every answer into either data or one exception of ``spxdl.errors``. ``history()`` yields ``Page``
+objects that the CSV reader pulls from the socket directly; no body is held whole.
+
+Build one client per worker process (after the fork, in the pool initializer): a session
+inherited across ``fork`` shares its parent's sockets, so the client refuses to be used from
+another process than the one that built it. Inside one process the threads share it.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from datetime import date
+from typing import Any, Callable, Iterator, Mapping
+from urllib.parse import urljoin, urlsplit
+
+from spxdl.datasets import Dataset
+from spxdl.errors import (
+    BadRequest,
+    BodyTruncated,
+    ConfigError,
+    NoData,
+    PageExpired,
+    TerminalError,
+    TerminalUnavailable,
+    Throttled,
+)
+from spxdl.terminal.adapter import Request, TerminalAdapter
+from spxdl.terminal.breaker import CircuitBreaker
+from spxdl.terminal.page import Page, check_read_to_end
+from spxdl.terminal.status import raise_for_status_word
+from spxdl.terminal.urls import check_terminal_url, origin
+from spxdl.terminal.wire import (
+    DEFAULT_URLS,
+    LIST_PATHS,
+    RTH_END_MS,
+    RTH_START_MS,
+    SIMULATOR_HEADER,
+    STATUS_PATHS,
+    HistoryQuery,
+    list_params,
+    parse_list_body,
+    parse_wire_date,
+    v2_history_params,
+    v3_history_params,
+)
+
+log = logging.getLogger(__name__)
+
+
+class TerminalClient:
+    """A client of one ThetaData Terminal, for one process and its threads; a context manager.
+
+    ``in_flight`` is a ``multiprocessing`` semaphore made by the parent and shared by every
+    worker: a slot is held from sending a request until its body is read, closed or failed, and
+    never while waiting to retry. ``retries`` counts the retries of an unavailable terminal per
+    request; 429s are waited out outside that budget (at most ``max_throttles`` times).
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api: str = "auto",
+        *,
+        threads: int = 2,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 60.0,
+        retries: int = 5,
+        in_flight: Any = None,
+        sleep: Callable[[float], None] = time.sleep,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 30.0,
+        max_throttles: int = 200,
+        probe_attempts: int = 10,
+    ) -> None:
+        if api not in ("auto", "v2", "v3"):
+            raise ConfigError(f"unknown terminal API {api!r}: use auto, v2 or v3", key="terminal_api")
+        self._configured_url = _configured_url(base_url) if base_url else None
+        self.api = api
+        self.base_url = self._configured_url or DEFAULT_URLS["v3" if api == "auto" else api]
+        self.simulated = False
+        self.retries = retries
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.max_throttles = max_throttles
+        self.probe_attempts = probe_attempts
+        self._sleep = sleep
+        self._random = random.Random()
+        self._breaker = CircuitBreaker()
+        self._connected = False
+        self._connect_lock = threading.Lock()
+        self._adapter = TerminalAdapter(threads=threads, timeouts=(connect_timeout, read_timeout), in_flight=in_flight)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def __enter__(self) -> TerminalClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self._adapter.close()
+
+    @property
+    def timeouts(self) -> tuple[float, float]:
+        """(connect, read) seconds of every request."""
+        return self._adapter.timeouts
+
+    @property
+    def breaker_open(self) -> bool:
+        """True while the circuit breaker holds requests back until a status probe succeeds."""
+        return self._breaker.is_open
+
+    def connect(self) -> TerminalClient:
+        """Find the terminal and its API version; PermissionDenied / TerminalUnavailable if unusable."""
+        with self._connect_lock:
+            if not self._connected:
+                self._detect()
+                self._connected = True
+        return self
+
+    def _detect(self) -> None:
+        failures = []
+        # Detection is news; a worker re-checking the version its parent found is not.
+        level = logging.INFO if self.api == "auto" else logging.DEBUG
+        for base_url, api in self._candidates():
+            try:
+                word, simulated = self._probe(base_url, api)
+            except (TerminalUnavailable, BadRequest) as exc:
+                if isinstance(exc, TerminalUnavailable) and exc.status is not None:
+                    raise  # this API answered, unwell: falling back to the other would mix API versions
+                failures.append(f"{base_url}{STATUS_PATHS[api]}: {exc}")
+                continue
+            self.base_url, self.api, self.simulated = base_url, api, simulated
+            raise_for_status_word(word, STATUS_PATHS[api])
+            log.log(level, "terminal at %s speaks API %s%s", base_url, api, " (spxdl simulator)" if simulated else "")
+            return
+        raise TerminalUnavailable("no ThetaData Terminal answered: " + "; ".join(failures))
+
+    def _probe(self, base_url: str, api: str) -> tuple[str, bool]:
+        """The status word of ``api`` at ``base_url``.
+
+        No answer at all (refused, timed out) or an unknown path (BadRequest) means "not this
+        API": the caller tries the next candidate. An HTTP error (500, 474, 571, a cut answer)
+        means the terminal is there but unwell: asked again with backoff up to ``retries`` times.
+        """
+        attempt = 0
+        while True:
+            try:
+                return self._status_word(base_url, api, use_breaker=False)
+            except TerminalUnavailable as exc:
+                attempt += 1
+                if exc.status is None or attempt > self.retries:
+                    raise
+                delay = self._backoff(attempt)
+                log.warning("terminal at %s answered %s (%s); asking again in %.2f s", base_url, exc.status, exc, delay)
+                self._sleep(delay)
+
+    def _candidates(self) -> list[tuple[str, str]]:
+        apis = ["v3", "v2"] if self.api == "auto" else [self.api]
+        return [(self._configured_url or DEFAULT_URLS[api], api) for api in apis]
+
+    # -- calls -------------------------------------------------------------------------------
+
+    def status(self) -> str:
+        """The terminal's MDDS status word: CONNECTED, UNVERIFIED, DISCONNECTED or ERROR."""
+        self.connect()
+        word, _ = self._status_word(self.base_url, self.api, use_breaker=True)
+        return word
+
+    def expirations(self, root: str) -> list[date]:
+        """Every expiration of ``root`` the terminal lists, ascending."""
+        values = self._list("expirations", ("expiration", "date"), root)
+        return sorted({parse_wire_date(value) for value in values})
+
+    def strikes(self, root: str, expiration: date) -> list[float]:
+        """The strikes of one expiration in dollars, ascending."""
+        values = self._list("strikes", ("strike",), root, expiration)
+        divisor = 1000.0 if self.api == "v2" else 1.0  # v2 lists 1/10 cents
+        return sorted({float(value) / divisor for value in values})
+
+    def dates(self, root: str, expiration: date) -> list[date]:
+        """The trade dates with quotes for one expiration, ascending."""
+        values = self._list("dates", ("date",), root, expiration)
+        return sorted({parse_wire_date(value) for value in values})
+
+    def history(
+        self,
+        dataset: Dataset,
+        root: str,
+        expiration: date,
+        trade_date: date,
+        *,
+        interval: str = "1m",
+        start_ms: int = RTH_START_MS,
+        end_ms: int = RTH_END_MS,
+        rate: str | None = None,
+        rate_value: float | None = None,
+        annual_div: float | None = None,
+    ) -> Iterator[Page]:
+        """The CSV pages of one expiration on one trade date, in order.
+
+        NoData when the terminal has none (472). The next page is fetched only when the caller
+        asks for it after reading the previous one to its end. ``rate_value`` is a fraction.
+        """
+        self.connect()
+        path = dataset.path(self.api)
+        if path is None:
+            raise ConfigError(f"dataset {dataset.name} has no endpoint in API {self.api}", key="datasets")
+        build = v2_history_params if self.api == "v2" else v3_history_params
+        params = build(
+            HistoryQuery(dataset, root, expiration, trade_date, interval, start_ms, end_ms, rate, rate_value, annual_div)
+        )
+        return self._pages(path, params, require_final_newline=True)
+
+    def _list(self, kind: str, columns: tuple[str, ...], root: str, expiration: date | None = None) -> list[Any]:
+        """The raw values of a list endpoint, over all its pages."""
+        self.connect()
+        path, params = LIST_PATHS[self.api][kind], list_params(self.api, root, expiration)
+        values: list[Any] = []
+        for page in self._pages(path, params, require_final_newline=False):
+            text = page.read().decode("utf-8")  # list bodies are small
+            page_values, json_next = parse_list_body(text, columns, endpoint=path, params=params)
+            values.extend(page_values)
+            page.next_url = page.next_url or json_next
+        return values
+
+    # -- pagination --------------------------------------------------------------------------
+
+    def _pages(self, endpoint: str, params: dict[str, str], *, require_final_newline: bool) -> Iterator[Page]:
+        """Each page of one answer; the next is fetched only after the previous was read to its end."""
+        url = self.base_url + endpoint
+        request = Request(
+            url, urlsplit(url).path, query=params, params=dict(params), require_final_newline=require_final_newline
+        )
+        while True:
+            page = self._open_page(request, endpoint)
+            try:
+                yield page
+                check_read_to_end(page)
+            finally:
+                page.close()
+            if page.next_url is None:
+                return
+            request = request.next_page(self._next_page_url(page.next_url, endpoint, params))
+
+    def _open_page(self, request: Request, first_endpoint: str) -> Page:
+        try:
+            return self._request(request)
+        except NoData as exc:
+            if request.number == 1:
+                raise
+            # Data ran out part-way through an answer: the earlier pages cannot be trusted alone.
+            raise PageExpired(
+                f"page {request.number} of {first_endpoint} answered 472 NO_DATA",
+                endpoint=request.endpoint,
+                params=request.params,
+                status=exc.status,
+                body=exc.body,
+            ) from exc
+
+    def _next_page_url(self, next_url: str, endpoint: str, params: Mapping[str, Any]) -> str:
+        """The next page's absolute URL; BadRequest unless it is on the configured terminal."""
+        url = urljoin(self.base_url + "/", next_url)
+        if origin(url) != origin(self.base_url):
+            raise BadRequest(
+                f"the terminal's next page {url} is not on the configured terminal {self.base_url}: "
+                "set the terminal URL to the host spelling and port the terminal itself uses",
+                endpoint=endpoint,
+                params=params,
+                status=200,
+            )
+        return url
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def _status_word(self, base_url: str, api: str, *, use_breaker: bool, retries: int = 0) -> tuple[str, bool]:
+        path = STATUS_PATHS[api]
+        request = Request(base_url + path, path, query=None, params={}, require_final_newline=False)
+        with self._request(request, retries=retries, use_breaker=use_breaker) as page:
+            try:
+                word = page.read().decode("utf-8", "replace").strip().upper()
+            except BodyTruncated as exc:
+                raise TerminalUnavailable(f"the status answer was cut: {exc}", endpoint=path, status=200) from exc
+        return word, _is_truthy(page.headers.get(SIMULATOR_HEADER))
+
+    def _request(self, request: Request, *, retries: int | None = None, use_breaker: bool = True) -> Page:
+        """Send one request, retrying 429s and unavailability; the 200 answer's body as a Page.
+
+        The only retry loop of the client. Retries end before the body streams: a body that is
+        cut later is the caller's BodyTruncated.
+        """
+        budget = self.retries if retries is None else retries
+        throttles = failures = 0
+        while True:
+            if use_breaker:
+                self._breaker.wait_until_closed(self._probe_until_connected)
+            try:
+                return self._adapter.send(request)
+            except Throttled as exc:
+                throttles += 1
+                if throttles > self.max_throttles:
+                    raise
+                delay = self._throttle_delay(exc, throttles)
+                reason: TerminalError = exc
+            except TerminalUnavailable as exc:
+                failures += 1
+                if failures > budget:
+                    if use_breaker:
+                        log.warning("%s: %s; opening the circuit breaker", request.endpoint, exc)
+                        self._breaker.trip()
+                    raise
+                delay = self._backoff(failures)
+                reason = exc
+            log.warning("retrying %s %s in %.2f s: %s", request.endpoint, request.params, delay, reason)
+            self._sleep(delay)
+
+    def _probe_until_connected(self) -> None:
+        """Poll the status endpoint with backoff until CONNECTED; TerminalUnavailable if it never is."""
+        last: Exception | None = None
+        for attempt in range(1, self.probe_attempts + 1):
+            try:
+                word, _ = self._status_word(self.base_url, self.api, use_breaker=False)
+                raise_for_status_word(word, STATUS_PATHS[self.api])
+                log.info("terminal is back (%s); closing the circuit breaker", word)
+                return
+            except TerminalUnavailable as exc:
+                last = exc
+            delay = self._backoff(attempt)
+            log.warning("terminal still unavailable (%s); probing again in %.2f s", last, delay)
+            self._sleep(delay)
+        raise TerminalUnavailable(
+            f"the terminal did not come back after {self.probe_attempts} status probes: {last}",
+            endpoint=STATUS_PATHS[self.api],
+        )
+
+    def _backoff(self, attempt: int) -> float:
+        """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2**(attempt-1))]."""
+        return self._random.uniform(0.0, min(self.backoff_cap, self.backoff_base * 2 ** min(attempt - 1, 30)))
+
+    def _throttle_delay(self, exc: Throttled, throttles: int) -> float:
+        if exc.retry_after is not None:
+            return min(exc.retry_after, self.backoff_cap)
+        return self._backoff(throttles)
+
+
+def _configured_url(base_url: str) -> str:
+    try:
+        return check_terminal_url(base_url)
+    except ConfigError as exc:
+        raise ConfigError(f"bad terminal URL {base_url!r}: {exc}", key="terminal_url") from None
+
+
+def _is_truthy(value: str | None) -> bool:
+    return bool(value) and value.strip().lower() not in ("0", "false", "no")
+

@@ -1,0 +1,176 @@
+"""A streamed answer body: ``Page``, the file-like view of one page that the CSV reader pulls from.
+
+A page is complete only when read to its end; a body cut short raises ``BodyTruncated``.
+"""
+
+from __future__ import annotations
+
+import http.client
+import io
+import logging
+import time
+from typing import Any, Callable, Mapping
+
+import requests
+import urllib3.exceptions
+
+from spxdl.errors import BodyTruncated, TerminalError
+
+log = logging.getLogger(__name__)
+
+ERROR_BODY_BYTES = 4096  # read this much of an error body for the message, never more
+BODY_IN_ERROR = 200
+
+# Errors urllib3 or the socket raise while a body is being read: the body is cut.
+BODY_READ_ERRORS = (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError)
+
+
+def null_to_none(value: Any) -> str | None:
+    """A header field as text; None when absent, empty, JSON null or the string "null"."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    return None if text == "" or text.lower() == "null" else text
+
+
+def _is_framed(headers: Mapping[str, str]) -> bool:
+    """Whether a body's end can be checked: a Content-Length, or chunked transfer encoding."""
+    return "Content-Length" in headers or "chunked" in headers.get("Transfer-Encoding", "").lower()
+
+
+class Page(io.RawIOBase):
+    """One page of an answer, read from the socket as it arrives; read it to its end.
+
+    ``readinto`` raises BodyTruncated when the connection fails part-way (urllib3 errors are
+    translated here) or when a CSV body ends in the middle of a line; the error is also kept in
+    ``error``, since a reader in between (pyarrow) may replace it with its own exception. The
+    in-flight slot and the connection are given back when the page is read to its end, fails or
+    is closed.
+    """
+
+    def __init__(
+        self,
+        response: requests.Response,
+        *,
+        endpoint: str,
+        params: Mapping[str, Any],
+        number: int = 1,
+        require_final_newline: bool = True,
+        on_done: Callable[[], None] | None = None,
+        started: float | None = None,
+    ) -> None:
+        super().__init__()
+        self._response = response
+        self.endpoint = endpoint
+        self.params = dict(params)
+        self.number = number
+        self.status = response.status_code
+        self.headers = response.headers
+        self.next_url: str | None = null_to_none(response.headers.get("Next-Page"))
+        self.error: TerminalError | None = None
+        self.bytes_read = 0
+        self.complete = False
+        self._require_final_newline = require_final_newline
+        self._on_done = on_done
+        self._started = time.monotonic() if started is None else started
+        self._head = bytearray()  # the first bytes, for error messages
+        self._last_byte = b""
+        self._finished = False
+        if require_final_newline and not _is_framed(response.headers):
+            log.warning(
+                "%s: the terminal sent a body with neither Content-Length nor chunked encoding; "
+                "a connection cut at a line end cannot be told from the end of the answer", endpoint
+            )
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        """Fill ``buffer`` with the next bytes of the body; 0 at its end; BodyTruncated if cut."""
+        if self.error is not None:
+            raise self.error
+        if self.complete:
+            return 0
+        if self.closed:
+            raise ValueError("I/O operation on a closed page")
+        view = memoryview(buffer).cast("B")
+        if not view:
+            return 0  # urllib3 answers b"" to a zero-byte read, which is not the end
+        try:
+            chunk = self._response.raw.read(len(view), decode_content=True)
+        except BODY_READ_ERRORS as exc:
+            raise self._truncated(f"the connection failed after {self.bytes_read} bytes of the body: {exc}") from exc
+        if not chunk:
+            self._reached_end()
+            return 0
+        size = len(chunk)
+        view[:size] = chunk
+        self._note(chunk)
+        return size
+
+    def close(self) -> None:
+        """Give back the slot; an unfinished body closes its connection instead of reusing it."""
+        if not self._finished:
+            self._response.close()
+            self._finish("closed before its end")
+        super().close()
+
+    def _note(self, chunk: bytes) -> None:
+        if len(self._head) < BODY_IN_ERROR:
+            self._head += chunk[: BODY_IN_ERROR - len(self._head)]
+        self.bytes_read += len(chunk)
+        self._last_byte = chunk[-1:]
+
+    def _reached_end(self) -> None:
+        if self._require_final_newline and self.bytes_read and self._last_byte != b"\n":
+            raise self._truncated(f"the body ended in the middle of a line after {self.bytes_read} bytes")
+        self.complete = True
+        self._response.raw.release_conn()
+        self._finish("complete")
+
+    def _truncated(self, message: str) -> BodyTruncated:
+        error = BodyTruncated(
+            f"page {self.number}: {message}",
+            endpoint=self.endpoint,
+            params=self.params,
+            status=self.status,
+            body=self._head.decode("utf-8", "replace"),
+        )
+        self.error = error
+        self._response.close()
+        self._finish("truncated")
+        return error
+
+    def _finish(self, outcome: str) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        if self._on_done is not None:
+            self._on_done()
+        log.debug(
+            "%s %s -> %s, %d bytes, %.0f ms (page %d, %s)",
+            self.endpoint,
+            self.params,
+            self.status,
+            self.bytes_read,
+            (time.monotonic() - self._started) * 1000,
+            self.number,
+            outcome,
+        )
+
+
+def check_read_to_end(page: Page) -> None:
+    """Raise the page's own error, or RuntimeError when it was not read to its end."""
+    if page.error is not None:
+        raise page.error
+    if not page.complete:
+        raise RuntimeError(f"page {page.number} of {page.endpoint} was not read to its end before the next one")
+
+
+def read_error_body(response: requests.Response) -> str:
+    """The first ``ERROR_BODY_BYTES`` of a non-200 answer, for its error message ("" if cut)."""
+    try:
+        data = response.raw.read(ERROR_BODY_BYTES, decode_content=True)
+    except BODY_READ_ERRORS:
+        return ""
+    return data.decode("utf-8", "replace")

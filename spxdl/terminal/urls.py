@@ -1,0 +1,37 @@
+"""What a usable terminal URL is; ``config`` checks the user's setting with the same function.
+
+Imports nothing of spxdl but ``errors``.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from spxdl.errors import ConfigError
+
+
+def check_terminal_url(text: str) -> str:
+    """The terminal's base URL as ``scheme://host[:port]``; ConfigError saying what is wrong.
+
+    http or https with a host and, if given, a numeric port; no path but an API's own ``/v2`` or
+    ``/v3``, which is dropped. The host stays as written: the terminal tells spellings apart (476).
+    """
+    parts = urlsplit(text.strip().rstrip("/"))
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError("expected a URL like http://127.0.0.1:25503", key="terminal_url")
+    try:
+        parts.port
+    except ValueError:
+        raise ConfigError("the port is not a number", key="terminal_url") from None
+    if parts.path not in ("", "/v2", "/v3"):
+        raise ConfigError(
+            "give the terminal's base URL without a path, like http://127.0.0.1:25503", key="terminal_url"
+        )
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    """Scheme, lower-case host and port (the scheme's default if absent): what makes two URLs one server."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return parts.scheme, (parts.hostname or "").lower(), port
