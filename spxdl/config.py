@@ -17,6 +17,7 @@ from typing import Any, Callable, Mapping
 
 from spxdl import datasets
 from spxdl.errors import ConfigError
+from spxdl.urls import check_terminal_url
 
 ENV_PREFIX = "SPXDL_"
 CONFIG_ENV = "SPXDL_CONFIG"
@@ -195,10 +196,7 @@ def parse_time(text: str) -> time:
 
 
 def parse_url(text: str) -> str:
-    """The terminal's base URL, checked by the client's own check (``spxdl.terminal.urls``)."""
-    # Imported here: the terminal package loads requests, which reading settings does not need.
-    from spxdl.terminal.urls import check_terminal_url
-
+    """The terminal's base URL, checked by the client's own check (``spxdl.urls``)."""
     return check_terminal_url(text)
 
 

@@ -26,9 +26,10 @@ PACKAGE = Path(__file__).resolve().parent.parent / "spxdl"
 
 LAYERS: list[set[str]] = [
     {"spxdl", "spxdl.errors"},
-    {"spxdl.trading_calendar", "spxdl.datasets", "spxdl.procs", "spxdl.csvpages", "spxdl.logs"},
-    {"spxdl.config", "spxdl.checks", "spxdl.instants", "spxdl.storage"},
-    {"spxdl.terminal", "spxdl.convert", "spxdl.metrics", "spxdl.ledger", "spxdl.shapes"},
+    {"spxdl.trading_calendar", "spxdl.datasets", "spxdl.procs", "spxdl.csvpages", "spxdl.logs", "spxdl.urls"},
+    {"spxdl.config", "spxdl.checks", "spxdl.instants"},
+    {"spxdl.terminal", "spxdl.storage", "spxdl.convert"},  # siblings: HTTP, files and conversion never meet
+    {"spxdl.ledger", "spxdl.metrics", "spxdl.shapes"},
     {"spxdl.audit"},
     {"spxdl.engine"},
     {"spxdl.health"},
@@ -40,7 +41,7 @@ APART = {"spxdl.simulator"}  # the simulated terminal: its own world, below only
 PACKAGE_ORDER: dict[str, list[set[str]]] = {
     "spxdl.engine": [{"records"}, {"shared"}, {"streams", "planning"}, {"download"}, {"worker"}, {"pool"}],
     "spxdl.cli": [{"base"}, {"options"}, {"render"}, {"progress"}, {"archive", "download", "service"}],
-    "spxdl.terminal": [{"status", "page", "breaker"}, {"wire"}, {"client"}],
+    "spxdl.terminal": [{"status"}, {"page"}, {"breaker"}, {"wire"}, {"adapter"}, {"client"}],
     "spxdl.ledger": [{"task"}, {"lock", "records", "claims"}, {"core"}],
 }
 CONCURRENCY = {"multiprocessing", "concurrent.futures", "subprocess"}

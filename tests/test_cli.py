@@ -13,7 +13,6 @@ import pytest
 from click.testing import CliRunner
 
 from spxdl import cli
-from spxdl.simulator import Simulator
 
 DAY = "2024-03-14"  # a Thursday
 NEXT_DAY = "2024-03-15"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 
@@ -17,7 +16,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from spxdl import storage
-from spxdl.checks import ContractCounter
 from spxdl.convert import ConvertSpec, RowGroupBuffer, iter_batches, write_parquet
 from spxdl.instants import session_utc_offset_ms
 from spxdl.datasets import DATASETS, EOD, GREEKS, OHLC, OPEN_INTEREST, QUOTE, Dataset

@@ -236,7 +236,7 @@ def test_pages_concatenate_to_the_unpaginated_rows(sim, use_csv):
             assert len(ticks) == TINY_CONTRACTS * RTH_MINUTES
             assert [t[1][0] for t in ticks[:2]] == [34_200_000, 34_260_000]
         counters = paged.counters()
-        key = f"v2 greeks SPXW 2024-03-15 2024-03-14..2024-03-14"
+        key = "v2 greeks SPXW 2024-03-15 2024-03-14..2024-03-14"
         assert counters["rows_by_request"] == {key: TINY_CONTRACTS * RTH_MINUTES}
         assert counters["requests"]["/v2/page"] == {"200": 3}
 

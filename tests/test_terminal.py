@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import io
 import logging
 import multiprocessing
@@ -17,7 +16,6 @@ import requests
 import responses
 import urllib3.exceptions
 
-from spxdl import terminal
 from spxdl.datasets import GREEKS, OPEN_INTEREST
 from spxdl.errors import (
     BadRequest,
@@ -82,41 +80,6 @@ def read_history(client: TerminalClient, dataset=GREEKS) -> list[bytes]:
 
 def data_calls(rsps, url: str) -> list:
     return [call for call in rsps.calls if call.request.url.split("?")[0] == url]
-
-
-# ---------------------------------------------------------------------------------------------
-# the package
-
-# Each module of spxdl/terminal/ imports only the modules before it here (no relative imports).
-LAYERS = ("status", "page", "breaker", "urls", "wire", "adapter", "client")
-
-
-def spxdl_imports(module: str) -> set[str]:
-    tree = ast.parse((Path(terminal.__file__).parent / f"{module}.py").read_text())
-    found = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom):
-            assert node.level == 0, f"{module}.py: a relative import"
-            if node.module == "spxdl":
-                found.update(f"spxdl.{alias.name}" for alias in node.names)
-            elif node.module.startswith("spxdl."):
-                found.add(node.module)
-        elif isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names if alias.name.startswith("spxdl"))
-    return found
-
-
-def test_every_module_of_the_package_has_its_place_in_the_layers():
-    modules = {path.stem for path in Path(terminal.__file__).parent.glob("*.py")} - {"__init__"}
-    assert modules == set(LAYERS)
-
-
-@pytest.mark.parametrize("index, module", list(enumerate(LAYERS)), ids=LAYERS)
-def test_package_modules_import_only_the_modules_below_them(index, module):
-    imported = spxdl_imports(module)
-    below = {f"spxdl.terminal.{name}" for name in LAYERS[:index]}
-    assert {name for name in imported if name.startswith("spxdl.terminal")} <= below
-    assert {name for name in imported if not name.startswith("spxdl.terminal")} <= {"spxdl.errors", "spxdl.datasets"}
 
 
 # ---------------------------------------------------------------------------------------------

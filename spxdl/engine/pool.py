@@ -160,6 +160,8 @@ class _Run:
             finished, _ = cf.wait(running, timeout=POLL_SECONDS, return_when=cf.FIRST_COMPLETED)
             if any(isinstance(future.exception(), cf.process.BrokenProcessPool) for future in finished):
                 broken = self._broken(executor, broken)
+            elif not broken and _a_worker_died(executor):
+                broken = self._broken(executor, broken)
             for future in finished:
                 self._collect(running.pop(future), future)
             if running and not broken and self._stop_overdue():
@@ -318,6 +320,17 @@ def _append_metrics(data_dir: Path, row: metrics.MetricsRow) -> None:
         metrics.append(data_dir, [row])
     except OSError as exc:  # metrics are a by-product: never fail a download for them
         log.warning("could not append to %s: %s", metrics.metrics_path(data_dir), exc)
+
+
+def _a_worker_died(executor: cf.ProcessPoolExecutor) -> bool:
+    """Whether a worker process of ``executor`` has ended, seen from here.
+
+    The pool's own manager thread can miss it: a worker the pool spawns right after waking its
+    manager is not among the processes that thread waits on until something else wakes it, and a
+    worker killed while sending its result leaves the result queue's lock taken, so nothing else
+    ever does (CPython 3.11, concurrent/futures/process.py). Killing the other workers wakes it.
+    """
+    return any(process.exitcode is not None for process in list((executor._processes or {}).values()))
 
 
 @contextlib.contextmanager

@@ -25,7 +25,7 @@ from spxdl.terminal.status import (
     parse_retry_after,
     raise_for_status_word,
 )
-from spxdl.terminal.urls import check_terminal_url
+from spxdl.urls import check_terminal_url
 from spxdl.terminal.wire import (
     DAY_MS,
     DEFAULT_URLS,

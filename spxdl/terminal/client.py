@@ -34,7 +34,7 @@ from spxdl.terminal.adapter import Request, TerminalAdapter
 from spxdl.terminal.breaker import CircuitBreaker
 from spxdl.terminal.page import Page, check_read_to_end
 from spxdl.terminal.status import raise_for_status_word
-from spxdl.terminal.urls import check_terminal_url, origin
+from spxdl.urls import check_terminal_url, origin
 from spxdl.terminal.wire import (
     DEFAULT_URLS,
     LIST_PATHS,

@@ -126,7 +126,7 @@ class Page(io.RawIOBase):
             raise self._truncated(f"the body ended in the middle of a line after {self.bytes_read} bytes")
         self.complete = True
         self._response.raw.release_conn()
-        self._finish("complete")
+        self._finish("read whole")
 
     def _truncated(self, message: str) -> BodyTruncated:
         error = BodyTruncated(

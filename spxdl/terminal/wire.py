@@ -19,6 +19,7 @@ from spxdl.datasets import Dataset
 from spxdl.errors import BodyTruncated, ConfigError, SchemaMismatch
 from spxdl.terminal.page import null_to_none
 from spxdl.terminal.status import error_for_error_type
+from spxdl.trading_calendar import DAY_MS
 
 SIMULATOR_HEADER = "X-Spxdl-Simulator"
 DEFAULT_URLS = {"v3": "http://127.0.0.1:25503", "v2": "http://127.0.0.1:25510"}
@@ -37,7 +38,6 @@ LIST_PATHS = {
 }
 RTH_START_MS = 34_200_000  # 09:30 New York
 RTH_END_MS = 57_600_000  # 16:00 New York
-DAY_MS = 86_400_000
 
 
 def wire_date(day: date) -> str:

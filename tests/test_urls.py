@@ -1,4 +1,4 @@
-"""One check of a terminal URL (spxdl.terminal.urls), used by the settings and by the client alike."""
+"""One check of a terminal URL (spxdl.urls), used by the settings and by the client alike."""
 
 from __future__ import annotations
 

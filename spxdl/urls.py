@@ -1,6 +1,6 @@
-"""What a usable terminal URL is; ``config`` checks the user's setting with the same function.
+"""What a usable terminal URL is: the client and ``config`` check with the same function.
 
-Imports nothing of spxdl but ``errors``.
+Imports nothing of spxdl but ``errors``, so that reading settings does not load the HTTP client.
 """
 
 from __future__ import annotations
