@@ -43,6 +43,7 @@ PACKAGE_ORDER: dict[str, list[set[str]]] = {
     "spxdl.cli": [{"base"}, {"options"}, {"render"}, {"progress"}, {"archive", "download", "service"}],
     "spxdl.terminal": [{"status"}, {"page"}, {"breaker"}, {"wire"}, {"adapter"}, {"client"}],
     "spxdl.ledger": [{"task"}, {"lock", "records", "claims"}, {"core"}],
+    "spxdl.config": [{"settings"}, {"parsers"}, {"keys"}, {"loading"}],
 }
 CONCURRENCY = {"multiprocessing", "concurrent.futures", "subprocess"}
 THREAD_HOMES = {"spxdl.engine", "spxdl.simulator"}  # may start threads (locks are allowed anywhere)

@@ -42,7 +42,7 @@ def test_defaults_without_any_source(tmp_path, monkeypatch):
     assert settings.data_dir == Path("data")
     assert settings.validation_mode == "flag"
     assert settings.start_ms == 34_200_000 and settings.end_ms == 57_600_000
-    assert all(source == "default" for _, _, source in settings.describe())
+    assert all(source == "default" for _, _, source in config.describe(settings))
 
 
 def test_file_values_override_defaults_and_name_their_source(ini_file):

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from spxdl import errors, health, logs
+from spxdl import config, errors, health, logs
 from spxdl.cli.base import EXIT_CODES_HELP, EXIT_TRY_LATER, Abort, cli, fix_hint, handle_errors
 from spxdl.cli.options import read_only
 from spxdl.config import Settings
@@ -52,7 +52,7 @@ def config_group() -> None:
 @read_only()
 def config_show_command(ctx: click.Context, as_json: bool, settings: Settings) -> None:
     """Every effective setting, its value and where it came from (default, file, env or flag)."""
-    rows = settings.describe()
+    rows = config.describe(settings)
     if as_json:
         click.echo(json.dumps({key: {"value": value, "source": source} for key, value, source in rows}, indent=2))
         return

@@ -1,0 +1,89 @@
+"""Every configuration key: its ini section and name, its ``Settings`` field, its parser and its help."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from spxdl.config.parsers import (
+    optional,
+    parse_choice,
+    parse_date,
+    parse_datasets,
+    parse_float,
+    parse_int,
+    parse_interval,
+    parse_log_level,
+    parse_path,
+    parse_rate,
+    parse_roots,
+    parse_time,
+    parse_url,
+    parse_workers,
+)
+from spxdl.config.settings import COMPRESSIONS, Settings, format_value
+
+ENV_PREFIX = "SPXDL_"
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    """One configuration key: where it lives in the ini file, its field and its parser."""
+
+    section: str
+    key: str
+    field: str
+    parse: Callable[[str], Any]
+    help: str
+
+    @property
+    def env_name(self) -> str:
+        return f"{ENV_PREFIX}{self.section.upper()}_{self.key.upper()}"
+
+
+KEYS: tuple[KeySpec, ...] = (
+    KeySpec("terminal", "url", "terminal_url", optional(parse_url), "terminal base URL; empty: try 127.0.0.1:25503 (v3), then :25510 (v2)"),
+    KeySpec("terminal", "api", "terminal_api", parse_choice("auto", "v2", "v3"), "API version: auto, v2 or v3"),
+    KeySpec("terminal", "max_in_flight", "max_in_flight", parse_int(1, 64), "requests in flight across all workers"),
+    KeySpec("terminal", "connect_timeout", "connect_timeout", parse_float(0.1, 600), "seconds to connect"),
+    KeySpec("terminal", "read_timeout", "read_timeout", parse_float(0.1, 3600), "seconds without a byte before a read fails"),
+    KeySpec("terminal", "retries", "retries", parse_int(0, 50), "attempts per request while the terminal is unavailable"),
+    KeySpec("download", "roots", "roots", parse_roots, "comma list of roots: SPXW (PM weeklies), SPX (AM monthlies)"),
+    KeySpec("download", "datasets", "datasets", parse_datasets, "comma list: greeks, greeks_second_order, quote, ohlc, open_interest, eod"),
+    KeySpec("download", "interval", "interval", parse_interval, "bar interval for greeks, quote and ohlc"),
+    KeySpec("download", "min_dte", "min_dte", parse_int(0, 3650), "keep expirations at least this many days after the trade date"),
+    KeySpec("download", "max_dte", "max_dte", parse_int(0, 3650), "keep expirations at most this many days after the trade date"),
+    KeySpec("download", "start_date", "start_date", optional(parse_date), "first trade date of the archive (backfill starts here)"),
+    KeySpec("download", "start_time", "start_time", parse_time, "start of the intraday window, New York time"),
+    KeySpec("download", "end_time", "end_time", parse_time, "end of the intraday window, New York time (inclusive)"),
+    KeySpec("download", "rate", "rate", optional(parse_rate), "greeks interest rate series; empty: the terminal's default (SOFR)"),
+    KeySpec("download", "rate_value", "rate_value", optional(parse_float(-0.5, 1.0)), "greeks interest rate as a fraction (0.0342 = 3.42%); overrides rate"),
+    KeySpec("download", "annual_div", "annual_div", optional(parse_float(0.0, 1000.0)), "greeks annual dividend in index points"),
+    KeySpec("download", "lookback", "lookback", parse_int(0, 60), "trading days that update re-checks before the latest session"),
+    KeySpec("engine", "workers", "workers", parse_workers, "worker processes; auto: min(4, CPUs)"),
+    KeySpec("engine", "threads", "threads", parse_int(1, 32), "download threads per worker"),
+    KeySpec("engine", "expiration_attempts", "expiration_attempts", parse_int(1, 20), "fetches of one expiration before it is marked failed"),
+    KeySpec("engine", "heartbeat_seconds", "heartbeat_seconds", parse_float(0.05, 600), "seconds between a worker's heartbeats on the tasks it claimed"),
+    KeySpec("engine", "stale_after", "stale_after", parse_float(0.2, 86_400), "seconds without a heartbeat after which another run takes a claim over"),
+    KeySpec("storage", "data_dir", "data_dir", parse_path, "where the archive lives"),
+    KeySpec("storage", "compression", "compression", parse_choice(*COMPRESSIONS), "Parquet compression codec"),
+    KeySpec("storage", "compression_level", "compression_level", optional(parse_int(-7, 22)), "codec level (zstd, gzip, brotli); empty: the codec's default"),
+    KeySpec("storage", "row_group_rows", "row_group_rows", parse_int(1_000, 10_000_000), "rows per Parquet row group"),
+    KeySpec("validation", "mode", "validation_mode", parse_choice("flag", "drop", "fail"), "flag: count bad rows; drop: remove them; fail: fail the expiration"),
+    KeySpec("logging", "level", "log_level", parse_log_level, "DEBUG, INFO, WARNING or ERROR"),
+    KeySpec("logging", "format", "log_format", parse_choice("text", "json"), "log file format: text or json (one object per line)"),
+    KeySpec("logging", "file", "log_file", optional(parse_path), "log file; empty: <data_dir>/logs/spxdl.log"),
+    KeySpec("calendar", "overrides", "calendar_overrides", optional(parse_path), "file of closures announced after this release"),
+)
+KEYS_BY_FIELD = {spec.field: spec for spec in KEYS}
+KEYS_BY_NAME = {(spec.section, spec.key): spec for spec in KEYS}
+SECTIONS = tuple(dict.fromkeys(spec.section for spec in KEYS))
+
+
+def describe(settings: Settings) -> list[tuple[str, str, str]]:
+    """``(section.key, value, source)`` for every setting, in documentation order."""
+    return [
+        (f"{spec.section}.{spec.key}", format_value(getattr(settings, spec.field)),
+         settings.sources.get(spec.field, "default"))
+        for spec in KEYS
+    ]

@@ -1,0 +1,137 @@
+"""Parsers of setting values: text (from a file, the environment or a flag) to a typed value.
+
+Each raises ``ValueError`` with what was expected; the loader adds the key and the source.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import date, time
+from pathlib import Path
+from typing import Any, Callable
+
+from spxdl import datasets
+from spxdl.config.settings import RATES, default_workers
+from spxdl.urls import check_terminal_url
+
+ROOT_PATTERN = re.compile(r"^[A-Z]{1,6}$")
+
+
+def parse_number(low: float, high: float, *, whole: bool = False) -> Callable[[str], Any]:
+    """A parser of numbers from ``low`` to ``high``; ``whole`` numbers only, as ``int``, when asked."""
+    kind, noun = (int, "a whole number") if whole else (float, "a number")
+
+    def parse(text: str) -> Any:
+        try:
+            number = kind(text)
+        except ValueError:
+            raise ValueError(f"expected {noun}") from None
+        if not low <= number <= high:
+            raise ValueError(f"expected {noun} from {low:g} to {high:g}")
+        return number
+
+    return parse
+
+
+def parse_int(low: int, high: int) -> Callable[[str], int]:
+    """Whole numbers from ``low`` to ``high``."""
+    return parse_number(low, high, whole=True)
+
+
+def parse_float(low: float, high: float) -> Callable[[str], float]:
+    """Numbers from ``low`` to ``high``."""
+    return parse_number(low, high)
+
+
+def parse_workers(text: str) -> int:
+    """A worker count, or ``auto`` for min(4, CPUs)."""
+    if text.strip().lower() == "auto":
+        return default_workers()
+    return parse_int(1, 64)(text)
+
+
+def parse_choice(*choices: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = text.strip().lower()
+        if value not in choices:
+            raise ValueError(f"expected one of: {', '.join(choices)}")
+        return value
+
+    return parse
+
+
+def optional(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """Empty text means 'not set'."""
+
+    def parse_optional(text: str) -> Any:
+        return None if text.strip() == "" else parse(text)
+
+    return parse_optional
+
+
+def parse_date(text: str) -> date:
+    """An ISO date, YYYY-MM-DD."""
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError("expected a date as YYYY-MM-DD") from None
+
+
+def parse_time(text: str) -> time:
+    try:
+        return time.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError("expected a time as HH:MM or HH:MM:SS (New York time)") from None
+
+
+def parse_url(text: str) -> str:
+    """The terminal's base URL, checked by the client's own check (``spxdl.urls``)."""
+    return check_terminal_url(text)
+
+
+def parse_roots(text: str) -> tuple[str, ...]:
+    roots = tuple(dict.fromkeys(r.strip().upper() for r in text.split(",") if r.strip()))
+    if not roots:
+        raise ValueError("expected at least one root, e.g. SPXW or SPXW,SPX")
+    for root in roots:
+        if not ROOT_PATTERN.match(root):
+            raise ValueError(f"root {root!r} is not 1-6 letters, e.g. SPXW")
+    return roots
+
+
+def parse_datasets(text: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(n.strip().lower() for n in text.split(",") if n.strip()))
+    if not names:
+        raise ValueError("expected at least one dataset")
+    for name in names:
+        if name not in datasets.DATASETS:
+            raise ValueError(f"unknown dataset {name!r}; known: {', '.join(datasets.DATASETS)}")
+    return names
+
+
+def parse_interval(text: str) -> str:
+    value = text.strip()
+    if value not in datasets.INTERVALS:
+        raise ValueError(f"expected one of: {', '.join(datasets.INTERVALS)}")
+    return value
+
+
+def parse_rate(text: str) -> str:
+    value = text.strip().upper()
+    if value not in RATES:
+        raise ValueError(f"expected one of: {', '.join(RATES)}")
+    return value
+
+
+def parse_path(text: str) -> Path:
+    if not text.strip():
+        raise ValueError("expected a path")
+    return Path(os.path.expanduser(text.strip()))
+
+
+def parse_log_level(text: str) -> str:
+    value = text.strip().upper()
+    if value not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ValueError("expected one of: DEBUG, INFO, WARNING, ERROR")
+    return value

@@ -1,0 +1,103 @@
+"""The frozen ``Settings`` of one spxdl invocation, with their defaults and how values are shown."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from datetime import date, time
+from pathlib import Path
+from typing import Any, Mapping
+
+from spxdl import datasets
+
+RATES = ("SOFR",) + tuple(
+    f"TREASURY_{t}" for t in ("M1", "M3", "M6", "Y1", "Y2", "Y3", "Y5", "Y7", "Y10", "Y20", "Y30")
+)
+COMPRESSIONS = ("zstd", "snappy", "gzip", "lz4", "brotli", "none")
+LEVELLED_CODECS = ("zstd", "gzip", "brotli")
+
+
+def default_workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every effective setting of one spxdl invocation; ``sources`` says where each came from."""
+
+    terminal_url: str | None = None
+    terminal_api: str = "auto"
+    max_in_flight: int = 4
+    connect_timeout: float = 5.0
+    read_timeout: float = 60.0
+    retries: int = 5
+
+    roots: tuple[str, ...] = ("SPXW",)
+    datasets: tuple[str, ...] = ("greeks",)
+    interval: str = "1m"
+    min_dte: int = 0
+    max_dte: int = 60
+    start_date: date | None = None
+    start_time: time = time(9, 30)
+    end_time: time = time(16, 0)
+    rate: str | None = None
+    rate_value: float | None = None
+    annual_div: float | None = None
+    lookback: int = 3
+
+    workers: int = field(default_factory=default_workers)
+    threads: int = 2
+    expiration_attempts: int = 3
+    heartbeat_seconds: float = 10.0
+    stale_after: float = 60.0
+
+    data_dir: Path = Path("data")
+    compression: str = "zstd"
+    compression_level: int | None = 3
+    row_group_rows: int = 131_072
+
+    validation_mode: str = "flag"
+
+    log_level: str = "INFO"
+    log_format: str = "text"
+    log_file: Path | None = None
+
+    calendar_overrides: Path | None = None
+
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def start_ms(self) -> int:
+        """Start of the intraday window in ms after midnight, New York time."""
+        return _ms_of_day(self.start_time)
+
+    @property
+    def end_ms(self) -> int:
+        """End of the intraday window in ms after midnight, New York time (inclusive)."""
+        return _ms_of_day(self.end_time)
+
+    def archives(self) -> list[str]:
+        """The archive directory names this configuration writes, e.g. ``["greeks-1m"]``."""
+        return [datasets.get_dataset(name).archive_name(self.interval) for name in self.datasets]
+
+    def replace(self, **changes: Any) -> "Settings":
+        """A copy with ``changes`` applied (values already typed); sources say ``program``."""
+        sources = dict(self.sources)
+        sources.update({name: "program" for name in changes})
+        return dataclasses.replace(self, sources=sources, **changes)
+
+
+def _ms_of_day(value: time) -> int:
+    return ((value.hour * 60 + value.minute) * 60 + value.second) * 1000 + value.microsecond // 1000
+
+
+def format_value(value: Any) -> str:
+    """How a setting's value is shown (and written back to an ini file)."""
+    if value is None:
+        return ""
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, time):
+        return value.isoformat()
+    return str(value)
