@@ -64,22 +64,36 @@ class SimulatorApp:
             self._send(h, self._control_get(path))
             return
         in_flight = self.counters.enter()
+        left = []
+
+        def leave() -> None:
+            if not left:
+                left.append(True)
+                self.counters.leave()
+
         try:
             reply = self._answer(path, query, in_flight)
             cut = reply.status == 200 and len(reply.body) > 1 and self.dice.cut()
             count_path = "/v2/page" if path.startswith("/v2/page/") else path
             outcome = Outcome(self.counters, count_path, reply)
+
+            def finishing() -> None:
+                # Before the last byte: once a client has the whole body it may send its next
+                # request, which must not meet this one still counted as in flight.
+                outcome.complete()
+                leave()
+
             try:
                 if cut:
                     outcome.cut(self._send(h, reply, cut=True))
                 else:
-                    self._send(h, reply, before_last_byte=outcome.complete)
+                    self._send(h, reply, before_last_byte=finishing)
             except OSError as exc:  # the client went away part-way through the answer
                 logger.debug("client left during %s: %s", path, exc)
                 h.close_connection = True
                 outcome.lost()
         finally:
-            self.counters.leave()
+            leave()
 
     def _answer(self, path: str, query: str, in_flight: int) -> Reply:
         faults = self.faults
