@@ -6,6 +6,7 @@ thread (context manager) or in the foreground (``serve_forever``, for ``spxdl si
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import logging
@@ -19,7 +20,7 @@ from spxdl import __version__
 from spxdl.errors import ConfigError
 from spxdl.simulator.counters import Counters, counter_lines
 from spxdl.simulator.faults import ERROR_TEXTS, FaultDice, Faults
-from spxdl.simulator.model import MarketModel, SessionRules, get_profile
+from spxdl.simulator.model import MB, MarketModel, SessionRules, get_profile
 from spxdl.simulator.routes import JSON_TYPE, Reply, Terminal
 
 logger = logging.getLogger(__name__)
@@ -264,15 +265,20 @@ class Simulator:
 
     def __init__(self, *, profile: str = "tiny", seed: int = 0, host: str = "127.0.0.1", port: int = 0,
                  faults: Faults = Faults(), page_rows: int | None = None,
-                 apis: tuple[str, ...] = ("v2", "v3"), session: SessionRules = SessionRules()) -> None:
+                 apis: tuple[str, ...] = ("v2", "v3"), session: SessionRules = SessionRules(),
+                 body_cache_mb: int | None = None) -> None:
         unknown = set(apis) - {"v2", "v3"}
         if unknown or not apis:
             raise ConfigError(f"simulator apis must be v2 and/or v3, not {sorted(unknown) or 'none'}",
                               key="apis")
         if page_rows is not None and page_rows < 1:
             raise ConfigError("page_rows must be 1 or more", key="page_rows")
+        if body_cache_mb is not None and body_cache_mb < 1:
+            raise ConfigError("body_cache_mb must be 1 or more", key="body_cache_mb")
         family, address = loopback_address(host)
         self.profile = get_profile(profile)
+        if body_cache_mb is not None:  # benchmarks keep a whole day's bodies rendered
+            self.profile = dataclasses.replace(self.profile, body_cache_bytes=body_cache_mb * MB)
         self.seed = seed
         self.identity = f"spxdl-sim/{__version__}; profile={profile}; seed={seed}"
         model = MarketModel(self.profile, seed, session)
