@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Mapping
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Mapping
 
 from spxdl import convert, datasets, storage, trading_calendar
 from spxdl.config import Settings
@@ -48,7 +48,7 @@ class Outcome:
 
 
 class TaskDownload:
-    """The expirations of one claimed task, fetched on a small thread pool of this worker."""
+    """The expirations of one claimed task, fetched on the worker's fetch threads."""
 
     def __init__(self, worker: Worker, task: Task, min_dte: int, max_dte: int, force: bool) -> None:
         self.worker = worker
@@ -59,20 +59,21 @@ class TaskDownload:
         self.settings: Settings = worker.settings
         self.dataset: Dataset = worker.archives[task.archive]
 
-    def run(self) -> list[Outcome]:
-        """Every expiration of the DTE window: complete ones skipped, the rest fetched on threads."""
-        wanted = self.expirations()
-        complete = set() if self.force else self.complete_expirations()
-        outcomes = [Outcome(expiration, ExpirationState.COMPLETE, skipped=True) for expiration in wanted if expiration in complete]
-        missing = [expiration for expiration in wanted if expiration not in complete]
-        log.info("%s: %d expiration(s) in DTE %d..%d, %d to fetch", self.task.key, len(wanted), self.min_dte,
-                 self.max_dte, len(missing))
-        if not missing:
-            return outcomes
-        threads = min(self.settings.threads, len(missing))
-        with cf.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="spxdl-fetch") as pool:
-            futures = [pool.submit(self.fetch, expiration) for expiration in missing]
-            cf.wait(futures)
+    def run(self, turn_over: Callable[[], None] = lambda: None) -> list[Outcome]:
+        """Every expiration of the DTE window: complete ones skipped, the rest fetched on the
+        process's fetch threads (``Fetchers``). ``turn_over`` is called as soon as the rest are
+        queued: the next task may then take its turn."""
+        try:
+            wanted = self.expirations()
+            complete = set() if self.force else self.complete_expirations()
+            outcomes = [Outcome(e, ExpirationState.COMPLETE, skipped=True) for e in wanted if e in complete]
+            missing = [expiration for expiration in wanted if expiration not in complete]
+            log.info("%s: %d expiration(s) in DTE %d..%d, %d to fetch", self.task.key, len(wanted), self.min_dte,
+                     self.max_dte, len(missing))
+            futures = self.worker.fetchers.submit(self.fetch, missing)
+        finally:
+            turn_over()
+        cf.wait(futures)
         stops = [f.exception() for f in futures if isinstance(f.exception(), STOPS)]
         if stops:
             raise next((exc for exc in stops if isinstance(exc, RUN_STOPPERS)), stops[0])

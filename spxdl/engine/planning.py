@@ -70,7 +70,7 @@ def estimate(plan: Plan, settings: Settings) -> dict[str, int]:
         count = _estimated_expirations(calendar, task, settings.min_dte, settings.max_dte)
         expirations += count
         rows += count * EST_CONTRACTS_PER_EXPIRATION * _rows_per_contract(by_archive[task.archive], settings)
-    listings = len(settings.roots) * min(settings.workers, len(plan.tasks))
+    listings = len(settings.roots)  # the parent lists each root once for every worker
     return {
         "tasks": len(plan.tasks),
         "expirations": expirations,

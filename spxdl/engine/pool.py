@@ -1,10 +1,11 @@
-"""The parent side of a run: the pool of worker processes, signals, the event drain and metrics.
+"""The parent side of a run: the worker processes, signals, the event drain and metrics.
 
-``run`` prepares the data dir in the parent (temp-file sweep, terminal detection, archive
-shapes), then runs one future per task in a ``ProcessPoolExecutor`` of spawned workers
-(``worker.py``), submitting as workers free up. Progress events and worker log records travel
-through one queue to a parent thread that calls ``on_event``. A first SIGINT/SIGTERM stops the
-run cleanly (workers abort and release their claims); a second exits at once.
+``run`` starts the worker processes (``processes.Crew``) at once and, while they start, prepares
+the data dir (temp-file sweep, terminal detection, archive shapes) and lists each root's
+expirations; then it hands out the tasks, several per worker, as results come back. Progress
+events and worker log records travel through one queue to a parent thread that calls
+``on_event``. A first SIGINT/SIGTERM stops the run cleanly (workers abort and release their
+claims); a second exits at once.
 
 The engine package is the only place that starts processes or threads for downloading. It never
 prints.
@@ -12,8 +13,8 @@ prints.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import contextlib
+import functools
 import logging
 import multiprocessing
 import os
@@ -22,37 +23,49 @@ import signal
 import threading
 import time
 from collections import deque
+from datetime import date
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from spxdl import metrics, shapes, storage
 from spxdl.config import Settings
 from spxdl.datasets import Dataset
-from spxdl.engine import worker
 from spxdl.engine.planning import archive_datasets
+from spxdl.engine.processes import Crew
 from spxdl.engine.records import TASK_DONE, Event, Plan, ResultState, RunState, RunSummary, TaskResult
 from spxdl.engine.shared import STOP_SIGNALS, SharedFlag, client_for, ledger_for, retrying
-from spxdl.errors import SpxdlError
+from spxdl.errors import NoData, SpxdlError
 from spxdl.ledger import Task
 
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.2  # how often the parent looks at signals and the stop flag
 STOP_GRACE_SECONDS = 15.0  # how long a stopping parent waits for workers to abort
+DRAIN_JOIN_SECONDS = 5.0  # how long the event drain may take to empty a closed crew's queue
+CREWS_WITHOUT_ANSWER = 3  # crews in a row that die before any answer: the workers cannot start
 
 
 def run(plan: Plan, settings: Settings, on_event: Callable[[Event], None] | None = None) -> RunSummary:
     """Download ``plan.tasks`` in worker processes; an interrupted run returns its summary too.
 
     TerminalUnavailable / PermissionDenied (no usable terminal) and ArchiveMismatch raise before
-    any worker starts.
+    any task starts.
     """
     started = time.monotonic()
     summary = RunSummary(held_at_plan=len(plan.held))
     if plan.tasks:
-        settings, summary.simulated = prepare(settings)
+        the_run = _Run(plan, settings, on_event, summary)
+        crew = the_run.new_crew(settings)  # the workers start while the terminal is found
+        try:
+            settings, summary.simulated = prepare(settings)
+            listed = list_expirations(settings)
+        except BaseException:
+            crew.kill()
+            crew.close()
+            raise
         summary.api = settings.terminal_api
-        _Run(plan, settings, on_event, summary).execute()
+        the_run.settings = settings
+        the_run.execute(crew, listed)
     summary.seconds = time.monotonic() - started
     _write_run_metrics(settings.data_dir, plan, summary)
     log.info("run %s..%s: %s in %.1f s", plan.start, plan.end, summary.by_state() or "nothing to do", summary.seconds)
@@ -75,6 +88,25 @@ def prepare(settings: Settings) -> tuple[Settings, bool]:
     return resolved, simulated
 
 
+def list_expirations(settings: Settings) -> dict[str, list[date]]:
+    """Each root's expirations, listed once for every worker (``settings`` name the found terminal).
+
+    A root the terminal lists nothing for maps to an empty list; one whose listing fails is left
+    out, for the workers to list themselves (and fail its tasks if it fails again).
+    """
+    listed: dict[str, list[date]] = {}
+    with client_for(settings) as client:
+        for root in settings.roots:
+            try:
+                listed[root] = retrying(functools.partial(client.expirations, root), settings.expiration_attempts,
+                                        f"listing {root}")
+            except NoData:
+                listed[root] = []
+            except SpxdlError as exc:
+                log.info("listing %s in the parent failed (%s); the workers list it themselves", root, exc)
+    return listed
+
+
 def archive_shape(dataset: Dataset, settings: Settings, simulated: bool) -> dict[str, object]:
     """What shapes the files of one archive; a run with another shape is refused."""
     shape: dict[str, object] = {
@@ -91,7 +123,7 @@ def archive_shape(dataset: Dataset, settings: Settings, simulated: bool) -> dict
 
 
 class _Run:
-    """One run's parent side: the pool, submission as workers free up, signals, events, results."""
+    """One run's parent side: the crews of workers, handing out tasks, signals, events, results."""
 
     def __init__(
         self, plan: Plan, settings: Settings, on_event: Callable[[Event], None] | None, summary: RunSummary
@@ -107,84 +139,112 @@ class _Run:
         self.stop_since: float | None = None
         self.deliver_lock = threading.Lock()
         self.task_args = (settings.min_dte, settings.max_dte, plan.force)
+        self.crews_without_answer = 0
+        self.plan_order = {task: index for index, task in enumerate(plan.tasks)}
 
-    def execute(self) -> None:
-        """Run every task (or until stopped); results land in the summary."""
+    def new_crew(self, settings: Settings, tasks: int | None = None) -> Crew:
+        """Start worker processes for ``tasks`` tasks (all planned ones by default)."""
+        count = min(settings.worker_processes, len(self.plan.tasks) if tasks is None else tasks)
+        return Crew(self.context, settings, self.stop, count, _worker_log_level())
+
+    def execute(self, crew: Crew | None, listed: dict[str, list[date]]) -> None:
+        """Run every task (or until stopped) with ``crew``, then new crews after one broke."""
         with self._signals_handled():
             todo = deque(self.plan.tasks)
-            while todo and not self._stopping():  # a new pool after one broke
-                with self._pool() as executor:
-                    self._feed(executor, todo)
+            while todo and not self._stopping():
+                crew = crew or self.new_crew(self.settings, len(todo))
+                with self._drained(crew):
+                    crew.setup(self.settings, listed)
+                    self._feed(crew, todo)
+                crew = None
+                if self.crews_without_answer >= CREWS_WITHOUT_ANSWER:
+                    self._give_up(todo)
             self.summary.not_started = tuple(todo)
+        if crew is not None:  # stopped before it was used
+            crew.kill()
+            crew.close()
         self.summary.interrupted = self.signal_number
 
     @contextlib.contextmanager
-    def _pool(self) -> Iterator[cf.ProcessPoolExecutor]:
-        """A pool of spawned workers with an event queue and in-flight semaphore of its own.
-
-        A worker killed while it held the lock of either (writing an event, or a request in
-        flight) leaves it taken for good: the next pool must not inherit that.
-        """
-        events = self.context.Queue()
-        in_flight = self.context.BoundedSemaphore(self.settings.max_in_flight)
+    def _drained(self, crew: Crew) -> Iterator[Crew]:
+        """The crew with a thread delivering its events; closed (or killed) and drained at the end."""
         drained = threading.Event()
-        drainer = threading.Thread(target=self._drain, args=(events, drained), name="spxdl-events", daemon=True)
+        drainer = threading.Thread(target=self._drain, args=(crew.events, drained), name="spxdl-events", daemon=True)
         drainer.start()
-        executor = cf.ProcessPoolExecutor(
-            max_workers=self.settings.workers,
-            mp_context=self.context,
-            initializer=worker.init_worker,
-            initargs=(self.settings, in_flight, self.stop, events, os.getpid(), _worker_log_level()),
-        )
         try:
-            yield executor
+            yield crew
         finally:
-            executor.shutdown(wait=True, cancel_futures=True)
+            if crew.died() or self._stop_overdue():
+                crew.kill()
+            crew.close()
             drained.set()
-            drainer.join()
-            events.close()
+            drainer.join(DRAIN_JOIN_SECONDS)  # a worker killed mid-event may leave half a message
+            crew.events.close()
 
-    def _feed(self, executor: cf.ProcessPoolExecutor, todo: deque[Task]) -> None:
-        """Keep one task per worker in flight until done, stopped or the pool breaks."""
-        running: dict[cf.Future[TaskResult], Task] = {}
-        broken = False
-        while running or (todo and not self._stopping() and not broken):
-            while todo and len(running) < self.settings.workers and not self._stopping() and not broken:
-                try:
-                    with _signals_blocked():  # a worker starts with them blocked, then ignores them
-                        future = executor.submit(worker.run_task, todo[0], *self.task_args)
-                except cf.process.BrokenProcessPool:  # a worker died since the last result
-                    broken = self._broken(executor, broken)  # the task waits for the next pool
-                    break
-                running[future] = todo.popleft()
-            finished, _ = cf.wait(running, timeout=POLL_SECONDS, return_when=cf.FIRST_COMPLETED)
-            if any(isinstance(future.exception(), cf.process.BrokenProcessPool) for future in finished):
-                broken = self._broken(executor, broken)
-            elif not broken and _a_worker_died(executor):
-                broken = self._broken(executor, broken)
-            for future in finished:
-                self._collect(running.pop(future), future)
-            if running and not broken and self._stop_overdue():
-                self._kill_workers(executor, f"workers did not stop within {STOP_GRACE_SECONDS:.0f} s")
-                broken = True
+    def _feed(self, crew: Crew, todo: deque[Task]) -> None:
+        """Keep every worker busy until done, stopped or the crew breaks."""
+        while True:
+            if not self._stopping():
+                self._hand_out(crew, todo)
+            if not crew.outstanding() and (not todo or self._stopping() or crew.died()):
+                return
+            for result, started in crew.receive(POLL_SECONDS):
+                self._take(result, started, todo)
+            if crew.died():
+                self._broken(crew, todo, "its worker process died", "a worker process died")
+                return
+            if crew.outstanding() and self._stop_overdue():
+                self._broken(crew, todo, "its worker did not stop in time",
+                             f"workers did not stop within {STOP_GRACE_SECONDS:.0f} s")
+                return
 
-    def _broken(self, executor: cf.ProcessPoolExecutor, already: bool) -> bool:
-        """A worker died: end the others (True, the pool is broken)."""
-        if not already:
-            # The pool ends its other workers with SIGTERM, which they ignore: without SIGKILL its
-            # shutdown would wait for them forever.
-            self._kill_workers(executor, "a worker process died")
-        return True
+    def _hand_out(self, crew: Crew, todo: deque[Task]) -> None:
+        """Give waiting tasks to the workers with room for them."""
+        while todo:
+            member = crew.free_member()
+            if member is None or not crew.assign(member, todo[0], self.task_args):
+                return
+            todo.popleft()
 
-    def _collect(self, task: Task, future: cf.Future[TaskResult]) -> None:
-        """Record a finished future's result (a failure of its own when its worker died)."""
-        try:
-            result = future.result()
-        except cf.process.BrokenProcessPool:
-            result = self._lost(task, "its worker process died")
-        except Exception as exc:  # a bug in a worker: the run goes on
-            log.error("%s failed unexpectedly: %r", task.key, exc)
-            result = self._lost(task, f"unexpected error: {exc!r}")
+    def _broken(self, crew: Crew, todo: deque[Task], reason: str, warning: str) -> None:
+        """Kill the crew; its started tasks are lost, the others wait for the next crew."""
+        log.warning("%s; killing the other workers", warning)
+        # A worker killed while it held the event queue's or the semaphore's lock leaves it taken:
+        # the whole crew goes, and a new one (with a queue and a semaphore of its own) runs the rest.
+        crew.kill()
+        results, started, waiting = crew.lost()
+        for result, began in results:
+            self._take(result, began, todo)
+        for task in started:
+            self._collect(self._lost(task, reason))
+        self._requeue(todo, waiting)
+        self.crews_without_answer = 0 if crew.answered else self.crews_without_answer + 1
+
+    def _give_up(self, todo: deque[Task]) -> None:
+        """Workers that die before answering anything: fail the rest instead of starting them forever."""
+        reason = f"{CREWS_WITHOUT_ANSWER} crews of worker processes died before doing anything; see the log"
+        log.error(reason)
+        while todo:
+            task = todo.popleft()
+            self._collect(TaskResult(task, ResultState.FAILED, error=reason))
+            self._deliver(Event(TASK_DONE, task, state=ResultState.FAILED, error=reason))
+
+    def _take(self, result: TaskResult, started: bool, todo: deque[Task]) -> None:
+        """A worker's answer: a result, or a task that was stopped before it started (to do still)."""
+        if result.state == ResultState.INTERRUPTED and not started:
+            self._requeue(todo, [result.task])
+        else:
+            self._collect(result)
+
+    def _requeue(self, todo: deque[Task], tasks: Iterable[Task]) -> None:
+        """Put tasks back among those to do, in the plan's order."""
+        todo.extend(tasks)
+        ordered = sorted(todo, key=self.plan_order.__getitem__)
+        todo.clear()
+        todo.extend(ordered)
+
+    def _collect(self, result: TaskResult) -> None:
+        """Record a task's result."""
         if result.stopped_by is not None and self.summary.stopped_by is None:
             self.summary.stopped_by = result.stopped_by
             self.stop.set()
@@ -218,13 +278,6 @@ class _Run:
 
     def _stop_overdue(self) -> bool:
         return self._stopping() and time.monotonic() - self.stop_since > STOP_GRACE_SECONDS
-
-    def _kill_workers(self, executor: cf.ProcessPoolExecutor, reason: str) -> None:
-        """SIGKILL the pool's workers; their temp files are swept at the next start."""
-        log.warning("%s; killing the pool's workers", reason)
-        for process in list((executor._processes or {}).values()):  # private, but stable since 3.8
-            with contextlib.suppress(OSError):
-                process.kill()
 
     # -- signals -------------------------------------------------------------------------------
 
@@ -320,27 +373,6 @@ def _append_metrics(data_dir: Path, row: metrics.MetricsRow) -> None:
         metrics.append(data_dir, [row])
     except OSError as exc:  # metrics are a by-product: never fail a download for them
         log.warning("could not append to %s: %s", metrics.metrics_path(data_dir), exc)
-
-
-def _a_worker_died(executor: cf.ProcessPoolExecutor) -> bool:
-    """Whether a worker process of ``executor`` has ended, seen from here.
-
-    The pool's own manager thread can miss it: a worker the pool spawns right after waking its
-    manager is not among the processes that thread waits on until something else wakes it, and a
-    worker killed while sending its result leaves the result queue's lock taken, so nothing else
-    ever does (CPython 3.11, concurrent/futures/process.py). Killing the other workers wakes it.
-    """
-    return any(process.exitcode is not None for process in list((executor._processes or {}).values()))
-
-
-@contextlib.contextmanager
-def _signals_blocked() -> Iterator[None]:
-    """Block SIGINT/SIGTERM in this thread: a process started meanwhile inherits the mask."""
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _worker_log_level() -> int:

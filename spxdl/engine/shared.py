@@ -37,7 +37,7 @@ STOPS = (Interrupted, *RUN_STOPPERS)
 def client_for(settings: Settings, **kwargs: Any) -> TerminalClient:
     """The terminal client ``settings`` describe (URL, API, timeouts, retries, threads); ``kwargs`` override."""
     options: dict[str, Any] = {
-        "threads": settings.threads,
+        "threads": settings.worker_threads,
         "connect_timeout": settings.connect_timeout,
         "read_timeout": settings.read_timeout,
         "retries": settings.retries,

@@ -1,15 +1,20 @@
 """The worker side of a run: one ``Worker`` per child process. Everything in this file runs in a child.
 
-The pool's initializer (``init_worker``) makes the process's ``Worker``: it ignores the stop
-signals (the parent decides), sends log records to the parent through the event queue, builds
-its own terminal client, and starts a watchdog thread that follows the shared stop flag and the
-parent process and heartbeats every claimed task. ``run_task`` (a picklable module function, as
-``ProcessPoolExecutor`` needs) claims a task in the ledger, downloads it (``download.py``) and
-records its final state; it never raises for a task's own trouble.
+``serve`` is a worker process's life. It starts before the parent has found the terminal:
+``init_worker`` makes the process's ``Worker`` (it ignores the stop signals, since the parent
+decides; sends log records to the parent through the event queue; starts a watchdog thread that
+follows the shared stop flag and the parent process and heartbeats every claimed task). Then
+``serve`` reads the parent's messages: ``setup`` (the resolved settings and the roots' listed
+expirations: the process builds its own terminal client and fetch threads), then tasks, several
+at a time, until ``None``. Each task is claimed in the ledger, downloaded (``download.py``) and
+recorded; its ``TaskResult`` goes back through the process's pipe. A task never raises for its
+own trouble.
 """
 
 from __future__ import annotations
 
+import concurrent.futures as cf
+import contextlib
 import functools
 import logging
 import logging.handlers
@@ -19,12 +24,14 @@ import threading
 import time
 from collections import Counter
 from datetime import date
-from typing import Any, ClassVar
+from multiprocessing.connection import Connection
+from typing import Any, Callable, ClassVar, Mapping
 
 from spxdl import trading_calendar
 from spxdl.config import Settings
 from spxdl.datasets import Dataset
 from spxdl.engine.download import Outcome, TaskDownload
+from spxdl.engine.fetchers import Fetchers
 from spxdl.engine.planning import archive_datasets
 from spxdl.engine.records import TASK_DONE, TASK_STARTED, Event, ResultState, TaskResult, task_state
 from spxdl.engine.shared import RUN_STOPPERS, STOP_SIGNALS, STOPS, SharedFlag, client_for, ledger_for
@@ -44,11 +51,13 @@ class Worker:
     current: ClassVar[Worker | None] = None
 
     def __init__(
-        self, settings: Settings, client: TerminalClient, stop: threading.Event, shared_stop: SharedFlag,
-        events: Any, parent_pid: int,
+        self, settings: Settings, in_flight: Any, stop: threading.Event, shared_stop: SharedFlag, events: Any,
+        parent_pid: int,
     ) -> None:
         self.settings = settings
-        self.client = client
+        self.in_flight = in_flight
+        self.client: TerminalClient | None = None  # built by setup(), once the parent found the terminal
+        self.fetchers: Fetchers | None = None
         self.ledger = ledger_for(settings)
         self.stop = stop  # this process's view of the stop: the shared flag, or the parent gone
         self.shared_stop = shared_stop
@@ -61,8 +70,19 @@ class Worker:
         self.lost: set[Task] = set()  # claims another run took over (stale heartbeat)
         self.busy = 0  # tasks in run_task, claimed or about to be
         self.lock = threading.Lock()
+        self.announce: Callable[[Task], None] = lambda task: None  # tells the parent a task was claimed
 
     # -- the process --------------------------------------------------------------------------
+
+    def setup(self, settings: Settings, listed: Mapping[str, list[date]]) -> None:
+        """The parent found the terminal: its settings (URL, API) and the expirations it listed per root."""
+        self.settings = settings
+        self.ledger = ledger_for(settings)
+        self.archives = archive_datasets(settings)
+        self.expirations.update(listed)
+        sleep = functools.partial(_sleep_unless_stopped, self.stop)
+        self.client = client_for(settings, in_flight=self.in_flight, sleep=sleep)
+        self.fetchers = Fetchers(settings.worker_threads, self.stop.is_set)
 
     def emit(self, kind: str, task: Task, **fields: Any) -> None:
         self.events.put(Event(kind, task, **fields))
@@ -129,6 +149,8 @@ class Worker:
         finally:
             with self.lock:
                 self.busy -= 1
+        if result.state == ResultState.INTERRUPTED and not result.seconds:
+            return result  # stopped while it waited for its turn: it never started, no event
         self.emit(
             TASK_DONE, task, state=result.state, rows=result.rows, bytes=result.bytes, seconds=result.seconds,
             error=result.error,
@@ -136,9 +158,17 @@ class Worker:
         return result
 
     def claim_and_run(self, task: Task, min_dte: int, max_dte: int, force: bool) -> TaskResult:
+        """Claim in the task's turn (``Fetchers.turn``), which ends once its expirations are queued."""
+        with contextlib.ExitStack() as turn:
+            turn.enter_context(self.fetchers.turn())
+            return self.claim_in_turn(task, min_dte, max_dte, force, turn.close)
+
+    def claim_in_turn(
+        self, task: Task, min_dte: int, max_dte: int, force: bool, turn_over: Callable[[], None]
+    ) -> TaskResult:
         started = time.monotonic()
         if self.stop.is_set():
-            return TaskResult(task, ResultState.INTERRUPTED)
+            return TaskResult(task, ResultState.INTERRUPTED)  # never started: no seconds
         try:
             if not force and self.ledger.is_done(task, min_dte=min_dte, max_dte=max_dte):
                 return TaskResult(task, ResultState.SUCCESS, seconds=time.monotonic() - started)  # finished since the plan
@@ -151,17 +181,20 @@ class Worker:
         with self.lock:
             self.active.add(task)
         try:
-            return self.run_claimed(task, min_dte, max_dte, force, started)
+            return self.run_claimed(task, min_dte, max_dte, force, started, turn_over)
         finally:
             with self.lock:
                 self.active.discard(task)
                 self.lost.discard(task)
 
-    def run_claimed(self, task: Task, min_dte: int, max_dte: int, force: bool, started: float) -> TaskResult:
+    def run_claimed(
+        self, task: Task, min_dte: int, max_dte: int, force: bool, started: float, turn_over: Callable[[], None]
+    ) -> TaskResult:
         """The body of a claimed task: download, then finish (or release when stopped)."""
+        self.announce(task)
         self.emit(TASK_STARTED, task)
         try:
-            outcomes = TaskDownload(self, task, min_dte, max_dte, force).run()
+            outcomes = TaskDownload(self, task, min_dte, max_dte, force).run(turn_over)
             return self.finish(task, outcomes, min_dte, max_dte, started)
         except NoData as exc:  # the root lists no expiration at all: unknown root, or not in the subscription
             self.finish_quietly(task, TaskState.NO_DATA, min_dte, max_dte, str(exc))
@@ -224,21 +257,64 @@ class Worker:
 def init_worker(
     settings: Settings, in_flight: Any, shared_stop: SharedFlag, events: Any, parent_pid: int, log_level: int
 ) -> None:
-    """Pool initializer: ignore the stop signals, build this process's Worker and start its watchdog."""
+    """A worker process's start: ignore the stop signals, build its Worker and start its watchdog."""
     for signum in STOP_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     _send_logs_to(events, log_level)
-    stop = threading.Event()
-    client = client_for(settings, in_flight=in_flight, sleep=functools.partial(_sleep_unless_stopped, stop))
-    Worker.current = Worker(settings, client, stop, shared_stop, events, parent_pid)
+    Worker.current = Worker(settings, in_flight, threading.Event(), shared_stop, events, parent_pid)
     threading.Thread(target=Worker.current.watch, name="spxdl-watchdog", daemon=True).start()
+
+
+def serve(inbox: Connection, init_args: tuple, tasks_at_once: int) -> None:
+    """A worker process's life: start (``init_worker``), then do what the parent sends until ``None``.
+
+    Messages: ``("setup", settings, listed)`` once, then ``("task", task, min_dte, max_dte, force)``,
+    up to ``tasks_at_once`` running together (their fetches share the process's threads); each
+    task's ``TaskResult`` goes back through ``inbox``. A closed pipe (the parent is gone) ends it.
+    """
+    init_worker(*init_args)
+    worker = Worker.current
+    assert worker is not None
+    replies = threading.Lock()  # task threads answer through one pipe
+
+    def answer(message: object) -> None:
+        with replies, contextlib.suppress(OSError):  # the parent gone: nobody to answer
+            inbox.send(message)
+
+    worker.announce = lambda task: answer(("started", task))
+
+    def run_and_answer(task: Task, min_dte: int, max_dte: int, force: bool) -> None:
+        try:
+            result = run_task(task, min_dte, max_dte, force)
+        except Exception as exc:  # a bug: the parent still needs an answer, or it waits for this task forever
+            log.exception("%s failed unexpectedly", task.key)
+            result = TaskResult(task, ResultState.FAILED, error=f"unexpected error: {exc!r}")
+        answer(result)
+
+    with cf.ThreadPoolExecutor(max_workers=tasks_at_once, thread_name_prefix="spxdl-task") as tasks:
+        while True:
+            try:
+                message = inbox.recv()
+            except (EOFError, OSError):
+                break
+            if message is None:
+                break
+            kind, *payload = message
+            if kind == "setup":
+                worker.setup(*payload)
+            else:
+                tasks.submit(run_and_answer, *payload)
+    if worker.fetchers is not None:
+        worker.fetchers.shutdown()
+    if worker.client is not None:
+        worker.client.close()
 
 
 def run_task(task: Task, min_dte: int, max_dte: int, force: bool = False) -> TaskResult:
     """Download one task's missing expirations in this worker process; never raises for a task's trouble."""
-    if Worker.current is None:
-        raise RuntimeError("run_task needs the engine's worker initializer (init_worker) to have run")
+    if Worker.current is None or Worker.current.client is None:
+        raise RuntimeError("run_task needs a worker process set up by serve() (init_worker, then setup)")
     return Worker.current.run_task(task, min_dte, max_dte, force)
 
 

@@ -1,0 +1,170 @@
+"""The worker processes of a run, from the parent's side: started early, set up, given tasks, watched.
+
+A ``Crew`` is one generation of worker processes (``worker.serve``) and what they share: the
+in-flight semaphore and the event queue. The parent starts it before it has found the terminal (a
+spawned process takes a moment to import Arrow), sends ``setup`` once it knows the terminal, then
+hands out tasks: up to ``threads + 1`` per process, each to the process with the fewest. Each
+process answers through a pipe of its own (``("started", task)`` once a task is claimed, then its
+``TaskResult``), so a process killed in the middle of an answer spoils only its own pipe.
+
+A process that dies breaks the crew: the parent kills the others (one killed while it held the
+event queue's or the semaphore's lock leaves that lock taken for good) and starts another crew.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+from dataclasses import dataclass, field
+from datetime import date
+from multiprocessing.connection import Connection, wait
+from typing import Any, Iterator, Mapping
+
+from spxdl.config import Settings
+from spxdl.engine import worker
+from spxdl.engine.records import TaskResult
+from spxdl.engine.shared import STOP_SIGNALS, SharedFlag
+from spxdl.ledger import Task
+
+log = logging.getLogger(__name__)
+
+JOIN_SECONDS = 5.0  # how long a closing crew waits for each process to exit before killing it
+
+
+@dataclass
+class Member:
+    """One worker process, the pipe to it, and its tasks (task -> whether it said it started)."""
+
+    process: Any
+    pipe: Connection
+    tasks: dict[Task, bool] = field(default_factory=dict)
+    gone: bool = False  # its pipe failed: it died, or is dying
+
+
+class Crew:
+    """One generation of worker processes: start, set up, hand out tasks, collect answers, end."""
+
+    def __init__(self, context: Any, settings: Settings, stop: SharedFlag, processes: int, log_level: int) -> None:
+        self.events = context.Queue()  # progress events and log records, for the parent's drain thread
+        self.in_flight = context.BoundedSemaphore(settings.max_in_flight)
+        self.tasks_per_worker = settings.worker_threads + 1
+        init_args = (settings, self.in_flight, stop, self.events, os.getpid(), log_level)
+        self.members = [self._start(context, init_args) for _ in range(processes)]
+        self.answered = False  # some process said a task started or finished
+
+    def _start(self, context: Any, init_args: tuple) -> Member:
+        parent_end, child_end = context.Pipe()
+        process = context.Process(
+            target=worker.serve, args=(child_end, init_args, self.tasks_per_worker), name="spxdl-worker"
+        )
+        with signals_blocked():  # a worker starts with them blocked, then ignores them
+            process.start()
+        child_end.close()  # only the child holds its end: its death reads as the end of the pipe
+        return Member(process, parent_end)
+
+    # -- telling ----------------------------------------------------------------------------
+
+    def setup(self, settings: Settings, listed: Mapping[str, list[date]]) -> None:
+        """Every process: the resolved settings and the expirations the parent listed per root."""
+        for member in self.members:
+            self._send(member, ("setup", settings, dict(listed)))
+
+    def free_member(self) -> Member | None:
+        """The live process with the fewest tasks, if it can take another."""
+        live = [m for m in self.members if not m.gone and len(m.tasks) < self.tasks_per_worker]
+        return min(live, key=lambda member: len(member.tasks), default=None)
+
+    def assign(self, member: Member, task: Task, args: tuple) -> bool:
+        """Hand ``task`` to ``member``; False if its pipe is broken (the task was not handed out)."""
+        if not self._send(member, ("task", task, *args)):
+            return False
+        member.tasks[task] = False
+        return True
+
+    def _send(self, member: Member, message: object) -> bool:
+        try:
+            member.pipe.send(message)
+        except OSError as exc:
+            log.debug("worker %s: cannot send (%s)", member.process.pid, exc)
+            member.gone = True
+            return False
+        return True
+
+    # -- hearing ----------------------------------------------------------------------------
+
+    def receive(self, timeout: float) -> list[tuple[TaskResult, bool]]:
+        """The results that arrive within ``timeout``, each with whether its task had started."""
+        pipes = {member.pipe: member for member in self.members if not member.gone}
+        results: list[tuple[TaskResult, bool]] = []
+        for pipe in wait(list(pipes), timeout):
+            results += self._read(pipes[pipe])
+        return results
+
+    def _read(self, member: Member) -> list[tuple[TaskResult, bool]]:
+        """Everything ``member`` has sent so far; a broken pipe marks it gone."""
+        results: list[tuple[TaskResult, bool]] = []
+        try:
+            while member.pipe.poll():
+                message = member.pipe.recv()
+                self.answered = True
+                if isinstance(message, TaskResult):
+                    results.append((message, member.tasks.pop(message.task, False)))
+                else:  # ("started", task)
+                    member.tasks[message[1]] = True
+        except (EOFError, OSError):  # it died, perhaps part-way through a message
+            member.gone = True
+        return results
+
+    def outstanding(self) -> int:
+        """Tasks handed out whose result has not come back."""
+        return sum(len(member.tasks) for member in self.members)
+
+    def died(self) -> bool:
+        """Whether a process of the crew has ended (or its pipe broke) while the crew runs."""
+        return any(member.gone or member.process.exitcode is not None for member in self.members)
+
+    def lost(self) -> tuple[list[tuple[TaskResult, bool]], list[Task], list[Task]]:
+        """After a death, every process read to the end: the results it still sent, then the tasks
+        without one that had started and those that had not."""
+        results: list[tuple[TaskResult, bool]] = []
+        started: list[Task] = []
+        waiting: list[Task] = []
+        for member in self.members:
+            results += self._read(member)
+            for task, began in member.tasks.items():
+                (started if began else waiting).append(task)
+            member.tasks.clear()
+        return results, started, waiting
+
+    # -- ending -----------------------------------------------------------------------------
+
+    def kill(self) -> None:
+        """SIGKILL every process (their temp files are swept at the next start)."""
+        for member in self.members:
+            with contextlib.suppress(OSError, ValueError):
+                member.process.kill()
+
+    def close(self) -> None:
+        """Tell every process to end, wait for it (killing one that does not), release the pipes."""
+        for member in self.members:
+            if not member.gone and member.process.exitcode is None:
+                self._send(member, None)
+        for member in self.members:
+            member.process.join(JOIN_SECONDS)
+            if member.process.exitcode is None:
+                log.warning("worker %s did not exit; killing it", member.process.pid)
+                member.process.kill()
+                member.process.join()
+            member.pipe.close()
+
+
+@contextlib.contextmanager
+def signals_blocked() -> Iterator[None]:
+    """Block SIGINT/SIGTERM in this thread: a process started meanwhile inherits the mask."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
