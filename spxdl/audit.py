@@ -13,8 +13,6 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-import pyarrow.parquet as pq
-
 from spxdl import datasets, storage
 from spxdl.errors import LedgerBusy, StorageError
 from spxdl.ledger import ExpirationState, Ledger, Task, TaskState
@@ -184,6 +182,8 @@ class VerifyReport:
 
 
 def _schema_version_of(path: Path) -> str | None:
+    import pyarrow.parquet as pq  # here: status and gaps never load Arrow
+
     metadata = pq.read_metadata(path).metadata or {}
     value = metadata.get(b"schema_version")
     return value.decode() if value is not None else None

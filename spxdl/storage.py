@@ -26,8 +26,6 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator
 
-import pyarrow.parquet as pq
-
 from spxdl import procs
 from spxdl.errors import StorageError
 
@@ -263,6 +261,8 @@ def sha256_file(path: Path) -> str:
 
 def parquet_rows(path: Path) -> int:
     """The row count in the Parquet footer; StorageError if the file is not readable Parquet."""
+    import pyarrow.parquet as pq  # here: the ledger and a run with nothing to do never load Arrow
+
     try:
         return pq.ParquetFile(path).metadata.num_rows
     except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError

@@ -68,6 +68,27 @@ def test_run_status_verify_gaps_as_separate_processes(sim_process, tmp_path):
     assert gaps.returncode == 0, gaps.stdout + gaps.stderr
 
 
+# A run with nothing to do: which of the heavy modules it loaded (it needs none of them).
+NOTHING_TO_DO_PROBE = """
+import sys
+from spxdl.cli import cli
+cli(sys.argv[1:], prog_name="spxdl", standalone_mode=False)
+heavy = ("requests", "urllib3", "pyarrow.parquet", "pyarrow.csv", "pyarrow.compute", "concurrent.futures.process")
+print("loaded:" + ",".join(name for name in heavy if name in sys.modules))
+"""
+
+
+def test_a_run_with_nothing_to_do_loads_neither_http_nor_parquet(sim_process, tmp_path):
+    _, url = sim_process
+    env = clean_env(tmp_path)
+    args = ["run", "--date", DAY, "--terminal-url", url, "--data-dir", str(tmp_path / "data"), "--max-dte", "3"]
+    assert spxdl(*args, cwd=tmp_path, env=env).returncode == 0
+    again = subprocess.run([sys.executable, "-c", NOTHING_TO_DO_PROBE, *args], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert "Nothing to do" in again.stderr, again.stderr
+    assert again.stdout.strip() == "loaded:", again.stdout  # what a nightly run with nothing to do pays for
+
+
 def test_sim_stops_on_sigterm_and_prints_its_counters(sim_process):
     process, url = sim_process
     import urllib.request

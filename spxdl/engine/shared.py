@@ -9,7 +9,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import signal
-from typing import Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from spxdl.config import Settings
 from spxdl.errors import (
@@ -22,7 +22,9 @@ from spxdl.errors import (
     TerminalUnavailable,
 )
 from spxdl.ledger import Ledger
-from spxdl.terminal import TerminalClient
+
+if TYPE_CHECKING:
+    from spxdl.terminal import TerminalClient
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -36,6 +38,8 @@ STOPS = (Interrupted, *RUN_STOPPERS)
 
 def client_for(settings: Settings, **kwargs: Any) -> TerminalClient:
     """The terminal client ``settings`` describe (URL, API, timeouts, retries, threads); ``kwargs`` override."""
+    from spxdl.terminal import TerminalClient  # here: planning a run with nothing to do never loads HTTP
+
     options: dict[str, Any] = {
         "threads": settings.worker_threads,
         "connect_timeout": settings.connect_timeout,
