@@ -175,7 +175,7 @@ class TaskDownload:
         converted: list[convert.ConvertResult] = []
 
         def write(sink: BinaryIO) -> int:
-            with contextlib.closing(stoppable(pages, self.check)) as stopping_pages:
+            with worker.fetchers.converting(), contextlib.closing(stoppable(pages, self.check)) as stopping_pages:
                 converted.append(convert.write_parquet(stopping_pages, sink, spec))
             return converted[0].rows
 

@@ -1,12 +1,16 @@
 """A worker process's fetch threads, shared by every task it runs, and the turns its tasks take.
 
 Runs in a worker process only. A worker runs several tasks at once (``worker.serve``), but their
-expirations all go to one pool of ``threads`` fetch threads, first come first served, so that the
-process never converts more than ``threads`` chains at once (its memory stays bounded). Tasks take
-turns: the next task claims and queues its expirations only once every expiration queued before
-has started, that is while the previous task's last expirations are still being fetched. Its work
-then fills each thread the moment that thread finishes, and a task claimed early never sits idle
-holding its claim.
+expirations all go to one pool of fetch threads, first come first served. At most ``threads`` of
+them download and convert at once (``converting``), so the process's memory stays bounded; one
+more thread finishes the file just written meanwhile (fsync, footer check, rename, ledger record)
+or gets the next expiration ready, so that the request slots this process holds never wait on
+the disk or the ledger lock.
+
+Tasks take turns: the next task claims and queues its expirations only once every expiration
+queued before has started, that is while the previous task's last expirations are still being
+fetched. Its work then fills each thread the moment that thread finishes, and a task claimed
+early never sits idle holding its claim.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ class Fetchers:
     """``threads`` fetch threads shared by the tasks of one process, and the turns those tasks take."""
 
     def __init__(self, threads: int, stopping: Callable[[], bool]) -> None:
-        self._pool = cf.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="spxdl-fetch")
+        self._pool = cf.ThreadPoolExecutor(max_workers=threads + 1, thread_name_prefix="spxdl-fetch")
+        self._converting = threading.BoundedSemaphore(threads)
         self._stopping = stopping
         self._turn = threading.Lock()  # held by the task whose turn it is, until it has queued its work
         self._room = threading.Condition()
@@ -42,6 +47,13 @@ class Fetchers:
             with self._room:
                 while self._queued and not self._stopping():
                     self._room.wait(WAIT_SECONDS)
+            yield
+
+    @contextlib.contextmanager
+    def converting(self) -> Iterator[None]:
+        """One of the ``threads`` places to download and convert in: hold it from the request to
+        the file's footer, not while the file is synced, checked and recorded."""
+        with self._converting:
             yield
 
     def submit(self, fetch: Callable[[T], object], items: list[T]) -> list[cf.Future]:

@@ -70,6 +70,7 @@ class Worker:
         self.lost: set[Task] = set()  # claims another run took over (stale heartbeat)
         self.busy = 0  # tasks in run_task, claimed or about to be
         self.lock = threading.Lock()
+        self.beating = threading.Lock()  # held by a round of heartbeats; a task leaves `active` between rounds
         self.announce: Callable[[Task], None] = lambda task: None  # tells the parent a task was claimed
 
     # -- the process --------------------------------------------------------------------------
@@ -125,6 +126,10 @@ class Worker:
 
     def heartbeat(self) -> None:
         """Refresh every claim this process holds; a claim another run took over is marked lost."""
+        with self.beating:
+            self.beat_once()
+
+    def beat_once(self) -> None:
         with self.lock:
             tasks = list(self.active)
         for task in tasks:
@@ -137,6 +142,12 @@ class Worker:
                 log.warning("%s was taken over by another run; abandoning it", task.key)
                 with self.lock:
                     self.lost.add(task)
+
+    def stop_beating(self, task: Task) -> None:
+        """No heartbeat for ``task`` from now on: call it before the ledger drops the claim (finish,
+        release), or a beat in between would find no claim and take the task for taken over."""
+        with self.beating, self.lock:
+            self.active.discard(task)
 
     # -- a task -------------------------------------------------------------------------------
 
@@ -223,6 +234,7 @@ class Worker:
         error = f"{len(failures)} expiration(s) failed; first: {failures[0][0]}: {failures[0][1]}" if failures else None
         if state == TaskState.NO_DATA:
             error = f"the terminal answered no data (472) for all {len(outcomes)} expiration(s)"
+        self.stop_beating(task)
         if not self.ledger.finish(task, state, min_dte=min_dte, max_dte=max_dte, error=error):
             return TaskResult(task, ResultState.HELD, seconds=time.monotonic() - started, error="taken over by another run")
         return TaskResult(
@@ -241,12 +253,14 @@ class Worker:
         )
 
     def release_quietly(self, task: Task) -> None:
+        self.stop_beating(task)
         try:
             self.ledger.release(task)
         except (SpxdlError, OSError) as exc:  # a claim left behind goes stale and is taken over
             log.warning("could not release %s: %s", task.key, exc)
 
     def finish_quietly(self, task: Task, state: str, min_dte: int, max_dte: int, error: str) -> None:
+        self.stop_beating(task)
         try:
             self.ledger.finish(task, state, min_dte=min_dte, max_dte=max_dte, error=error)
         except (SpxdlError, OSError) as exc:
