@@ -7,16 +7,17 @@ more thread finishes the file just written meanwhile (fsync, footer check, renam
 or gets the next expiration ready, so that the request slots this process holds never wait on
 the disk or the ledger lock.
 
-Tasks take turns: the next task claims and queues its expirations only once every expiration
-queued before has started, that is while the previous task's last expirations are still being
-fetched. Its work then fills each thread the moment that thread finishes, and a task claimed
-early never sits idle holding its claim.
+Tasks take turns, in the order they were given (``ticket``): the next task claims and queues
+its expirations only once every expiration queued before has started, that is while the previous
+task's last expirations are still being fetched. Its work then fills each thread the moment that
+thread finishes, and a task claimed early never sits idle holding its claim.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import itertools
 import threading
 from typing import Callable, Iterator, TypeVar
 
@@ -32,22 +33,32 @@ class Fetchers:
         self._pool = cf.ThreadPoolExecutor(max_workers=threads + 1, thread_name_prefix="spxdl-fetch")
         self._converting = threading.BoundedSemaphore(threads)
         self._stopping = stopping
-        self._turn = threading.Lock()  # held by the task whose turn it is, until it has queued its work
         self._room = threading.Condition()
         self._queued = 0  # fetches submitted and not yet started
+        self._tickets = itertools.count()
+        self._serving = 0  # the ticket whose turn is next
+
+    def ticket(self) -> int:
+        """A place in the order of turns: take one for each task in the order the tasks came."""
+        return next(self._tickets)
 
     @contextlib.contextmanager
-    def turn(self) -> Iterator[None]:
-        """The calling task's turn: entered once every fetch queued before has started (or on a stop).
+    def turn(self, ticket: int) -> Iterator[None]:
+        """The turn of the task holding ``ticket``: entered once every earlier ticket's turn is over
+        and every fetch queued before has started (at once when the run stops).
 
         Claim the task and ``submit`` its expirations inside it; the next task's turn begins when
         those have all started.
         """
-        with self._turn:
-            with self._room:
-                while self._queued and not self._stopping():
-                    self._room.wait(WAIT_SECONDS)
+        with self._room:
+            while (self._serving != ticket or self._queued) and not self._stopping():
+                self._room.wait(WAIT_SECONDS)
+        try:
             yield
+        finally:
+            with self._room:
+                self._serving = max(self._serving, ticket + 1)
+                self._room.notify_all()
 
     @contextlib.contextmanager
     def converting(self) -> Iterator[None]:

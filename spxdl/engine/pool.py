@@ -95,7 +95,7 @@ def list_expirations(settings: Settings) -> dict[str, list[date]]:
     out, for the workers to list themselves (and fail its tasks if it fails again).
     """
     listed: dict[str, list[date]] = {}
-    with client_for(settings) as client:
+    with client_for(settings, checked=True) as client:
         for root in settings.roots:
             try:
                 listed[root] = retrying(functools.partial(client.expirations, root), settings.expiration_attempts,

@@ -82,7 +82,7 @@ class Worker:
         self.archives = archive_datasets(settings)
         self.expirations.update(listed)
         sleep = functools.partial(_sleep_unless_stopped, self.stop)
-        self.client = client_for(settings, in_flight=self.in_flight, sleep=sleep)
+        self.client = client_for(settings, in_flight=self.in_flight, sleep=sleep, checked=True)
         self.fetchers = Fetchers(settings.worker_threads, self.stop.is_set)
 
     def emit(self, kind: str, task: Task, **fields: Any) -> None:
@@ -151,12 +151,13 @@ class Worker:
 
     # -- a task -------------------------------------------------------------------------------
 
-    def run_task(self, task: Task, min_dte: int, max_dte: int, force: bool) -> TaskResult:
-        """Claim, download and record one task; its result (never raises for the task's trouble)."""
+    def run_task(self, task: Task, min_dte: int, max_dte: int, force: bool, ticket: int) -> TaskResult:
+        """Claim (in the turn of ``ticket``), download and record one task; its result (never raises
+        for the task's trouble)."""
         with self.lock:
             self.busy += 1  # an orphaned worker exits only when no task is between claim and release
         try:
-            result = self.claim_and_run(task, min_dte, max_dte, force)
+            result = self.claim_and_run(task, min_dte, max_dte, force, ticket)
         finally:
             with self.lock:
                 self.busy -= 1
@@ -168,10 +169,10 @@ class Worker:
         )
         return result
 
-    def claim_and_run(self, task: Task, min_dte: int, max_dte: int, force: bool) -> TaskResult:
+    def claim_and_run(self, task: Task, min_dte: int, max_dte: int, force: bool, ticket: int) -> TaskResult:
         """Claim in the task's turn (``Fetchers.turn``), which ends once its expirations are queued."""
         with contextlib.ExitStack() as turn:
-            turn.enter_context(self.fetchers.turn())
+            turn.enter_context(self.fetchers.turn(ticket))
             return self.claim_in_turn(task, min_dte, max_dte, force, turn.close)
 
     def claim_in_turn(
@@ -298,9 +299,9 @@ def serve(inbox: Connection, init_args: tuple, tasks_at_once: int) -> None:
 
     worker.announce = lambda task: answer(("started", task))
 
-    def run_and_answer(task: Task, min_dte: int, max_dte: int, force: bool) -> None:
+    def run_and_answer(task: Task, min_dte: int, max_dte: int, force: bool, ticket: int) -> None:
         try:
-            result = run_task(task, min_dte, max_dte, force)
+            result = run_task(task, min_dte, max_dte, force, ticket)
         except Exception as exc:  # a bug: the parent still needs an answer, or it waits for this task forever
             log.exception("%s failed unexpectedly", task.key)
             result = TaskResult(task, ResultState.FAILED, error=f"unexpected error: {exc!r}")
@@ -317,19 +318,23 @@ def serve(inbox: Connection, init_args: tuple, tasks_at_once: int) -> None:
             kind, *payload = message
             if kind == "setup":
                 worker.setup(*payload)
-            else:
-                tasks.submit(run_and_answer, *payload)
+            else:  # tasks take their turns in the order they came
+                tasks.submit(run_and_answer, *payload, worker.fetchers.ticket())
     if worker.fetchers is not None:
         worker.fetchers.shutdown()
     if worker.client is not None:
         worker.client.close()
 
 
-def run_task(task: Task, min_dte: int, max_dte: int, force: bool = False) -> TaskResult:
-    """Download one task's missing expirations in this worker process; never raises for a task's trouble."""
-    if Worker.current is None or Worker.current.client is None:
+def run_task(task: Task, min_dte: int, max_dte: int, force: bool = False, ticket: int | None = None) -> TaskResult:
+    """Download one task's missing expirations in this worker process; never raises for a task's trouble.
+
+    ``ticket`` (``Fetchers.ticket``) orders the task's turn among the others; None takes the next.
+    """
+    worker = Worker.current
+    if worker is None or worker.client is None or worker.fetchers is None:
         raise RuntimeError("run_task needs a worker process set up by serve() (init_worker, then setup)")
-    return Worker.current.run_task(task, min_dte, max_dte, force)
+    return worker.run_task(task, min_dte, max_dte, force, worker.fetchers.ticket() if ticket is None else ticket)
 
 
 def _send_logs_to(events: Any, level: int) -> None:
