@@ -3,10 +3,12 @@
 Each page is a file-like body carrying its own CSV header line. The header must hold every pinned
 wire column (extra columns are left out and reported; a missing one, or an answer that is not CSV
 at all, is a SchemaMismatch that stops the run); then pyarrow's streaming CSV reader parses the
-rest with the pinned wire types (never inferred). Batches are normalised to the output schema
-with ``pyarrow.compute`` only (no Python loop over rows), checked (``checks.py``), and collected
-into row groups of an exact row count, so that at most one row group's worth of rows is held
-whatever the size of the chain.
+rest with the pinned wire types (never inferred). The reader's small batches (one per block) are
+gathered into batches of about ``GROUP_ROWS`` rows, so that each step below is one call per
+gathered batch rather than one per block; those are normalised to the output schema with
+``pyarrow.compute`` only (no Python loop over rows), checked (``checks.py``), and collected into
+row groups of an exact row count, so that at most one row group's worth of rows is held whatever
+the size of the chain.
 """
 
 from __future__ import annotations
@@ -49,9 +51,14 @@ DICTIONARY_COLUMNS = (
     "ask_exchange",
     "ask_condition",
 )
+# The reader's batches (one per block, a few thousand rows) are gathered up to this many rows before
+# they are normalised and checked: each compute call then costs its Python overhead a tenth as often
+# (bench/convert_rate.py); held for one gathered batch at a time, it adds a few MB per conversion.
+GROUP_ROWS = 1 << 15
 # Arrow scalars made once: turning a Python number into one costs pyarrow a failed import each time.
 STRIKE_UNITS = pa.scalar(1000.0)
 CALL, PUT, C, P = (pa.scalar(text) for text in ("CALL", "PUT", "C", "P"))
+RIGHT_WIRE_TYPE = pa.dictionary(pa.int32(), pa.string())  # v3 CALL/PUT: parsed once into a dictionary
 
 
 @dataclass(frozen=True)
@@ -132,9 +139,12 @@ def _yyyymmdd_to_date(values: pa.Array) -> pa.Array:
     return pc.take(pc.cast(parsed, pa.date32()), encoded.indices)
 
 
-def _short_right(right: pa.Array) -> pa.Array:
-    """v3 CALL/PUT -> C/P; other values are kept so that the right check flags them."""
-    return pc.if_else(pc.equal(right, CALL), C, pc.if_else(pc.equal(right, PUT), P, right))
+def _short_right(right: pa.DictionaryArray) -> pa.Array:
+    """v3 CALL/PUT (dictionary-encoded by the reader) -> C/P strings; other values are kept so that
+    the right check flags them. Only the dictionary's few values are compared."""
+    words = right.dictionary
+    short = pc.if_else(pc.equal(words, CALL), C, pc.if_else(pc.equal(words, PUT), P, words))
+    return pc.take(short, right.indices)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -156,7 +166,6 @@ def _normalize_v2(columns: dict[str, pa.Array], dataset: Dataset, day: TradeDay)
 
 def _normalize_v3(columns: dict[str, pa.Array], dataset: Dataset, day: TradeDay) -> dict[str, pa.Array]:
     """v3 sends full wall-clock timestamps: each keeps its own date."""
-    columns["right"] = _short_right(columns["right"])
     wall_clock = columns["ms_of_day"]
     columns["date"] = pc.cast(wall_clock, pa.date32())
     columns["ms_of_day"] = wall_ms_of_day(wall_clock)
@@ -201,7 +210,8 @@ class Converter:
         """Every page's rows as output-schema batches, in the terminal's order."""
         for page in pages:
             self.pages += 1
-            for wire_batch in self._page_batches(page, self.pages):
+            gather = min(GROUP_ROWS, self.spec.row_group_rows // 2)  # a row group's worth stays the bound
+            for wire_batch in gathered(self._page_batches(page, self.pages), gather):
                 batch = self._checked(self._to_output(wire_batch))
                 if batch.num_rows:
                     self.rows += batch.num_rows
@@ -215,10 +225,15 @@ class Converter:
         )
 
     def _csv_options(self, header: list[str]) -> tuple[pacsv.ReadOptions, pacsv.ParseOptions, pacsv.ConvertOptions]:
-        read = pacsv.ReadOptions(column_names=header, block_size=self.spec.block_size)
+        # One thread: the reader's own threads cost about a tenth more CPU and gain nothing here (a
+        # worker already converts several chains at once; bench/convert_rate.py)
+        read = pacsv.ReadOptions(column_names=header, block_size=self.spec.block_size, use_threads=False)
         parse = pacsv.ParseOptions(newlines_in_values=False)
+        types = dict(self.wire_types)
+        if self.spec.api == "v3":
+            types["right"] = RIGHT_WIRE_TYPE
         convert = pacsv.ConvertOptions(
-            column_types=self.wire_types,
+            column_types=types,
             include_columns=self.stored_columns,  # pinned order, whatever the header's
             null_values=NULL_VALUES,
             strings_can_be_null=True,
@@ -235,12 +250,20 @@ class Converter:
                 return  # a header without rows
             reader = pacsv.open_csv(body, *self._csv_options(header))
             for batch in reader:
-                yield batch
+                yield self._decoded(batch)
         except Exception as exc:
             failure = page_failure(page, page_number, exc)
             if failure is exc:
                 raise
             raise failure from exc
+
+    def _decoded(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """The reader's batch with v3's dictionary-encoded right as C/P strings (batches of one
+        page may carry different dictionaries, so they are decoded before being gathered)."""
+        if self.spec.api != "v3":
+            return batch
+        index = batch.schema.get_field_index("right")
+        return batch.set_column(index, "right", _short_right(batch.column(index)))
 
     def _note_extra(self, extra: list[str]) -> None:
         for name in extra:
@@ -304,6 +327,24 @@ class Converter:
 def iter_batches(pages: Iterable[BinaryIO], spec: ConvertSpec) -> Iterator[pa.RecordBatch]:
     """The pages' rows as checked batches of the dataset's output schema."""
     return Converter(spec).batches(pages)
+
+
+def gathered(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
+    """``batches`` concatenated, in order, into batches of at most ``rows`` rows (a longer one alone)."""
+    pending: list[pa.RecordBatch] = []
+    count = 0
+    for batch in batches:
+        if pending and count + batch.num_rows > rows:
+            yield concatenated(pending)
+            pending, count = [], 0
+        pending.append(batch)
+        count += batch.num_rows
+    if pending:
+        yield concatenated(pending)
+
+
+def concatenated(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
+    return batches[0] if len(batches) == 1 else pa.concat_batches(batches)
 
 
 # ---------------------------------------------------------------------------------------------

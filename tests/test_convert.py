@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from spxdl import storage
-from spxdl.convert import ConvertSpec, RowGroupBuffer, iter_batches, write_parquet
+from spxdl.convert import ConvertSpec, RowGroupBuffer, gathered, iter_batches, write_parquet
 from spxdl.instants import session_utc_offset_ms
 from spxdl.datasets import DATASETS, EOD, GREEKS, OHLC, OPEN_INTEREST, QUOTE, Dataset
 from spxdl.errors import BodyTruncated, ConfigError, DataError, SchemaMismatch, ValidationFailed
@@ -294,6 +294,14 @@ def test_a_large_chain_is_streamed_and_never_buffers_more_than_a_row_group():
     sizes = [pq.read_metadata(pa.BufferReader(raw)).row_group(i).num_rows for i in range(result.row_groups)]
     assert sizes == [2_500] * 7 + [1_268]
     assert result.checks["contracts_short"] == result.checks["contracts_long"] == 0
+
+
+def test_the_readers_small_batches_are_gathered_in_order_up_to_a_bound():
+    batches = [pa.record_batch({"x": pa.array(range(start, start + size))})
+               for start, size in ((0, 3), (3, 3), (6, 3), (9, 10), (19, 2))]
+    together = list(gathered(batches, 7))
+    assert [b.num_rows for b in together] == [6, 3, 10, 2]  # at most 7, unless one batch alone is longer
+    assert pa.Table.from_batches(together)["x"].to_pylist() == list(range(21))
 
 
 def test_row_group_buffer_cuts_exact_groups_across_batch_boundaries():
