@@ -146,6 +146,16 @@ def test_python_dash_m_reports_the_version(tmp_path):
     assert result.returncode == 0 and "spxdl" in result.stdout
 
 
+def test_the_main_module_a_worker_imports_again_loads_no_command_line(tmp_path):
+    # every spawned worker runs its parent's main module again: `spxdl` and `python -m spxdl` alike
+    probe = "import sys, spxdl.__main__; print(sorted(m for m in ('click', 'spxdl.cli') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=clean_env(tmp_path),
+                          capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
+    console_script = Path(sys.executable).with_name("spxdl")
+    assert "from spxdl.__main__ import main" in console_script.read_text()
+
+
 # ------------------------------------------------------------------ at a terminal (a real pseudo-terminal)
 
 
