@@ -352,7 +352,7 @@ def test_file_metadata_names_the_source_without_host_or_time():
     assert "127.0.0.1" not in data.decode("latin-1")
 
 
-def test_parquet_is_zstd_with_dictionaries_for_contract_columns_and_statistics():
+def test_parquet_is_zstd_with_dictionaries_for_contract_columns_and_statistics_for_contract_and_time():
     _, _, data = convert([GOLDEN_V2.read_bytes()], spec_for())
     group = pq.read_metadata(pa.BufferReader(data)).row_group(0)
     columns = {group.column(i).path_in_schema: group.column(i) for i in range(group.num_columns)}
@@ -360,6 +360,8 @@ def test_parquet_is_zstd_with_dictionaries_for_contract_columns_and_statistics()
     assert "RLE_DICTIONARY" in columns["right"].encodings
     assert "RLE_DICTIONARY" not in columns["delta"].encodings
     assert columns["strike"].statistics.min == 5600.0 and columns["strike"].statistics.max == 5612.5
+    with_statistics = {name for name, column in columns.items() if column.is_stats_set}
+    assert with_statistics == {"expiration", "strike", "right", "timestamp", "ms_of_day"}
 
 
 # ---------------------------------------------------------------------------------------------

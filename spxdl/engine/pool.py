@@ -43,6 +43,7 @@ POLL_SECONDS = 0.2  # how often the parent looks at signals and the stop flag
 STOP_GRACE_SECONDS = 15.0  # how long a stopping parent waits for workers to abort
 DRAIN_JOIN_SECONDS = 5.0  # how long the event drain may take to empty a closed crew's queue
 CREWS_WITHOUT_ANSWER = 3  # crews in a row that die before any answer: the workers cannot start
+DRAINED = "drained"  # the parent's last item on a crew's event queue, once every worker has ended
 
 
 def run(plan: Plan, settings: Settings, on_event: Callable[[Event], None] | None = None) -> RunSummary:
@@ -174,10 +175,13 @@ class _Run:
         try:
             yield crew
         finally:
-            if crew.died() or self._stop_overdue():
+            killed = crew.died() or self._stop_overdue()
+            if killed:
                 crew.kill()
             crew.close()
             drained.set()
+            if not killed:  # every worker ended cleanly: nothing follows this, the drain ends at once
+                crew.events.put(DRAINED)
             drainer.join(DRAIN_JOIN_SECONDS)  # a worker killed mid-event may leave half a message
             crew.events.close()
 
@@ -314,6 +318,8 @@ class _Run:
                     return
                 continue
             except (EOFError, OSError):
+                return
+            if item == DRAINED:
                 return
             self._deliver(item)
 
