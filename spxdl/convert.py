@@ -144,8 +144,9 @@ def _yyyymmdd_to_date(values: pa.Array) -> pa.Array:
 
 
 def _short_right(right: pa.DictionaryArray) -> pa.Array:
-    """v3 CALL/PUT (dictionary-encoded by the reader) -> C/P strings; other values are kept so that
-    the right check flags them. Only the dictionary's few values are compared."""
+    """v3 CALL/PUT (dictionary-encoded by the reader; gathering unifies the batches' dictionaries)
+    -> C/P strings; other values are kept so that the right check flags them. Only the
+    dictionary's few values are compared."""
     words = right.dictionary
     short = pc.if_else(pc.equal(words, CALL), C, pc.if_else(pc.equal(words, PUT), P, words))
     return pc.take(short, right.indices)
@@ -169,7 +170,8 @@ def _normalize_v2(columns: dict[str, pa.Array], dataset: Dataset, day: TradeDay)
 
 
 def _normalize_v3(columns: dict[str, pa.Array], dataset: Dataset, day: TradeDay) -> dict[str, pa.Array]:
-    """v3 sends full wall-clock timestamps: each keeps its own date."""
+    """v3 sends CALL/PUT and full wall-clock timestamps: each keeps its own date."""
+    columns["right"] = _short_right(columns["right"])
     wall_clock = columns["ms_of_day"]
     columns["date"] = pc.cast(wall_clock, pa.date32())
     columns["ms_of_day"] = wall_ms_of_day(wall_clock)
@@ -252,22 +254,12 @@ class Converter:
             self._note_extra(extra)
             if body.at_end():
                 return  # a header without rows
-            reader = pacsv.open_csv(body, *self._csv_options(header))
-            for batch in reader:
-                yield self._decoded(batch)
+            yield from pacsv.open_csv(body, *self._csv_options(header))
         except Exception as exc:
             failure = page_failure(page, page_number, exc)
             if failure is exc:
                 raise
             raise failure from exc
-
-    def _decoded(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        """The reader's batch with v3's dictionary-encoded right as C/P strings (batches of one
-        page may carry different dictionaries, so they are decoded before being gathered)."""
-        if self.spec.api != "v3":
-            return batch
-        index = batch.schema.get_field_index("right")
-        return batch.set_column(index, "right", _short_right(batch.column(index)))
 
     def _note_extra(self, extra: list[str]) -> None:
         for name in extra:

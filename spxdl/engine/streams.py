@@ -48,12 +48,19 @@ class StoppablePage(io.RawIOBase):
         return True
 
     def readinto(self, buffer: Any) -> int:
+        self._checked()
+        return self._page.readinto(buffer)
+
+    def read(self, size: int = -1) -> bytes:
+        self._checked()
+        return self._page.read(size)
+
+    def _checked(self) -> None:
         try:
             self._check()
         except Interrupted as exc:
             self._error = exc
             raise
-        return self._page.readinto(buffer)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -87,26 +87,36 @@ class Page(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         """Fill ``buffer`` with the next bytes of the body; 0 at its end; BodyTruncated if cut."""
+        view = memoryview(buffer).cast("B")
+        chunk = self._next(len(view))
+        view[: len(chunk)] = chunk
+        return len(chunk)
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` next bytes of the body (all the rest when negative), as urllib3 gives
+        them (no copy); b"" at its end; BodyTruncated if cut."""
+        if size is None or size < 0:
+            return self.readall()
+        return self._next(size)
+
+    def _next(self, size: int) -> bytes:
         if self.error is not None:
             raise self.error
         if self.complete:
-            return 0
+            return b""
         if self.closed:
             raise ValueError("I/O operation on a closed page")
-        view = memoryview(buffer).cast("B")
-        if not view:
-            return 0  # urllib3 answers b"" to a zero-byte read, which is not the end
+        if not size:
+            return b""  # urllib3 answers b"" to a zero-byte read, which is not the end
         try:
-            chunk = self._response.raw.read(len(view), decode_content=True)
+            chunk = self._response.raw.read(size, decode_content=True)
         except BODY_READ_ERRORS as exc:
             raise self._truncated(f"the connection failed after {self.bytes_read} bytes of the body: {exc}") from exc
         if not chunk:
             self._reached_end()
-            return 0
-        size = len(chunk)
-        view[:size] = chunk
+            return b""
         self._note(chunk)
-        return size
+        return chunk
 
     def close(self) -> None:
         """Give back the slot; an unfinished body closes its connection instead of reusing it."""
