@@ -1,14 +1,20 @@
-"""One realistic day end to end, as a user runs it: ``spxdl run`` against a warm simulator, then the
-same command with nothing left to do, then the day's Parquet against its CSV in DuckDB.
+"""One realistic day end to end, as a user runs it: ``spxdl run`` against a warm simulator, taken in
+turn with the conversion floor on the same bodies, then the same command with nothing left to do,
+then the day's Parquet against its CSV in DuckDB.
 
 - ``single_day_rows_per_s``: rows over the wall time of the whole ``spxdl run`` process, start to
   exit (start-up, detection, workers, download, conversion, fsyncs, ledger), all defaults;
+- ``conversion_floor_rows_per_s``: pyarrow alone on one thread, the day's bodies in memory
+  (``convert_rate.floor``), measured alternately with the runs above so that both meet the same
+  load on a shared machine: their ratio is the figure that matters;
 - ``cpu_s_per_million_rows``: user + system CPU of that process and of every worker it started;
-- ``noop_run_s``: the same command once everything is there (bytecode cached, as after any install);
+- ``noop_run_s``: the same command once everything is there;
 - ``compression_ratio``: CSV bytes the terminal sent over the Parquet bytes stored;
 - ``duckdb_speedup_vs_csv``: one aggregate over the day's Parquet against the same over its CSV.
 
-Medians of ``--repeat`` runs, each into a new data dir. The simulator runs in its own process.
+Medians of ``--repeat`` runs, each into a new data dir, after one run that is not timed; Python
+may cache compiled modules, as on any install (PYTHONDONTWRITEBYTECODE is left out). The
+simulator runs in its own process.
 
     .venv/bin/python bench/single_day.py [--url URL] [--date 2024-07-15] [--max-dte 30] [--repeat 3] [--json]
 """
@@ -69,7 +75,7 @@ def duckdb_speedup(url: str, data_dir: Path, scratch: Path, args: argparse.Names
     import duckdb
     from convert_rate import day_bodies
 
-    _, bodies = day_bodies(url, "auto", args.date, args.max_dte)
+    _, bodies = day_bodies(url, "auto", args.date, args.max_dte)  # a fresh copy: the caller's may be gone
     csv_dir = scratch / "csv"
     csv_dir.mkdir()
     for expiration, body in bodies.items():
@@ -91,27 +97,36 @@ def duckdb_speedup(url: str, data_dir: Path, scratch: Path, args: argparse.Names
 
 
 def measure(url: str, args: argparse.Namespace) -> dict[str, float]:
+    from convert_rate import day_bodies, floor, one_thread
+
+    api, bodies = day_bodies(url, "auto", args.date, args.max_dte)
     with tempfile.TemporaryDirectory(prefix="spxdl-day-") as scratch_name:
         scratch = Path(scratch_name)
-        env = user_env(scratch)
-        walls, cpus = [], []
+        env = user_env(scratch, bytecode=True)
+        spxdl_run(url, scratch / "warm-up", args, env)  # compiles and caches spxdl's modules: not timed
+        walls, cpus, floors = [], [], []
         for repeat in range(args.repeat):
+            with one_thread():
+                started = time.perf_counter()
+                floor_rows = floor(api, list(bodies.values()))
+                floors.append(floor_rows / (time.perf_counter() - started))
             data_dir = scratch / f"run-{repeat}"
             wall, cpu = spxdl_run(url, data_dir, args, env)
             walls.append(wall)
             cpus.append(cpu)
         rows, parquet_bytes = stored(data_dir)
-        bytecode_env = user_env(scratch, bytecode=True)
-        spxdl_run(url, data_dir, args, bytecode_env)  # caches the compiled modules
-        noop = statistics.median(spxdl_run(url, data_dir, args, bytecode_env)[0] for _ in range(5))
+        noop = statistics.median(spxdl_run(url, data_dir, args, env)[0] for _ in range(5))
         speedup, sent = duckdb_speedup(url, data_dir, scratch, args)
-    wall, cpu = statistics.median(walls), statistics.median(cpus)
+    wall, cpu, floor_rate = statistics.median(walls), statistics.median(cpus), statistics.median(floors)
     print(f"`spxdl run --date {args.date} --max-dte {args.max_dte}` (defaults), {rows:,} rows, median of {args.repeat}:")
     print(f"  {wall:.2f} s: {rows / wall:,.0f} rows/s end to end; CPU {cpu:.2f} s ({cpu / rows * 1e6:.2f} s per million rows)")
+    print(f"  the floor (pyarrow alone, one thread, in turn with the runs): {floor_rate:,.0f} rows/s; "
+          f"the day end to end = {rows / wall / floor_rate:.2f}x it")
     print(f"  with nothing to do: {noop:.3f} s")
     print(f"  Parquet {parquet_bytes / 1e6:,.1f} MB for {sent / 1e6:,.1f} MB of CSV sent: {sent / parquet_bytes:.2f}:1")
     print(f"  DuckDB, one aggregate over the day: Parquet {speedup:.1f}x faster than its CSV")
     return {
+        "conversion_floor_rows_per_s": round(floor_rate),
         "single_day_rows_per_s": round(rows / wall),
         "cpu_s_per_million_rows": round(cpu / rows * 1e6, 3),
         "noop_run_s": round(noop, 3),

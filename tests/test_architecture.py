@@ -39,8 +39,8 @@ LAYERS: list[set[str]] = [
 APART = {"spxdl.simulator"}  # the simulated terminal: its own world, below only errors and the calendar
 # Inside a package, members in order (lowest first); ``__init__`` (the package itself) comes last.
 PACKAGE_ORDER: dict[str, list[set[str]]] = {
-    "spxdl.engine": [{"records"}, {"shared"}, {"streams", "planning", "fetchers"}, {"download"}, {"worker"},
-                     {"processes"}, {"pool"}],
+    "spxdl.engine": [{"records"}, {"shared"}, {"streams", "planning", "fetchers", "metering"}, {"download"}, {"worker"},
+                     {"serving"}, {"processes"}, {"pool"}],
     "spxdl.cli": [{"base"}, {"options"}, {"render"}, {"progress"}, {"archive", "download", "service"}],
     "spxdl.terminal": [{"status"}, {"page"}, {"breaker"}, {"wire"}, {"adapter"}, {"client"}],
     "spxdl.ledger": [{"task"}, {"lock", "records", "claims"}, {"core"}],

@@ -28,8 +28,10 @@ from engine_helpers import (
     archive_digest,
     claims,
     data_files,
+    file_rows,
     ledger_problems,
     make_settings,
+    served_rows,
     temp_files,
     wait_until,
 )
@@ -57,28 +59,6 @@ Ledger(sys.argv[1]).claim(Task("greeks-1m", "SPXW", date.fromisoformat(sys.argv[
 print("claimed", flush=True)
 time.sleep(60)
 """
-
-
-def served_rows(sim) -> dict[tuple[str, date, date], int]:
-    """(root, trade date, expiration) -> rows the simulator served in complete history bodies."""
-    served = {}
-    for key, rows in sim.counters()["rows_by_request"].items():
-        _api, _dataset, root, expiration, days = key.split()[:5]
-        first, last = days.split("..")
-        assert first == last, key  # the engine asks for one trade date at a time
-        served[(root, date.fromisoformat(first), date.fromisoformat(expiration))] = rows
-    return served
-
-
-def file_rows(data_dir: Path) -> dict[tuple[str, date, date], int]:
-    """(root, trade date, expiration) -> rows, from the data files' footers."""
-    rows = {}
-    for path in data_files(data_dir):
-        root = path.parent.parent.name.split("=")[1]
-        trade_date = date.fromisoformat(path.parent.name.split("=")[1])
-        expiration = date.fromisoformat(pq.ParquetFile(path).schema_arrow.metadata[b"expiration"].decode())
-        rows[(root, trade_date, expiration)] = pq.ParquetFile(path).metadata.num_rows
-    return rows
 
 
 def run_range(settings, start=START, end=END, force=False, on_event=None):

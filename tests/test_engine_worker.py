@@ -56,7 +56,7 @@ POOL_PROBE = """
 import multiprocessing, os, queue, pyarrow as pa
 from spxdl.config import Settings
 from spxdl.engine.shared import SharedFlag
-from spxdl.engine.worker import init_worker
+from spxdl.engine.serving import init_worker
 init_worker(Settings(), None, SharedFlag(multiprocessing.get_context("spawn")), queue.Queue(), os.getppid(), 30)
 print(pa.default_memory_pool().backend_name)
 """
@@ -70,3 +70,22 @@ def test_a_worker_converts_with_the_jemalloc_pool_unless_the_user_chose_one():
     chosen = subprocess.run([sys.executable, "-c", POOL_PROBE], env={**env, "ARROW_DEFAULT_MEMORY_POOL": "system"},
                             capture_output=True, text=True, check=True)
     assert chosen.stdout.strip() == "system"
+
+
+def test_a_helper_stops_helping_once_the_owners_claim_is_gone(tmp_path):
+    worker = Worker(Settings(data_dir=tmp_path), None, threading.Event(), SharedFlag(multiprocessing.get_context("spawn")),
+                    queue.Queue(), os.getppid())
+    task = Task("greeks-1m", "SPXW", date(2024, 1, 10))
+    ledger = Ledger(tmp_path)
+    assert ledger.claim(task, min_dte=0, max_dte=0)  # this process plays the owner
+    worker.helping[task] = os.getpid()
+    worker.heartbeat()
+    assert worker.lost == set()  # the owner still holds it
+    worker.helping[task] = os.getpid() + 1  # another owner: the claim is no longer the one helped
+    worker.heartbeat()
+    assert worker.lost == {task}
+    worker.lost.clear()
+    worker.helping[task] = os.getpid()
+    assert ledger.release(task)  # released (a stop): nothing left to help with
+    worker.heartbeat()
+    assert worker.lost == {task}

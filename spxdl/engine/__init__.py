@@ -19,7 +19,7 @@ _EXPORTS = {
     "plan": "planning", "estimate": "planning", "archive_datasets": "planning", "days_back_range": "planning",
     "update_range": "planning",
     "run": "pool", "prepare": "pool", "archive_shape": "pool",
-    "run_task": "worker", "init_worker": "worker",
+    "run_task": "serving", "init_worker": "serving",
     "client_for": "shared", "retrying": "shared", "SharedFlag": "shared", "RUN_STOPPERS": "shared",
 }
 __all__ = sorted(_EXPORTS)

@@ -12,14 +12,16 @@ import concurrent.futures as cf
 import contextlib
 import functools
 import logging
+import queue
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Mapping
 
 from spxdl import convert, datasets, storage, trading_calendar
 from spxdl.config import Settings
 from spxdl.datasets import Dataset
+from spxdl.engine.planning import window_expirations
 from spxdl.engine.records import EXPIRATION_DONE, RETRY
 from spxdl.engine.shared import RETRYABLE, RUN_STOPPERS, STOPS, retrying
 from spxdl.engine.streams import stoppable
@@ -47,24 +49,40 @@ class Outcome:
     extra_columns: tuple[str, ...] = ()
 
 
-class TaskDownload:
-    """The expirations of one claimed task, fetched on the worker's fetch threads."""
+HELPERS_WAIT_SECONDS = 0.2  # how often a task waiting for its helpers looks at the stop
 
-    def __init__(self, worker: Worker, task: Task, min_dte: int, max_dte: int, force: bool) -> None:
+
+@dataclass(frozen=True)
+class Share:
+    """A task's work split among workers: this worker's expirations, and how many other workers
+    (helpers) fetch the rest of the window and report their outcomes (``Worker.helped``)."""
+
+    expirations: tuple[date, ...]
+    helpers: int = 0
+
+
+class TaskDownload:
+    """The expirations of one claimed task (or one share of them), fetched on the worker's fetch threads."""
+
+    def __init__(
+        self, worker: Worker, task: Task, min_dte: int, max_dte: int, force: bool, share: Share | None = None
+    ) -> None:
         self.worker = worker
         self.task = task
         self.min_dte = min_dte
         self.max_dte = max_dte
         self.force = force
+        self.share = share
         self.settings: Settings = worker.settings
         self.dataset: Dataset = worker.archives[task.archive]
 
     def run(self, turn_over: Callable[[], None] = lambda: None) -> list[Outcome]:
-        """Every expiration of the DTE window: complete ones skipped, the rest fetched on the
-        process's fetch threads (``Fetchers``). ``turn_over`` is called as soon as the rest are
-        queued: the next task may then take its turn."""
+        """Every expiration of the DTE window (or of this worker's share, then the helpers'
+        outcomes): complete ones skipped, the rest fetched on the process's fetch threads
+        (``Fetchers``). ``turn_over`` is called as soon as the rest are queued: the next task may
+        then take its turn."""
         try:
-            wanted = self.expirations()
+            wanted = list(self.share.expirations) if self.share else self.expirations()
             complete = set() if self.force else self.complete_expirations()
             outcomes = [Outcome(e, ExpirationState.COMPLETE, skipped=True) for e in wanted if e in complete]
             missing = [expiration for expiration in wanted if expiration not in complete]
@@ -77,7 +95,21 @@ class TaskDownload:
         stops = [f.exception() for f in futures if isinstance(f.exception(), STOPS)]
         if stops:
             raise next((exc for exc in stops if isinstance(exc, RUN_STOPPERS)), stops[0])
-        return outcomes + [future.result() for future in futures]
+        return outcomes + [future.result() for future in futures] + self.helpers_outcomes()
+
+    def helpers_outcomes(self) -> list[Outcome]:
+        """The outcomes the helpers report for the rest of the window (none without helpers)."""
+        helpers = self.share.helpers if self.share else 0
+        box = self.worker.helped.get(self.task)
+        outcomes: list[Outcome] = []
+        while helpers:
+            self.check()  # a stop, or a claim taken over: the helpers stop too and are not waited for
+            try:
+                outcomes += box.get(timeout=HELPERS_WAIT_SECONDS)
+            except queue.Empty:
+                continue
+            helpers -= 1
+        return outcomes
 
     def expirations(self) -> list[date]:
         """The root's expirations (listed once per process) within ``trade_date + [min_dte, max_dte]``
@@ -92,13 +124,7 @@ class TaskDownload:
             worker.expirations[task.root] = listed
         if not worker.expirations[task.root]:
             raise NoData(f"the terminal lists no expiration for {task.root} (unknown root, or not in the subscription)")
-        first = task.trade_date + timedelta(days=self.min_dte)
-        last = task.trade_date + timedelta(days=self.max_dte)
-        return [
-            expiration
-            for expiration in worker.expirations[task.root]
-            if first <= expiration <= last and task.trade_date <= worker.calendar.last_trading_day(task.root, expiration)
-        ]
+        return window_expirations(worker.expirations[task.root], task, self.min_dte, self.max_dte, worker.calendar)
 
     def check(self) -> None:
         """Raise Interrupted once the run stops or another run has taken this task's claim over."""

@@ -7,7 +7,7 @@ Also the ranges the commands ask for (the latest sessions for ``update``, the la
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Collection
+from typing import Collection, Iterable
 
 from spxdl import audit, datasets, storage, trading_calendar
 from spxdl.config import Settings
@@ -59,6 +59,25 @@ def plan(
         else:
             todo.append(task)
     return Plan(tuple(todo), tuple(done), tuple(held), start, end, force)
+
+
+def window_expirations(
+    listed: Iterable[date], task: Task, min_dte: int, max_dte: int, calendar: trading_calendar.TradingCalendar
+) -> list[date]:
+    """The listed expirations of ``task`` within ``trade_date + [min_dte, max_dte]`` that still
+    trade on the trade date (an SPX AM monthly stops the day before it settles), in order."""
+    first = task.trade_date + timedelta(days=min_dte)
+    last = task.trade_date + timedelta(days=max_dte)
+    return [
+        expiration
+        for expiration in listed
+        if first <= expiration <= last and task.trade_date <= calendar.last_trading_day(task.root, expiration)
+    ]
+
+
+def shares(expirations: list[date], count: int) -> list[list[date]]:
+    """``expirations`` dealt in turn into ``count`` shares (near and far ones mixed in each)."""
+    return [expirations[index::count] for index in range(count)]
 
 
 def estimate(plan: Plan, settings: Settings) -> dict[str, int]:

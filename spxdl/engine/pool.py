@@ -24,15 +24,16 @@ import threading
 import time
 from collections import deque
 from datetime import date
-from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from spxdl import metrics, shapes, storage
+from spxdl import shapes, storage, trading_calendar
 from spxdl.config import Settings
 from spxdl.datasets import Dataset
-from spxdl.engine.planning import archive_datasets
-from spxdl.engine.processes import Crew
-from spxdl.engine.records import TASK_DONE, Event, Plan, ResultState, RunState, RunSummary, TaskResult
+from spxdl.engine import metering
+from spxdl.engine.download import Share
+from spxdl.engine.planning import archive_datasets, shares, window_expirations
+from spxdl.engine.processes import Answer, Crew, Member
+from spxdl.engine.records import TASK_DONE, Event, Plan, ResultState, RunSummary, TaskResult
 from spxdl.engine.shared import STOP_SIGNALS, SharedFlag, client_for, ledger_for, retrying
 from spxdl.errors import NoData, SpxdlError
 from spxdl.ledger import Task
@@ -68,7 +69,7 @@ def run(plan: Plan, settings: Settings, on_event: Callable[[Event], None] | None
         the_run.settings = settings
         the_run.execute(crew, listed)
     summary.seconds = time.monotonic() - started
-    _write_run_metrics(settings.data_dir, plan, summary)
+    metering.write_run_row(settings.data_dir, plan, summary)
     log.info("run %s..%s: %s in %.1f s", plan.start, plan.end, summary.by_state() or "nothing to do", summary.seconds)
     return summary
 
@@ -142,18 +143,20 @@ class _Run:
         self.task_args = (settings.min_dte, settings.max_dte, plan.force)
         self.crews_without_answer = 0
         self.plan_order = {task: index for index, task in enumerate(plan.tasks)}
+        self.listed: dict[str, list[date]] = {}
+        self.calendar = trading_calendar.load_calendar(settings.calendar_overrides)
 
-    def new_crew(self, settings: Settings, tasks: int | None = None) -> Crew:
-        """Start worker processes for ``tasks`` tasks (all planned ones by default)."""
-        count = min(settings.worker_processes, len(self.plan.tasks) if tasks is None else tasks)
-        return Crew(self.context, settings, self.stop, count, _worker_log_level())
+    def new_crew(self, settings: Settings) -> Crew:
+        """Start the worker processes (all of them even for fewer tasks: they share the tasks)."""
+        return Crew(self.context, settings, self.stop, settings.worker_processes, _worker_log_level())
 
     def execute(self, crew: Crew | None, listed: dict[str, list[date]]) -> None:
         """Run every task (or until stopped) with ``crew``, then new crews after one broke."""
+        self.listed = listed
         with self._signals_handled():
             todo = deque(self.plan.tasks)
             while todo and not self._stopping():
-                crew = crew or self.new_crew(self.settings, len(todo))
+                crew = crew or self.new_crew(self.settings)
                 with self._drained(crew):
                     crew.setup(self.settings, listed)
                     self._feed(crew, todo)
@@ -192,8 +195,8 @@ class _Run:
                 self._hand_out(crew, todo)
             if not crew.outstanding() and (not todo or self._stopping() or crew.died()):
                 return
-            for result, started in crew.receive(POLL_SECONDS):
-                self._take(result, started, todo)
+            for answer in crew.receive(POLL_SECONDS):
+                self._heard(crew, answer, todo)
             if crew.died():
                 self._broken(crew, todo, "its worker process died", "a worker process died")
                 return
@@ -203,12 +206,45 @@ class _Run:
                 return
 
     def _hand_out(self, crew: Crew, todo: deque[Task]) -> None:
-        """Give waiting tasks to the workers with room for them."""
+        """Give waiting tasks to the workers with room for them; the last one shared with idle ones."""
         while todo:
             member = crew.free_member()
-            if member is None or not crew.assign(member, todo[0], self.task_args):
+            if member is None:
+                return
+            task = todo[0]
+            share, helpers = self._shares(crew, member, task) if len(todo) == 1 else (None, [])
+            if not crew.assign(member, task, (*self.task_args, share)):
                 return
             todo.popleft()
+            for helper, expirations in helpers:
+                crew.reserve(helper, task, expirations)
+
+    def _shares(self, crew: Crew, owner: Member, task: Task) -> tuple[Share | None, list[tuple[Member, tuple]]]:
+        """How ``task`` is shared out: the owner's share and each idle helper's (no share: alone).
+
+        A task is shared when workers would otherwise stand idle (the run's last task, a single
+        day): each helper gets at least ``threads`` of the window's expirations, dealt in turn.
+        """
+        idle = crew.idle_members(besides=owner)
+        if not idle or task.root not in self.listed:
+            return None, []
+        window = window_expirations(self.listed[task.root], task, self.settings.min_dte, self.settings.max_dte,
+                                    self.calendar)
+        count = min(len(idle) + 1, len(window) // self.settings.worker_threads)
+        if count < 2:
+            return None, []
+        parts = shares(window, count)
+        return Share(tuple(parts[0]), helpers=count - 1), list(zip(idle, (tuple(part) for part in parts[1:])))
+
+    def _heard(self, crew: Crew, answer: Answer, todo: deque[Task]) -> None:
+        """What a worker said: a task claimed (its helpers start), a helper's outcomes, a result."""
+        if answer.result is not None:
+            crew.unreserve(answer.task)
+            self._take(answer.result, answer.started, todo)
+        elif answer.outcomes is not None:
+            crew.forward(answer.task, answer.outcomes)
+        else:
+            crew.help(answer.task, self.task_args, answer.member)
 
     def _broken(self, crew: Crew, todo: deque[Task], reason: str, warning: str) -> None:
         """Kill the crew; its started tasks are lost, the others wait for the next crew."""
@@ -216,9 +252,10 @@ class _Run:
         # A worker killed while it held the event queue's or the semaphore's lock leaves it taken:
         # the whole crew goes, and a new one (with a queue and a semaphore of its own) runs the rest.
         crew.kill()
-        results, started, waiting = crew.lost()
-        for result, began in results:
-            self._take(result, began, todo)
+        answers, started, waiting = crew.lost()
+        for answer in answers:
+            if answer.result is not None:
+                self._take(answer.result, answer.started, todo)
         for task in started:
             self._collect(self._lost(task, reason))
         self._requeue(todo, waiting)
@@ -254,7 +291,7 @@ class _Run:
             self.stop.set()
         self._note_extra_columns(result.extra_columns)
         self.summary.results.append(result)
-        self._write_task_metrics(result)
+        metering.write_task_row(self.settings.data_dir, result)
 
     def _note_extra_columns(self, names: Iterable[str]) -> None:
         """Warn once per run for the columns the terminal added (they are left out of the files)."""
@@ -336,49 +373,6 @@ class _Run:
                 self.on_event(item)
             except Exception:
                 log.exception("the progress callback failed on %s", item)
-
-    # -- metrics -------------------------------------------------------------------------------
-
-    def _write_task_metrics(self, result: TaskResult) -> None:
-        if result.state == ResultState.HELD:  # another run did (or does) the work: its row is that run's
-            return
-        row = metrics.MetricsRow(
-            "task",
-            result.task.key,
-            result.state,
-            result.rows,
-            result.bytes,
-            result.seconds,
-            retries=result.retries,
-            failures=len(result.failures),
-        )
-        _append_metrics(self.settings.data_dir, row)
-
-
-def _write_run_metrics(data_dir: Path, plan: Plan, summary: RunSummary) -> None:
-    if not plan.tasks:
-        return
-    totals = summary.totals()
-    state = RunState.INTERRUPTED if summary.interrupted else RunState.COMPLETE if summary.complete else RunState.INCOMPLETE
-    failures = sum(len(result.failures) for result in summary.results)
-    row = metrics.MetricsRow(
-        "run",
-        f"{plan.start}..{plan.end}",
-        state,
-        totals["rows"],
-        totals["bytes"],
-        summary.seconds,
-        retries=totals["retries"],
-        failures=failures,
-    )
-    _append_metrics(data_dir, row)
-
-
-def _append_metrics(data_dir: Path, row: metrics.MetricsRow) -> None:
-    try:
-        metrics.append(data_dir, [row])
-    except OSError as exc:  # metrics are a by-product: never fail a download for them
-        log.warning("could not append to %s: %s", metrics.metrics_path(data_dir), exc)
 
 
 def _worker_log_level() -> int:

@@ -1,6 +1,6 @@
 """The worker processes of a run, from the parent's side: started early, set up, given tasks, watched.
 
-A ``Crew`` is one generation of worker processes (``worker.serve``) and what they share: the
+A ``Crew`` is one generation of worker processes (``serving.serve``) and what they share: the
 in-flight semaphore and the event queue. The parent starts it before it has found the terminal (a
 spawned process takes a moment to import Arrow), sends ``setup`` once it knows the terminal, then
 hands out tasks: up to ``threads + 1`` per process, each to the process with the fewest. Each
@@ -23,7 +23,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any, Iterator, Mapping
 
 from spxdl.config import Settings
-from spxdl.engine import worker
+from spxdl.engine import serving
 from spxdl.engine.records import TaskResult
 from spxdl.engine.shared import STOP_SIGNALS, SharedFlag
 from spxdl.ledger import Task
@@ -35,12 +35,29 @@ JOIN_SECONDS = 5.0  # how long a closing crew waits for each process to exit bef
 
 @dataclass
 class Member:
-    """One worker process, the pipe to it, and its tasks (task -> whether it said it started)."""
+    """One worker process, the pipe to it, its tasks (task -> whether it said it started) and the
+    shares of other workers' tasks it helps with (task -> its expirations, None once sent)."""
 
     process: Any
     pipe: Connection
     tasks: dict[Task, bool] = field(default_factory=dict)
+    helping: dict[Task, tuple | None] = field(default_factory=dict)
     gone: bool = False  # its pipe failed: it died, or is dying
+
+    @property
+    def load(self) -> int:
+        return len(self.tasks) + len(self.helping)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a worker said: a task ``started``, its ``result``, or a helper's ``outcomes``."""
+
+    member: Member
+    task: Task
+    result: TaskResult | None = None
+    started: bool = False  # the task had started (for a result) / it starts now (alone)
+    outcomes: list | None = None  # a helper's outcomes for its share
 
 
 class Crew:
@@ -57,7 +74,7 @@ class Crew:
     def _start(self, context: Any, init_args: tuple) -> Member:
         parent_end, child_end = context.Pipe()
         process = context.Process(
-            target=worker.serve, args=(child_end, init_args, self.tasks_per_worker), name="spxdl-worker"
+            target=serving.serve, args=(child_end, init_args, self.tasks_per_worker), name="spxdl-worker"
         )
         with signals_blocked():  # a worker starts with them blocked, then ignores them
             process.start()
@@ -73,8 +90,12 @@ class Crew:
 
     def free_member(self) -> Member | None:
         """The live process with the fewest tasks, if it can take another."""
-        live = [m for m in self.members if not m.gone and len(m.tasks) < self.tasks_per_worker]
-        return min(live, key=lambda member: len(member.tasks), default=None)
+        live = [m for m in self.members if not m.gone and m.load < self.tasks_per_worker]
+        return min(live, key=lambda member: member.load, default=None)
+
+    def idle_members(self, besides: Member) -> list[Member]:
+        """Live processes with nothing to do (``besides`` aside): helpers for a task's shares."""
+        return [m for m in self.members if m is not besides and not m.gone and not m.load]
 
     def assign(self, member: Member, task: Task, args: tuple) -> bool:
         """Hand ``task`` to ``member``; False if its pipe is broken (the task was not handed out)."""
@@ -82,6 +103,30 @@ class Crew:
             return False
         member.tasks[task] = False
         return True
+
+    def reserve(self, helper: Member, task: Task, expirations: tuple) -> None:
+        """Keep ``helper`` for a share of ``task``, sent once its owner has claimed it (``help``)."""
+        helper.helping[task] = expirations
+
+    def help(self, task: Task, args: tuple, owner: Member) -> None:
+        """Send the reserved shares of ``task``, now claimed by ``owner``, to their helpers."""
+        for member in self.members:
+            expirations = member.helping.get(task)
+            if expirations is not None:
+                member.helping[task] = None
+                self._send(member, ("help", task, *args, expirations, owner.process.pid))
+
+    def forward(self, task: Task, outcomes: list) -> None:
+        """A helper's outcomes, to the worker that claimed ``task`` (if it still waits)."""
+        for member in self.members:
+            if member.tasks.get(task):
+                self._send(member, ("helped", task, outcomes))
+
+    def unreserve(self, task: Task) -> None:
+        """``task`` is over: its shares not sent yet are not needed (those sent are answered still)."""
+        for member in self.members:
+            if member.helping.get(task) is not None:
+                del member.helping[task]
 
     def _send(self, member: Member, message: object) -> bool:
         try:
@@ -94,49 +139,55 @@ class Crew:
 
     # -- hearing ----------------------------------------------------------------------------
 
-    def receive(self, timeout: float) -> list[tuple[TaskResult, bool]]:
-        """The results that arrive within ``timeout``, each with whether its task had started."""
+    def receive(self, timeout: float) -> list[Answer]:
+        """What the workers said within ``timeout``."""
         pipes = {member.pipe: member for member in self.members if not member.gone}
-        results: list[tuple[TaskResult, bool]] = []
+        answers: list[Answer] = []
         for pipe in wait(list(pipes), timeout):
-            results += self._read(pipes[pipe])
-        return results
+            answers += self._read(pipes[pipe])
+        return answers
 
-    def _read(self, member: Member) -> list[tuple[TaskResult, bool]]:
+    def _read(self, member: Member) -> list[Answer]:
         """Everything ``member`` has sent so far; a broken pipe marks it gone."""
-        results: list[tuple[TaskResult, bool]] = []
+        answers: list[Answer] = []
         try:
             while member.pipe.poll():
                 message = member.pipe.recv()
                 self.answered = True
                 if isinstance(message, TaskResult):
-                    results.append((message, member.tasks.pop(message.task, False)))
-                else:  # ("started", task)
+                    started = member.tasks.pop(message.task, False)
+                    answers.append(Answer(member, message.task, result=message, started=started))
+                elif message[0] == "started":
                     member.tasks[message[1]] = True
+                    answers.append(Answer(member, message[1], started=True))
+                else:  # ("helped", task, outcomes)
+                    member.helping.pop(message[1], None)
+                    answers.append(Answer(member, message[1], outcomes=message[2]))
         except (EOFError, OSError):  # it died, perhaps part-way through a message
             member.gone = True
-        return results
+        return answers
 
     def outstanding(self) -> int:
-        """Tasks handed out whose result has not come back."""
-        return sum(len(member.tasks) for member in self.members)
+        """Tasks handed out whose result has not come back, and shares sent and not answered."""
+        return sum(len(m.tasks) + sum(sent is None for sent in m.helping.values()) for m in self.members)
 
     def died(self) -> bool:
         """Whether a process of the crew has ended (or its pipe broke) while the crew runs."""
         return any(member.gone or member.process.exitcode is not None for member in self.members)
 
-    def lost(self) -> tuple[list[tuple[TaskResult, bool]], list[Task], list[Task]]:
-        """After a death, every process read to the end: the results it still sent, then the tasks
-        without one that had started and those that had not."""
-        results: list[tuple[TaskResult, bool]] = []
+    def lost(self) -> tuple[list[Answer], list[Task], list[Task]]:
+        """After a death, every process read to the end: what it still said, then the tasks
+        without a result that had started and those that had not (shares are dropped)."""
+        answers: list[Answer] = []
         started: list[Task] = []
         waiting: list[Task] = []
         for member in self.members:
-            results += self._read(member)
+            answers += self._read(member)
             for task, began in member.tasks.items():
                 (started if began else waiting).append(task)
             member.tasks.clear()
-        return results, started, waiting
+            member.helping.clear()
+        return answers, started, waiting
 
     # -- ending -----------------------------------------------------------------------------
 

@@ -1,40 +1,34 @@
 """The worker side of a run: one ``Worker`` per child process. Everything in this file runs in a child.
 
-``serve`` is a worker process's life. It starts before the parent has found the terminal:
-``init_worker`` makes the process's ``Worker`` (it ignores the stop signals, since the parent
-decides; sends log records to the parent through the event queue; starts a watchdog thread that
-follows the shared stop flag and the parent process and heartbeats every claimed task). Then
-``serve`` reads the parent's messages: ``setup`` (the resolved settings and the roots' listed
-expirations: the process builds its own terminal client and fetch threads), then tasks, several
-at a time, until ``None``. Each task is claimed in the ledger, downloaded (``download.py``) and
-recorded; its ``TaskResult`` goes back through the process's pipe. A task never raises for its
-own trouble.
+A ``Worker`` holds the process's client, ledger, fetch threads and view of the run (``serving``
+starts it and feeds it the parent's messages). A task is claimed in the ledger in its turn,
+downloaded (``download.py``: all of its DTE window, or this worker's share while helpers fetch
+the rest) and recorded; a share of another worker's task is fetched without a claim
+(``help_with``). A watchdog thread follows the shared stop flag and the parent process and
+heartbeats every claimed task. Nothing here raises for a task's own trouble.
 """
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import contextlib
 import functools
 import logging
-import logging.handlers
 import os
-import signal
+import queue
 import threading
 import time
 from collections import Counter
 from datetime import date
-from multiprocessing.connection import Connection
 from typing import Any, Callable, ClassVar, Mapping
 
 from spxdl import trading_calendar
 from spxdl.config import Settings
 from spxdl.datasets import Dataset
-from spxdl.engine.download import Outcome, TaskDownload
+from spxdl.engine.download import Outcome, Share, TaskDownload
 from spxdl.engine.fetchers import Fetchers
 from spxdl.engine.planning import archive_datasets
 from spxdl.engine.records import TASK_DONE, TASK_STARTED, Event, ResultState, TaskResult, task_state
-from spxdl.engine.shared import RUN_STOPPERS, STOP_SIGNALS, STOPS, SharedFlag, client_for, ledger_for
+from spxdl.engine.shared import RUN_STOPPERS, STOPS, SharedFlag, client_for, ledger_for
 from spxdl.errors import Interrupted, NoData, SpxdlError
 from spxdl.ledger import ExpirationState, Task, TaskState
 from spxdl.terminal import TerminalClient
@@ -68,6 +62,8 @@ class Worker:
         self.expirations: dict[str, list[date]] = {}  # root -> listed expirations, once per process
         self.active: set[Task] = set()  # claimed: heartbeats go to these
         self.lost: set[Task] = set()  # claims another run took over (stale heartbeat)
+        self.helped: dict[Task, queue.Queue] = {}  # claimed here, shared: the helpers' outcomes arrive here
+        self.helping: dict[Task, int] = {}  # another worker's task this one helps with -> that worker's pid
         self.busy = 0  # tasks in run_task, claimed or about to be
         self.lock = threading.Lock()
         self.beating = threading.Lock()  # held by a round of heartbeats; a task leaves `active` between rounds
@@ -142,6 +138,17 @@ class Worker:
                 log.warning("%s was taken over by another run; abandoning it", task.key)
                 with self.lock:
                     self.lost.add(task)
+        with self.lock:
+            helping = dict(self.helping)
+        for task, owner in helping.items():
+            try:
+                claim = (self.ledger.day(task) or {}).get("claim") or {}
+            except (SpxdlError, OSError) as exc:
+                log.warning("could not read the claim of %s: %s", task.key, exc)
+                continue
+            if claim.get("pid") != owner:  # released (a stop) or taken over: stop helping
+                with self.lock:
+                    self.lost.add(task)
 
     def stop_beating(self, task: Task) -> None:
         """No heartbeat for ``task`` from now on: call it before the ledger drops the claim (finish,
@@ -151,13 +158,15 @@ class Worker:
 
     # -- a task -------------------------------------------------------------------------------
 
-    def run_task(self, task: Task, min_dte: int, max_dte: int, force: bool, ticket: int) -> TaskResult:
-        """Claim (in the turn of ``ticket``), download and record one task; its result (never raises
-        for the task's trouble)."""
+    def run_task(
+        self, task: Task, min_dte: int, max_dte: int, force: bool, ticket: int, share: Share | None = None
+    ) -> TaskResult:
+        """Claim (in the turn of ``ticket``), download (all of the window, or ``share`` of it while
+        helpers fetch the rest) and record one task; its result (never raises for the task's trouble)."""
         with self.lock:
             self.busy += 1  # an orphaned worker exits only when no task is between claim and release
         try:
-            result = self.claim_and_run(task, min_dte, max_dte, force, ticket)
+            result = self.claim_and_run(task, min_dte, max_dte, force, ticket, share)
         finally:
             with self.lock:
                 self.busy -= 1
@@ -169,14 +178,16 @@ class Worker:
         )
         return result
 
-    def claim_and_run(self, task: Task, min_dte: int, max_dte: int, force: bool, ticket: int) -> TaskResult:
+    def claim_and_run(
+        self, task: Task, min_dte: int, max_dte: int, force: bool, ticket: int, share: Share | None
+    ) -> TaskResult:
         """Claim in the task's turn (``Fetchers.turn``), which ends once its expirations are queued."""
         with contextlib.ExitStack() as turn:
             turn.enter_context(self.fetchers.turn(ticket))
-            return self.claim_in_turn(task, min_dte, max_dte, force, turn.close)
+            return self.claim_in_turn(task, min_dte, max_dte, force, turn.close, share)
 
     def claim_in_turn(
-        self, task: Task, min_dte: int, max_dte: int, force: bool, turn_over: Callable[[], None]
+        self, task: Task, min_dte: int, max_dte: int, force: bool, turn_over: Callable[[], None], share: Share | None
     ) -> TaskResult:
         started = time.monotonic()
         if self.stop.is_set():
@@ -193,20 +204,25 @@ class Worker:
         with self.lock:
             self.active.add(task)
         try:
-            return self.run_claimed(task, min_dte, max_dte, force, started, turn_over)
+            return self.run_claimed(task, min_dte, max_dte, force, started, turn_over, share)
         finally:
             with self.lock:
                 self.active.discard(task)
                 self.lost.discard(task)
+                self.helped.pop(task, None)
 
     def run_claimed(
-        self, task: Task, min_dte: int, max_dte: int, force: bool, started: float, turn_over: Callable[[], None]
+        self, task: Task, min_dte: int, max_dte: int, force: bool, started: float, turn_over: Callable[[], None],
+        share: Share | None = None,
     ) -> TaskResult:
         """The body of a claimed task: download, then finish (or release when stopped)."""
+        if share and share.helpers:
+            with self.lock:
+                self.helped[task] = queue.Queue()  # before the parent hears of the claim and sends helpers
         self.announce(task)
         self.emit(TASK_STARTED, task)
         try:
-            outcomes = TaskDownload(self, task, min_dte, max_dte, force).run(turn_over)
+            outcomes = TaskDownload(self, task, min_dte, max_dte, force, share).run(turn_over)
             return self.finish(task, outcomes, min_dte, max_dte, started)
         except NoData as exc:  # the root lists no expiration at all: unknown root, or not in the subscription
             self.finish_quietly(task, TaskState.NO_DATA, min_dte, max_dte, str(exc))
@@ -253,6 +269,33 @@ class Worker:
             extra_columns=tuple(dict.fromkeys(name for outcome in outcomes for name in outcome.extra_columns)),
         )
 
+    def help_with(
+        self, task: Task, min_dte: int, max_dte: int, force: bool, expirations: tuple[date, ...], owner: int,
+        ticket: int,
+    ) -> list[Outcome]:
+        """Fetch ``expirations`` of a task another worker of this run claimed (pid ``owner``), in
+        the turn of ``ticket``; their outcomes for that worker (none when the run stops or the
+        claim goes: the owner does not wait for them then)."""
+        with self.lock:
+            self.helping[task] = owner
+            self.busy += 1
+        try:
+            with contextlib.ExitStack() as turn:
+                turn.enter_context(self.fetchers.turn(ticket))
+                if self.stop.is_set():
+                    return []
+                return TaskDownload(self, task, min_dte, max_dte, force, Share(expirations)).run(turn.close)
+        except STOPS:
+            return []
+        except Exception as exc:  # the ledger, say: these expirations fail, the owner records the task
+            log.warning("%s: helping with %d expiration(s) failed: %s", task.key, len(expirations), exc)
+            return [Outcome(e, ExpirationState.FAILED, error=str(exc)) for e in expirations]
+        finally:
+            with self.lock:
+                self.helping.pop(task, None)
+                self.lost.discard(task)
+                self.busy -= 1
+
     def release_quietly(self, task: Task) -> None:
         self.stop_beating(task)
         try:
@@ -267,97 +310,6 @@ class Worker:
         except (SpxdlError, OSError) as exc:
             log.warning("could not record %s as %s: %s", task.key, state, exc)
             self.release_quietly(task)
-
-
-def init_worker(
-    settings: Settings, in_flight: Any, shared_stop: SharedFlag, events: Any, parent_pid: int, log_level: int
-) -> None:
-    """A worker process's start: ignore the stop signals, build its Worker and start its watchdog."""
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-    _send_logs_to(events, log_level)
-    use_lean_memory_pool()
-    Worker.current = Worker(settings, in_flight, threading.Event(), shared_stop, events, parent_pid)
-    threading.Thread(target=Worker.current.watch, name="spxdl-watchdog", daemon=True).start()
-
-
-def serve(inbox: Connection, init_args: tuple, tasks_at_once: int) -> None:
-    """A worker process's life: start (``init_worker``), then do what the parent sends until ``None``.
-
-    Messages: ``("setup", settings, listed)`` once, then ``("task", task, min_dte, max_dte, force)``,
-    up to ``tasks_at_once`` running together (their fetches share the process's threads); each
-    task's ``TaskResult`` goes back through ``inbox``. A closed pipe (the parent is gone) ends it.
-    """
-    init_worker(*init_args)
-    worker = Worker.current
-    assert worker is not None
-    replies = threading.Lock()  # task threads answer through one pipe
-
-    def answer(message: object) -> None:
-        with replies, contextlib.suppress(OSError):  # the parent gone: nobody to answer
-            inbox.send(message)
-
-    worker.announce = lambda task: answer(("started", task))
-
-    def run_and_answer(task: Task, min_dte: int, max_dte: int, force: bool, ticket: int) -> None:
-        try:
-            result = run_task(task, min_dte, max_dte, force, ticket)
-        except Exception as exc:  # a bug: the parent still needs an answer, or it waits for this task forever
-            log.exception("%s failed unexpectedly", task.key)
-            result = TaskResult(task, ResultState.FAILED, error=f"unexpected error: {exc!r}")
-        answer(result)
-
-    with cf.ThreadPoolExecutor(max_workers=tasks_at_once, thread_name_prefix="spxdl-task") as tasks:
-        while True:
-            try:
-                message = inbox.recv()
-            except (EOFError, OSError):
-                break
-            if message is None:
-                break
-            kind, *payload = message
-            if kind == "setup":
-                worker.setup(*payload)
-            else:  # tasks take their turns in the order they came
-                tasks.submit(run_and_answer, *payload, worker.fetchers.ticket())
-    if worker.fetchers is not None:
-        worker.fetchers.shutdown()
-    if worker.client is not None:
-        worker.client.close()
-
-
-def run_task(task: Task, min_dte: int, max_dte: int, force: bool = False, ticket: int | None = None) -> TaskResult:
-    """Download one task's missing expirations in this worker process; never raises for a task's trouble.
-
-    ``ticket`` (``Fetchers.ticket``) orders the task's turn among the others; None takes the next.
-    """
-    worker = Worker.current
-    if worker is None or worker.client is None or worker.fetchers is None:
-        raise RuntimeError("run_task needs a worker process set up by serve() (init_worker, then setup)")
-    return worker.run_task(task, min_dte, max_dte, force, worker.fetchers.ticket() if ticket is None else ticket)
-
-
-def use_lean_memory_pool() -> str:
-    """Arrow's jemalloc pool for this process, unless ARROW_DEFAULT_MEMORY_POOL chose one; its name.
-
-    Converting the same chain, it peaks about 25 MB lower than the default (mimalloc) and varies
-    less from run to run, at the same CPU (bench/worker_memory.py).
-    """
-    import pyarrow as pa
-
-    if not os.environ.get("ARROW_DEFAULT_MEMORY_POOL") and "jemalloc" in pa.supported_memory_backends():
-        pa.set_memory_pool(pa.jemalloc_memory_pool())
-    return pa.default_memory_pool().backend_name
-
-
-def _send_logs_to(events: Any, level: int) -> None:
-    logger = logging.getLogger("spxdl")
-    for handler in list(logger.handlers):
-        logger.removeHandler(handler)
-    logger.addHandler(logging.handlers.QueueHandler(events))
-    logger.setLevel(level)
-    logger.propagate = False
 
 
 def _sleep_unless_stopped(stop: threading.Event, seconds: float) -> None:
