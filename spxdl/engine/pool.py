@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import math
 import multiprocessing
 import os
 import queue
@@ -57,7 +58,7 @@ def run(plan: Plan, settings: Settings, on_event: Callable[[Event], None] | None
     summary = RunSummary(held_at_plan=len(plan.held))
     if plan.tasks:
         the_run = _Run(plan, settings, on_event, summary)
-        crew = the_run.new_crew(settings)  # the workers start while the terminal is found
+        crew = the_run.new_crew(settings, len(plan.tasks))  # the workers start while the terminal is found
         try:
             settings, summary.simulated = prepare(settings)
             listed = list_expirations(settings)
@@ -146,9 +147,13 @@ class _Run:
         self.listed: dict[str, list[date]] = {}
         self.calendar = trading_calendar.load_calendar(settings.calendar_overrides)
 
-    def new_crew(self, settings: Settings) -> Crew:
-        """Start the worker processes (all of them even for fewer tasks: they share the tasks)."""
-        return Crew(self.context, settings, self.stop, settings.worker_processes, _worker_log_level())
+    def new_crew(self, settings: Settings, tasks: int) -> Crew:
+        """Start the worker processes for ``tasks`` tasks: one each, and for fewer tasks than that
+        still enough to fill the terminal's slots (they share the tasks), never more than
+        ``worker_processes``."""
+        slots = math.ceil(settings.max_in_flight / settings.worker_threads)
+        count = min(settings.worker_processes, max(tasks, slots))
+        return Crew(self.context, settings, self.stop, count, _worker_log_level())
 
     def execute(self, crew: Crew | None, listed: dict[str, list[date]]) -> None:
         """Run every task (or until stopped) with ``crew``, then new crews after one broke."""
@@ -156,7 +161,7 @@ class _Run:
         with self._signals_handled():
             todo = deque(self.plan.tasks)
             while todo and not self._stopping():
-                crew = crew or self.new_crew(self.settings)
+                crew = crew or self.new_crew(self.settings, len(todo))
                 with self._drained(crew):
                     crew.setup(self.settings, listed)
                     self._feed(crew, todo)
