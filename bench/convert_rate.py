@@ -1,14 +1,14 @@
-"""Measure conversion: spxdl's converter against the floor (pyarrow alone, one thread) and a naive
-csv-module + pa.Table.from_pylist script on one chain held in memory, and the compression ratio of
-a realistic day converted by spxdl (``single_day.py`` measures the floor over the whole day, in
-turn with the runs it is compared with). Data: the built-in simulator, realistic
+"""Measure conversion on one realistic chain held in memory: spxdl's converter against the floor
+(pyarrow alone, one thread) and a naive csv-module + pa.Table.from_pylist script. ``single_day.py``
+measures the floor over a whole day, in turn with the runs it is compared with; this script's
+``day_bodies`` and ``floor`` serve it. Data: the built-in simulator, realistic
 profile, the bodies of the API spxdl picks (v3 unless told), exactly as a run requests them.
 
 The floor reads each body with ``pyarrow.csv.read_csv`` (one thread, the pinned wire types) and
 writes it with ``pyarrow.parquet.write_table`` (zstd at spxdl's level and row-group size): what
 converting those bytes costs with nothing else, on one core.
 
-    .venv/bin/python bench/convert_rate.py [--url URL] [--date 2024-07-15] [--max-dte 30] [--repeat 3] [--json]
+    .venv/bin/python bench/convert_rate.py [--url URL] [--date 2024-07-15] [--repeat 7] [--json]
 """
 
 from __future__ import annotations
@@ -89,12 +89,25 @@ def naive_script(api: str, body: bytes) -> int:
 
 def median_rate(convert: Callable[[], int], repeat: int) -> float:
     """The median rows/s of ``repeat`` runs of ``convert``."""
-    rates = []
+    return median_rates([convert], repeat)[0]
+
+
+def median_rates(converters: list[Callable[[], int]], repeat: int) -> list[float]:
+    """The median rows/s of each converter over ``repeat`` rounds, run in turn so that they meet
+    the machine's load alike."""
+    rates: list[list[float]] = [[] for _ in converters]
     for _ in range(repeat):
-        started = time.perf_counter()
-        rows = convert()
-        rates.append(rows / (time.perf_counter() - started))
-    return statistics.median(rates)
+        for index, convert in enumerate(converters):
+            started = time.perf_counter()
+            rows = convert()
+            rates[index].append(rows / (time.perf_counter() - started))
+    return [statistics.median(each) for each in rates]
+
+
+def floor_alone(api: str, bodies: list[bytes]) -> int:
+    """``floor`` with Arrow held to one thread."""
+    with one_thread():
+        return floor(api, bodies)
 
 
 @contextlib.contextmanager
@@ -110,40 +123,19 @@ def one_thread() -> Iterator[None]:
         pa.set_io_thread_count(io_threads)
 
 
-def day_ratio(api: str, day: date, bodies: dict[date, bytes]) -> tuple[int, int, int]:
-    """(CSV bytes, Parquet bytes, rows) of the day's chains converted by spxdl."""
-    csv_bytes = parquet_bytes = rows = 0
-    for expiration, body in bodies.items():
-        sink = io.BytesIO()
-        rows += write_parquet([io.BytesIO(body)], sink, spec_for(api, expiration, day)).rows
-        csv_bytes += len(body)
-        parquet_bytes += len(sink.getvalue())
-    return csv_bytes, parquet_bytes, rows
-
-
 def measure(url: str, args: argparse.Namespace) -> dict[str, float]:
-    api, bodies = day_bodies(url, args.api, args.date, args.max_dte)
+    api, bodies = day_bodies(url, args.api, args.date, 0)  # the day's nearest chain, the largest
     chain_day, chain = next(iter(bodies.items()))
-    csv_bytes, parquet_bytes, rows = day_ratio(api, args.date, bodies)
-    ours_rate = median_rate(lambda: spxdl_convert(api, args.date, {chain_day: chain}), args.repeat)
-    with one_thread():
-        chain_floor = median_rate(lambda: floor(api, [chain]), args.repeat)
+    ours_rate, chain_floor = median_rates(
+        [lambda: spxdl_convert(api, args.date, {chain_day: chain}), lambda: floor_alone(api, [chain])], args.repeat)
     naive_rate = median_rate(lambda: naive_script(api, chain), 1)
-    print(f"one day: SPXW {args.date}, DTE 0-{args.max_dte}: {len(bodies)} expirations, {rows:,} rows, "
-          f"{csv_bytes / 1e6:,.1f} MB of {api} CSV")
-    print(f"  spxdl's Parquet {parquet_bytes / 1e6:,.1f} MB: {csv_bytes / parquet_bytes:.2f}:1 "
-          f"(zstd level {DEFAULTS.compression_level})")
     chain_rows = chain.count(b"\n") - 1
-    print(f"one chain (exp {chain_day}, {chain_rows:,} rows), in memory:")
+    print(f"one chain (SPXW exp {chain_day} on {args.date}, {chain_rows:,} rows, {len(chain) / 1e6:.1f} MB of {api} "
+          f"CSV), in memory, median of {args.repeat}:")
     print(f"  spxdl converter                        {ours_rate:>12,.0f} rows/s")
     print(f"  pyarrow alone, one thread              {chain_floor:>12,.0f} rows/s   spxdl = {ours_rate / chain_floor:.0%} of it")
     print(f"  naive csv + from_pylist                {naive_rate:>12,.0f} rows/s   spxdl = {ours_rate / naive_rate:.1f}x it")
-    return {
-        "rows": rows,
-        "csv_bytes": csv_bytes,
-        "naive_rows_per_s": round(naive_rate),
-        "spxdl_convert_rows_per_s": round(ours_rate),
-    }
+    return {"naive_rows_per_s": round(naive_rate), "spxdl_convert_rows_per_s": round(ours_rate)}
 
 
 def main() -> None:
@@ -151,15 +143,14 @@ def main() -> None:
     parser.add_argument("--url", help="a warm simulator (default: start a realistic one)")
     parser.add_argument("--api", default="auto", choices=("auto", "v2", "v3"))
     parser.add_argument("--date", type=date.fromisoformat, default=date(2024, 7, 15))
-    parser.add_argument("--max-dte", type=int, default=30)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
     args = parser.parse_args()
     if args.url:
         figures = measure(args.url, args)
     else:
         with simulator_process("realistic", body_cache_mb=1024) as url:
-            day_bodies(url, args.api, args.date, args.max_dte)  # the simulator renders them: not timed
+            day_bodies(url, args.api, args.date, 0)  # the simulator renders it: not timed
             figures = measure(url, args)
     if args.json:
         print(json.dumps(figures))

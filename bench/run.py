@@ -26,15 +26,15 @@ BODY_CACHE_MB = 1024  # the day (about 480 MB of v3 CSV) and the range (about 18
 
 # (title, script, arguments; "{url}" is the warm simulator's)
 BENCHMARKS = (
-    ("conversion: the floor (pyarrow alone, one thread), spxdl, a naive script", "convert_rate.py",
-     ("--url", "{url}", "--date", DAY, "--max-dte", "30")),
-    ("one day end to end; a run with nothing to do; DuckDB", "single_day.py",
+    ("conversion of one chain in memory: spxdl, pyarrow alone, a naive script", "convert_rate.py",
+     ("--url", "{url}", "--date", DAY)),
+    ("one day end to end, in turn with the floor; a run with nothing to do; DuckDB", "single_day.py",
      ("--url", "{url}", "--date", DAY, "--max-dte", "30")),
     ("engine: multi-day run, 1 vs 2 workers", "engine_run.py", ("--url", "{url}", *RANGE)),
     ("worker: peak memory, realistic chains vs 4x the strikes", "worker_memory.py", ("--url", "{url}")),
     ("ledger: recording cost in an empty vs a 10-year archive", "ledger_cost.py",
      ("--rounds", "3", "--tasks-per-round", "6")),
-    ("terminal slots: busy fraction at 2, 4 and 8 requests at once", "slot_utilization.py", ()),
+    ("terminal slots: busy fraction at 2, 4 and 8 requests at once", "slot_utilization.py", ("--seconds", "14")),
     ("terminal client: peak memory while streaming a realistic chain", "terminal_memory.py", ()),
     ("simulator: chain generation and serving rate", "simulator_rate.py", ()),
 )

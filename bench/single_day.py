@@ -126,6 +126,8 @@ def measure(url: str, args: argparse.Namespace) -> dict[str, float]:
     print(f"  Parquet {parquet_bytes / 1e6:,.1f} MB for {sent / 1e6:,.1f} MB of CSV sent: {sent / parquet_bytes:.2f}:1")
     print(f"  DuckDB, one aggregate over the day: Parquet {speedup:.1f}x faster than its CSV")
     return {
+        "rows": rows,
+        "csv_bytes": sent,
         "conversion_floor_rows_per_s": round(floor_rate),
         "single_day_rows_per_s": round(rows / wall),
         "cpu_s_per_million_rows": round(cpu / rows * 1e6, 3),

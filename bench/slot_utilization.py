@@ -9,7 +9,7 @@ task has a tail) with ``max_in_flight`` set to the cap and every other setting a
 the busy fraction is that integral over cap x (last answer - first request), the whole run as the
 terminal sees it: detection, listing, the first and the last tasks included.
 
-    .venv/bin/python bench/slot_utilization.py [--caps 2 4 8] [--latency 0.5] [--seconds 25] [--json]
+    .venv/bin/python bench/slot_utilization.py [--caps 2 4 8] [--latency 0.5] [--seconds 14] [--json]
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ def measure(cap: int, latency: float, seconds: float) -> dict[str, float]:
     from spxdl import engine
     from spxdl.config import Settings
 
+    seconds *= 1 + cap / 8  # the start (detection, listing, workers) weighs more with more slots
     days = math.ceil(cap * seconds / latency / 2)  # two requests per task
     start, end = trade_days(days)
     with simulator_process("tiny", latency=latency, max_concurrent=cap) as url, \
@@ -73,7 +74,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--caps", type=int, nargs="+", default=[2, 4, 8])
     parser.add_argument("--latency", type=float, default=0.5, help="seconds the simulator adds to each request")
-    parser.add_argument("--seconds", type=float, default=25, help="about how long each run lasts")
+    parser.add_argument("--seconds", type=float, default=14,
+                        help="about how long a run lasts at cap 0 (it grows with the cap: 2x at 8)")
     parser.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
     args = parser.parse_args()
     results = [measure(cap, args.latency, args.seconds) for cap in args.caps]
