@@ -11,7 +11,7 @@ SPXDL  := $(BIN)/spxdl
 help:
 	@echo "make run       download three simulated days into ./sim-data (built-in simulated terminal)"
 	@echo "make test      run the whole test suite"
-	@echo "make bench     measure throughput, memory and ledger cost; prints figures"
+	@echo "make bench     measure throughput, memory, ledger cost and terminal slots; ends with one JSON line"
 	@echo "make soak      20 SIGKILLs under a faulty simulated terminal; the archive must equal a clean run's"
 	@echo "make backfill  fill every gap from [download] start_date (real terminal; see README)"
 	@echo "make update    fetch the latest sessions (what the systemd timer runs)"
