@@ -4,9 +4,10 @@ For each simulator profile (``realistic``, then ``dense``: every 5 points from 6
 the index, about 4x the strikes), a simulator runs as its own process and a measuring process
 runs the engine over one day (SPXW 2024-07-15, DTE 0..1: two expirations, one worker, two
 threads). The worker's peak RSS is the largest ``ru_maxrss`` of the measuring process's reaped
-children (Linux reports KiB), so the simulator's caches are not counted.
+children (Linux reports KiB), so the simulator's caches are not counted. Medians of ``--repeat``
+runs (a peak moves by 20 MB or so from run to run).
 
-    .venv/bin/python bench/worker_memory.py [--profiles realistic dense] [--url REALISTIC_URL] [--json]
+    .venv/bin/python bench/worker_memory.py [--profiles realistic dense] [--url REALISTIC_URL] [--repeat 3] [--json]
 """
 
 from __future__ import annotations
@@ -46,16 +47,22 @@ def measure_inside(url: str, data_dir: Path, row_group_rows: int | None) -> dict
     }
 
 
-def measure(profile: str, row_group_rows: int | None, url: str | None = None) -> dict[str, float]:
-    """One profile: its own simulator process (unless ``url`` names a running one) and measuring process."""
+def measure(profile: str, row_group_rows: int | None, url: str | None = None, repeat: int = 1) -> dict[str, float]:
+    """One profile: its own simulator process (unless ``url`` names a running one); the median run
+    of ``repeat``, each in a measuring process of its own."""
     if url:
-        return measure_at(url, profile, row_group_rows)
+        return median_run(url, profile, row_group_rows, repeat)
     simulator, url = start_simulator(profile)
     try:
-        return measure_at(url, profile, row_group_rows)
+        return median_run(url, profile, row_group_rows, repeat)
     finally:
         simulator.terminate()
         simulator.wait(timeout=30)
+
+
+def median_run(url: str, profile: str, row_group_rows: int | None, repeat: int) -> dict[str, float]:
+    runs = sorted((measure_at(url, profile, row_group_rows) for _ in range(repeat)), key=lambda f: f["worker_peak_mb"])
+    return runs[len(runs) // 2]
 
 
 def measure_at(url: str, profile: str, row_group_rows: int | None) -> dict[str, float]:
@@ -76,15 +83,16 @@ def main() -> None:
     parser.add_argument("--profiles", nargs="+", default=["realistic", "dense"])
     parser.add_argument("--row-group-rows", type=int, help="override [storage] row_group_rows")
     parser.add_argument("--url", help="a running realistic simulator (the others start their own)")
+    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
     parser.add_argument("--inside", nargs=2, metavar=("URL", "DATA_DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inside:
         print(json.dumps(measure_inside(args.inside[0], Path(args.inside[1]), args.row_group_rows)))
         return
-    results = {profile: measure(profile, args.row_group_rows, args.url if profile == "realistic" else None)
+    results = {profile: measure(profile, args.row_group_rows, args.url if profile == "realistic" else None, args.repeat)
                for profile in args.profiles}
-    print(f"one worker, two threads, SPXW {DAY}, DTE 0..1:")
+    print(f"one worker, two threads, SPXW {DAY}, DTE 0..1; median of {args.repeat}:")
     for profile, figures in results.items():
         print(f"  {profile:<10} {figures['rows']:>10,.0f} rows in {figures['expirations']:.0f} expirations, "
               f"{figures['seconds']:5.1f} s; worker peak RSS {figures['worker_peak_mb']:6.1f} MB "

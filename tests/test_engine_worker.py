@@ -6,12 +6,9 @@ import logging
 import multiprocessing
 import os
 import queue
-import subprocess
-import sys
 import threading
 from datetime import date, timedelta
 
-import pyarrow as pa
 
 from spxdl.config import Settings
 from spxdl.engine.shared import SharedFlag
@@ -49,27 +46,6 @@ def test_a_task_that_finishes_is_never_taken_for_taken_over_by_its_own_heartbeat
     assert worker.lost == set()
     assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert all(not Ledger(tmp_path).is_held(task) for task, _ in Ledger(tmp_path).tasks())
-
-
-# A worker process's start (init_worker), then the memory pool it converts with.
-POOL_PROBE = """
-import multiprocessing, os, queue, pyarrow as pa
-from spxdl.config import Settings
-from spxdl.engine.shared import SharedFlag
-from spxdl.engine.serving import init_worker
-init_worker(Settings(), None, SharedFlag(multiprocessing.get_context("spawn")), queue.Queue(), os.getppid(), 30)
-print(pa.default_memory_pool().backend_name)
-"""
-
-
-def test_a_worker_converts_with_the_jemalloc_pool_unless_the_user_chose_one():
-    env = {key: value for key, value in os.environ.items() if key != "ARROW_DEFAULT_MEMORY_POOL"}
-    lean = subprocess.run([sys.executable, "-c", POOL_PROBE], env=env, capture_output=True, text=True, check=True)
-    builds_with_jemalloc = "jemalloc" in pa.supported_memory_backends()  # Arrow builds without it keep their own
-    assert lean.stdout.strip() == ("jemalloc" if builds_with_jemalloc else pa.default_memory_pool().backend_name)
-    chosen = subprocess.run([sys.executable, "-c", POOL_PROBE], env={**env, "ARROW_DEFAULT_MEMORY_POOL": "system"},
-                            capture_output=True, text=True, check=True)
-    assert chosen.stdout.strip() == "system"
 
 
 def test_a_helper_stops_helping_once_the_owners_claim_is_gone(tmp_path):

@@ -2,7 +2,7 @@
 
 The parent (``processes.Crew``) starts each worker with ``serve``, which makes the process's
 ``Worker`` (``init_worker``: the stop signals ignored, since the parent decides; log records sent
-to the parent through the event queue; Arrow's jemalloc pool; a watchdog thread that follows the
+to the parent through the event queue; a watchdog thread that follows the
 shared stop flag and the parent process and heartbeats every claimed task). Then ``serve`` reads
 the parent's messages: ``setup`` (the resolved settings and the roots' listed expirations: the
 process builds its own terminal client and fetch threads), then tasks and shares of tasks,
@@ -15,7 +15,6 @@ import concurrent.futures as cf
 import contextlib
 import logging
 import logging.handlers
-import os
 import signal
 import threading
 from datetime import date
@@ -40,7 +39,6 @@ def init_worker(
         signal.signal(signum, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     _send_logs_to(events, log_level)
-    use_lean_memory_pool()
     Worker.current = Worker(settings, in_flight, threading.Event(), shared_stop, events, parent_pid)
     threading.Thread(target=Worker.current.watch, name="spxdl-watchdog", daemon=True).start()
 
@@ -114,19 +112,6 @@ def run_task(
     if worker is None or worker.client is None or worker.fetchers is None:
         raise RuntimeError("run_task needs a worker process set up by serve() (init_worker, then setup)")
     return worker.run_task(task, min_dte, max_dte, force, worker.fetchers.ticket() if ticket is None else ticket, share)
-
-
-def use_lean_memory_pool() -> str:
-    """Arrow's jemalloc pool for this process, unless ARROW_DEFAULT_MEMORY_POOL chose one; its name.
-
-    Converting the same chain, it peaks about 25 MB lower than the default (mimalloc) and varies
-    less from run to run, at the same CPU (bench/worker_memory.py).
-    """
-    import pyarrow as pa
-
-    if not os.environ.get("ARROW_DEFAULT_MEMORY_POOL") and "jemalloc" in pa.supported_memory_backends():
-        pa.set_memory_pool(pa.jemalloc_memory_pool())
-    return pa.default_memory_pool().backend_name
 
 
 def _send_logs_to(events: Any, level: int) -> None:
