@@ -4,6 +4,7 @@ process left behind when the terminal cannot be found."""
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import subprocess
@@ -176,3 +177,13 @@ def test_helpers_stop_when_the_shared_tasks_claim_is_taken_over(sim, tmp_path):
     assert outcome, "the run did not end"
     assert [result.state for result in outcome[0].results] == ["held"]
     assert Ledger(tmp_path).day(task)["claim"]["pid"] == os.getpid()  # left to the run that took it
+
+
+def test_workers_and_threads_too_few_for_the_slots_are_named_in_a_warning(clean_sim, tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger="spxdl")
+    day = date(2024, 1, 10)
+    run_range(make_settings(tmp_path / "few", clean_sim.url, workers=1, threads=1, max_in_flight=4), day, day)
+    assert "at most 1 requests in flight" in caplog.text and "leave workers and threads unset" in caplog.text
+    caplog.clear()
+    run_range(make_settings(tmp_path / "auto", clean_sim.url, workers=None, threads=None, max_in_flight=4), day, day)
+    assert "request threads for max_in_flight" not in caplog.text

@@ -57,6 +57,7 @@ def run(plan: Plan, settings: Settings, on_event: Callable[[Event], None] | None
     started = time.monotonic()
     summary = RunSummary(held_at_plan=len(plan.held))
     if plan.tasks:
+        warn_of_idle_slots(settings)
         the_run = _Run(plan, settings, on_event, summary)
         crew = the_run.new_crew(settings, len(plan.tasks))  # the workers start while the terminal is found
         try:
@@ -73,6 +74,17 @@ def run(plan: Plan, settings: Settings, on_event: Callable[[Event], None] | None
     metering.write_run_row(settings.data_dir, plan, summary)
     log.info("run %s..%s: %s in %.1f s", plan.start, plan.end, summary.by_state() or "nothing to do", summary.seconds)
     return summary
+
+
+def warn_of_idle_slots(settings: Settings) -> None:
+    """Say so when the workers' threads cannot fill the terminal's slots (workers and threads set by hand)."""
+    threads = settings.worker_processes * settings.worker_threads
+    if threads < settings.max_in_flight:
+        log.warning(
+            "workers x threads = %d x %d = %d request threads for max_in_flight %d: at most %d requests in flight; "
+            "leave workers and threads unset (auto) to use every slot",
+            settings.worker_processes, settings.worker_threads, threads, settings.max_in_flight, threads,
+        )
 
 
 def prepare(settings: Settings) -> tuple[Settings, bool]:
