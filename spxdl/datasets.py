@@ -102,18 +102,25 @@ QUOTE_FIELDS = (
 OHLC_FIELDS = (("open", F64), ("high", F64), ("low", F64), ("close", F64), ("volume", I64), ("count", I64))
 FIRST_ORDER_GREEKS = ("delta", "theta", "vega", "rho", "epsilon", "lambda")
 SECOND_ORDER_GREEKS = ("gamma", "vanna", "charm", "vomma", "veta")
+# The end-of-day greeks of /v3/option/history/greeks/eod, in the vendor's column order.
+EOD_GREEKS = (*FIRST_ORDER_GREEKS, *SECOND_ORDER_GREEKS, "vera", "speed", "zomma", "color", "ultima", "d1", "d2",
+              "dual_delta", "dual_gamma")
+# The index each option root is written on: what ``index_price`` downloads for a configured root.
+INDEX_SYMBOLS: Mapping[str, str] = {"SPX": "SPX", "SPXW": "SPX", "VIX": "VIX", "VIXW": "VIX"}
 
 
 ZONED = pa.timestamp("ms", tz=NY_TZ)
 
 
-def _schema(fields: tuple[tuple[str, pa.DataType], ...], appended: tuple[str, ...] = ()) -> pa.Schema:
-    """Contract columns, the time columns, ``fields`` in wire order, then zoned ``appended`` columns.
+def _schema(
+    fields: tuple[tuple[str, pa.DataType], ...], appended: tuple[str, ...] = (), *, contract: bool = True
+) -> pa.Schema:
+    """Contract columns (not for an index), the time columns, ``fields`` in wire order, then zoned ``appended`` columns.
 
     Columns added in a later schema version go at the end, so that older files read alongside.
     """
     return pa.schema([
-        *CONTRACT_FIELDS,
+        *(CONTRACT_FIELDS if contract else ()),
         *TIME_FIELDS,
         *(pa.field(name, kind) for name, kind in fields),
         *(pa.field(name, ZONED) for name in appended),
@@ -151,6 +158,8 @@ class Dataset:
     second_time: str | None = None  # the zoned column that ``ms_of_day2`` is the wall clock of
     v3_date_range: bool = False  # v3 asks for the day as start_date/end_date (no ``date`` parameter)
     min_v2_interval_ms: int = 0  # the vendor serves nothing finer over v2
+    all_expirations: bool = False  # one request per trade date for every expiration (v3 ``*``, v2 ``exp=0``)
+    is_index: bool = False  # an index's own rows: no option contract, one file per trade date
 
     def archive_name(self, interval: str) -> str:
         """The archive directory name: ``greeks-1m``; datasets without an interval use their name."""
@@ -179,6 +188,29 @@ class Dataset:
     def required(self) -> tuple[str, ...]:
         """Output columns that must hold a value in every row."""
         return tuple(name for name in self.schema.names if name not in self.nullable)
+
+    @property
+    def contract_columns(self) -> tuple[str, ...]:
+        """The option contract columns of the output (none for an index)."""
+        return tuple(name for name in ("expiration", "strike", "right") if name in self.schema.names)
+
+    def roots_for(self, roots: tuple[str, ...]) -> tuple[str, ...]:
+        """The roots this dataset is downloaded for: option datasets take ``roots`` as they are, an index
+        dataset the index each root is written on (SPXW and SPX: SPX); ConfigError if none has one."""
+        if not self.is_index:
+            return roots
+        symbols = tuple(dict.fromkeys(INDEX_SYMBOLS[root] for root in roots if root in INDEX_SYMBOLS))
+        if not symbols:
+            raise ConfigError(
+                f"dataset {self.name} follows the index of your roots, and none of {', '.join(roots)} has one "
+                f"spxdl knows: add SPXW or SPX (index SPX) or VIX to the roots",
+                key="roots",
+            )
+        return symbols
+
+    def dte_window(self, min_dte: int, max_dte: int) -> tuple[int, int]:
+        """The DTE window a task of this dataset covers: the configured one; [0, 0] for an index (no expirations)."""
+        return (0, 0) if self.is_index else (min_dte, max_dte)
 
     def apis(self) -> tuple[str, ...]:
         """The API versions that serve this dataset."""
@@ -293,6 +325,7 @@ OPEN_INTEREST = Dataset(
     schema_version=1,
     uses_interval=False,
     greeks_params=False,
+    all_expirations=True,  # docs/wire.md: v2 exp=0 and v3 expiration=* serve every expiration of the day
 )
 
 EOD = Dataset(
@@ -307,10 +340,50 @@ EOD = Dataset(
     greeks_params=False,
     second_time="last_trade",
     v3_date_range=True,  # the vendor's /v3/option/history/eod has no ``date`` parameter
+    all_expirations=True,
+)
+
+# Every greek of the day's close for every expiration in one request; v3 only (Standard).
+GREEKS_EOD = Dataset(
+    name="greeks_eod",
+    v2_path=None,
+    v3_path="/v3/option/history/greeks/eod",
+    v2_columns=None,
+    v3_columns=_v3_header(
+        "timestamp", (*OHLC_WIRE, *QUOTE_WIRE, *EOD_GREEKS, "implied_vol", "iv_error", "underlying_timestamp",
+                      "underlying_price")
+    ),
+    schema=_schema(
+        (*OHLC_FIELDS, *QUOTE_FIELDS, *((name, F64) for name in EOD_GREEKS), ("implied_vol", F64), ("iv_error", F64),
+         ("ms_of_day2", I32), ("underlying_price", F64)),
+        ("underlying_timestamp",),
+    ),
+    schema_version=1,
+    uses_interval=False,
+    greeks_params=True,
+    greek_columns=tuple(name for name in EOD_GREEKS if name not in ("d1", "d2")),
+    second_time="underlying_timestamp",
+    v3_date_range=True,  # start_date and end_date are required; the path has no ``date``
+    all_expirations=True,
+)
+
+# The index itself (SPX, VIX) at the interval; v2 /hist/index/price lists ms_of_day, price, date.
+INDEX_PRICE = Dataset(
+    name="index_price",
+    v2_path="/v2/hist/index/price",
+    v3_path="/v3/index/history/price",
+    v2_columns=("ms_of_day", "price", "date"),
+    v3_columns=("timestamp", "price"),
+    schema=_schema((("price", F64),), contract=False),
+    schema_version=1,
+    uses_interval=True,
+    greeks_params=False,
+    is_index=True,
 )
 
 DATASETS: Mapping[str, Dataset] = {
-    dataset.name: dataset for dataset in (GREEKS, GREEKS_SECOND_ORDER, QUOTE, OHLC, OPEN_INTEREST, EOD)
+    dataset.name: dataset
+    for dataset in (GREEKS, GREEKS_SECOND_ORDER, QUOTE, OHLC, OPEN_INTEREST, EOD, GREEKS_EOD, INDEX_PRICE)
 }
 DEFAULT_DATASET = GREEKS.name
 

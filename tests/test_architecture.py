@@ -44,6 +44,7 @@ PACKAGE_ORDER: dict[str, list[set[str]]] = {
     "spxdl.terminal": [{"status"}, {"page"}, {"breaker"}, {"wire"}, {"adapter"}, {"client"}],
     "spxdl.ledger": [{"task"}, {"lock", "records", "claims"}, {"core"}],
     "spxdl.config": [{"settings"}, {"parsers"}, {"keys"}, {"loading"}],
+    "spxdl.convert": [{"spec"}, {"normalize"}, {"reader"}, {"writer", "split"}],
 }
 CONCURRENCY = {"multiprocessing", "concurrent.futures", "subprocess"}
 THREAD_HOMES = {"spxdl.engine", "spxdl.simulator"}  # may start threads (locks are allowed anywhere)

@@ -17,7 +17,16 @@ Every name below is importable from ``spxdl.terminal``.
 from spxdl.terminal.adapter import Request, TerminalAdapter
 from spxdl.terminal.breaker import CircuitBreaker
 from spxdl.terminal.client import TerminalClient
-from spxdl.terminal.page import BODY_IN_ERROR, BODY_READ_ERRORS, ERROR_BODY_BYTES, Page, null_to_none
+from spxdl.terminal.page import (
+    BODY_IN_ERROR,
+    BODY_READ_ERRORS,
+    ERROR_BODY_BYTES,
+    AnswerHead,
+    BodySink,
+    Observer,
+    Page,
+    null_to_none,
+)
 from spxdl.terminal.status import (
     ERROR_TYPE_STATUS,
     error_for_error_type,
@@ -27,6 +36,7 @@ from spxdl.terminal.status import (
 )
 from spxdl.urls import check_terminal_url
 from spxdl.terminal.wire import (
+    CALENDAR_PATHS,
     DAY_MS,
     DEFAULT_URLS,
     LIST_PATHS,
@@ -34,8 +44,13 @@ from spxdl.terminal.wire import (
     RTH_START_MS,
     SIMULATOR_HEADER,
     STATUS_PATHS,
+    V2_ALL_EXPIRATIONS,
+    V3_ALL_EXPIRATIONS,
+    CalendarDay,
     HistoryQuery,
+    calendar_params,
     list_params,
+    parse_calendar_body,
     parse_list_body,
     parse_wire_date,
     plain_number,
@@ -46,6 +61,15 @@ from spxdl.terminal.wire import (
 )
 
 __all__ = [
+    "CALENDAR_PATHS",
+    "V2_ALL_EXPIRATIONS",
+    "V3_ALL_EXPIRATIONS",
+    "AnswerHead",
+    "BodySink",
+    "CalendarDay",
+    "Observer",
+    "calendar_params",
+    "parse_calendar_body",
     "BODY_IN_ERROR",
     "BODY_READ_ERRORS",
     "DAY_MS",

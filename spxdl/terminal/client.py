@@ -26,24 +26,29 @@ from spxdl.errors import (
     ConfigError,
     NoData,
     PageExpired,
+    SchemaMismatch,
     TerminalError,
     TerminalUnavailable,
     Throttled,
 )
 from spxdl.terminal.adapter import Request, TerminalAdapter
 from spxdl.terminal.breaker import CircuitBreaker
-from spxdl.terminal.page import Page, check_read_to_end
+from spxdl.terminal.page import Observer, Page, check_read_to_end
 from spxdl.terminal.status import raise_for_status_word
 from spxdl.urls import check_terminal_url, origin
 from spxdl.terminal.wire import (
+    CALENDAR_PATHS,
     DEFAULT_URLS,
     LIST_PATHS,
     RTH_END_MS,
     RTH_START_MS,
     SIMULATOR_HEADER,
     STATUS_PATHS,
+    CalendarDay,
     HistoryQuery,
+    calendar_params,
     list_params,
+    parse_calendar_body,
     parse_list_body,
     parse_wire_date,
     v2_history_params,
@@ -77,6 +82,7 @@ class TerminalClient:
         backoff_cap: float = 30.0,
         max_throttles: int = 200,
         probe_attempts: int = 10,
+        observer: Observer | None = None,
     ) -> None:
         if api not in ("auto", "v2", "v3"):
             raise ConfigError(f"unknown terminal API {api!r}: use auto, v2 or v3", key="terminal_api")
@@ -94,7 +100,9 @@ class TerminalClient:
         self._breaker = CircuitBreaker()
         self._connected = False
         self._connect_lock = threading.Lock()
-        self._adapter = TerminalAdapter(threads=threads, timeouts=(connect_timeout, read_timeout), in_flight=in_flight)
+        self._adapter = TerminalAdapter(
+            threads=threads, timeouts=(connect_timeout, read_timeout), in_flight=in_flight, observer=observer
+        )
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -195,7 +203,7 @@ class TerminalClient:
         self,
         dataset: Dataset,
         root: str,
-        expiration: date,
+        expiration: date | None,
         trade_date: date,
         *,
         interval: str = "1m",
@@ -204,33 +212,67 @@ class TerminalClient:
         rate: str | None = None,
         rate_value: float | None = None,
         annual_div: float | None = None,
+        strike: float | None = None,
+        right: str | None = None,
     ) -> Iterator[Page]:
         """The CSV pages of one expiration on one trade date, in order.
 
-        NoData when the terminal has none (472). The next page is fetched only when the caller
-        asks for it after reading the previous one to its end. ``rate_value`` is a fraction.
+        ``expiration`` None asks every expiration of the day in one request (the daily datasets) and
+        is what an index dataset passes. ``strike`` and ``right`` ("C"/"P") narrow a v3 request to
+        one contract (v2 bulk endpoints serve the whole chain). NoData when the terminal has none
+        (472). The next page is fetched only when the caller asks for it after reading the previous
+        one to its end. ``rate_value`` is a fraction.
         """
         self.connect()
         path = dataset.path(self.api)
         if path is None:
             raise ConfigError(f"dataset {dataset.name} has no endpoint in API {self.api}", key="datasets")
         build = v2_history_params if self.api == "v2" else v3_history_params
-        params = build(
-            HistoryQuery(dataset, root, expiration, trade_date, interval, start_ms, end_ms, rate, rate_value, annual_div)
-        )
+        params = build(HistoryQuery(
+            dataset, root, expiration, trade_date, interval, start_ms, end_ms, rate, rate_value, annual_div, strike, right
+        ))
         return self._pages(path, params, require_final_newline=True)
+
+    def holidays(self, year: int) -> list[CalendarDay]:
+        """The terminal's holidays and early closes of ``year`` (v3 only; ConfigError on v2)."""
+        return self._calendar("year", calendar_params(year=year))
+
+    def schedule(self, day: date) -> CalendarDay:
+        """The terminal's schedule of one day (v3 only): open, early close or closed."""
+        rows = self._calendar("day", calendar_params(day=day))
+        if len(rows) != 1:
+            raise SchemaMismatch(f"{CALENDAR_PATHS['day']}: {len(rows)} rows for one day", columns=[])
+        return rows[0]
+
+    def _calendar(self, kind: str, params: dict[str, str]) -> list[CalendarDay]:
+        self.connect()
+        if self.api != "v3":
+            raise ConfigError("the terminal's calendar is served by API v3 only", key="calendar_source")
+        path = CALENDAR_PATHS[kind]
+        texts = self._small_bodies(path, params, lambda text: None)
+        return [day for text in texts for day in parse_calendar_body(text, endpoint=path, params=params)]
 
     def _list(self, kind: str, columns: tuple[str, ...], root: str, expiration: date | None = None) -> list[Any]:
         """The raw values of a list endpoint, over all its pages."""
         self.connect()
         path, params = LIST_PATHS[self.api][kind], list_params(self.api, root, expiration)
         values: list[Any] = []
-        for page in self._pages(path, params, require_final_newline=False):
-            text = page.read().decode("utf-8")  # list bodies are small
+
+        def parse(text: str) -> str | None:
             page_values, json_next = parse_list_body(text, columns, endpoint=path, params=params)
             values.extend(page_values)
-            page.next_url = page.next_url or json_next
+            return json_next
+
+        self._small_bodies(path, params, parse)
         return values
+
+    def _small_bodies(self, path: str, params: dict[str, str], parse: Callable[[str], str | None]) -> list[str]:
+        """The text of every page of a small answer; ``parse`` reads each and may name a JSON next page."""
+        texts = []
+        for page in self._pages(path, params, require_final_newline=False):
+            texts.append(page.read().decode("utf-8"))  # list and calendar bodies are small
+            page.next_url = page.next_url or parse(texts[-1])
+        return texts
 
     # -- pagination --------------------------------------------------------------------------
 

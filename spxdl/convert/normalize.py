@@ -1,0 +1,71 @@
+"""Wire columns -> output columns: units, rights and New York instants, per API version.
+
+Whole Arrow arrays at a time (``pyarrow.compute``), never a Python loop over rows. Each normalizer
+also leaves a ``date`` column (the row's own date) for the checks.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from spxdl.datasets import Dataset
+from spxdl.instants import TradeDay, instants, wall_ms_of_day
+
+# Arrow scalars made once: turning a Python number into one costs pyarrow a failed import each time.
+STRIKE_UNITS = pa.scalar(1000.0)
+CALL, PUT, C, P = (pa.scalar(text) for text in ("CALL", "PUT", "C", "P"))
+
+Normalizer = Callable[[dict[str, pa.Array], Dataset, TradeDay], dict[str, pa.Array]]
+
+
+def yyyymmdd_to_date(values: pa.Array) -> pa.Array:
+    """Integers YYYYMMDD -> date32; an impossible date becomes null.
+
+    Parsed once per distinct value: a chain has one expiration and one date.
+    """
+    encoded = values.dictionary_encode()
+    text = pc.cast(encoded.dictionary, pa.string())
+    parsed = pc.strptime(text, format="%Y%m%d", unit="s", error_is_null=True)
+    return pc.take(pc.cast(parsed, pa.date32()), encoded.indices)
+
+
+def short_right(right: pa.Array) -> pa.Array:
+    """v3 CALL/PUT -> C/P; other values are kept so that the right check flags them."""
+    return pc.if_else(pc.equal(right, CALL), C, pc.if_else(pc.equal(right, PUT), P, right))
+
+
+def normalize_v2(columns: dict[str, pa.Array], dataset: Dataset, day: TradeDay) -> dict[str, pa.Array]:
+    """v2 sends ms of day only: instants are the trade date's, both times alike."""
+    if "expiration" in columns:
+        columns["expiration"] = yyyymmdd_to_date(columns["expiration"])
+        columns["strike"] = pc.divide(pc.cast(columns["strike"], pa.float64()), STRIKE_UNITS)
+    columns["date"] = yyyymmdd_to_date(columns["date"])
+    columns["timestamp"] = instants(columns["ms_of_day"], day.midnight_ms)
+    if dataset.second_time:
+        columns[dataset.second_time] = instants(columns["ms_of_day2"], day.midnight_ms)
+    return columns
+
+
+def normalize_v3(columns: dict[str, pa.Array], dataset: Dataset, day: TradeDay) -> dict[str, pa.Array]:
+    """v3 sends full wall-clock timestamps: each keeps its own date."""
+    if "right" in columns:
+        columns["right"] = short_right(columns["right"])
+    wall_clock = columns["ms_of_day"]
+    columns["date"] = pc.cast(wall_clock, pa.date32())
+    columns["ms_of_day"] = wall_ms_of_day(wall_clock)
+    columns["timestamp"] = day.zoned(wall_clock, columns["ms_of_day"], columns["date"])
+    if "ms_of_day2" in columns:
+        second = columns["ms_of_day2"]
+        columns["ms_of_day2"] = wall_ms_of_day(second)
+        if dataset.second_time:
+            columns[dataset.second_time] = day.zoned(second, columns["ms_of_day2"], pc.cast(second, pa.date32()))
+    return columns
+
+
+NORMALIZERS: Mapping[str, Normalizer] = {
+    "v2": normalize_v2,
+    "v3": normalize_v3,
+}
