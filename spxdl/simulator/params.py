@@ -41,10 +41,10 @@ def problem_reply(p: Problem) -> Reply:
     return Reply(p.status, p.text.encode())
 
 
-def rows_key(api: str, dataset: str, root: str, expiration: date, first: date, last: date,
+def rows_key(api: str, dataset: str, root: str, expiration: str, first: date, last: date,
              contracts: str = "") -> str:
-    """The counters' name for one history request (all its pages share it)."""
-    key = f"{api} {dataset} {root} {expiration.isoformat()} {first.isoformat()}..{last.isoformat()}"
+    """The counters' name for one history request (all its pages share it); ``expiration`` ISO or ``*``."""
+    key = f"{api} {dataset} {root} {expiration} {first.isoformat()}..{last.isoformat()}"
     return key + (f" {contracts}" if contracts else "")
 
 

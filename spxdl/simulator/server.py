@@ -20,7 +20,9 @@ from spxdl.errors import ConfigError
 from spxdl.simulator.counters import Counters, counter_lines
 from spxdl.simulator.faults import ERROR_TEXTS, FaultDice, Faults
 from spxdl.simulator.model import MarketModel, SessionRules, get_profile
-from spxdl.simulator.routes import JSON_TYPE, Reply, Terminal
+from spxdl.simulator.quirks import Quirks
+from spxdl.simulator.routes import CSV_TYPE, JSON_TYPE, Reply, Terminal
+from spxdl.trading_calendar import TradingCalendar
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +47,9 @@ def loopback_address(host: str) -> tuple[int, str]:
 class SimulatorApp:
     """Faults, counters and the terminal behind the HTTP handler."""
 
-    def __init__(self, terminal: Terminal, faults: Faults, identity: str, seed: int) -> None:
+    def __init__(self, terminal: Terminal, faults: Faults, identity: str, seed: int, quirks: Quirks = Quirks()) -> None:
         self.terminal = terminal
+        self.quirks = quirks
         self.dice = FaultDice(faults, seed)
         self.counters = Counters()
         self.identity = identity
@@ -109,10 +112,13 @@ class SimulatorApp:
         if path.startswith("/v2/page/") and self.dice.expire_page():
             return Reply(477, b"No page found: the page expired")
         try:
-            return self.terminal.handle(path, query)
+            reply = self.terminal.handle(path, query)
         except Exception:  # a simulator bug: answer like the terminal's UNCAUGHT_ERROR, keep serving
             logger.exception("simulator failed on %s?%s", path, query)
             return Reply(572, b"UNCAUGHT_ERROR: the simulator failed on this request")
+        if reply.status == 200 and reply.content_type == CSV_TYPE and self.quirks.active:
+            reply.body = self.quirks.apply(path, reply.body)
+        return reply
 
     def _throttled(self, text: str) -> Reply:
         return Reply(429, text.encode(), headers={"Retry-After": f"{self.faults.retry_after:g}"})
@@ -127,18 +133,23 @@ class SimulatorApp:
             return json_reply(self.counters.snapshot())
         if path == "/sim/faults":
             return json_reply(self.faults.as_dict())
+        if path == "/sim/quirks":
+            return json_reply(self.quirks.as_dict())
         return Reply(404, f"No implementation for {path}".encode())
 
     def _control_post(self, path: str, data: bytes) -> Reply:
         if path == "/sim/reset":
             self.counters.reset()
             return Reply(200, b"OK")
-        if path != "/sim/faults":
+        if path not in ("/sim/faults", "/sim/quirks"):
             return Reply(404, f"No implementation for {path}".encode())
         try:
             values = json.loads(data or b"{}")
             if not isinstance(values, dict):
-                raise ConfigError("send a JSON object of fault names and values")
+                raise ConfigError("send a JSON object of names and values")
+            if path == "/sim/quirks":
+                self.quirks = Quirks.from_mapping(values)
+                return json_reply(self.quirks.as_dict())
             self.set_faults(Faults.from_mapping(values))
         except (ValueError, ConfigError) as exc:
             return Reply(400, str(exc).encode())
@@ -264,7 +275,8 @@ class Simulator:
 
     def __init__(self, *, profile: str = "tiny", seed: int = 0, host: str = "127.0.0.1", port: int = 0,
                  faults: Faults = Faults(), page_rows: int | None = None,
-                 apis: tuple[str, ...] = ("v2", "v3"), session: SessionRules = SessionRules()) -> None:
+                 apis: tuple[str, ...] = ("v2", "v3"), session: SessionRules = SessionRules(),
+                 quirks: Quirks = Quirks(), calendar_closures: Any = ()) -> None:
         unknown = set(apis) - {"v2", "v3"}
         if unknown or not apis:
             raise ConfigError(f"simulator apis must be v2 and/or v3, not {sorted(unknown) or 'none'}",
@@ -275,9 +287,11 @@ class Simulator:
         self.profile = get_profile(profile)
         self.seed = seed
         self.identity = f"spxdl-sim/{__version__}; profile={profile}; seed={seed}"
-        model = MarketModel(self.profile, seed, session)
+        # Closures given here change only what the calendar endpoints answer (a test's terminal whose
+        # calendar differs from spxdl's); the market keeps the built-in calendar.
+        model = MarketModel(self.profile, seed, session, TradingCalendar(extra_closures=calendar_closures))
         terminal = Terminal(model, base_url=lambda: self.url, page_rows=page_rows, apis=tuple(apis))
-        self.app = SimulatorApp(terminal, faults, self.identity, seed)
+        self.app = SimulatorApp(terminal, faults, self.identity, seed, quirks)
         try:
             self._server = SimServer(family, (address, port), self.app)
         except OSError as exc:
@@ -331,6 +345,10 @@ class Simulator:
 
     def set_faults(self, faults: Faults) -> None:
         self.app.set_faults(faults)
+
+    def set_quirks(self, quirks: Quirks) -> None:
+        """Answer CSV differently from the documented wire (``Quirks``); ``Quirks()`` restores it."""
+        self.app.quirks = quirks
 
     @property
     def faults(self) -> Faults:
