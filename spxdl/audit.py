@@ -133,18 +133,24 @@ def find_gaps(
     min_dte: int,
     max_dte: int,
 ) -> list[Gap]:
-    """Trading days in ``start..end`` whose task is not done for the DTE window (``no_data`` days too)."""
+    """Trading days in ``start..end`` whose task is not done for the DTE window (``no_data`` days too).
+
+    Each archive is judged with its dataset's roots and window (an index: its index, no window).
+    """
     ledger = Ledger(data_dir)
     known = {task: entry for task, entry in ledger.tasks()} if data_dir.exists() else {}
     gaps = []
+    roots = tuple(roots)
     for archive in archives:
-        for root in roots:
+        dataset = _dataset_of(archive)
+        low, high = dataset.dte_window(min_dte, max_dte) if dataset else (min_dte, max_dte)
+        for root in dataset.roots_for(roots) if dataset else roots:
             for day in calendar.trading_days(start, end):
                 task = Task(archive, root, day)
                 entry = known.get(task)
                 if entry is None:
                     gaps.append(Gap(archive, root, day, "missing"))
-                elif not ledger.is_done(task, min_dte=min_dte, max_dte=max_dte):
+                elif not ledger.is_done(task, min_dte=low, max_dte=high):
                     state = entry["state"] if entry["state"] != TaskState.SUCCESS else "narrower DTE window"
                     gaps.append(Gap(archive, root, day, state, entry.get("error")))
     return gaps
@@ -190,6 +196,7 @@ def _schema_version_of(path: Path) -> str | None:
 
 
 def _dataset_of(archive: str) -> datasets.Dataset | None:
+    """The dataset of an archive directory name (``greeks-1m``, ``eod``, ``index_price-1m``)."""
     name = archive.split("-", 1)[0]
     return datasets.DATASETS.get(name)
 

@@ -63,22 +63,33 @@ def data_file_name(root: str, expiration: date) -> str:
     return f"{root.lower()}_exp_{expiration:%Y%m%d}.parquet"
 
 
+def day_file_name(root: str, trade_date: date) -> str:
+    """The file name of a dataset without expirations (an index), one per trade date: ``spx_20240314.parquet``."""
+    return f"{root.lower()}_{trade_date:%Y%m%d}.parquet"
+
+
 def data_file_path(data_dir: Path, archive: str, root: str, trade_date: date, expiration: date) -> Path:
     """The full path of one expiration's Parquet file."""
     return task_dir(data_dir, archive, root, trade_date) / data_file_name(root, expiration)
 
 
-def expiration_of(path: Path, root: str) -> date | None:
-    """The expiration whose data file of ``root`` bears the name of ``path``; None for any other name.
+def day_file_path(data_dir: Path, archive: str, root: str, trade_date: date) -> Path:
+    """The full path of the one Parquet file of a task without expirations (an index)."""
+    return task_dir(data_dir, archive, root, trade_date) / day_file_name(root, trade_date)
 
-    The inverse of ``data_file_name``.
+
+def expiration_of(path: Path, root: str) -> date | None:
+    """The date a data file of ``root`` is recorded under; None for any other name.
+
+    The inverse of ``data_file_name`` (the expiration) and of ``day_file_name`` (the trade date
+    of an index file, under which the ledger records it).
     """
     name = Path(path).name
     try:
-        expiration = datetime.strptime(name[-16:-8], "%Y%m%d").date()
+        day = datetime.strptime(name[-16:-8], "%Y%m%d").date()
     except ValueError:
         return None
-    return expiration if data_file_name(root, expiration) == name else None
+    return day if name in (data_file_name(root, day), day_file_name(root, day)) else None
 
 
 def data_files(data_dir: Path, archive: str, root: str, trade_date: date) -> dict[date, Path]:

@@ -191,7 +191,7 @@ def resolve_run_dates(
 
 
 def calendar_for(settings: config.Settings) -> trading_calendar.TradingCalendar:
-    return trading_calendar.load_calendar(settings.calendar_overrides)
+    return settings.calendar()
 
 
 def require_archive(settings: config.Settings) -> None:

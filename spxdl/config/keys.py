@@ -49,8 +49,8 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("terminal", "read_timeout", "read_timeout", parse_float(0.1, 3600), "seconds without a byte before a read fails"),
     KeySpec("terminal", "retries", "retries", parse_int(0, 50), "attempts per request while the terminal is unavailable"),
     KeySpec("download", "roots", "roots", parse_roots, "comma list of roots: SPXW (PM weeklies), SPX (AM monthlies)"),
-    KeySpec("download", "datasets", "datasets", parse_datasets, "comma list: greeks, greeks_second_order, quote, ohlc, open_interest, eod"),
-    KeySpec("download", "interval", "interval", parse_interval, "bar interval for greeks, quote and ohlc"),
+    KeySpec("download", "datasets", "datasets", parse_datasets, "comma list: greeks, greeks_second_order, quote, ohlc, open_interest, eod, greeks_eod, index_price"),
+    KeySpec("download", "interval", "interval", parse_interval, "bar interval for greeks, quote, ohlc and index_price"),
     KeySpec("download", "min_dte", "min_dte", parse_int(0, 3650), "keep expirations at least this many days after the trade date"),
     KeySpec("download", "max_dte", "max_dte", parse_int(0, 3650), "keep expirations at most this many days after the trade date"),
     KeySpec("download", "start_date", "start_date", optional(parse_date), "first trade date of the archive (backfill starts here)"),
@@ -74,6 +74,8 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("logging", "format", "log_format", parse_choice("text", "json"), "log file format: text or json (one object per line)"),
     KeySpec("logging", "file", "log_file", optional(parse_path), "log file; empty: <data_dir>/logs/spxdl.log"),
     KeySpec("calendar", "overrides", "calendar_overrides", optional(parse_path), "file of closures announced after this release"),
+    KeySpec("calendar", "source", "calendar_source", parse_choice("builtin", "terminal"),
+            "builtin: the calendar in spxdl (and the overrides file); terminal: the terminal's own calendar wins (v3)"),
 )
 KEYS_BY_FIELD = {spec.field: spec for spec in KEYS}
 KEYS_BY_NAME = {(spec.section, spec.key): spec for spec in KEYS}

@@ -9,7 +9,7 @@ from datetime import date, time
 from pathlib import Path
 from typing import Any, Mapping
 
-from spxdl import datasets
+from spxdl import datasets, trading_calendar
 
 RATES = ("SOFR",) + tuple(
     f"TREASURY_{t}" for t in ("M1", "M3", "M6", "Y1", "Y2", "Y3", "Y5", "Y7", "Y10", "Y20", "Y30")
@@ -64,6 +64,12 @@ class Settings:
     log_file: Path | None = None
 
     calendar_overrides: Path | None = None
+    calendar_source: str = "builtin"
+
+    # Set by the program, never by a key: the days the terminal's calendar decides ([calendar]
+    # source = terminal, resolved once before planning), and where to capture answers (--capture).
+    calendar_sessions: tuple[tuple[date, str], ...] = ()
+    capture_dir: Path | None = None
 
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
@@ -80,6 +86,10 @@ class Settings:
     def archives(self) -> list[str]:
         """The archive directory names this configuration writes, e.g. ``["greeks-1m"]``."""
         return [datasets.get_dataset(name).archive_name(self.interval) for name in self.datasets]
+
+    def calendar(self) -> trading_calendar.TradingCalendar:
+        """The trading calendar in effect: built in, the overrides file, and the terminal's days if resolved."""
+        return trading_calendar.load_calendar(self.calendar_overrides, dict(self.calendar_sessions))
 
     def replace(self, **changes: Any) -> "Settings":
         """A copy with ``changes`` applied (values already typed); sources say ``program``."""

@@ -4,6 +4,12 @@ Runs in a worker process only (``worker.py`` builds it for each claimed task). E
 the DTE window is streamed from the terminal, converted, written to a hidden temp file, verified,
 renamed into place and recorded in the ledger the moment it lands; a cut body, an expired page or
 an unavailable terminal fetches that expiration again, within ``expiration_attempts``.
+
+Two kinds of task take another road. A daily dataset (``all_expirations``: eod, open_interest,
+greeks_eod) asks the whole day once, for every expiration; the rows are split by expiration, the
+DTE window keeps some, and each kept expiration becomes the same file and ledger record a
+per-expiration request would have made. An index (``is_index``) has no expirations: one file per
+trade date, recorded under the trade date.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Mapping
+from typing import TYPE_CHECKING, Any, BinaryIO, Iterator, Mapping
 
 from spxdl import convert, datasets, storage, trading_calendar
 from spxdl.config import Settings
@@ -61,7 +67,9 @@ class TaskDownload:
 
     def run(self) -> list[Outcome]:
         """Every expiration of the DTE window: complete ones skipped, the rest fetched on threads."""
-        wanted = self.expirations()
+        if self.dataset.all_expirations:
+            return self.run_day()
+        wanted = [self.task.trade_date] if self.dataset.is_index else self.expirations()
         complete = set() if self.force else self.complete_expirations()
         outcomes = [Outcome(expiration, ExpirationState.COMPLETE, skipped=True) for expiration in wanted if expiration in complete]
         missing = [expiration for expiration in wanted if expiration not in complete]
@@ -78,6 +86,73 @@ class TaskDownload:
             raise next((exc for exc in stops if isinstance(exc, RUN_STOPPERS)), stops[0])
         return outcomes + [future.result() for future in futures]
 
+    def run_day(self) -> list[Outcome]:
+        """A daily dataset: one request for the whole day, then one file per expiration in the window.
+
+        NoData (the day has none) and a fetch that fails ``expiration_attempts`` times raise: the
+        task is then ``no_data`` or ``failed`` as a whole. Expirations already complete are skipped.
+        """
+        split = self.fetch_day()
+        complete = set() if self.force else self.complete_expirations()
+        outcomes = []
+        for expiration, part in sorted(split.parts.items()):
+            if expiration in complete:
+                outcomes.append(Outcome(expiration, ExpirationState.COMPLETE, skipped=True))
+                continue
+            outcomes.append(self.store_part(expiration, part))
+        log.info("%s: %d expiration(s) in DTE %d..%d from one request (%d row(s) of others left out), %d stored",
+                 self.task.key, len(split.parts), self.min_dte, self.max_dte, split.left_out,
+                 sum(not outcome.skipped for outcome in outcomes))
+        return outcomes
+
+    def fetch_day(self) -> convert.DaySplit:
+        """The day's answer split by expiration; fetched again on a cut body or an unavailable terminal."""
+        worker, task, settings = self.worker, self.task, self.settings
+        attempts = settings.expiration_attempts
+        for attempt in range(1, attempts + 1):
+            self.check()
+            try:
+                pages = self.pages(None)
+                with contextlib.closing(stoppable(pages, self.check)) as stopping_pages:
+                    return convert.split_by_expiration(stopping_pages, self.convert_spec(None), self.in_window)
+            except STOPS as exc:
+                if isinstance(exc, RUN_STOPPERS):
+                    worker.stop_run()
+                raise
+            except RETRYABLE as exc:
+                worker.check()
+                if attempt == attempts:
+                    raise
+                log.info("%s: attempt %d of %d: %s; again", task.key, attempt, attempts, exc)
+                worker.emit(RETRY, task, attempt=attempt, error=str(exc))
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def store_part(self, expiration: date, part: convert.DayPart) -> Outcome:
+        """Write, verify and record one expiration of a day's answer; a failure fails only it."""
+        written: list[convert.ConvertResult] = []
+
+        def write(sink: BinaryIO) -> int:
+            written.append(convert.write_batches(part.batches, sink, part.spec, part.converter))
+            return written[0].rows
+
+        try:
+            info = storage.write_verified_parquet(self.data_path(expiration), write)
+        except Exception as exc:  # the disk: this expiration fails, the others go on
+            outcome = self.failed(expiration, 1, exc)
+        else:
+            outcome = self.record_complete(expiration, info, written[0], 1)
+        self.worker.emit(EXPIRATION_DONE, self.task, expiration=expiration, state=outcome.state, rows=outcome.rows,
+                         bytes=outcome.bytes, attempt=1)
+        return outcome
+
+    def in_window(self, expiration: date) -> bool:
+        """Whether ``expiration`` is in ``trade_date + [min_dte, max_dte]`` and still trades on the trade date."""
+        task = self.task
+        first = task.trade_date + timedelta(days=self.min_dte)
+        last = task.trade_date + timedelta(days=self.max_dte)
+        return first <= expiration <= last and task.trade_date <= self.worker.calendar.last_trading_day(
+            task.root, expiration)
+
     def expirations(self) -> list[date]:
         """The root's expirations (listed once per process) within ``trade_date + [min_dte, max_dte]``
         that still trade on the trade date (an SPX AM monthly stops the day before it settles)."""
@@ -91,13 +166,7 @@ class TaskDownload:
             worker.expirations[task.root] = listed
         if not worker.expirations[task.root]:
             raise NoData(f"the terminal lists no expiration for {task.root} (unknown root, or not in the subscription)")
-        first = task.trade_date + timedelta(days=self.min_dte)
-        last = task.trade_date + timedelta(days=self.max_dte)
-        return [
-            expiration
-            for expiration in worker.expirations[task.root]
-            if first <= expiration <= last and task.trade_date <= worker.calendar.last_trading_day(task.root, expiration)
-        ]
+        return [expiration for expiration in worker.expirations[task.root] if self.in_window(expiration)]
 
     def check(self) -> None:
         """Raise Interrupted once the run stops or another run has taken this task's claim over."""
@@ -114,7 +183,10 @@ class TaskDownload:
         }
 
     def data_path(self, expiration: date) -> Path:
+        """The file of one expiration (an index: the trade date's one file)."""
         task = self.task
+        if self.dataset.is_index:
+            return storage.day_file_path(self.settings.data_dir, task.archive, task.root, task.trade_date)
         return storage.data_file_path(self.settings.data_dir, task.archive, task.root, task.trade_date, expiration)
 
     def fetch(self, expiration: date) -> Outcome:
@@ -157,20 +229,25 @@ class TaskDownload:
         self.worker.ledger.record_expiration(self.task, expiration, ExpirationState.FAILED, attempts=attempt, error=str(exc))
         return Outcome(expiration, ExpirationState.FAILED, attempts=attempt, error=str(exc))
 
-    def download(self, expiration: date, attempt: int) -> Outcome:
-        """Stream, convert, store atomically, verify and record one expiration."""
-        worker, task, settings, dataset = self.worker, self.task, self.settings, self.dataset
-        spec = self.convert_spec(expiration)
-        pages = worker.client.history(
+    def pages(self, expiration: date | None) -> Iterator[BinaryIO]:
+        """The terminal's pages of one expiration (None: every expiration of the day, or an index's day)."""
+        settings, dataset = self.settings, self.dataset
+        return self.worker.client.history(
             dataset,
-            task.root,
+            self.task.root,
             expiration,
-            task.trade_date,
+            self.task.trade_date,
             interval=settings.interval,
             start_ms=settings.start_ms,
             end_ms=settings.end_ms,
             **greeks_params(dataset, settings),
         )
+
+    def download(self, expiration: date, attempt: int) -> Outcome:
+        """Stream, convert, store atomically, verify and record one expiration (an index: the day)."""
+        asked = None if self.dataset.is_index else expiration
+        spec = self.convert_spec(asked)
+        pages = self.pages(asked)
         converted: list[convert.ConvertResult] = []
 
         def write(sink: BinaryIO) -> int:
@@ -179,8 +256,14 @@ class TaskDownload:
             return converted[0].rows
 
         info = storage.write_verified_parquet(self.data_path(expiration), write)
-        result = converted[0]
-        worker.ledger.record_expiration(
+        return self.record_complete(expiration, info, converted[0], attempt)
+
+    def record_complete(
+        self, expiration: date, info: storage.FileInfo, result: convert.ConvertResult, attempt: int
+    ) -> Outcome:
+        """Record a verified file in the ledger the moment it lands; its outcome."""
+        task, settings = self.task, self.settings
+        self.worker.ledger.record_expiration(
             task, expiration, ExpirationState.COMPLETE, info=info, attempts=attempt, checks=result.checks,
             extra_columns=result.extra_columns,
         )
@@ -193,8 +276,8 @@ class TaskDownload:
             extra_columns=result.extra_columns,
         )
 
-    def convert_spec(self, expiration: date) -> convert.ConvertSpec:
-        """What the file of ``expiration`` holds and how it is checked."""
+    def convert_spec(self, expiration: date | None) -> convert.ConvertSpec:
+        """What the file of ``expiration`` holds and how it is checked (None: an index, or a whole day)."""
         settings, dataset, task = self.settings, self.dataset, self.task
         return convert.ConvertSpec(
             dataset=dataset,

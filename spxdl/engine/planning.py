@@ -35,12 +35,13 @@ def plan(
     """
     if start > end:
         raise ConfigError(f"the start date {start} is after the end date {end}", key="start")
-    calendar = trading_calendar.load_calendar(settings.calendar_overrides)
+    calendar = settings.calendar()
+    by_archive = archive_datasets(settings)
     candidates = [
         Task(archive, root, day)
         for day in calendar.trading_days(start, end)
-        for archive in settings.archives()
-        for root in settings.roots
+        for archive, dataset in by_archive.items()
+        for root in dataset.roots_for(settings.roots)
     ]
     if only is not None:
         wanted = set(only)
@@ -52,7 +53,8 @@ def plan(
     done: list[Task] = []
     held: list[Task] = []
     for task in candidates:
-        if not force and ledger.is_done(task, min_dte=settings.min_dte, max_dte=settings.max_dte):
+        min_dte, max_dte = by_archive[task.archive].dte_window(settings.min_dte, settings.max_dte)
+        if not force and ledger.is_done(task, min_dte=min_dte, max_dte=max_dte):
             done.append(task)
         elif ledger.is_held(task):
             held.append(task)
@@ -63,18 +65,22 @@ def plan(
 
 def estimate(plan: Plan, settings: Settings) -> dict[str, int]:
     """Rough figures for a dry run: requests, expirations, rows and Parquet bytes. Writes nothing."""
-    calendar = trading_calendar.load_calendar(settings.calendar_overrides)
+    calendar = settings.calendar()
     by_archive = archive_datasets(settings)
-    expirations = rows = 0
+    expirations = rows = requests = 0
     for task in plan.tasks:
-        count = _estimated_expirations(calendar, task, settings.min_dte, settings.max_dte)
+        dataset = by_archive[task.archive]
+        count = 1 if dataset.is_index else _estimated_expirations(calendar, task, settings.min_dte, settings.max_dte)
+        contracts = 1 if dataset.is_index else EST_CONTRACTS_PER_EXPIRATION
         expirations += count
-        rows += count * EST_CONTRACTS_PER_EXPIRATION * _rows_per_contract(by_archive[task.archive], settings)
-    listings = len(settings.roots) * min(settings.workers, len(plan.tasks))
+        requests += 1 if dataset.all_expirations or dataset.is_index else count
+        rows += count * contracts * _rows_per_contract(dataset, settings)
+    listed = [task for task in plan.tasks if not (by_archive[task.archive].all_expirations or by_archive[task.archive].is_index)]
+    listings = len({task.root for task in listed}) * min(settings.workers, len(listed))
     return {
         "tasks": len(plan.tasks),
         "expirations": expirations,
-        "requests": expirations + listings,
+        "requests": requests + listings,
         "rows": rows,
         "bytes": rows * EST_PARQUET_BYTES_PER_ROW,
     }

@@ -21,7 +21,6 @@ from collections import Counter
 from datetime import date
 from typing import Any, ClassVar
 
-from spxdl import trading_calendar
 from spxdl.config import Settings
 from spxdl.datasets import Dataset
 from spxdl.engine.download import Outcome, TaskDownload
@@ -55,7 +54,7 @@ class Worker:
         self.events = events
         self.parent_pid = parent_pid
         self.archives: dict[str, Dataset] = archive_datasets(settings)
-        self.calendar = trading_calendar.load_calendar(settings.calendar_overrides)
+        self.calendar = settings.calendar()
         self.expirations: dict[str, list[date]] = {}  # root -> listed expirations, once per process
         self.active: set[Task] = set()  # claimed: heartbeats go to these
         self.lost: set[Task] = set()  # claims another run took over (stale heartbeat)
@@ -137,6 +136,7 @@ class Worker:
 
     def claim_and_run(self, task: Task, min_dte: int, max_dte: int, force: bool) -> TaskResult:
         started = time.monotonic()
+        min_dte, max_dte = self.archives[task.archive].dte_window(min_dte, max_dte)  # an index covers [0, 0]
         if self.stop.is_set():
             return TaskResult(task, ResultState.INTERRUPTED)
         try:
