@@ -209,6 +209,12 @@ def write_json_atomic(path: Path, obj: Any, *, compact: bool = False) -> None:
     write_bytes_atomic(path, json_bytes(obj, compact))
 
 
+def discard(path: Path) -> None:
+    """Remove ``path`` if it is there (a claim or a capture given up)."""
+    with contextlib.suppress(FileNotFoundError):
+        Path(path).unlink()
+
+
 def create_bytes_once(path: Path, data: bytes) -> bool:
     """Create ``path`` holding ``data`` unless it exists; True if this call created it.
 

@@ -215,7 +215,9 @@ class StandInTerminal:
     send (bodies go out whole, with Content-Length).
     """
 
-    def __init__(self, upstream: str, on_history: Callable[[int, dict[str, str], bytes], Answer] | None = None) -> None:
+    def __init__(self, upstream: str, on_history: Callable[[int, dict[str, str], bytes], Answer] | None = None,
+                 *, deny: tuple[str, ...] = ()) -> None:
+        """``deny``: paths answered 471 (a subscription without them), the others relayed."""
         target = urllib.parse.urlsplit(upstream)
         change = on_history or (lambda status, headers, body: (status, headers, body))
 
@@ -223,6 +225,9 @@ class StandInTerminal:
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:
+                if self.path.split("?")[0] in deny:
+                    self._answer(471, {"Content-Type": "text/plain"}, b"PERMISSION: your subscription does not include this")
+                    return
                 connection = http.client.HTTPConnection(target.hostname, target.port, timeout=10)
                 try:
                     connection.request("GET", self.path)

@@ -29,7 +29,7 @@ LAYERS: list[set[str]] = [
     {"spxdl.trading_calendar", "spxdl.datasets", "spxdl.procs", "spxdl.csvpages", "spxdl.logs", "spxdl.urls"},
     {"spxdl.config", "spxdl.checks", "spxdl.instants"},
     {"spxdl.terminal", "spxdl.storage", "spxdl.convert"},  # siblings: HTTP, files and conversion never meet
-    {"spxdl.ledger", "spxdl.metrics", "spxdl.shapes"},
+    {"spxdl.ledger", "spxdl.metrics", "spxdl.shapes", "spxdl.calendars", "spxdl.capture"},
     {"spxdl.audit"},
     {"spxdl.engine"},
     {"spxdl.health"},
@@ -40,11 +40,12 @@ APART = {"spxdl.simulator"}  # the simulated terminal: its own world, below only
 # Inside a package, members in order (lowest first); ``__init__`` (the package itself) comes last.
 PACKAGE_ORDER: dict[str, list[set[str]]] = {
     "spxdl.engine": [{"records"}, {"shared"}, {"streams", "planning"}, {"download"}, {"worker"}, {"pool"}],
-    "spxdl.cli": [{"base"}, {"options"}, {"render"}, {"progress"}, {"archive", "download", "service"}],
+    "spxdl.cli": [{"base"}, {"options"}, {"render"}, {"progress"}, {"archive", "doctor", "download", "service"}],
     "spxdl.terminal": [{"status"}, {"page"}, {"breaker"}, {"wire"}, {"adapter"}, {"client"}],
     "spxdl.ledger": [{"task"}, {"lock", "records", "claims"}, {"core"}],
     "spxdl.config": [{"settings"}, {"parsers"}, {"keys"}, {"loading"}],
     "spxdl.convert": [{"spec"}, {"normalize"}, {"reader"}, {"writer", "split"}],
+    "spxdl.health": [{"checks"}, {"answers", "report"}, {"rows"}, {"doctor"}],
 }
 CONCURRENCY = {"multiprocessing", "concurrent.futures", "subprocess"}
 THREAD_HOMES = {"spxdl.engine", "spxdl.simulator"}  # may start threads (locks are allowed anywhere)

@@ -2,10 +2,10 @@
 
 ``base`` holds the group, the exit codes and the one-line error handling; ``options`` the shared
 options and settings; ``render`` and ``progress`` what a user sees; ``download``, ``archive`` and
-``service`` the commands. Importing this package registers every command on ``cli``.
+``service`` and ``doctor`` the commands. Importing this package registers every command on ``cli``.
 """
 
-from spxdl.cli import archive, download, service  # noqa: F401 - importing registers the commands
+from spxdl.cli import archive, doctor, download, service  # noqa: F401 - importing registers the commands
 from spxdl.cli.base import (
     EXIT_INCOMPLETE,
     EXIT_OK,

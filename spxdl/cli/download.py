@@ -7,11 +7,11 @@ import logging
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import click
 
-from spxdl import audit, config, engine, errors, trading_calendar
+from spxdl import audit, calendars, config, engine, errors, trading_calendar
 from spxdl.cli.base import EXIT_CODES_HELP, EXIT_OK, EXIT_TRY_LATER, Abort, cli, handle_errors
 from spxdl.cli.options import (
     CONFIRM_TRADING_DAYS,
@@ -68,22 +68,37 @@ def confirm_large_range(trading_days: int, yes: bool) -> None:
         raise Abort("nothing downloaded", EXIT_OK)
 
 
-def execute_download(
-    ctx: click.Context,
-    settings: config.Settings,
-    start: date,
-    end: date,
-    *,
-    force: bool = False,
-    dry_run: bool = False,
-    yes: bool = False,
-    simulate: bool = False,
-    sim_profile: str = "realistic",
-) -> None:
-    """Plan and run a download of ``start..end``, render progress and the summary, exit with its code."""
-    with simulated_terminal(settings, simulate, sim_profile) as settings:
-        plan = engine.plan(settings, start, end, force=force)
-        run_plan(ctx, plan, settings, dry_run=dry_run, yes=yes)
+def terminal_calendar(settings: config.Settings, years: Iterable[int]) -> config.Settings:
+    """``settings`` with the terminal's calendar in charge of ``years`` when ``[calendar] source = terminal``."""
+    if settings.calendar_source != "terminal":
+        return settings
+    with engine.client_for(settings, threads=1) as client:
+        return calendars.with_terminal_calendar(settings, client, years)
+
+
+DatesFor = Callable[[config.Settings, trading_calendar.TradingCalendar, date], "tuple[date, date] | None"]
+
+
+def asked_span(settings: config.Settings, dates: DatesFor) -> tuple[date, date]:
+    """The range ``dates`` gives by ``settings``' calendar, or update's range when it gives none."""
+    cal = calendar_for(settings)
+    last_session = cal.last_complete_session()
+    return dates(settings, cal, last_session) or update_range(settings, cal, last_session, settings.lookback)
+
+
+def span_of(settings: config.Settings, dates: DatesFor) -> tuple[config.Settings, tuple[date, date]]:
+    """The range asked for (update's when no dates were given), by the calendar in effect.
+
+    With the terminal's calendar in charge, the years around today are asked first, and the years
+    of an earlier range once it is known.
+    """
+    this_year = trading_calendar.today_ny().year
+    settings = terminal_calendar(settings, range(this_year - 1, this_year + 2))
+    span = asked_span(settings, dates)
+    if span[0].year < this_year - 1 and settings.calendar_source == "terminal":
+        settings = terminal_calendar(settings, range(span[0].year, this_year - 1))
+        span = asked_span(settings, dates)
+    return settings, span
 
 
 def run_plan(ctx: click.Context, plan: Plan, settings: config.Settings, *, dry_run: bool, yes: bool) -> None:
@@ -112,12 +127,13 @@ def run_plan(ctx: click.Context, plan: Plan, settings: config.Settings, *, dry_r
 def run_like(
     ctx: click.Context,
     *,
-    dates: Callable[[config.Settings, trading_calendar.TradingCalendar, date], tuple[date, date] | None],
+    dates: DatesFor,
     force: bool,
     dry_run: bool,
     yes: bool,
     simulate: bool,
     sim_profile: str,
+    capture: Path | None = None,
     **options: Any,
 ) -> None:
     """Shared body of run, backfill and update: settings, date range, then the download."""
@@ -125,13 +141,18 @@ def run_like(
     settings = build_settings(ctx, file_logging=not dry_run, **download_flags(**options))
     if simulate and "max_dte" not in settings.sources:
         settings = settings.replace(max_dte=settings.min_dte + SIM_DEMO_MAX_DTE)
-    cal = calendar_for(settings)
-    last_session = cal.last_complete_session()
-    span = dates(settings, cal, last_session) or update_range(settings, cal, last_session, settings.lookback)
-    execute_download(ctx, settings, *span, force=force, dry_run=dry_run, yes=yes, simulate=simulate, sim_profile=sim_profile)
+    if capture is not None:
+        settings = settings.replace(capture_dir=capture)
+    with simulated_terminal(settings, simulate, sim_profile) as settings:
+        settings, (start, end) = span_of(settings, dates)
+        plan = engine.plan(settings, start, end, force=force)
+        run_plan(ctx, plan, settings, dry_run=dry_run, yes=yes)
 
 
 @cli.command("run", epilog=EXIT_CODES_HELP)
+@click.option("--capture", type=click.Path(path_type=Path, file_okay=False),
+              help="Write the terminal's first answer of each endpoint, byte for byte, into this directory "
+                   "(to send with a report; see spxdl doctor --capture).")
 @click.option("--date", "on", help="One trade date, YYYY-MM-DD.")
 @click.option("--start", help="First trade date, YYYY-MM-DD.")
 @click.option("--end", help="Last trade date (default: the latest complete session).")
@@ -217,5 +238,7 @@ def resume_command(ctx: click.Context, force: bool, dry_run: bool, yes: bool, si
         return
     days = sorted(task.trade_date for task in wanted)
     with simulated_terminal(settings, simulate, sim_profile) as settings:
+        this_year = trading_calendar.today_ny().year
+        settings = terminal_calendar(settings, range(min(days[0].year, this_year - 1), this_year + 2))
         plan = engine.plan(settings, days[0], days[-1], force=force, only=wanted)
         run_plan(ctx, plan, settings, dry_run=dry_run, yes=yes)

@@ -20,7 +20,11 @@ from spxdl.config import Settings
 @handle_errors
 @read_only()
 def health_command(ctx: click.Context, as_json: bool, settings: Settings) -> None:
-    """Is the terminal reachable and CONNECTED, and can the archive be written? Exit 0 healthy, 75 not."""
+    """Is the terminal reachable and CONNECTED, and can the archive be written? Exit 0 healthy, 75 not.
+
+    Also compares spxdl's trading calendar with the terminal's (v3) for this year and the next,
+    naming every day where they differ; a difference is reported, not counted as unhealthy.
+    """
     report = health.health_report(settings)
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2, default=str))
@@ -32,6 +36,8 @@ def health_command(ctx: click.Context, as_json: bool, settings: Settings) -> Non
             click.echo(f"     {terminal.error}{fix_hint(terminal.exception)}")
         click.echo(f"{mark(report.data_dir.ok)} data dir  {report.data_dir.detail}")
         click.echo(f"{mark(report.disk.ok)} disk      {report.disk.detail}")
+        if report.calendar is not None:
+            click.echo(f"{'ok  ' if report.calendar.agrees else 'note'} calendar  {report.calendar.detail}")
     if not report.healthy:
         raise Abort("", EXIT_TRY_LATER)
 

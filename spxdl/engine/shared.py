@@ -11,6 +11,7 @@ import logging
 import signal
 from typing import Any, Callable, TypeVar
 
+from spxdl.capture import Capture
 from spxdl.config import Settings
 from spxdl.errors import (
     BodyTruncated,
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+RUN_CAPTURE = "spxdl run --capture"
 RETRYABLE = (BodyTruncated, PageExpired, TerminalUnavailable)
 # Answers that would repeat for every request: the first one stops the whole run.
 RUN_STOPPERS = (PermissionDenied, InvalidSession, SchemaMismatch)
@@ -35,13 +37,18 @@ STOPS = (Interrupted, *RUN_STOPPERS)
 
 
 def client_for(settings: Settings, **kwargs: Any) -> TerminalClient:
-    """The terminal client ``settings`` describe (URL, API, timeouts, retries, threads); ``kwargs`` override."""
+    """The terminal client ``settings`` describe (URL, API, timeouts, retries, threads); ``kwargs`` override.
+
+    With ``settings.capture_dir`` the client's first answer of each endpoint is captured there.
+    """
     options: dict[str, Any] = {
         "threads": settings.threads,
         "connect_timeout": settings.connect_timeout,
         "read_timeout": settings.read_timeout,
         "retries": settings.retries,
     }
+    if settings.capture_dir is not None:
+        options["observer"] = Capture(settings.capture_dir, first_only=True, command=RUN_CAPTURE)
     options.update(kwargs)
     return TerminalClient(settings.terminal_url, settings.terminal_api, **options)
 

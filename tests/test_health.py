@@ -1,0 +1,53 @@
+"""``spxdl health``'s calendar: the terminal's (the simulator's, given a closure of its own) against spxdl's."""
+
+from __future__ import annotations
+
+import json
+from click.testing import CliRunner
+
+from spxdl import cli
+from spxdl.config import Settings
+from spxdl.health import health_report
+from spxdl.simulator import Simulator
+from test_doctor import a_weekday_of_next_year
+
+
+def health(*args: str, env: dict[str, str] | None = None):
+    return CliRunner().invoke(cli.cli, ["health", *args], env=env, catch_exceptions=False)
+
+
+def test_health_names_every_day_the_terminals_calendar_differs_and_stays_healthy(isolated):
+    closure = a_weekday_of_next_year()
+    with Simulator(calendar_closures={closure: "a closure announced after this release"}) as sim:
+        result = health("--terminal-url", sim.url, "--data-dir", str(isolated), "--json")
+        text = health("--terminal-url", sim.url, "--data-dir", str(isolated))
+    assert result.exit_code == 0 and text.exit_code == 0
+    calendar = json.loads(result.stdout)["calendar"]
+    assert calendar["agrees"] is False and calendar["compared"] is True
+    assert calendar["differences"] == [{"date": closure.isoformat(), "terminal": "closed", "spxdl": "open"}]
+    line = next(line for line in text.stdout.splitlines() if " calendar " in line)
+    assert line.startswith("note calendar  1 day(s) differ") and closure.isoformat() in line
+    assert "[calendar] source = terminal" in line
+
+
+def test_with_the_terminals_calendar_in_charge_the_difference_is_reported_as_settled(isolated):
+    closure = a_weekday_of_next_year()
+    with Simulator(calendar_closures={closure: "announced"}) as sim:
+        report = health_report(Settings(terminal_url=sim.url, data_dir=isolated, calendar_source="terminal"))
+    assert report.healthy and report.calendar.agrees and "the terminal's calendar wins" in report.calendar.detail
+
+
+def test_agreeing_calendars_and_a_v2_terminal(sim, isolated):
+    agreed = health_report(Settings(terminal_url=sim.url, data_dir=isolated)).calendar
+    assert agreed.agrees and agreed.differences == () and "agree on" in agreed.detail
+    v2 = health_report(Settings(terminal_url=sim.url, terminal_api="v2", data_dir=isolated)).calendar
+    assert v2.agrees and not v2.compared and "API v2 serves no calendar" in v2.detail
+
+
+def test_an_overrides_file_that_lists_the_closure_agrees(isolated):
+    closure = a_weekday_of_next_year()
+    overrides = isolated / "closures.txt"
+    overrides.write_text(f"{closure.isoformat()} closed  # announced\n")
+    with Simulator(calendar_closures={closure: "announced"}) as sim:
+        report = health_report(Settings(terminal_url=sim.url, data_dir=isolated, calendar_overrides=overrides))
+    assert report.calendar.agrees and report.calendar.differences == ()
