@@ -59,7 +59,8 @@ def endpoint_slug(endpoint: str) -> tuple[str, str]:
 def base_name(head: AnswerHead) -> str:
     """``<api>-<endpoint>-<symbol>`` with the extension of the answer's content (``.txt`` for errors)."""
     api, slug = endpoint_slug(head.endpoint)
-    symbol = head.params.get("symbol") or head.params.get("root") or "none"
+    params = head.params
+    symbol = params.get("symbol") or params.get("root") or params.get("year") or params.get("date") or "none"
     content_type = _header(head.headers, "content-type").split(";")[0].strip().lower()
     extension = EXTENSIONS.get(content_type, ".txt") if head.status == 200 else ".txt"
     page = f"-page{head.number}" if head.number > 1 else ""

@@ -12,11 +12,13 @@ checks are about what spxdl needs, not about one server's quirks.
 from __future__ import annotations
 
 import io
+import json
 import logging
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from spxdl import calendars, capture, convert, datasets, storage
 from spxdl.config import Settings
@@ -320,5 +322,14 @@ def doctor_report(settings: Settings, *, capture_dir: Path | None = None) -> Doc
         Doctor(settings, client, recorder, report).run()
     if capture_dir is not None:
         capture.write_manifest(capture_dir, DOCTOR_CAPTURE)
-        storage.write_json_atomic(Path(capture_dir) / REPORT_FILE, report.as_dict())
+        storage.write_json_atomic(Path(capture_dir) / REPORT_FILE, shareable(report))
     return report
+
+
+def shareable(report: DoctorReport) -> dict[str, Any]:
+    """The report as it goes into a capture: the terminal's host as 127.0.0.1, no local path."""
+    host = urlsplit(report.url).hostname or ""
+    text = json.dumps({**report.as_dict(), "capture": None})
+    if host and host != "127.0.0.1":
+        text = text.replace(f"//{host}", "//127.0.0.1")
+    return json.loads(text)
