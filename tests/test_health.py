@@ -51,3 +51,30 @@ def test_an_overrides_file_that_lists_the_closure_agrees(isolated):
     with Simulator(calendar_closures={closure: "announced"}) as sim:
         report = health_report(Settings(terminal_url=sim.url, data_dir=isolated, calendar_overrides=overrides))
     assert report.calendar.agrees and report.calendar.differences == ()
+
+
+def test_spxdl_sim_with_a_closure_and_spxdl_health_as_separate_processes(isolated):
+    import os
+    import re
+    import subprocess
+    import sys
+    import time
+
+    closure = a_weekday_of_next_year()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SPXDL_")}
+    process = subprocess.Popen([sys.executable, "-m", "spxdl", "sim", "--profile", "tiny", "--port", "0",
+                                "--closure", closure.isoformat()], cwd=isolated, env=env, stderr=subprocess.PIPE,
+                               text=True)
+    try:
+        url, deadline = None, time.monotonic() + 30
+        while url is None and time.monotonic() < deadline:
+            match = re.search(r"at (http://127\.0\.0\.1:\d+)", process.stderr.readline())
+            url = match.group(1) if match else None
+        assert url, "the simulator did not announce its URL"
+        health_run = subprocess.run([sys.executable, "-m", "spxdl", "health", "--terminal-url", url, "--data-dir",
+                                     str(isolated)], cwd=isolated, env=env, capture_output=True, text=True, timeout=60)
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+    assert health_run.returncode == 0, health_run.stderr
+    assert "note calendar  1 day(s) differ" in health_run.stdout and closure.isoformat() in health_run.stdout

@@ -10,7 +10,7 @@ import click
 
 from spxdl import config, errors, health, logs
 from spxdl.cli.base import EXIT_CODES_HELP, EXIT_TRY_LATER, Abort, cli, fix_hint, handle_errors
-from spxdl.cli.options import read_only
+from spxdl.cli.options import parse_cli_date, read_only
 from spxdl.config import Settings
 
 
@@ -93,12 +93,14 @@ def stop_on_signals() -> None:
 @click.option("--latency", type=float, default=0.0, help="Seconds added to every request.")
 @click.option("--max-concurrent", type=int, help="Answer 429 above this many requests at once.")
 @click.option("--page-rows", type=int, help="Paginate v2 answers above this many rows.")
+@click.option("--closure", "closures", multiple=True, metavar="YYYY-MM-DD",
+              help="A closure only the simulator's calendar knows (repeatable): what health and doctor name.")
 @click.option("--check", is_flag=True, help="Start on a free port, check every endpoint family against the docs, exit.")
 @click.pass_context
 @handle_errors
 def sim_command(ctx: click.Context, host: str, port: int, profile: str, seed: int, fail_rate: float,
                 throttle_rate: float | None, error_rate: float | None, cut_rate: float | None, latency: float,
-                max_concurrent: int | None, page_rows: int | None, check: bool) -> None:
+                max_concurrent: int | None, page_rows: int | None, closures: tuple[str, ...], check: bool) -> None:
     """Serve the built-in simulated ThetaData Terminal (v2 and v3 on one port) until Ctrl-C.
 
     \b
@@ -106,6 +108,7 @@ def sim_command(ctx: click.Context, host: str, port: int, profile: str, seed: in
       spxdl sim                                  # 127.0.0.1:25503, realistic profile
       spxdl sim --port 25510 --fail-rate 0.05    # a flaky terminal
       spxdl sim --check                          # self-test every endpoint, then exit
+      spxdl sim --closure 2026-12-24             # a calendar that differs from spxdl's (health, doctor)
     """
     from spxdl.simulator import Faults, Simulator, check as check_simulator
 
@@ -120,6 +123,7 @@ def sim_command(ctx: click.Context, host: str, port: int, profile: str, seed: in
         latency=latency,
         max_concurrent=max_concurrent,
     )
+    closed = {parse_cli_date(text, "--closure"): "a closure given to the simulator" for text in closures}
     if check:
         with Simulator(profile=profile, seed=seed, host=host, port=0, faults=faults, page_rows=page_rows) as sim:
             click.echo(f"simulated terminal at {sim.url} ({profile} profile, seed {seed})")
@@ -127,7 +131,8 @@ def sim_command(ctx: click.Context, host: str, port: int, profile: str, seed: in
                 click.echo(f"  ok  {line}")
             click.echo("every endpoint family answered as documented")
         return
-    sim = Simulator(profile=profile, seed=seed, host=host, port=port, faults=faults, page_rows=page_rows)
+    sim = Simulator(profile=profile, seed=seed, host=host, port=port, faults=faults, page_rows=page_rows,
+                    calendar_closures=closed)
     stop_on_signals()
     click.echo(f"simulated ThetaData Terminal at {sim.url} ({profile} profile, seed {seed}); Ctrl-C stops it", err=True)
     click.echo(f"  try: spxdl run --terminal-url {sim.url} --data-dir ./sim-data --days-back 1", err=True)
