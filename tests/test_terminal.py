@@ -778,3 +778,64 @@ def test_a_client_inherited_across_fork_refuses_to_work(rsps, sleeps):
     child.join(20)
     assert "build one client per worker process" in results.get(timeout=5)
 
+
+
+# ---------------------------------------------------------------------------------------------
+# the observer: told about every answer, given every body byte as read
+
+
+class Seen:
+    """An observer keeping each answer's head and body, and whether the body arrived whole."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.answers: list[list] = []
+        self.fail = fail
+
+    def __call__(self, head):
+        if self.fail:
+            raise OSError("no space left on device")
+        answer = [head, b"", None]
+        self.answers.append(answer)
+
+        class Sink:
+            def write(self, chunk: bytes) -> None:
+                answer[1] += chunk
+
+            def finish(self, complete: bool) -> None:
+                answer[2] = complete
+
+        return Sink()
+
+
+def test_the_observer_sees_every_answer_byte_for_byte_errors_included(rsps, sleeps):
+    greeks = body("handmade-v3-greeks-first-order-SPXW.csv")
+    rsps.get(V3_GREEKS, body=greeks, content_type="text/csv")
+    rsps.get(V3 + "/v3/option/list/strikes", status=472, body=b"No data for the specified timeframe")
+    seen = Seen()
+    client = v3_client(rsps, sleeps, observer=seen)
+    assert read_history(client) == [greeks]
+    with pytest.raises(NoData):
+        client.strikes("SPXW", EXP)
+    status, history, error = seen.answers
+    assert status[0].endpoint == "/v3/terminal/mdds/status" and status[1] == b"CONNECTED" and status[2] is True
+    assert history[0].params["symbol"] == "SPXW" and history[1] == greeks and history[2] is True
+    assert history[0].url.startswith(V3_GREEKS + "?") and history[0].status == 200
+    assert error[0].status == 472 and error[1] == b"No data for the specified timeframe" and error[2] is True
+
+
+def test_a_cut_body_is_seen_unfinished_and_a_body_without_its_last_line_end_whole(rsps, sleeps):
+    rsps.get(V3_GREEKS, body=b"symbol,expiration\r\nSPXW,2024-03-15", content_type="text/csv")
+    seen = Seen()
+    client = v3_client(rsps, sleeps, observer=seen)
+    with pytest.raises(BodyTruncated):
+        read_history(client)
+    assert seen.answers[-1][1] == b"symbol,expiration\r\nSPXW,2024-03-15" and seen.answers[-1][2] is True
+
+
+def test_an_observer_that_fails_never_fails_the_request(rsps, sleeps, caplog):
+    greeks = body("handmade-v3-greeks-first-order-SPXW.csv")
+    rsps.get(V3_GREEKS, body=greeks, content_type="text/csv")
+    client = v3_client(rsps, sleeps, observer=Seen(fail=True))
+    with caplog.at_level(logging.WARNING, logger="spxdl"):
+        assert read_history(client) == [greeks]
+    assert "observer failed" in caplog.text
