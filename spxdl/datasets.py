@@ -195,8 +195,7 @@ class Dataset:
         return tuple(name for name in ("expiration", "strike", "right") if name in self.schema.names)
 
     def roots_for(self, roots: tuple[str, ...]) -> tuple[str, ...]:
-        """The roots this dataset is downloaded for: option datasets take ``roots`` as they are, an index
-        dataset the index each root is written on (SPXW and SPX: SPX); ConfigError if none has one."""
+        """``roots`` for an option dataset; for an index the index each is written on (SPXW, SPX: SPX)."""
         if not self.is_index:
             return roots
         symbols = tuple(dict.fromkeys(INDEX_SYMBOLS[root] for root in roots if root in INDEX_SYMBOLS))
@@ -349,15 +348,8 @@ GREEKS_EOD = Dataset(
     v2_path=None,
     v3_path="/v3/option/history/greeks/eod",
     v2_columns=None,
-    v3_columns=_v3_header(
-        "timestamp", (*OHLC_WIRE, *QUOTE_WIRE, *EOD_GREEKS, "implied_vol", "iv_error", "underlying_timestamp",
-                      "underlying_price")
-    ),
-    schema=_schema(
-        (*OHLC_FIELDS, *QUOTE_FIELDS, *((name, F64) for name in EOD_GREEKS), ("implied_vol", F64), ("iv_error", F64),
-         ("ms_of_day2", I32), ("underlying_price", F64)),
-        ("underlying_timestamp",),
-    ),
+    v3_columns=_v3_header("timestamp", (*OHLC_WIRE, *QUOTE_WIRE, *_greeks_wire(EOD_GREEKS, "underlying_timestamp")[2:])),
+    schema=_schema((*OHLC_FIELDS, *QUOTE_FIELDS, *_greeks_fields(EOD_GREEKS)[2:]), ("underlying_timestamp",)),
     schema_version=1,
     uses_interval=False,
     greeks_params=True,

@@ -79,11 +79,8 @@ def day_file_path(data_dir: Path, archive: str, root: str, trade_date: date) -> 
 
 
 def expiration_of(path: Path, root: str) -> date | None:
-    """The date a data file of ``root`` is recorded under; None for any other name.
-
-    The inverse of ``data_file_name`` (the expiration) and of ``day_file_name`` (the trade date
-    of an index file, under which the ledger records it).
-    """
+    """The date a data file of ``root`` is recorded under (the inverse of ``data_file_name`` and
+    ``day_file_name``: an expiration, or an index file's trade date); None for any other name."""
     name = Path(path).name
     try:
         day = datetime.strptime(name[-16:-8], "%Y%m%d").date()
@@ -210,9 +207,8 @@ def write_json_atomic(path: Path, obj: Any, *, compact: bool = False) -> None:
 
 
 def discard(path: Path) -> None:
-    """Remove ``path`` if it is there (a claim or a capture given up)."""
-    with contextlib.suppress(FileNotFoundError):
-        Path(path).unlink()
+    """Remove ``path`` if it is there (a capture given up)."""
+    Path(path).unlink(missing_ok=True)
 
 
 def create_bytes_once(path: Path, data: bytes) -> bool:

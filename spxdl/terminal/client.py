@@ -220,17 +220,16 @@ class TerminalClient:
         ``expiration`` None asks every expiration of the day in one request (the daily datasets) and
         is what an index dataset passes. ``strike`` and ``right`` ("C"/"P") narrow a v3 request to
         one contract (v2 bulk endpoints serve the whole chain). NoData when the terminal has none
-        (472). The next page is fetched only when the caller asks for it after reading the previous
-        one to its end. ``rate_value`` is a fraction.
+        (472). A page is fetched only after the previous one was read to its end. ``rate_value`` is a fraction.
         """
         self.connect()
         path = dataset.path(self.api)
         if path is None:
             raise ConfigError(f"dataset {dataset.name} has no endpoint in API {self.api}", key="datasets")
         build = v2_history_params if self.api == "v2" else v3_history_params
-        params = build(HistoryQuery(
-            dataset, root, expiration, trade_date, interval, start_ms, end_ms, rate, rate_value, annual_div, strike, right
-        ))
+        query = HistoryQuery(dataset, root, expiration, trade_date, interval, start_ms, end_ms, rate, rate_value,
+                             annual_div, strike, right)
+        params = build(query)
         return self._pages(path, params, require_final_newline=True)
 
     def holidays(self, year: int) -> list[CalendarDay]:
@@ -240,17 +239,16 @@ class TerminalClient:
     def schedule(self, day: date) -> CalendarDay:
         """The terminal's schedule of one day (v3 only): open, early close or closed."""
         rows = self._calendar("day", calendar_params(day=day))
-        if len(rows) != 1:
-            raise SchemaMismatch(f"{CALENDAR_PATHS['day']}: {len(rows)} rows for one day", columns=[])
-        return rows[0]
+        if len(rows) == 1:
+            return rows[0]
+        raise SchemaMismatch(f"{CALENDAR_PATHS['day']}: {len(rows)} rows for one day", columns=[])
 
     def _calendar(self, kind: str, params: dict[str, str]) -> list[CalendarDay]:
-        self.connect()
-        if self.api != "v3":
+        if self.connect().api != "v3":
             raise ConfigError("the terminal's calendar is served by API v3 only", key="calendar_source")
         path = CALENDAR_PATHS[kind]
-        texts = self._small_bodies(path, params, lambda text: None)
-        return [day for text in texts for day in parse_calendar_body(text, endpoint=path, params=params)]
+        return [day for text in self._small_bodies(path, params, lambda text: None)
+                for day in parse_calendar_body(text, endpoint=path, params=params)]
 
     def _list(self, kind: str, columns: tuple[str, ...], root: str, expiration: date | None = None) -> list[Any]:
         """The raw values of a list endpoint, over all its pages."""
