@@ -162,3 +162,23 @@ def test_an_index_task_covers_no_dte_window_so_a_wider_one_does_not_plan_it_agai
     wider = make_settings(tmp_path, clean_sim.url, datasets=("index_price",), max_dte=90)
     assert engine.plan(wider, START, START).tasks == ()
     assert storage.expiration_of(data_files(tmp_path)[0], "SPX") == START  # the ledger's key: the trade date
+
+
+def test_the_estimate_counts_one_request_per_day_for_daily_and_index_tasks(tmp_path):
+    settings = make_settings(tmp_path, "http://127.0.0.1:9", datasets=("eod", "index_price"), max_dte=30)
+    figures = engine.estimate(engine.plan(settings, START, END), settings)
+    assert figures["tasks"] == 2 * DAYS and figures["requests"] == 2 * DAYS  # no listing either
+
+
+def test_gaps_judge_the_index_by_its_own_root_and_window(clean_sim, tmp_path):
+    from spxdl import audit
+    from spxdl.trading_calendar import TradingCalendar
+
+    settings = make_settings(tmp_path, clean_sim.url, datasets=("index_price",), workers=1)
+    run_range(settings)
+    gaps = audit.find_gaps(tmp_path, TradingCalendar(), START, END, archives=["index_price-1m"], roots=("SPXW",),
+                           min_dte=0, max_dte=60)
+    assert gaps == []
+    missing = audit.find_gaps(tmp_path, TradingCalendar(), START, END + timedelta(days=1),
+                              archives=["index_price-1m"], roots=("SPXW",), min_dte=0, max_dte=60)
+    assert [(gap.root, gap.trade_date, gap.state) for gap in missing] == [("SPX", END + timedelta(days=1), "missing")]
