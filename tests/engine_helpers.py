@@ -216,8 +216,9 @@ class StandInTerminal:
     """
 
     def __init__(self, upstream: str, on_history: Callable[[int, dict[str, str], bytes], Answer] | None = None,
-                 *, deny: tuple[str, ...] = ()) -> None:
-        """``deny``: paths answered 471 (a subscription without them), the others relayed."""
+                 *, deny: tuple[str, ...] = (), intercept: Callable[[str], Answer | None] | None = None) -> None:
+        """``deny``: paths answered 471 (a subscription without them); ``intercept(path and query)`` may
+        answer a request itself; the others are relayed."""
         target = urllib.parse.urlsplit(upstream)
         change = on_history or (lambda status, headers, body: (status, headers, body))
 
@@ -227,6 +228,10 @@ class StandInTerminal:
             def do_GET(self) -> None:
                 if self.path.split("?")[0] in deny:
                     self._answer(471, {"Content-Type": "text/plain"}, b"PERMISSION: your subscription does not include this")
+                    return
+                own = intercept(self.path) if intercept else None
+                if own is not None:
+                    self._answer(*own)
                     return
                 connection = http.client.HTTPConnection(target.hostname, target.port, timeout=10)
                 try:

@@ -124,3 +124,28 @@ def test_a_closure_only_the_terminal_knows_is_named_and_the_terminals_calendar_m
         assert "the terminal says closed, spxdl's calendar a regular session" in details(report, Verdict.DIFFERS)["calendar"]
         code, report = doctor("--terminal-url", sim.url, env={"SPXDL_CALENDAR_SOURCE": "terminal"})
         assert code == 0 and "the terminal's calendar wins" in details(report, Verdict.OK)["calendar"]
+
+
+def test_a_session_without_data_yet_is_asked_for_the_session_before(doctor, sim):
+    session = TradingCalendar().last_complete_session()
+    before = TradingCalendar().previous_trading_day(session)
+    not_yet = f"{session:%Y%m%d}"
+
+    def no_data_for_the_session(path: str):
+        if "/history/" in path and (f"date={not_yet}" in path or f"start_date={not_yet}" in path):
+            return 472, {"Content-Type": "text/plain"}, b"No data for the specified timeframe and chain. Debug code 1"
+        return None
+
+    with StandInTerminal(sim.url, intercept=no_data_for_the_session) as terminal:
+        code, report = doctor("--terminal-url", terminal.url)
+    assert code == 0, report
+    assert all(f"on {before}" in details(report, Verdict.OK)[check] for check in CHECKS[3:11])
+
+    def no_data_at_all(path: str):
+        if "/history/" in path:
+            return 472, {"Content-Type": "text/plain"}, b"No data for the specified timeframe and chain. Debug code 1"
+        return None
+
+    with StandInTerminal(sim.url, intercept=no_data_at_all) as terminal:
+        code, report = doctor("--terminal-url", terminal.url)
+    assert code == 1 and details(report, Verdict.DIFFERS)["greeks"].startswith(f"no data for {session} nor {before}")

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import date
 
 import pytest
 import requests
+
+from spxdl.simulator.listing import trades_on
 
 DAY, EXP = "20240314", "20240315"
 RANGE = {"start_date": DAY, "end_date": DAY}
@@ -27,6 +30,8 @@ def contract(row: dict[str, str]) -> tuple[str, str, str]:
 def test_every_expiration_at_once_is_each_expirations_answer_one_after_the_other(sim, path, day):
     everything = rows(sim, path, symbol="SPXW", expiration="*", **day)
     expirations = sorted({row["expiration"] for row in everything})
+    trading = [e.exp.isoformat() for e in sim.app.terminal.model.expirations("SPXW") if trades_on(e, date(2024, 3, 14))]
+    assert expirations == trading  # every expiration with data on the day, none left out
     assert len(expirations) > 10 and [row["expiration"] for row in everything] == sorted(
         row["expiration"] for row in everything)  # ascending, one block after another
     for expiration in expirations[:2] + expirations[-1:]:
