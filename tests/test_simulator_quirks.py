@@ -38,6 +38,8 @@ def test_each_quirk_changes_one_respect(quirky):
     assert get(quirky, *GREEKS) == plain[:-2]
     quirky.set_quirks(Quirks(renamed=(("delta", "dlt"),)))
     assert get(quirky, *GREEKS).split(b"\r\n")[0] == plain.split(b"\r\n")[0].replace(b",delta,", b",dlt,")
+    quirky.set_quirks(Quirks(quoted_text=True))
+    assert get(quirky, *GREEKS).split(b"\r\n")[1].startswith(b'"SPXW","2024-03-15",')
     quirky.set_quirks(Quirks(strike_units="swapped"))
     strike = float(plain.split(b"\r\n")[1].split(b",")[2])  # dollars, "4900.000"
     assert get(quirky, *GREEKS).split(b"\r\n")[1].split(b",")[2] == b"%d" % (strike * 1000)

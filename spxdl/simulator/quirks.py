@@ -3,8 +3,8 @@
 Nobody building spxdl can reach a real terminal; ``spxdl doctor`` must still be shown to name each
 difference it claims to see. ``Quirks`` rewrites the simulator's CSV answers (200, ``text/csv``)
 after they are rendered: lines ending LF instead of CRLF, no line ending after the last line,
-strikes in the other API's unit (v3 in 1/10 cent, v2 in dollars), renamed header columns. The
-default changes nothing.
+strikes in the other API's unit (v3 in 1/10 cent, v2 in dollars), renamed header columns, text
+fields in double quotes (as third parties saw v3 CSV). The default changes nothing.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ class Quirks:
     final_newline: bool = True  # False: the last line has no line ending
     strike_units: str = "native"  # "swapped": v3 strikes in 1/10 cent, v2 strikes in dollars
     renamed: tuple[tuple[str, str], ...] = ()  # header columns renamed, (old, new) pairs
+    quoted_text: bool = False  # True: every value that is not a number in double quotes
 
     def __post_init__(self) -> None:
         if self.line_end not in LINE_ENDS:
@@ -63,10 +64,20 @@ class Quirks:
         if self.strike_units == "swapped" and "strike" in header:
             index = header.index("strike")
             lines[1:] = [_swap_strike(line, index, v3=path.startswith("/v3/")) for line in lines[1:]]
+        if self.quoted_text:
+            lines[1:] = [",".join(_quoted(cell) for cell in line.split(",")) for line in lines[1:]]
         renames = dict(self.renamed)
         lines[0] = ",".join(renames.get(name, name) for name in header)
         end = LINE_ENDS[self.line_end]
         return (end.join(lines) + (end if self.final_newline else "")).encode("ascii")
+
+
+def _quoted(cell: str) -> str:
+    try:
+        float(cell)
+        return cell
+    except ValueError:
+        return f'"{cell}"' if cell else cell
 
 
 def _swap_strike(line: str, index: int, *, v3: bool) -> str:
