@@ -27,6 +27,7 @@ from typing import Any, Mapping
 from urllib.parse import parse_qsl, urlsplit
 
 from spxdl import __version__, storage
+from spxdl.errors import BodyTruncated
 from spxdl.terminal import AnswerHead, BodySink
 from spxdl.urls import with_host
 
@@ -42,10 +43,6 @@ FIDELITY_LEVELS = {
 }
 DESCRIPTION = ("Answers of a ThetaData Terminal captured by spxdl {version} ({command}). Each entry describes one "
                "body file in this folder; the host of every URL is replaced by 127.0.0.1.")
-
-
-class Discarded(Exception):
-    """A body that did not arrive whole: its temp file is removed (never raised to the caller)."""
 
 
 def endpoint_slug(endpoint: str) -> tuple[str, str]:
@@ -184,8 +181,9 @@ class CaptureSink:
         self.body.add(chunk)
 
     def finish(self, complete: bool) -> None:
-        if not complete:
-            self._stack.__exit__(Discarded, Discarded(), None)
+        if not complete:  # the temp file goes, as on any error inside atomic_output; nothing is raised
+            cut = BodyTruncated(f"{self.head.endpoint}: the body did not arrive whole; not captured")
+            self._stack.__exit__(BodyTruncated, cut, None)
             storage.discard(self.path)  # give the name back: a later answer may take it
             return
         self._stack.close()
