@@ -157,3 +157,15 @@ def test_a_session_without_data_yet_is_asked_for_the_session_before(doctor, sim)
     with StandInTerminal(sim.url, intercept=no_data_at_all) as terminal:
         code, report = doctor("--terminal-url", terminal.url)
     assert code == 1 and details(report, Verdict.DIFFERS)["greeks"].startswith(f"no data for {session} nor {before}")
+
+
+def test_a_terminal_that_rejects_the_credentials_is_named(isolated, sim):
+    def unverified(path: str):
+        return (200, {"Content-Type": "text/plain"}, b"UNVERIFIED") if "/mdds/status" in path else None
+
+    with StandInTerminal(sim.url, intercept=unverified) as terminal:
+        result = CliRunner().invoke(cli.cli, ["doctor", "--terminal-url", terminal.url], catch_exceptions=False)
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert "API unknown" in lines[0] and lines[1].split()[:2] == ["differs", "status"]
+    assert "UNVERIFIED" in lines[1] and "log the terminal in" in lines[1]

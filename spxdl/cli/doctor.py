@@ -75,7 +75,8 @@ def render(report: health.DoctorReport) -> None:
         click.echo(f"spxdl doctor: no terminal answered at {report.url}")
         return
     source = "spxdl simulator" if report.simulated else "ThetaData Terminal"
-    click.echo(f"spxdl doctor: {report.url}, API {report.api} ({source}), latest complete session {report.session}")
+    api = f"API {report.api}" if report.api else "API unknown"
+    click.echo(f"spxdl doctor: {report.url}, {api} ({source}), latest complete session {report.session or 'not asked'}")
     width = max(len(finding.check) for finding in report.findings) if report.findings else 0
     for finding in report.findings:
         shown = health.Verdict.SHOWN[finding.verdict]
