@@ -71,3 +71,25 @@ def test_a_cli_run_with_the_terminal_in_charge_skips_the_closure(closed_sim, iso
     assert "greeks-1m/SPXW/2024-03-12" in result.output and "greeks-1m/SPXW/2024-03-14" in result.output
     assert "greeks-1m/SPXW/2024-03-13" not in result.output
     assert "2024-03-13 (Wed): the terminal says closed" in result.stderr
+
+
+def test_gaps_follow_the_terminals_calendar_and_without_a_terminal_spxdls(closed_sim, isolated):
+    from click.testing import CliRunner
+
+    from spxdl import cli
+
+    def spxdl(*args: str, env: dict[str, str]):
+        return CliRunner().invoke(cli.cli, list(args), env={"SPXDL_CALENDAR_SOURCE": "terminal", **env},
+                                  catch_exceptions=False)
+
+    data = str(isolated / "data")
+    run = spxdl("run", "--terminal-url", closed_sim.url, "--start", "2024-03-12", "--end", "2024-03-14",
+                "--max-dte", "2", "--workers", "1", "--data-dir", data, env={})
+    assert run.exit_code == 0, run.stderr
+    gaps = spxdl("gaps", "--terminal-url", closed_sim.url, "--start", "2024-03-12", "--end", "2024-03-14",
+                 "--max-dte", "2", "--data-dir", data, env={})
+    assert gaps.exit_code == 0, gaps.stdout  # the closure is no gap
+    offline = spxdl("gaps", "--terminal-url", "http://127.0.0.1:9", "--start", "2024-03-12", "--end", "2024-03-14",
+                    "--max-dte", "2", "--data-dir", data, env={"SPXDL_TERMINAL_RETRIES": "0"})
+    assert offline.exit_code == 1 and "greeks-1m/SPXW/2024-03-13" in offline.stdout
+    assert "using spxdl's calendar" in offline.stderr

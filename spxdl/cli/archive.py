@@ -17,6 +17,7 @@ from spxdl.cli.options import (
     parse_cli_date,
     read_only,
     require_archive,
+    terminal_calendar,
     terminal_options,
 )
 from spxdl.config import Settings
@@ -71,6 +72,7 @@ def gaps_command(ctx: click.Context, start: str | None, end: str | None, as_json
         parse_cli_date(end, "--end") if end else last_session,
         last_session,
     )
+    cal = calendar_for(terminal_calendar(settings, range(first.year, last.year + 1), required=False))
     gaps = audit.find_gaps(settings.data_dir, cal, first, last, archives=settings.archives(), roots=settings.roots,
                            min_dte=settings.min_dte, max_dte=settings.max_dte)
     if as_json:

@@ -7,11 +7,11 @@ import logging
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterator
 
 import click
 
-from spxdl import audit, calendars, config, engine, errors, trading_calendar
+from spxdl import audit, config, engine, errors, trading_calendar
 from spxdl.cli.base import EXIT_CODES_HELP, EXIT_OK, EXIT_TRY_LATER, Abort, cli, handle_errors
 from spxdl.cli.options import (
     CONFIRM_TRADING_DAYS,
@@ -25,6 +25,7 @@ from spxdl.cli.options import (
     parse_cli_date,
     require_archive,
     resolve_run_dates,
+    terminal_calendar,
 )
 from spxdl.cli.progress import make_progress
 from spxdl.cli.render import print_plan, print_summary, summary_exit_code
@@ -66,14 +67,6 @@ def confirm_large_range(trading_days: int, yes: bool) -> None:
         return
     if not click.confirm(f"This range covers {trading_days} trading days. Download them?", default=True, err=True):
         raise Abort("nothing downloaded", EXIT_OK)
-
-
-def terminal_calendar(settings: config.Settings, years: Iterable[int]) -> config.Settings:
-    """``settings`` with the terminal's calendar in charge of ``years`` when ``[calendar] source = terminal``."""
-    if settings.calendar_source != "terminal":
-        return settings
-    with engine.client_for(settings, threads=1) as client:
-        return calendars.with_terminal_calendar(settings, client, years)
 
 
 DatesFor = Callable[[config.Settings, trading_calendar.TradingCalendar, date], "tuple[date, date] | None"]

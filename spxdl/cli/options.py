@@ -6,12 +6,13 @@ import functools
 import logging
 from datetime import date
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import click
 
-from spxdl import config, errors, logs, storage, trading_calendar
+from spxdl import calendars, config, errors, logs, storage, trading_calendar
 from spxdl.engine.planning import days_back_range
+from spxdl.engine.shared import client_for
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +193,25 @@ def resolve_run_dates(
 
 def calendar_for(settings: config.Settings) -> trading_calendar.TradingCalendar:
     return settings.calendar()
+
+
+def terminal_calendar(settings: config.Settings, years: Iterable[int], *, required: bool = True) -> config.Settings:
+    """``settings`` with the terminal's calendar in charge of ``years`` when ``[calendar] source = terminal``.
+
+    A command that only reads (``required=False``) goes on with spxdl's calendar, saying so, when
+    the terminal cannot be asked.
+    """
+    if settings.calendar_source != "terminal":
+        return settings
+    try:
+        with client_for(settings, threads=1) as client:
+            return calendars.with_terminal_calendar(settings, client, years)
+    except errors.TerminalError as exc:
+        if required:
+            raise
+        log.warning("[calendar] source = terminal, but the terminal could not be asked (%s); "
+                    "using spxdl's calendar", exc)
+        return settings
 
 
 def require_archive(settings: config.Settings) -> None:
