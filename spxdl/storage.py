@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import fcntl
 import hashlib
 import json
@@ -29,7 +30,7 @@ from typing import Any, BinaryIO, Callable, Iterator
 import pyarrow.parquet as pq
 
 from spxdl import procs
-from spxdl.errors import StorageError
+from spxdl.errors import DiskFull, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,8 @@ TEMP_NAME = re.compile(r"^\..+" + re.escape(TEMP_MARKER) + r"(?P<pid>\d+)-[^/]*$
 MOVE_ASIDE = "move it aside or use another data dir"
 PARTITION = re.compile(r"^(?P<key>[a-z_]+)=(?P<value>.+)$")
 CORRUPT_MARKER = ".corrupt-"
+# A write that fails with one of these finds no room: every later write would fail too.
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
 def dataset_dir(data_dir: Path, archive: str) -> Path:
@@ -153,29 +156,45 @@ def make_temp(path: Path) -> tuple[int, Path]:
 
 
 @contextlib.contextmanager
+def no_space_is_disk_full(path: Path) -> Iterator[None]:
+    """Turn an OSError saying there is no room (full disk or quota, file-size limit) into DiskFull."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in NO_SPACE_ERRNOS:
+            raise
+        if exc.errno == errno.EFBIG:
+            why = "the file-size limit (ulimit -f) or the file system's largest file size was reached"
+        else:
+            why = os.strerror(exc.errno).lower()
+        raise DiskFull(f"cannot write {path}: {why}; nothing partial was kept", path=str(path)) from exc
+
+
+@contextlib.contextmanager
 def atomic_output(path: Path, check: Callable[[Path], None] | None = None) -> Iterator[BinaryIO]:
     """Yield a binary file that replaces ``path`` only if the block finishes without an exception.
 
     The temp file lives in the target's directory (so the rename is atomic), is flushed and
     fsynced, then given to ``check`` (which raises if it is not right) before ``os.replace``; the
     directory is fsynced after it. On any exception the temp file is removed and the previous
-    ``path``, if any, is untouched.
+    ``path``, if any, is untouched; a write that finds no room raises DiskFull.
     """
     path = Path(path)
-    fd, tmp = make_temp(path)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        if check is not None:
-            check(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    fsync_dir(path.parent)
+    with no_space_is_disk_full(path):
+        fd, tmp = make_temp(path)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                yield handle
+                handle.flush()
+                os.fsync(handle.fileno())
+            if check is not None:
+                check(tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        fsync_dir(path.parent)
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
@@ -205,22 +224,23 @@ def create_bytes_once(path: Path, data: bytes) -> bool:
     partial file and of two concurrent creators exactly one wins.
     """
     path = Path(path)
-    fd, tmp = make_temp(path)
-    tmp_name = str(tmp)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+    with no_space_is_disk_full(path):
+        fd, tmp = make_temp(path)
+        tmp_name = str(tmp)
         try:
-            os.link(tmp_name, path)
-        except FileExistsError:
-            return False
-        fsync_dir(path.parent)
-        return True
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            try:
+                os.link(tmp_name, path)
+            except FileExistsError:
+                return False
+            fsync_dir(path.parent)
+            return True
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,19 +6,23 @@ The parent makes the ``SharedFlag`` and hands it to every worker; a worker build
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import signal
-from typing import Any, Callable, TypeVar
+import threading
+from typing import Any, Callable, Iterator, TypeVar
 
 from spxdl.config import Settings
 from spxdl.errors import (
     BodyTruncated,
+    DiskFull,
     Interrupted,
     InvalidSession,
     PageExpired,
     PermissionDenied,
     SchemaMismatch,
+    TerminalGone,
     TerminalUnavailable,
 )
 from spxdl.ledger import Ledger
@@ -29,8 +33,9 @@ T = TypeVar("T")
 
 STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
 RETRYABLE = (BodyTruncated, PageExpired, TerminalUnavailable)
-# Answers that would repeat for every request: the first one stops the whole run.
-RUN_STOPPERS = (PermissionDenied, InvalidSession, SchemaMismatch)
+# What would repeat for every request or write: the first one stops the whole run. A terminal
+# gone for longer than outage_limit, or a full disk, leaves the rest to `spxdl resume`.
+RUN_STOPPERS = (PermissionDenied, InvalidSession, SchemaMismatch, TerminalGone, DiskFull)
 STOPS = (Interrupted, *RUN_STOPPERS)
 
 
@@ -41,6 +46,7 @@ def client_for(settings: Settings, **kwargs: Any) -> TerminalClient:
         "connect_timeout": settings.connect_timeout,
         "read_timeout": settings.read_timeout,
         "retries": settings.retries,
+        "outage_limit": settings.outage_limit,
     }
     options.update(kwargs)
     return TerminalClient(settings.terminal_url, settings.terminal_api, **options)
@@ -57,12 +63,30 @@ def retrying(call: Callable[[], T], attempts: int, what: str, check: Callable[[]
         check()
         try:
             return call()
+        except RUN_STOPPERS:
+            raise
         except RETRYABLE as exc:
             check()  # a failure caused by the stop is no reason to try again
             if attempt == attempts:
                 raise
             log.info("%s: attempt %d of %d failed (%s); trying again", what, attempt, attempts, exc)
     raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+@contextlib.contextmanager
+def file_size_limit_raises() -> Iterator[None]:
+    """Ignore SIGXFSZ meanwhile (main thread only), so that a write past ``ulimit -f`` raises EFBIG.
+
+    By default the signal kills the process: a worker would die mid-file instead of reporting it.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGXFSZ, previous)
 
 
 class SharedFlag:
