@@ -3,7 +3,7 @@
 Layout (Hive-style partitions, so DuckDB, pyarrow, Polars and Spark read an archive directory as
 one table)::
 
-    <data_dir>/status.json, inventory.json, .spxdl.lock, logs/
+    <data_dir>/status.json, inventory.json, .spxdl.lock, logs/, runs/
     <data_dir>/greeks-1m/_archive.json
     <data_dir>/greeks-1m/root=SPXW/trade_date=2024-01-15/spxw_exp_20240116.parquet
     <data_dir>/greeks-1m/root=SPXW/trade_date=2024-01-15/_day.json
@@ -40,6 +40,7 @@ STATUS_JSON = "status.json"
 INVENTORY_JSON = "inventory.json"
 LOCK_FILE = ".spxdl.lock"
 LOGS_DIR = "logs"
+RUNS_DIR = "runs"
 TEMP_MARKER = ".tmp-"
 HASH_CHUNK = 1 << 20
 # ".<target name>.tmp-<pid>-<random>", as made by temp_prefix + tempfile.mkstemp
@@ -118,6 +119,16 @@ def lock_path(data_dir: Path) -> Path:
 def logs_dir(data_dir: Path) -> Path:
     """Where the rotating log and ``metrics.csv`` live."""
     return Path(data_dir) / LOGS_DIR
+
+
+def run_record_path(data_dir: Path, run_id: str) -> Path:
+    """One run's record: its range, selection and tasks (``runs/<id>.json``)."""
+    return Path(data_dir) / RUNS_DIR / f"{run_id}.json"
+
+
+def run_record_paths(data_dir: Path) -> list[Path]:
+    """Every run record, oldest first (run ids start with their UTC start time)."""
+    return sorted((Path(data_dir) / RUNS_DIR).glob("*.json"))
 
 
 def temp_prefix(target: Path) -> str:

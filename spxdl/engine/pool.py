@@ -30,6 +30,7 @@ from spxdl.config import Settings
 from spxdl.datasets import Dataset
 from spxdl.engine import worker
 from spxdl.engine.planning import archive_datasets
+from spxdl.engine.recording import recorded_run
 from spxdl.engine.records import TASK_DONE, Event, Plan, ResultState, RunState, RunSummary, TaskResult
 from spxdl.engine.shared import STOP_SIGNALS, SharedFlag, client_for, file_size_limit_raises, ledger_for, retrying
 from spxdl.errors import SpxdlError
@@ -45,7 +46,8 @@ def run(plan: Plan, settings: Settings, on_event: Callable[[Event], None] | None
     """Download ``plan.tasks`` in worker processes; an interrupted run returns its summary too.
 
     TerminalUnavailable / PermissionDenied (no usable terminal) and ArchiveMismatch raise before
-    any worker starts.
+    any worker starts. The run is recorded in the ledger before its first task (``recording.py``):
+    a run stopped or killed part-way is what ``spxdl resume`` finishes.
     """
     started = time.monotonic()
     summary = RunSummary(held_at_plan=len(plan.held))
@@ -53,7 +55,8 @@ def run(plan: Plan, settings: Settings, on_event: Callable[[Event], None] | None
         with file_size_limit_raises():
             settings, summary.simulated = prepare(settings)
             summary.api = settings.terminal_api
-            _Run(plan, settings, on_event, summary).execute()
+            with recorded_run(plan, settings, summary):
+                _Run(plan, settings, on_event, summary).execute()
     summary.seconds = time.monotonic() - started
     _write_run_metrics(settings.data_dir, plan, summary)
     log.info("run %s..%s: %s in %.1f s", plan.start, plan.end, summary.by_state() or "nothing to do", summary.seconds)
