@@ -178,7 +178,7 @@ def no_space_is_disk_full(path: Path) -> Iterator[None]:
             why = "the file-size limit (ulimit -f) or the file system's largest file size was reached"
         else:
             why = os.strerror(exc.errno).lower()
-        raise DiskFull(f"cannot write {path}: {why}; nothing partial was kept", path=str(path)) from exc
+        raise DiskFull(f"cannot write {path}: {why}; nothing partial was kept.", path=str(path)) from exc
 
 
 @contextlib.contextmanager

@@ -13,7 +13,7 @@ from pathlib import Path
 from spxdl import logs
 path = Path(sys.argv[1])
 path.write_bytes(b"x" * 20_000)
-signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+assert signal.getsignal(signal.SIGXFSZ) == signal.SIG_IGN  # CPython's own: the write fails, nothing dies
 resource.setrlimit(resource.RLIMIT_FSIZE, (10_000, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
 logs.configure(level="INFO", log_file=path)
 log = logging.getLogger("spxdl.test")

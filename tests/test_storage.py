@@ -110,15 +110,16 @@ def test_atomic_output_keeps_the_old_file_and_no_temp_on_error(tmp_path):
     assert [p.name for p in target.parent.iterdir()] == ["f.json"]
 
 
-# A real kernel limit: the child ignores SIGXFSZ and lowers its file-size limit (ulimit -f), so a
-# write past it fails with EFBIG, as a write to a full disk fails with ENOSPC.
+# A real kernel limit: the child lowers its file-size limit (ulimit -f), so a write past it fails
+# with EFBIG, as a write to a full disk fails with ENOSPC (CPython ignores SIGXFSZ from start-up,
+# as it does SIGPIPE, so the signal does not kill it).
 PAST_THE_FILE_SIZE_LIMIT = """
 import json, os, resource, signal, sys
 from pathlib import Path
 import pyarrow as pa, pyarrow.parquet as pq
 from spxdl import storage
 from spxdl.errors import DiskFull
-signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+assert signal.getsignal(signal.SIGXFSZ) == signal.SIG_IGN
 resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
 target = Path(sys.argv[1])
 outcomes = {}

@@ -32,7 +32,7 @@ from spxdl.engine import worker
 from spxdl.engine.planning import archive_datasets
 from spxdl.engine.recording import recorded_run
 from spxdl.engine.records import TASK_DONE, Event, Plan, ResultState, RunState, RunSummary, TaskResult
-from spxdl.engine.shared import STOP_SIGNALS, SharedFlag, client_for, file_size_limit_raises, ledger_for, retrying
+from spxdl.engine.shared import STOP_SIGNALS, SharedFlag, client_for, ledger_for, retrying
 from spxdl.errors import SpxdlError
 from spxdl.ledger import Task
 
@@ -52,11 +52,10 @@ def run(plan: Plan, settings: Settings, on_event: Callable[[Event], None] | None
     started = time.monotonic()
     summary = RunSummary(held_at_plan=len(plan.held))
     if plan.tasks:
-        with file_size_limit_raises():
-            settings, summary.simulated = prepare(settings)
-            summary.api = settings.terminal_api
-            with recorded_run(plan, settings, summary):
-                _Run(plan, settings, on_event, summary).execute()
+        settings, summary.simulated = prepare(settings)
+        summary.api = settings.terminal_api
+        with recorded_run(plan, settings, summary):
+            _Run(plan, settings, on_event, summary).execute()
     summary.seconds = time.monotonic() - started
     _write_run_metrics(settings.data_dir, plan, summary)
     log.info("run %s..%s: %s in %.1f s", plan.start, plan.end, summary.by_state() or "nothing to do", summary.seconds)

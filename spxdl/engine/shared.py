@@ -6,12 +6,10 @@ The parent makes the ``SharedFlag`` and hands it to every worker; a worker build
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import logging
 import signal
-import threading
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, TypeVar
 
 from spxdl.config import Settings
 from spxdl.errors import (
@@ -71,22 +69,6 @@ def retrying(call: Callable[[], T], attempts: int, what: str, check: Callable[[]
                 raise
             log.info("%s: attempt %d of %d failed (%s); trying again", what, attempt, attempts, exc)
     raise AssertionError("unreachable: the last attempt returns or raises")
-
-
-@contextlib.contextmanager
-def file_size_limit_raises() -> Iterator[None]:
-    """Ignore SIGXFSZ meanwhile (main thread only), so that a write past ``ulimit -f`` raises EFBIG.
-
-    By default the signal kills the process: a worker would die mid-file instead of reporting it.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGXFSZ, previous)
 
 
 class SharedFlag:

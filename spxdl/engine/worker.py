@@ -232,7 +232,6 @@ def init_worker(
     """Pool initializer: ignore the stop signals, build this process's Worker and start its watchdog."""
     for signum in STOP_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # past `ulimit -f` a write raises EFBIG (DiskFull), not kill us
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     _send_logs_to(events, log_level)
     stop = threading.Event()
