@@ -261,8 +261,10 @@ def test_breaker_probe_gives_up_and_fails_the_request(rsps, sleeps):
     with pytest.raises(TerminalUnavailable):
         read_history(client)
     rsps.get(V3_STATUS, body=b"ERROR")
-    with pytest.raises(TerminalGone, match="did not come back within 20 s"):
+    with pytest.raises(TerminalGone, match="did not come back within 20 s") as gone:
         read_history(client)
+    assert str(gone.value).count("/v3/terminal/mdds/status") == 1  # named once, though it ends each probe's error
+    assert 20 - 1e-9 <= sum(sleeps) <= 20 + 1e-9  # the probes' waits add up to the limit, never past it
     assert len(data_calls(rsps, V3_GREEKS)) == 1
     assert client.breaker_open
 

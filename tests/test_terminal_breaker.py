@@ -95,3 +95,5 @@ def test_breaker_waiters_learn_that_the_terminal_is_gone_when_the_probe_says_so(
             thread.join(10)
         assert caught[0] is raised
         assert type(caught[1]) is expected, caught
+        if expected is TerminalGone:  # the waiters say what the probe found
+            assert str(caught[1]) == str(raised)

@@ -20,7 +20,7 @@ class CircuitBreaker:
         self._open = False
         self._probing = False
         self._failed_probes = 0
-        self._gone = False  # the last failed probe ended in TerminalGone
+        self._gone: TerminalGone | None = None  # what the last failed probe ended in, if the terminal is gone
 
     @property
     def is_open(self) -> bool:
@@ -40,8 +40,9 @@ class CircuitBreaker:
             while self._open and self._probing:
                 self._cond.wait()
                 if self._failed_probes != generation:
-                    kind = TerminalGone if self._gone else TerminalUnavailable
-                    raise kind("the terminal is still unavailable: the status probe gave up")
+                    if self._gone is not None:
+                        raise TerminalGone(*self._gone.args, endpoint=self._gone.endpoint)
+                    raise TerminalUnavailable("the terminal is still unavailable: the status probe gave up")
             if not self._open:
                 return
             self._probing = True
@@ -50,7 +51,7 @@ class CircuitBreaker:
         except BaseException as exc:
             with self._cond:
                 self._probing = False
-                self._gone = isinstance(exc, TerminalGone)
+                self._gone = exc if isinstance(exc, TerminalGone) else None
                 self._failed_probes += 1
                 self._cond.notify_all()
             raise

@@ -339,8 +339,9 @@ class TerminalClient:
                 last = exc
             waited = max(slept, time.monotonic() - began)  # the sleeps alone, where sleeping is simulated
             if waited >= self.outage_limit:
+                why = last.args[0] if last.args else last  # its endpoint is this one's: named once
                 raise TerminalGone(
-                    f"the terminal did not come back within {self.outage_limit:g} s ({attempt} status probes): {last}",
+                    f"the terminal did not come back within {self.outage_limit:g} s ({attempt} status probes): {why}",
                     endpoint=STATUS_PATHS[self.api],
                 )
             delay = min(self._backoff(attempt), self.outage_limit - waited)
