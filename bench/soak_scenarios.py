@@ -7,6 +7,7 @@ checks. Every scenario runs the same range with the same selection as the clean 
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from pathlib import Path
@@ -49,6 +50,11 @@ def wait_for_files(data_dir: Path, count: int, process: Any) -> None:
         time.sleep(0.05)
 
 
+def claimed(data_dir: Path) -> bool:
+    """Whether a task's record still names a claim (a kill left it mid-task)."""
+    return any(json.loads(path.read_text()).get("claim") for path in data_dir.rglob("_day.json"))
+
+
 def new_seen(**extra: Any) -> dict[str, Any]:
     return {"exit_codes": [], "duplicate_downloads": 0, "faults_injected": 0, "kills": 0, "kills_recovered": 0, **extra}
 
@@ -59,7 +65,7 @@ def new_seen(**extra: Any) -> dict[str, Any]:
 def kills(data_dir: Path, reference: dict, count: int, chance: random.Random) -> dict[str, Any]:
     """``count`` SIGKILLs of the whole process group at random moments under a faulty terminal."""
     sim = Sim(*FAULTS)
-    seen = new_seen(whole_after_each_kill=0, runs=0)
+    seen = new_seen(whole_after_each_kill=0, runs=0, kills_mid_task=0)
     try:
         while seen["kills"] < count and seen["runs"] < 3 * count:
             before = whole_files(data_dir)
@@ -69,6 +75,7 @@ def kills(data_dir: Path, reference: dict, count: int, chance: random.Random) ->
             time.sleep(chance.uniform(0.5, 3.0))  # workers start after about a second
             if kill_group(process):
                 seen["kills"] += 1
+                seen["kills_mid_task"] += bool(temp_files(data_dir) or claimed(data_dir))
                 seen["whole_after_each_kill"] += all(rows_of(path) is not None for path in data_files(data_dir).values())
             else:
                 seen["exit_codes"].append(process.returncode)

@@ -53,14 +53,16 @@ def test_a_range_run_killed_before_its_last_days_start_is_shown_by_status_and_fi
     sim, reference, tmp_path
 ):
     data_dir = tmp_path / "data"
-    sim.set_faults(Faults(latency=0.3))  # one task at a time, slowly: the kill lands on the first days
+    sim.set_faults(Faults(latency=0.5))  # one task at a time, slowly: the kill lands on the first days
     try:
         run = Driver(data_dir, sim.url, *RANGE, cli=True)
         assert wait_until(lambda: data_files(data_dir) or run.process.poll() is not None, 60), run.text()
+        live = spxdl("status", "--data-dir", str(data_dir), cwd=tmp_path).stdout
         os.killpg(run.process.pid, signal.SIGKILL)
         run.wait(timeout=10)
     finally:
         sim.set_faults(Faults())
+    assert "1 run(s) in progress:" in live and "by pid " in live and "running; " in live and "of 5 task(s) left" in live
     assert len(started_days(data_dir)) < 5  # the last days never started: no trace of them but the run record
 
     status = spxdl("status", "--json", "--data-dir", str(data_dir), cwd=tmp_path)
