@@ -3,7 +3,8 @@
 1. A clean reference: `spxdl run` over six weeks of SPXW+SPX (DTE 0..10) against a fault-free
    simulator.
 2. Scenarios, each in a data dir of its own, over the same range (``soak_scenarios.py``):
-   - kills: ``--kills`` SIGKILLs of the whole process group at random moments under a terminal
+   - kills: ``--kills`` SIGKILLs of the whole process group (every other one within a second after
+     the run claimed its first task, the others at any moment) under a terminal
      answering 10 % 429, 5 % 500/474/571 and cutting 3 % of bodies; then runs until one completes;
    - overlap: three runs over overlapping ranges started together;
    - terminal_restart: the simulator killed mid-run and started again on the same port 8 s later;

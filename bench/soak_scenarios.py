@@ -44,15 +44,21 @@ def until_complete(sim: Sim, data_dir: Path, seen: dict[str, Any], command: str 
     raise SystemExit(f"no run completed in {tries} tries ({seen})")
 
 
-def wait_for_files(data_dir: Path, count: int, process: Any) -> None:
+def wait_for(condition: Any, process: Any) -> None:
+    """Until ``condition()`` holds or ``process`` ends (bounded by RUN_TIMEOUT)."""
     deadline = time.monotonic() + RUN_TIMEOUT
-    while len(data_files(data_dir)) < count and process.poll() is None and time.monotonic() < deadline:
+    while not condition() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
 
 
-def claimed(data_dir: Path) -> bool:
-    """Whether a task's record still names a claim (a kill left it mid-task)."""
-    return any(json.loads(path.read_text()).get("claim") for path in data_dir.rglob("_day.json"))
+def wait_for_files(data_dir: Path, count: int, process: Any) -> None:
+    wait_for(lambda: len(data_files(data_dir)) >= count, process)
+
+
+def claimed_by(data_dir: Path, parent: int) -> bool:
+    """Whether a task's record still names a claim of ``parent``'s workers (a kill left it mid-task)."""
+    return any((json.loads(path.read_text()).get("claim") or {}).get("ppid") == parent
+               for path in data_dir.rglob("_day.json"))
 
 
 def new_seen(**extra: Any) -> dict[str, Any]:
@@ -63,7 +69,9 @@ def new_seen(**extra: Any) -> dict[str, Any]:
 
 
 def kills(data_dir: Path, reference: dict, count: int, chance: random.Random) -> dict[str, Any]:
-    """``count`` SIGKILLs of the whole process group at random moments under a faulty terminal."""
+    """``count`` SIGKILLs of the whole process group under a faulty terminal: every other one at a
+    random moment of the run (start-up included), the others at a random moment within a second
+    after the run claimed its first task (mid-download)."""
     sim = Sim(*FAULTS)
     seen = new_seen(whole_after_each_kill=0, runs=0, kills_mid_task=0)
     try:
@@ -72,10 +80,14 @@ def kills(data_dir: Path, reference: dict, count: int, chance: random.Random) ->
             sim.reset()
             process = launch(*run_args(data_dir, sim.url))
             seen["runs"] += 1
-            time.sleep(chance.uniform(0.5, 3.0))  # workers start after about a second
+            if seen["runs"] % 2:
+                time.sleep(chance.uniform(0.5, 3.0))  # workers start after about a second
+            else:
+                wait_for(lambda: claimed_by(data_dir, process.pid), process)
+                time.sleep(chance.uniform(0.0, 1.0))
             if kill_group(process):
                 seen["kills"] += 1
-                seen["kills_mid_task"] += bool(temp_files(data_dir) or claimed(data_dir))
+                seen["kills_mid_task"] += claimed_by(data_dir, process.pid)
                 seen["whole_after_each_kill"] += all(rows_of(path) is not None for path in data_files(data_dir).values())
             else:
                 seen["exit_codes"].append(process.returncode)
