@@ -1,8 +1,9 @@
 """The batch engine: a date range becomes tasks, worker processes download them, signals stop cleanly.
 
 ``records`` (Plan, Event, TaskResult, RunSummary, state names), ``planning`` (plan, estimate,
-ranges, what resume runs), ``recording`` (the run's record in the ledger), ``pool`` (the parent: run, signals, events, metrics), ``worker`` and ``download`` (the
-child processes), ``streams`` (stop-aware pages), ``shared`` (what both sides use).
+ranges, what resume runs), ``recording`` (the run's record in the ledger), ``pool`` (the parent:
+run, signals, events, metrics), ``worker`` and ``download`` (the child processes), ``streams``
+(stop-aware pages), ``shared`` (what both sides use).
 
 Names are loaded on first use, so that ``from spxdl.engine.records import Plan`` (the CLI) does
 not pay for Arrow and process machinery it does not need.

@@ -16,6 +16,7 @@ import os
 import socket
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from typing import Any, Collection, Iterable, Mapping
 
 from spxdl import procs, storage
@@ -138,7 +139,7 @@ class RunBook:
         """Runs that ended (stopped or killed) before every task they planned was done."""
         return [view for view in self.views() if view.state != RunRecordState.RUNNING and view.remaining]
 
-    def _read(self, path: Any) -> dict[str, Any] | None:
+    def _read(self, path: Path) -> dict[str, Any] | None:
         try:
             return read_json(path, is_run_record)
         except LedgerCorrupt as exc:  # moved aside: its never-started days are forgotten, the rest is in the ledger
@@ -163,11 +164,12 @@ def _remaining(record: Mapping[str, Any], entries: Mapping[str, Mapping[str, Any
     left = []
     for key in record["tasks"]:
         entry = entries.get(key)
+        finished = entry.get("finished_at") if entry else None
         done = (
             entry is not None
             and entry.get("state") == TaskState.SUCCESS
             and window_covered(entry.get("covered") or [], selection["min_dte"], selection["max_dte"])
-            and (not selection["force"] or parse_timestamp(entry.get("finished_at") or "0001-01-01T00:00:00+00:00") >= began)
+            and (not selection["force"] or (finished is not None and parse_timestamp(finished) >= began))
         )
         if not done:
             left.append(Task.from_key(key))
