@@ -12,7 +12,7 @@ help:
 	@echo "make run       download three simulated days into ./sim-data (built-in simulated terminal)"
 	@echo "make test      run the whole test suite"
 	@echo "make bench     measure throughput, memory and ledger cost; prints figures"
-	@echo "make soak      20 SIGKILLs under a faulty simulated terminal; the archive must equal a clean run's"
+	@echo "make soak      kills, overlapping runs, a terminal restart, a full disk, a corrupted ledger (~2.5 min); ends in JSON"
 	@echo "make backfill  fill every gap from [download] start_date (real terminal; see README)"
 	@echo "make update    fetch the latest sessions (what the systemd timer runs)"
 	@echo "make sim       serve the simulated terminal on 127.0.0.1:25503 until Ctrl-C"

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from spxdl import datasets, storage
 from spxdl.errors import LedgerBusy, StorageError
-from spxdl.ledger import ExpirationState, Ledger, Task, TaskState
+from spxdl.ledger import ExpirationState, Ledger, RunBook, RunRecordState, Task, TaskState
 from spxdl.trading_calendar import TradingCalendar
 
 log = logging.getLogger(__name__)
@@ -71,9 +71,12 @@ def task_lines(ledger: Ledger) -> list[TaskLine]:
 
 
 def status_report(data_dir: Path) -> dict[str, Any]:
-    """Tasks, totals by state, rows and bytes, and the last day whose every task succeeded."""
+    """Tasks, totals by state, rows and bytes, the last day whose every task succeeded, and the runs
+    now running or interrupted before all their tasks were done (``spxdl resume`` finishes those)."""
     ledger = Ledger(data_dir)
     lines = task_lines(ledger)
+    runs = [view.as_dict() for view in RunBook(ledger).views()
+            if view.state == RunRecordState.RUNNING or view.remaining]
     states: dict[str, int] = {}
     for line in lines:
         states[line.state] = states.get(line.state, 0) + 1
@@ -87,6 +90,7 @@ def status_report(data_dir: Path) -> dict[str, Any]:
             "bytes": sum(line.bytes for line in lines),
         },
         "last_complete_day": last_complete_day(lines),
+        "runs": runs,
     }
 
 

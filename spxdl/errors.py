@@ -67,6 +67,10 @@ class TerminalUnavailable(TerminalError, ConnectionError):
     """Refused connection, timeout, 474 DISCONNECTED, 571 SERVER_STARTING or another 5xx."""
 
 
+class TerminalGone(TerminalUnavailable):
+    """The terminal stayed unavailable for longer than ``outage_limit``: the whole run stops (exit 75)."""
+
+
 class Throttled(TerminalError):
     """429: the terminal's queue is full; retried after ``retry_after`` seconds, outside the budget."""
 
@@ -134,6 +138,13 @@ class StorageError(SpxdlError):
         self.path = path
 
 
+class DiskFull(StorageError):
+    """A write found no space: the disk or a quota is full, or a file-size limit was reached.
+
+    Every later write would fail too, so the run stops; the file being written is discarded.
+    """
+
+
 class ArchiveMismatch(StorageError):
     """The data dir holds data of another shape (interval, window, greeks parameters, source)."""
 
@@ -165,6 +176,7 @@ ALL_ERRORS: tuple[type[SpxdlError], ...] = (
     CalendarError,
     TerminalError,
     TerminalUnavailable,
+    TerminalGone,
     Throttled,
     NoData,
     PermissionDenied,
@@ -177,6 +189,7 @@ ALL_ERRORS: tuple[type[SpxdlError], ...] = (
     SchemaMismatch,
     ValidationFailed,
     StorageError,
+    DiskFull,
     ArchiveMismatch,
     LedgerError,
     LedgerBusy,

@@ -54,6 +54,19 @@ class ConsoleHandler(logging.StreamHandler):
         return self.CLEAR_LINE + text if self.live else text
 
 
+class ArchiveLogHandler(logging.handlers.RotatingFileHandler):
+    """The rotating log file, which drops what it cannot write.
+
+    On a full disk every record would otherwise print logging's own traceback to stderr; the
+    console still shows the record, and the run reports the disk itself (exit 74).
+    """
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's naming)
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handleError(record)
+
+
 def console_handler() -> ConsoleHandler | None:
     """The console handler :func:`configure` installed, if any."""
     for handler in logging.getLogger("spxdl").handlers:
@@ -84,7 +97,7 @@ def configure(
 
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
-        file_handler = logging.handlers.RotatingFileHandler(
+        file_handler = ArchiveLogHandler(
             log_file, maxBytes=LOG_FILE_BYTES, backupCount=LOG_FILE_BACKUPS, encoding="utf-8"
         )
         file_handler.setLevel(level)

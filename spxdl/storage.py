@@ -3,7 +3,7 @@
 Layout (Hive-style partitions, so DuckDB, pyarrow, Polars and Spark read an archive directory as
 one table)::
 
-    <data_dir>/status.json, inventory.json, .spxdl.lock, logs/
+    <data_dir>/status.json, inventory.json, .spxdl.lock, logs/, runs/
     <data_dir>/greeks-1m/_archive.json
     <data_dir>/greeks-1m/root=SPXW/trade_date=2024-01-15/spxw_exp_20240116.parquet
     <data_dir>/greeks-1m/root=SPXW/trade_date=2024-01-15/_day.json
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import fcntl
 import hashlib
 import json
@@ -29,7 +30,7 @@ from typing import Any, BinaryIO, Callable, Iterator
 import pyarrow.parquet as pq
 
 from spxdl import procs
-from spxdl.errors import StorageError
+from spxdl.errors import DiskFull, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ STATUS_JSON = "status.json"
 INVENTORY_JSON = "inventory.json"
 LOCK_FILE = ".spxdl.lock"
 LOGS_DIR = "logs"
+RUNS_DIR = "runs"
 TEMP_MARKER = ".tmp-"
 HASH_CHUNK = 1 << 20
 # ".<target name>.tmp-<pid>-<random>", as made by temp_prefix + tempfile.mkstemp
@@ -46,6 +48,8 @@ TEMP_NAME = re.compile(r"^\..+" + re.escape(TEMP_MARKER) + r"(?P<pid>\d+)-[^/]*$
 MOVE_ASIDE = "move it aside or use another data dir"
 PARTITION = re.compile(r"^(?P<key>[a-z_]+)=(?P<value>.+)$")
 CORRUPT_MARKER = ".corrupt-"
+# A write that fails with one of these finds no room: every later write would fail too.
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
 def dataset_dir(data_dir: Path, archive: str) -> Path:
@@ -125,6 +129,16 @@ def logs_dir(data_dir: Path) -> Path:
     return Path(data_dir) / LOGS_DIR
 
 
+def run_record_path(data_dir: Path, run_id: str) -> Path:
+    """One run's record: its range, selection and tasks (``runs/<id>.json``)."""
+    return Path(data_dir) / RUNS_DIR / f"{run_id}.json"
+
+
+def run_record_paths(data_dir: Path) -> list[Path]:
+    """Every run record, oldest first (run ids start with their UTC start time)."""
+    return sorted((Path(data_dir) / RUNS_DIR).glob("*.json"))
+
+
 def temp_prefix(target: Path) -> str:
     """The temp-file prefix for ``target``: hidden, and carrying our pid so a sweep can tell dead ones."""
     return f".{target.name}{TEMP_MARKER}{os.getpid()}-"
@@ -161,29 +175,45 @@ def make_temp(path: Path) -> tuple[int, Path]:
 
 
 @contextlib.contextmanager
+def no_space_is_disk_full(path: Path) -> Iterator[None]:
+    """Turn an OSError saying there is no room (full disk or quota, file-size limit) into DiskFull."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in NO_SPACE_ERRNOS:
+            raise
+        if exc.errno == errno.EFBIG:
+            why = "the file-size limit (ulimit -f) or the file system's largest file size was reached"
+        else:
+            why = os.strerror(exc.errno).lower()
+        raise DiskFull(f"cannot write {path}: {why}; nothing partial was kept.", path=str(path)) from exc
+
+
+@contextlib.contextmanager
 def atomic_output(path: Path, check: Callable[[Path], None] | None = None) -> Iterator[BinaryIO]:
     """Yield a binary file that replaces ``path`` only if the block finishes without an exception.
 
     The temp file lives in the target's directory (so the rename is atomic), is flushed and
     fsynced, then given to ``check`` (which raises if it is not right) before ``os.replace``; the
     directory is fsynced after it. On any exception the temp file is removed and the previous
-    ``path``, if any, is untouched.
+    ``path``, if any, is untouched; a write that finds no room raises DiskFull.
     """
     path = Path(path)
-    fd, tmp = make_temp(path)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        if check is not None:
-            check(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    fsync_dir(path.parent)
+    with no_space_is_disk_full(path):
+        fd, tmp = make_temp(path)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                yield handle
+                handle.flush()
+                os.fsync(handle.fileno())
+            if check is not None:
+                check(tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        fsync_dir(path.parent)
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
@@ -218,22 +248,23 @@ def create_bytes_once(path: Path, data: bytes) -> bool:
     partial file and of two concurrent creators exactly one wins.
     """
     path = Path(path)
-    fd, tmp = make_temp(path)
-    tmp_name = str(tmp)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+    with no_space_is_disk_full(path):
+        fd, tmp = make_temp(path)
+        tmp_name = str(tmp)
         try:
-            os.link(tmp_name, path)
-        except FileExistsError:
-            return False
-        fsync_dir(path.parent)
-        return True
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            try:
+                os.link(tmp_name, path)
+            except FileExistsError:
+                return False
+            fsync_dir(path.parent)
+            return True
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -39,10 +39,10 @@ LAYERS: list[set[str]] = [
 APART = {"spxdl.simulator"}  # the simulated terminal: its own world, below only errors and the calendar
 # Inside a package, members in order (lowest first); ``__init__`` (the package itself) comes last.
 PACKAGE_ORDER: dict[str, list[set[str]]] = {
-    "spxdl.engine": [{"records"}, {"shared"}, {"streams", "planning"}, {"download"}, {"worker"}, {"pool"}],
+    "spxdl.engine": [{"records"}, {"shared"}, {"streams", "planning", "recording"}, {"download"}, {"worker"}, {"pool"}],
     "spxdl.cli": [{"base"}, {"options"}, {"render"}, {"progress"}, {"archive", "doctor", "download", "service"}],
     "spxdl.terminal": [{"status"}, {"page"}, {"breaker"}, {"wire"}, {"adapter"}, {"client"}],
-    "spxdl.ledger": [{"task"}, {"lock", "records", "claims"}, {"core"}],
+    "spxdl.ledger": [{"task"}, {"lock", "records", "claims"}, {"core"}, {"runs"}],
     "spxdl.config": [{"settings"}, {"parsers"}, {"keys"}, {"loading"}],
     "spxdl.convert": [{"spec"}, {"normalize"}, {"reader"}, {"writer", "split"}],
     "spxdl.health": [{"checks"}, {"answers", "report"}, {"rows"}, {"doctor"}],
@@ -234,9 +234,10 @@ STATE_HOMES = {"spxdl.ledger.task", "spxdl.engine.records"}
 
 def state_names() -> set[str]:
     from spxdl.engine.records import ResultState, RunState
-    from spxdl.ledger.task import EXPIRATION_STATES, TASK_STATES
+    from spxdl.ledger.task import EXPIRATION_STATES, TASK_STATES, RunRecordState
 
-    extra = {ResultState.HELD, ResultState.INTERRUPTED, RunState.COMPLETE, RunState.INCOMPLETE, RunState.INTERRUPTED}
+    extra = {ResultState.HELD, ResultState.INTERRUPTED, RunState.COMPLETE, RunState.INCOMPLETE, RunState.INTERRUPTED,
+             RunRecordState.RUNNING, RunRecordState.INTERRUPTED, RunRecordState.KILLED}
     return set(TASK_STATES) | set(EXPIRATION_STATES) | extra
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import socket
@@ -12,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from spxdl import cli
+from spxdl import cli, errors
 
 DAY = "2024-03-14"  # a Thursday
 NEXT_DAY = "2024-03-15"
@@ -74,8 +75,19 @@ def test_every_command_and_option_has_help_text(path, command):
 def test_help_documents_the_exit_codes(invoke):
     result = invoke("--help")
     assert result.exit_code == 0
-    for code in ("0 ", "1 ", "2 ", "75 ", "130", "143"):
+    for code in ("0 ", "1 ", "2 ", "74 ", "75 ", "130", "143"):
         assert code in result.output
+
+
+@pytest.mark.parametrize("error", [
+    errors.DiskFull("cannot write x"),
+    OSError(errno.ENOSPC, "No space left on device"),
+    OSError(errno.EDQUOT, "Disk quota exceeded"),
+    OSError(errno.EFBIG, "File too large"),
+], ids=["DiskFull", "ENOSPC", "EDQUOT", "EFBIG"])
+def test_no_room_to_write_is_exit_74_however_it_arrives(error):
+    assert cli.exit_code_for(error) == cli.EXIT_NO_SPACE == 74
+    assert cli.exit_code_for(OSError(errno.EACCES, "Permission denied")) == cli.EXIT_INCOMPLETE
 
 
 def test_version(invoke):

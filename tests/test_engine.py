@@ -35,7 +35,7 @@ from engine_helpers import (
 )
 from spxdl import engine, metrics
 from spxdl.errors import ArchiveMismatch, ConfigError, PermissionDenied, TerminalUnavailable
-from spxdl.ledger import Ledger, Task
+from spxdl.ledger import Ledger, Task, new_expiration_entry
 from spxdl.simulator import Faults, Simulator
 
 
@@ -52,7 +52,7 @@ def fixture_reference(sim, tmp_path_factory):
 HOLD_A_CLAIM = """
 import sys, time
 from datetime import date
-from spxdl.ledger import Ledger, Task
+from spxdl.ledger import Ledger, Task, new_expiration_entry
 Ledger(sys.argv[1]).claim(Task("greeks-1m", "SPXW", date.fromisoformat(sys.argv[2])), min_dte=0, max_dte=8)
 print("claimed", flush=True)
 time.sleep(60)
@@ -466,3 +466,35 @@ def test_the_estimate_is_within_a_stated_factor_of_a_real_run(tmp_path):
               "requests": requests}
     for name, value in actual.items():
         assert value / EST_FACTOR <= estimate[name] <= value * EST_FACTOR, (name, estimate[name], value)
+
+
+@pytest.mark.parametrize("whole", [True, False], ids=["whole", "unreadable"])
+def test_a_file_renamed_into_place_by_a_run_killed_before_recording_it_is_adopted_not_fetched_again(
+    reference, clean_sim, tmp_path, whole
+):
+    """Found by make soak (2 of 20 kills): a run killed between a file's rename and its record left
+    the file whole in place and its record `downloading`; the next run fetched it again. A file
+    there that does not read back is fetched again (and replaced)."""
+    settings = make_settings(tmp_path, clean_sim.url)
+    assert run_range(settings).complete
+    day_path = sorted(tmp_path.rglob("_day.json"))[0]
+    day = json.loads(day_path.read_text())
+    name = sorted(day["expirations"])[0]
+    recorded = dict(day["expirations"][name])
+    # what that kill leaves: the record as it was before the file landed, the task in progress
+    day["expirations"][name] = {**new_expiration_entry(), "state": "downloading", "attempts": 1}
+    day.update(state="in_progress", covered=[], finished_at=None)
+    day_path.write_text(json.dumps(day))
+    if not whole:
+        path = day_path.parent / recorded["file"]
+        path.write_bytes(path.read_bytes()[:1000])
+    clean_sim.reset_counters()
+
+    summary = run_range(settings)
+
+    assert summary.complete
+    assert len(served_rows(clean_sim)) == (0 if whole else 1)  # fetched again only if it did not read back
+    entry = json.loads(day_path.read_text())["expirations"][name]
+    assert entry["state"] == "complete"
+    assert (entry["file"], entry["rows"], entry["sha256"]) == (recorded["file"], recorded["rows"], recorded["sha256"])
+    assert archive_digest(tmp_path) == reference and ledger_problems(tmp_path) == []

@@ -26,6 +26,7 @@ from spxdl.errors import (
     PageExpired,
     PermissionDenied,
     RequestTooLarge,
+    TerminalGone,
     TerminalUnavailable,
     Throttled,
 )
@@ -255,13 +256,15 @@ def test_exhausted_budget_opens_the_breaker_and_a_probe_closes_it(rsps, sleeps):
 
 
 def test_breaker_probe_gives_up_and_fails_the_request(rsps, sleeps):
-    client = v3_client(rsps, sleeps, retries=0, probe_attempts=3)
+    client = v3_client(rsps, sleeps, retries=0, outage_limit=20)
     rsps.get(V3_GREEKS, status=500, body=b"down")
     with pytest.raises(TerminalUnavailable):
         read_history(client)
     rsps.get(V3_STATUS, body=b"ERROR")
-    with pytest.raises(TerminalUnavailable, match="did not come back after 3 status probes"):
+    with pytest.raises(TerminalGone, match="did not come back within 20 s") as gone:
         read_history(client)
+    assert str(gone.value).count("/v3/terminal/mdds/status") == 1  # named once, though it ends each probe's error
+    assert 20 - 1e-9 <= sum(sleeps) <= 20 + 1e-9  # the probes' waits add up to the limit, never past it
     assert len(data_calls(rsps, V3_GREEKS)) == 1
     assert client.breaker_open
 

@@ -21,8 +21,8 @@ from spxdl.cli.options import (
     terminal_options,
 )
 from spxdl.config import Settings
-from spxdl.cli.render import human_bytes, human_duration
-from spxdl.ledger import Ledger
+from spxdl.cli.render import describe_run, human_bytes, human_duration
+from spxdl.ledger import Ledger, RunRecordState
 
 
 @cli.command("status", epilog=EXIT_CODES_HELP)
@@ -48,6 +48,12 @@ def status_command(ctx: click.Context, as_json: bool, settings: Settings) -> Non
     states = ", ".join(f"{count} {state}" for state, count in sorted(totals["states"].items())) or "none"
     click.echo(f"\n{totals['tasks']} task(s): {states}; {totals['rows']:,} rows; {human_bytes(totals['bytes'])}")
     click.echo(f"last complete day: {report['last_complete_day'] or 'none yet'}   (* = claimed by a run now)")
+    running = [run for run in report["runs"] if run["state"] == RunRecordState.RUNNING]
+    interrupted = [run for run in report["runs"] if run not in running]
+    for runs, title in ((interrupted, "interrupted run(s); `spxdl resume` finishes them"), (running, "run(s) in progress")):
+        if runs:
+            click.echo(f"\n{len(runs)} {title}:")
+            click.echo("\n".join(f"  {describe_run(run)}" for run in runs))
 
 
 @cli.command("gaps", epilog=EXIT_CODES_HELP)

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import click
 
-from spxdl import __version__, errors
+from spxdl import __version__, errors, storage
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,7 @@ EXIT_OK = 0
 EXIT_INCOMPLETE = 1
 EXIT_USAGE = 2
 EXIT_WIRE = 65  # sysexits EX_DATAERR: the terminal answers in a format spxdl does not know
+EXIT_NO_SPACE = 74  # sysexits EX_IOERR: a write found no room (disk or quota full, file-size limit)
 EXIT_TRY_LATER = 75
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
@@ -36,8 +37,11 @@ Exit codes:
   1    some tasks failed, are partial, or have no data yet
   2    usage or configuration error
   65   the terminal's answer is not the CSV spxdl expects (run stopped)
-  75   try later: terminal unreachable or not connected, another terminal
-       on the account (478), ledger busy, or tasks held by another run
+  74   no space to write (disk or quota full, file-size limit): run
+       stopped, nothing partial kept; free space, then spxdl resume
+  75   try later: terminal unreachable, not connected or gone mid-run,
+       another terminal on the account (478), ledger busy, or tasks held
+       by another run
   130  interrupted (Ctrl-C); 143 terminated (SIGTERM)"""
 
 
@@ -57,11 +61,15 @@ def exit_code_for(exc: BaseException) -> int:
         return EXIT_TRY_LATER
     if isinstance(exc, errors.SchemaMismatch):
         return EXIT_WIRE
+    if isinstance(exc, errors.DiskFull) or (isinstance(exc, OSError) and exc.errno in storage.NO_SPACE_ERRNOS):
+        return EXIT_NO_SPACE
     return EXIT_INCOMPLETE
 
 
 def fix_hint(exc: BaseException) -> str:
     """A sentence telling the user what to do about ``exc``, where one helps."""
+    if isinstance(exc, errors.TerminalGone):
+        return " The run stopped; once the terminal answers again, `spxdl resume` finishes it."
     if isinstance(exc, errors.TerminalUnavailable):
         return (
             " Start the ThetaData Terminal (java -jar ThetaTerminalv3.jar) and log in, pass --terminal-url,"
@@ -73,6 +81,8 @@ def fix_hint(exc: BaseException) -> str:
         return " Another spxdl run is using this data dir; wait for it or run again later."
     if isinstance(exc, errors.SchemaMismatch):
         return " Nothing stored was touched; check the terminal's version, and report this line."
+    if isinstance(exc, errors.DiskFull):
+        return " Free space on the data dir's disk (or raise the limit), then run `spxdl resume`."
     return ""
 
 
@@ -97,8 +107,10 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             if ctx.obj and ctx.obj.get("verbose"):
                 traceback.print_exc(file=sys.stderr)
             where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-            click.echo(f"spxdl: error: {exc.strerror or exc}{where}; check the path and its permissions", err=True)
-            ctx.exit(EXIT_INCOMPLETE)
+            code = exit_code_for(exc)
+            fix = "free space on its disk, then run again" if code == EXIT_NO_SPACE else "check the path and its permissions"
+            click.echo(f"spxdl: error: {exc.strerror or exc}{where}; {fix}", err=True)
+            ctx.exit(code)
 
     return wrapper
 

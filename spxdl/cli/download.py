@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterator
 import click
 
 from spxdl import audit, config, engine, errors, trading_calendar
-from spxdl.cli.base import EXIT_CODES_HELP, EXIT_OK, EXIT_TRY_LATER, Abort, cli, handle_errors
+from spxdl.cli.base import EXIT_CODES_HELP, EXIT_INCOMPLETE, EXIT_OK, EXIT_TRY_LATER, Abort, cli, handle_errors
 from spxdl.cli.options import (
     CONFIRM_TRADING_DAYS,
     SIM_DEMO_DAYS,
@@ -28,10 +28,10 @@ from spxdl.cli.options import (
     terminal_calendar,
 )
 from spxdl.cli.progress import make_progress
-from spxdl.cli.render import print_plan, print_summary, summary_exit_code
+from spxdl.cli.render import describe_run, print_plan, print_summary, summary_exit_code
 from spxdl.engine.planning import days_back_range, update_range
 from spxdl.engine.records import Plan
-from spxdl.ledger import Ledger
+from spxdl.ledger import Ledger, RunBook
 
 log = logging.getLogger(__name__)
 
@@ -96,15 +96,20 @@ def span_of(settings: config.Settings, dates: DatesFor) -> tuple[config.Settings
 
 def run_plan(ctx: click.Context, plan: Plan, settings: config.Settings, *, dry_run: bool, yes: bool) -> None:
     """Print a dry-run plan, or run it with progress and a summary; exit with the summary's code."""
+    code = run_plan_code(ctx, plan, settings, dry_run=dry_run, yes=yes)
+    if code:
+        raise Abort("", code)
+
+
+def run_plan_code(ctx: click.Context, plan: Plan, settings: config.Settings, *, dry_run: bool, yes: bool) -> int:
+    """``run_plan`` without the exit: the code its summary calls for."""
     if dry_run:
         print_plan(plan, engine.estimate(plan, settings), settings)
-        return
+        return EXIT_OK
     if not plan.tasks:
         held = f"; {len(plan.held)} held by another live run" if plan.held else ""
         click.echo(f"Nothing to do for {plan.start} .. {plan.end}: {len(plan.done)} task(s) already complete{held}.", err=True)
-        if plan.held:
-            raise Abort("", EXIT_TRY_LATER)
-        return
+        return EXIT_TRY_LATER if plan.held else EXIT_OK
     confirm_large_range(len({task.trade_date for task in plan.tasks}), yes)
     progress = make_progress(ctx, len(plan.tasks))
     try:
@@ -112,9 +117,7 @@ def run_plan(ctx: click.Context, plan: Plan, settings: config.Settings, *, dry_r
     finally:
         progress.close()
     print_summary(summary, plan)
-    code = summary_exit_code(summary, plan)
-    if code:
-        raise Abort("", code)
+    return summary_exit_code(summary, plan)
 
 
 def run_like(
@@ -221,17 +224,32 @@ def update_command(ctx: click.Context, lookback: int | None, **options: Any) -> 
 @click.pass_context
 @handle_errors
 def resume_command(ctx: click.Context, force: bool, dry_run: bool, yes: bool, simulate: bool, sim_profile: str, **options: Any) -> None:
-    """Finish everything the ledger holds as incomplete, failed or without data."""
+    """Finish every interrupted run (days it never started included) and every unfinished task.
+
+    A run stopped or killed part-way is finished with its own roots, datasets, interval and
+    DTE window; other incomplete, failed or no-data tasks with the settings and flags given here.
+    """
     options["data_dir"] = simulate_data_dir(simulate, options.get("data_dir"))
     settings = build_settings(ctx, file_logging=not dry_run, **download_flags(**options))
     require_archive(settings)
-    wanted = audit.incomplete_tasks(Ledger(settings.data_dir))
-    if not wanted:
+    ledger = Ledger(settings.data_dir)
+    runs = RunBook(ledger).unfinished()
+    wanted = audit.incomplete_tasks(ledger)
+    if not runs and not wanted:
         click.echo(f"Nothing to resume: every task in {settings.data_dir} is complete.", err=True)
         return
-    days = sorted(task.trade_date for task in wanted)
+    for run in runs:
+        click.echo(f"resuming {describe_run(run.as_dict())}", err=True)
     with simulated_terminal(settings, simulate, sim_profile) as settings:
+        first = min([task.trade_date for task in wanted] + [date.fromisoformat(run.record["start"]) for run in runs])
         this_year = trading_calendar.today_ny().year
-        settings = terminal_calendar(settings, range(min(days[0].year, this_year - 1), this_year + 2))
-        plan = engine.plan(settings, days[0], days[-1], force=force, only=wanted)
-        run_plan(ctx, plan, settings, dry_run=dry_run, yes=yes)
+        settings = terminal_calendar(settings, range(min(first.year, this_year - 1), this_year + 2))
+        codes = []
+        for chosen, plan in engine.resume_plans(settings, runs, wanted, force=force):
+            code = run_plan_code(ctx, plan, chosen, dry_run=dry_run, yes=yes)
+            if code not in (EXIT_OK, EXIT_INCOMPLETE, EXIT_TRY_LATER):  # stopped: start nothing more
+                raise Abort("", code)
+            codes.append(code)
+    code = EXIT_INCOMPLETE if EXIT_INCOMPLETE in codes else EXIT_TRY_LATER if EXIT_TRY_LATER in codes else EXIT_OK
+    if code:
+        raise Abort("", code)

@@ -81,6 +81,17 @@ def print_plan(plan: Plan, estimate: dict[str, Any], settings: config.Settings) 
         click.echo(f"    ... and {len(plan.tasks) - 20} more")
 
 
+def describe_run(run: dict[str, Any]) -> str:
+    """One run record (``RunView.as_dict()``) as a line: range, selection, when, state and what is left."""
+    chosen = run["selection"]
+    started = str(run["started_at"])[:19].replace("T", " ")
+    force = ", force" if chosen["force"] else ""
+    why = f" ({run['reason']})" if run.get("reason") else ""
+    return (f"run {run['start']} .. {run['end']} ({','.join(chosen['roots'])}; {','.join(chosen['datasets'])} "
+            f"{chosen['interval']}; DTE {chosen['min_dte']}..{chosen['max_dte']}{force}) started {started} UTC "
+            f"by pid {run['pid']}: {run['state']}{why}; {run['remaining']} of {run['tasks']} task(s) left")
+
+
 def human_bytes(count: float) -> str:
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if abs(count) < 1024 or unit == "TB":

@@ -48,6 +48,7 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("terminal", "connect_timeout", "connect_timeout", parse_float(0.1, 600), "seconds to connect"),
     KeySpec("terminal", "read_timeout", "read_timeout", parse_float(0.1, 3600), "seconds without a byte before a read fails"),
     KeySpec("terminal", "retries", "retries", parse_int(0, 50), "attempts per request while the terminal is unavailable"),
+    KeySpec("terminal", "outage_limit", "outage_limit", parse_float(1, 86_400), "seconds to wait for a terminal that stopped answering (status probes) before the run stops with exit 75"),
     KeySpec("download", "roots", "roots", parse_roots, "comma list of roots: SPXW (PM weeklies), SPX (AM monthlies)"),
     KeySpec("download", "datasets", "datasets", parse_datasets, "comma list: greeks, greeks_second_order, quote, ohlc, open_interest, eod, greeks_eod, index_price"),
     KeySpec("download", "interval", "interval", parse_interval, "bar interval for greeks, quote, ohlc and index_price"),

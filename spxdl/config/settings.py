@@ -32,6 +32,7 @@ class Settings:
     connect_timeout: float = 5.0
     read_timeout: float = 60.0
     retries: int = 5
+    outage_limit: float = 120.0
 
     roots: tuple[str, ...] = ("SPXW",)
     datasets: tuple[str, ...] = ("greeks",)

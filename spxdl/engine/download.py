@@ -29,7 +29,7 @@ from spxdl.datasets import Dataset
 from spxdl.engine.records import EXPIRATION_DONE, RETRY
 from spxdl.engine.shared import RETRYABLE, RUN_STOPPERS, STOPS, retrying
 from spxdl.engine.streams import stoppable
-from spxdl.errors import Interrupted, NoData, SpxdlError
+from spxdl.errors import Interrupted, NoData, SpxdlError, StorageError
 from spxdl.ledger import ExpirationState, Task
 
 if TYPE_CHECKING:
@@ -175,12 +175,31 @@ class TaskDownload:
             raise Interrupted(f"{self.task.key} was taken over by another run")
 
     def complete_expirations(self) -> set[date]:
-        """Expirations the ledger calls complete whose file is in place."""
-        return {
-            expiration
-            for expiration, state in self.worker.ledger.expiration_states(self.task).items()
-            if state == ExpirationState.COMPLETE and self.data_path(expiration).exists()
-        }
+        """Expirations the ledger calls complete whose file is in place, and those a killed run left
+        in place unrecorded (adopted)."""
+        complete = set()
+        for expiration, state in self.worker.ledger.expiration_states(self.task).items():
+            path = self.data_path(expiration)
+            if path.exists() and (state == ExpirationState.COMPLETE
+                                  or state == ExpirationState.PENDING and self.adopted(expiration, path)):
+                complete.add(expiration)
+        return complete
+
+    def adopted(self, expiration: date, path: Path) -> bool:
+        """Record as complete a file in place that a run killed between its rename and its record left.
+
+        A file is renamed into place only after its footer was read back with the rows written, so
+        it is whole; fetching it again would download it twice. Its footer is read once more here.
+        """
+        try:
+            info = storage.verify_parquet(path)
+        except StorageError as exc:
+            log.info("%s exp %s: %s; fetching it again", self.task.key, expiration, exc)
+            return False
+        self.worker.ledger.record_expiration(self.task, expiration, ExpirationState.COMPLETE, info=info)
+        log.info("%s exp %s: %s is whole but was never recorded (its run was killed); adopted", self.task.key,
+                 expiration, path.name)
+        return True
 
     def data_path(self, expiration: date) -> Path:
         """The file of one expiration (an index: the trade date's one file)."""

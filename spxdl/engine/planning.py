@@ -6,8 +6,9 @@ Also the ranges the commands ask for (the latest sessions for ``update``, the la
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, timedelta
-from typing import Collection
+from typing import Collection, Sequence
 
 from spxdl import audit, datasets, storage, trading_calendar
 from spxdl.config import Settings
@@ -15,7 +16,7 @@ from spxdl.datasets import Dataset
 from spxdl.engine.records import Plan
 from spxdl.engine.shared import ledger_for
 from spxdl.errors import ConfigError
-from spxdl.ledger import Ledger, Task
+from spxdl.ledger import Ledger, RunView, Task
 
 # Rough figures for estimate(): a near-term SPXW chain has ~330 contracts (the simulator's
 # realistic one: 128,248 greeks rows over 391 minutes), and zstd Parquet takes ~13 bytes a row
@@ -61,6 +62,37 @@ def plan(
         else:
             todo.append(task)
     return Plan(tuple(todo), tuple(done), tuple(held), start, end, force)
+
+
+def resume_plans(
+    settings: Settings, runs: Sequence[RunView], incomplete: Collection[Task], force: bool = False
+) -> list[tuple[Settings, Plan]]:
+    """What ``resume`` runs: the tasks each interrupted run left (days never started included),
+    with that run's own roots, datasets, interval, DTE window and force, one plan per such
+    selection; then the ledger's other unfinished tasks with ``settings``. Writes nothing.
+    """
+    groups: dict[tuple[object, ...], tuple[Settings, set[Task], list[str]]] = {}
+    for run in (run for run in runs if run.remaining):
+        chosen = run.selection
+        own = settings.replace(roots=tuple(chosen["roots"]), datasets=tuple(chosen["datasets"]),
+                               interval=chosen["interval"], min_dte=chosen["min_dte"], max_dte=chosen["max_dte"])
+        group = groups.setdefault(_selection_key(own, chosen["force"] or force), (own, set(), []))
+        group[1].update(run.remaining)
+        group[2].append(run.id)
+    resumed = set().union(*(tasks for _, tasks, _ in groups.values()))
+    rest = {task for task in incomplete if task not in resumed}
+    if rest:
+        groups.setdefault(_selection_key(settings, force), (settings, set(), []))[1].update(rest)
+    plans = []
+    for key, (chosen_settings, tasks, run_ids) in groups.items():
+        days = sorted(task.trade_date for task in tasks)
+        found = plan(chosen_settings, days[0], days[-1], force=key[-1], only=tasks)
+        plans.append((chosen_settings, dataclasses.replace(found, resumes=tuple(run_ids))))
+    return plans
+
+
+def _selection_key(settings: Settings, force: bool) -> tuple[object, ...]:
+    return (settings.roots, settings.datasets, settings.interval, settings.min_dte, settings.max_dte, force)
 
 
 def estimate(plan: Plan, settings: Settings) -> dict[str, int]:

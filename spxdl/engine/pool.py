@@ -30,6 +30,7 @@ from spxdl.config import Settings
 from spxdl.datasets import Dataset
 from spxdl.engine import worker
 from spxdl.engine.planning import archive_datasets
+from spxdl.engine.recording import recorded_run
 from spxdl.engine.records import TASK_DONE, Event, Plan, ResultState, RunState, RunSummary, TaskResult
 from spxdl.engine.shared import RUN_CAPTURE, STOP_SIGNALS, SharedFlag, client_for, ledger_for, retrying
 from spxdl.errors import SpxdlError
@@ -45,7 +46,8 @@ def run(plan: Plan, settings: Settings, on_event: Callable[[Event], None] | None
     """Download ``plan.tasks`` in worker processes; an interrupted run returns its summary too.
 
     TerminalUnavailable / PermissionDenied (no usable terminal) and ArchiveMismatch raise before
-    any worker starts.
+    any worker starts. The run is recorded in the ledger before its first task (``recording.py``):
+    a run stopped or killed part-way is what ``spxdl resume`` finishes.
     """
     started = time.monotonic()
     summary = RunSummary(held_at_plan=len(plan.held))
@@ -53,7 +55,8 @@ def run(plan: Plan, settings: Settings, on_event: Callable[[Event], None] | None
         if plan.tasks:
             settings, summary.simulated = prepare(settings)
             summary.api = settings.terminal_api
-            _Run(plan, settings, on_event, summary).execute()
+            with recorded_run(plan, settings, summary):
+                _Run(plan, settings, on_event, summary).execute()
     finally:
         if settings.capture_dir is not None:
             log.info("captured answers are listed in %s", capture.write_manifest(settings.capture_dir, RUN_CAPTURE))

@@ -50,6 +50,7 @@ class Plan:
     start: date
     end: date
     force: bool = False
+    resumes: tuple[str, ...] = ()  # ids of the interrupted runs this plan finishes (their records close with it)
 
 
 @dataclass(frozen=True)

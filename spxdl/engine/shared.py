@@ -15,11 +15,13 @@ from spxdl.capture import Capture
 from spxdl.config import Settings
 from spxdl.errors import (
     BodyTruncated,
+    DiskFull,
     Interrupted,
     InvalidSession,
     PageExpired,
     PermissionDenied,
     SchemaMismatch,
+    TerminalGone,
     TerminalUnavailable,
 )
 from spxdl.ledger import Ledger
@@ -31,8 +33,9 @@ T = TypeVar("T")
 STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
 RUN_CAPTURE = "spxdl run --capture"
 RETRYABLE = (BodyTruncated, PageExpired, TerminalUnavailable)
-# Answers that would repeat for every request: the first one stops the whole run.
-RUN_STOPPERS = (PermissionDenied, InvalidSession, SchemaMismatch)
+# What would repeat for every request or write: the first one stops the whole run. A terminal
+# gone for longer than outage_limit, or a full disk, leaves the rest to `spxdl resume`.
+RUN_STOPPERS = (PermissionDenied, InvalidSession, SchemaMismatch, TerminalGone, DiskFull)
 STOPS = (Interrupted, *RUN_STOPPERS)
 
 
@@ -46,6 +49,7 @@ def client_for(settings: Settings, **kwargs: Any) -> TerminalClient:
         "connect_timeout": settings.connect_timeout,
         "read_timeout": settings.read_timeout,
         "retries": settings.retries,
+        "outage_limit": settings.outage_limit,
     }
     if settings.capture_dir is not None:
         options["observer"] = Capture(settings.capture_dir, first_only=True, command=RUN_CAPTURE)
@@ -64,6 +68,8 @@ def retrying(call: Callable[[], T], attempts: int, what: str, check: Callable[[]
         check()
         try:
             return call()
+        except RUN_STOPPERS:
+            raise
         except RETRYABLE as exc:
             check()  # a failure caused by the stop is no reason to try again
             if attempt == attempts:

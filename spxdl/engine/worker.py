@@ -143,6 +143,9 @@ class Worker:
             if not force and self.ledger.is_done(task, min_dte=min_dte, max_dte=max_dte):
                 return TaskResult(task, ResultState.SUCCESS, seconds=time.monotonic() - started)  # finished since the plan
             claimed = self.ledger.claim(task, min_dte=min_dte, max_dte=max_dte)
+        except RUN_STOPPERS as exc:  # a full disk: no task can be recorded
+            self.stop_run()
+            return TaskResult(task, ResultState.INTERRUPTED, error=str(exc), stopped_by=exc)
         except SpxdlError as exc:
             return TaskResult(task, ResultState.FAILED, error=f"could not claim: {exc}", seconds=time.monotonic() - started)
         if not claimed:
@@ -171,6 +174,8 @@ class Worker:
             if task in self.lost and not self.stop.is_set():
                 return TaskResult(task, ResultState.HELD, seconds=time.monotonic() - started, error=str(exc))
             stopper = exc if isinstance(exc, RUN_STOPPERS) else None
+            if stopper is not None:
+                self.stop_run()
             seconds = time.monotonic() - started
             return TaskResult(task, ResultState.INTERRUPTED, seconds=seconds, error=str(exc), stopped_by=stopper)
         except Exception as exc:  # the listing failed, or the ledger did: this task fails, the run goes on

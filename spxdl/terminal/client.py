@@ -28,6 +28,7 @@ from spxdl.errors import (
     PageExpired,
     SchemaMismatch,
     TerminalError,
+    TerminalGone,
     TerminalUnavailable,
     Throttled,
 )
@@ -64,7 +65,9 @@ class TerminalClient:
     ``in_flight`` is a ``multiprocessing`` semaphore made by the parent and shared by every
     worker: a slot is held from sending a request until its body is read, closed or failed, and
     never while waiting to retry. ``retries`` counts the retries of an unavailable terminal per
-    request; 429s are waited out outside that budget (at most ``max_throttles`` times).
+    request; 429s are waited out outside that budget (at most ``max_throttles`` times). A request
+    that spends the budget opens the circuit breaker, whose status probes wait up to
+    ``outage_limit`` seconds for the terminal to come back before raising ``TerminalGone``.
     """
 
     def __init__(
@@ -81,8 +84,8 @@ class TerminalClient:
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
         max_throttles: int = 200,
-        probe_attempts: int = 10,
         observer: Observer | None = None,
+        outage_limit: float = 120.0,
     ) -> None:
         if api not in ("auto", "v2", "v3"):
             raise ConfigError(f"unknown terminal API {api!r}: use auto, v2 or v3", key="terminal_api")
@@ -94,7 +97,7 @@ class TerminalClient:
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.max_throttles = max_throttles
-        self.probe_attempts = probe_attempts
+        self.outage_limit = outage_limit
         self._sleep = sleep
         self._random = random.Random()
         self._breaker = CircuitBreaker()
@@ -363,9 +366,10 @@ class TerminalClient:
             self._sleep(delay)
 
     def _probe_until_connected(self) -> None:
-        """Poll the status endpoint with backoff until CONNECTED; TerminalUnavailable if it never is."""
-        last: Exception | None = None
-        for attempt in range(1, self.probe_attempts + 1):
+        """Poll the status endpoint with backoff until CONNECTED; TerminalGone after ``outage_limit`` seconds."""
+        began, slept, attempt = time.monotonic(), 0.0, 0
+        while True:
+            attempt += 1
             try:
                 word, _ = self._status_word(self.base_url, self.api, use_breaker=False)
                 raise_for_status_word(word, STATUS_PATHS[self.api])
@@ -373,13 +377,17 @@ class TerminalClient:
                 return
             except TerminalUnavailable as exc:
                 last = exc
-            delay = self._backoff(attempt)
+            waited = max(slept, time.monotonic() - began)  # the sleeps alone, where sleeping is simulated
+            if waited >= self.outage_limit:
+                why = last.args[0] if last.args else last  # its endpoint is this one's: named once
+                raise TerminalGone(
+                    f"the terminal did not come back within {self.outage_limit:g} s ({attempt} status probes): {why}",
+                    endpoint=STATUS_PATHS[self.api],
+                )
+            delay = min(self._backoff(attempt), self.outage_limit - waited)
             log.warning("terminal still unavailable (%s); probing again in %.2f s", last, delay)
             self._sleep(delay)
-        raise TerminalUnavailable(
-            f"the terminal did not come back after {self.probe_attempts} status probes: {last}",
-            endpoint=STATUS_PATHS[self.api],
-        )
+            slept += delay
 
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2**(attempt-1))]."""
