@@ -8,7 +8,7 @@ answers above ``page_rows`` rows are split into pages served from a bounded page
 from __future__ import annotations
 
 import time
-from datetime import date, timedelta
+from datetime import date
 from functools import partial
 from typing import Callable
 from urllib.parse import parse_qs
