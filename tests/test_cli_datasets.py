@@ -24,7 +24,7 @@ def test_index_price_and_greeks_eod_are_read_by_duckdb_with_the_others(isolated)
                        "--max-dte", "7", "--workers", "1")
         assert result.exit_code == 0, result.stderr
     data = isolated / "sim-data"
-    archives = sorted(path.name for path in data.iterdir() if path.is_dir() and path.name != "logs")
+    archives = sorted(path.parent.name for path in data.glob("*/_archive.json"))
     assert archives == ["eod", "greeks-1m", "greeks_eod", "index_price-1m", "open_interest"]
 
     def read(archive: str) -> str:
