@@ -179,3 +179,29 @@ def test_version_prints_the_version(tmp_path):
 
     result = spxdl("--version", cwd=tmp_path, env=clean_env(tmp_path))
     assert result.returncode == 0 and __version__ in result.stdout
+
+
+# ------------------------------------------------------------------ the reader of the output goes away
+
+
+def spxdl_into_a_closed_pipe(*args: str, cwd: Path, env: dict[str, str]) -> tuple[int, str]:
+    """``spxdl ARGS`` whose stdout is a pipe nobody reads any more (``| head -1`` after its line)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run([*SPXDL, *args], cwd=cwd, env=env, stdout=write_end, stderr=subprocess.PIPE,
+                                text=True, timeout=60)
+    finally:
+        os.close(write_end)
+    return result.returncode, result.stderr
+
+
+@pytest.mark.parametrize("command", [["status"], ["config", "show"], ["status", "--json"], ["gaps"]])
+def test_a_reader_that_goes_away_is_no_error(sim_process, tmp_path, command):
+    _, url = sim_process
+    env = clean_env(tmp_path)
+    data = tmp_path / "data"
+    run = spxdl("run", "--date", DAY, "--terminal-url", url, "--data-dir", str(data), "--max-dte", "1", cwd=tmp_path, env=env)
+    assert run.returncode == 0, run.stderr
+    code, stderr = spxdl_into_a_closed_pipe(*command, "--data-dir", str(data), cwd=tmp_path, env=env)
+    assert stderr == "" and code == 141  # what a shell reports for any program whose reader went away

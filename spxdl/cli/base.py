@@ -14,7 +14,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import click
 
@@ -29,6 +29,7 @@ EXIT_WIRE = 65  # sysexits EX_DATAERR: the terminal answers in a format spxdl do
 EXIT_TRY_LATER = 75
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for any program whose reader went away
 
 EXIT_CODES_HELP = """\b
 Exit codes:
@@ -38,7 +39,8 @@ Exit codes:
   65   the terminal's answer is not the CSV spxdl expects (run stopped)
   75   try later: terminal unreachable or not connected, another terminal
        on the account (478), ledger busy, or tasks held by another run
-  130  interrupted (Ctrl-C); 143 terminated (SIGTERM)"""
+  130  interrupted (Ctrl-C); 143 terminated (SIGTERM)
+  141  the output's reader went away (spxdl status | head -1)"""
 
 
 class Abort(Exception):
@@ -88,6 +90,10 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             if str(exc):
                 click.echo(str(exc), err=True)
             ctx.exit(exc.code)
+        except BrokenPipeError:
+            # The reader of the output (`| head -1`) is gone: nothing is wrong, and nothing more to say.
+            silence_output()
+            ctx.exit(EXIT_BROKEN_PIPE)
         except errors.SpxdlError as exc:
             if ctx.obj and ctx.obj.get("verbose"):
                 traceback.print_exc(file=sys.stderr)
@@ -120,11 +126,37 @@ def cli(ctx: click.Context, config_path: Path | None, verbose: bool, quiet: bool
     ctx.obj.update(config_path=config_path, verbose=verbose, quiet=quiet, log_json=log_json)
 
 
+def silence_output() -> None:
+    """Point stdout and stderr at /dev/null: their reader is gone, and later writes and flushes must not fail."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                os.dup2(devnull, stream.fileno())
+    finally:
+        os.close(devnull)
+
+
+@contextlib.contextmanager
+def output_may_vanish() -> Iterator[None]:
+    """Around a report whose reader may be gone: a broken pipe silences the output, the command goes on.
+
+    A download's summary must not turn a complete run's exit code into a broken pipe's.
+    """
+    try:
+        yield
+    except BrokenPipeError:
+        silence_output()
+
+
 def main() -> None:
     """Console entry point: run the command, then exit with its code without interpreter teardown."""
     code: int = EXIT_OK
     try:
         cli(prog_name="spxdl")
+    except BrokenPipeError:  # written outside a command (help, version)
+        silence_output()
+        code = EXIT_BROKEN_PIPE
     except SystemExit as exc:
         if isinstance(exc.code, int) or exc.code is None:
             code = exc.code or EXIT_OK
