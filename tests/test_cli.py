@@ -280,6 +280,12 @@ def test_config_show_names_sources(invoke, isolated):
         (["run", "--date", DAY, "--min-dte", "9", "--max-dte", "2"], "make min_dte <= max_dte"),
         (["run", "--date", "1999-06-01"], "2000"),
         (["update", "--lookback", "99"], "--lookback must be from 0 to 60"),
+        (["run", "--date", "2024-03-16"],
+         "2024-03-16 is not a trading day (a Saturday); the sessions around it are 2024-03-15 and 2024-03-18"),
+        (["run", "--date", "2024-03-29"], "2024-03-29 is not a trading day (markets closed: Good Friday)"),
+        (["run", "--start", "2024-03-29", "--end", "2024-03-31"],
+         "2024-03-29 .. 2024-03-31 holds no trading day; the sessions around it are 2024-03-28 and 2024-04-01"),
+        (["backfill", "--from", "2024-03-16", "--to", "2024-03-17"], "holds no trading day"),
     ],
 )
 def test_user_mistakes_get_one_line_and_exit_2(invoke, isolated, args, fragment):

@@ -67,6 +67,7 @@ def gaps_command(ctx: click.Context, start: str | None, end: str | None, as_json
     first_known = min((line.trade_date for line in audit.task_lines(Ledger(settings.data_dir))), default=None)
     default_start = settings.start_date or first_known or last_session
     first, last = check_range(
+        cal,
         parse_cli_date(start, "--start") if start else default_start,
         parse_cli_date(end, "--end") if end else last_session,
         last_session,

@@ -181,7 +181,7 @@ def backfill_command(ctx: click.Context, first: str | None, last: str | None, **
             )
         begin = parse_cli_date(first, "--from") if first else settings.start_date
         finish = parse_cli_date(last, "--to") if last else last_session
-        return check_range(begin, finish, last_session)
+        return check_range(cal, begin, finish, last_session)
 
     run_like(ctx, dates=dates, **options)
 

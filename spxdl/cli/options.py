@@ -146,8 +146,8 @@ def parse_cli_date(text: str, option: str) -> date:
         raise errors.ConfigError(f"{option} {text!r} is not a date; write it as YYYY-MM-DD, e.g. 2024-03-14") from None
 
 
-def check_range(start: date, end: date, last_session: date) -> tuple[date, date]:
-    """Refuse reversed or wholly future ranges; clamp an end that is past the last complete session."""
+def check_range(cal: trading_calendar.TradingCalendar, start: date, end: date, last_session: date) -> tuple[date, date]:
+    """Refuse reversed, wholly future or sessionless ranges; clamp an end past the last complete session."""
     if start > last_session:
         raise errors.ConfigError(
             f"{start} has no complete session yet (the latest is {last_session}, New York time); "
@@ -158,7 +158,23 @@ def check_range(start: date, end: date, last_session: date) -> tuple[date, date]
     if end > last_session:
         log.info("end date %s is after the latest complete session; using %s", end, last_session)
         end = last_session
+    if not cal.trading_days(start, end):
+        raise errors.ConfigError(no_session_message(cal, start, end, last_session))
     return start, end
+
+
+def no_session_message(cal: trading_calendar.TradingCalendar, start: date, end: date, last_session: date) -> str:
+    """Why ``start..end`` holds no session, and the sessions on either side of it."""
+    if start == end:
+        holiday = cal.holiday_name(start)
+        why = f"markets closed: {holiday}" if holiday else f"a {start:%A}"
+        what = f"{start} is not a trading day ({why})"
+    else:
+        what = f"{start} .. {end} holds no trading day"
+    before = cal.previous_trading_day(start)
+    after = cal.next_trading_day(end)
+    around = f"{before} and {after}" if after <= last_session else f"{before} (the latest complete one)"
+    return f"{what}; the sessions around it are {around}"
 
 
 def resolve_run_dates(
@@ -178,11 +194,11 @@ def resolve_run_dates(
         raise errors.ConfigError("--end needs --start")
     if on is not None:
         day = parse_cli_date(on, "--date")
-        return check_range(day, day, last_session)
+        return check_range(cal, day, day, last_session)
     if start is not None:
         first = parse_cli_date(start, "--start")
         last = parse_cli_date(end, "--end") if end is not None else last_session
-        return check_range(first, last, last_session)
+        return check_range(cal, first, last, last_session)
     if days_back is not None:
         if days_back < 1:
             raise errors.ConfigError("--days-back must be 1 or more")
