@@ -292,6 +292,16 @@ def test_user_mistakes_get_one_line_and_exit_2(invoke, isolated, args, fragment)
     result = invoke(*args, "--data-dir", str(isolated / "data"))
     assert result.exit_code == 2, result.stderr
     assert fragment in one_error_line(result)
+    assert not (isolated / "data").exists()  # a usage error leaves nothing on disk (no logs/ either)
+
+
+def test_the_log_file_opens_with_the_download_and_keeps_what_came_before(invoke, isolated):
+    data = isolated / "d"
+    result = invoke("run", "--simulate", "--sim-profile", "tiny", "--date", DAY, "--max-dte", "1", "--data-dir", str(data))
+    assert result.exit_code == 0, result.stderr
+    logged = (data / "logs" / "spxdl.log").read_text()
+    assert "simulated terminal (tiny profile)" in logged  # logged before the file was opened
+    assert "recorded the shape of greeks-1m" in logged and "success" in logged
 
 
 def test_unknown_config_key_is_one_line(invoke, isolated):

@@ -14,6 +14,7 @@ from spxdl.cli.options import (
     build_settings,
     calendar_for,
     check_range,
+    open_log_file,
     parse_cli_date,
     read_only,
     require_archive,
@@ -105,6 +106,8 @@ def verify_command(ctx: click.Context, start: str | None, end: str | None, repai
     first = parse_cli_date(start, "--start") if start else None
     last = parse_cli_date(end, "--end") if end else None
     report = audit.verify_archive(settings.data_dir, first, last)
+    if repair:
+        open_log_file(ctx)
     repaired = audit.repair(settings.data_dir, report) if repair else None
     if as_json:
         payload = {"ok": report.ok, "tasks": report.tasks, "files": report.files, "rows": report.rows,

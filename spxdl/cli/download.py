@@ -22,6 +22,7 @@ from spxdl.cli.options import (
     check_range,
     download_flags,
     download_options,
+    open_log_file,
     parse_cli_date,
     require_archive,
     resolve_run_dates,
@@ -98,6 +99,7 @@ def run_plan(ctx: click.Context, plan: Plan, settings: config.Settings, *, dry_r
             raise Abort("", EXIT_TRY_LATER)
         return
     confirm_large_range(len({task.trade_date for task in plan.tasks}), yes)
+    open_log_file(ctx)
     progress = make_progress(ctx, len(plan.tasks))
     try:
         summary = engine.run(plan, settings, on_event=progress.on_event)

@@ -83,23 +83,32 @@ def build_settings(ctx: click.Context, *, file_logging: bool = True, **flags: An
 
 
 def configure_logging(ctx: click.Context, settings: config.Settings, *, file_logging: bool = True) -> None:
-    """Console and rotating-file logging for this invocation."""
-    obj = ctx.obj or {}
+    """Console logging for this invocation; with ``file_logging``, the log file :func:`open_log_file` opens."""
+    obj = ctx.obj if ctx.obj is not None else {}
     level = "DEBUG" if obj.get("verbose") else settings.log_level
     console = "WARNING" if obj.get("quiet") else level
     fmt = "json" if obj.get("log_json") else settings.log_format
-    log_file = None
-    if file_logging:
-        log_file = settings.log_file or storage.logs_dir(settings.data_dir) / "spxdl.log"
-        try:
-            log_file.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise errors.ConfigError(
-                f"cannot create the log directory {log_file.parent}: {exc.strerror}; "
-                "choose a writable --data-dir or [logging] file"
-            ) from None
     obj["console_level"] = console
-    logs.configure(level=level, console_level=console, fmt=fmt, log_file=log_file)
+    obj["log_file"] = (settings.log_file or storage.logs_dir(settings.data_dir) / "spxdl.log") if file_logging else None
+    obj["log_format"] = fmt
+    logs.configure(level=level, console_level=console, fmt=fmt)
+
+
+def open_log_file(ctx: click.Context) -> None:
+    """Start writing the log file, once the command is about to change the archive (nothing before: a
+    usage error leaves no trace on disk); it gets what was logged so far too."""
+    obj = ctx.obj or {}
+    log_file = obj.get("log_file")
+    if log_file is None:
+        return
+    try:
+        logs.attach_file(log_file, fmt=obj.get("log_format", "text"))
+    except OSError as exc:
+        raise errors.ConfigError(
+            f"cannot create the log directory {log_file.parent}: {exc.strerror}; "
+            "choose a writable --data-dir or [logging] file"
+        ) from None
+    obj["log_file"] = None
 
 
 def download_flags(
