@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import logging
 import os
 import sys
@@ -66,8 +67,8 @@ def fix_hint(exc: BaseException) -> str:
     """A sentence telling the user what to do about ``exc``, where one helps."""
     if isinstance(exc, errors.TerminalUnavailable):
         return (
-            " Start the ThetaData Terminal (java -jar ThetaTerminalv3.jar) and log in, pass --terminal-url,"
-            " or try spxdl with --simulate."
+            ". Start the ThetaData Terminal (java -jar ThetaTerminalv3.jar) and log in, or pass --terminal-url;"
+            " --simulate runs spxdl without one."
         )
     if isinstance(exc, errors.PermissionDenied):
         return " Check that your ThetaData subscription includes SPX index options (Standard or Pro for greeks)."
@@ -126,15 +127,19 @@ def cli(ctx: click.Context, config_path: Path | None, verbose: bool, quiet: bool
     ctx.obj.update(config_path=config_path, verbose=verbose, quiet=quiet, log_json=log_json)
 
 
+class _Discard(io.TextIOBase):
+    """An output that takes everything and keeps nothing."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+
 def silence_output() -> None:
-    """Point stdout and stderr at /dev/null: their reader is gone, and later writes and flushes must not fail."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):
-                os.dup2(devnull, stream.fileno())
-    finally:
-        os.close(devnull)
+    """Send what is still to be printed nowhere: the output's reader is gone, and later writes must not fail.
+
+    The broken streams are never flushed again: the command leaves through ``os._exit``.
+    """
+    sys.stdout = sys.stderr = _Discard()
 
 
 @contextlib.contextmanager
