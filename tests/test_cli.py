@@ -244,10 +244,20 @@ def test_health_of_the_simulator(invoke, sim, isolated):
 
 
 def test_health_without_a_terminal_exits_75_and_mentions_simulate(invoke, isolated):
-    result = invoke("health", "--terminal-url", f"http://127.0.0.1:{free_port()}", "--data-dir", str(isolated),
-                    env={"SPXDL_TERMINAL_RETRIES": "0"})
+    url = f"http://127.0.0.1:{free_port()}"
+    result = invoke("health", "--terminal-url", url, "--data-dir", str(isolated), env={"SPXDL_TERMINAL_RETRIES": "0"})
     assert result.exit_code == 75
     assert "FAIL terminal" in result.output and "--simulate" in result.output
+    assert result.output.count(url) == 1 and result.output.count("mdds/status") == 0
+    assert max(len(line) for line in result.output.splitlines()) < 200
+
+
+def test_health_simulate_checks_spxdl_against_the_built_in_simulator(invoke, isolated):
+    result = invoke("health", "--simulate", "--sim-profile", "tiny", "--json")
+    assert result.exit_code == 0, result.output + result.stderr
+    report = json.loads(result.stdout)
+    assert report["healthy"] and report["terminal"]["simulated"] is True
+    assert "sim-data" in report["data_dir"]["detail"] and not (isolated / "sim-data").exists()
 
 
 def test_config_show_names_sources(invoke, isolated):
@@ -333,6 +343,7 @@ def test_terminal_not_running_exits_75_and_says_how_to_start_one(invoke, isolate
     assert result.exit_code == 75
     line = one_error_line(result)
     assert "Start the ThetaData Terminal" in line and "--simulate" in line
+    assert line.count("http://127.0.0.1:") == 1 and "mdds/status" not in line and len(line) < 300
 
 
 def test_shape_mismatch_with_the_archive_is_refused(invoke, sim, archive):
@@ -361,11 +372,13 @@ def test_sim_check_passes(invoke):
 
 
 def test_simulate_alone_is_a_small_demo_into_sim_data(invoke, isolated):
-    result = invoke("run", "--simulate", "--sim-profile", "tiny", "--dry-run")
+    result = invoke("run", "--simulate", "--dry-run")
     assert result.exit_code == 0, result.stderr
     assert "into sim-data" in result.output
     assert "tasks to download: 3 over 3 trading day(s)" in result.output
     assert "DTE 0..3" in result.output
+    tiny = invoke("run", "--simulate", "--sim-profile", "tiny", "--dry-run")
+    assert "DTE 0..7" in tiny.output  # it lists Fridays only: every day's window holds one
     explicit = invoke("run", "--simulate", "--sim-profile", "tiny", "--dry-run", "--days-back", "2", "--max-dte", "9")
     assert "tasks to download: 2 over 2" in explicit.output and "DTE 0..9" in explicit.output
 
@@ -507,3 +520,52 @@ def test_an_archive_of_schema_version_1_is_named_by_verify_kept_by_repair_and_up
     assert upgraded.exit_code == 0 and "holds files of schema version 1" in upgraded.stderr
     assert json.loads(shape.read_text())["schema_version"] == 2
     assert pq.read_metadata(old).metadata[b"schema_version"] == b"1"  # kept as it is until --force
+
+
+# ------------------------------------------------------------------ the demo's archive is judged by its own window
+
+
+@pytest.fixture(name="demo")
+def fixture_demo(invoke, isolated):
+    """What `spxdl run --simulate --sim-profile tiny` made in ./sim-data (the last three sessions)."""
+    result = invoke("run", "--simulate", "--sim-profile", "tiny")
+    assert result.exit_code == 0, result.stderr
+    return isolated / "sim-data"
+
+
+def test_the_demo_records_its_profile_and_window_with_the_archive(demo):
+    shape = json.loads((demo / "greeks-1m" / "_archive.json").read_text())
+    assert shape["source"] == "simulator" and shape["sim_profile"] == "tiny" and shape["sim_seed"] == 0
+    assert shape["window"] == [0, 7]
+
+
+def test_every_day_of_the_tiny_demo_has_rows(invoke, demo):
+    report = json.loads(invoke("status", "--json", "--data-dir", str(demo)).stdout)
+    assert len(report["tasks"]) == 3
+    assert all(task["expirations"].get("complete", 0) >= 1 and task["rows"] > 0 for task in report["tasks"])
+
+
+def test_gaps_backfill_and_update_judge_the_demo_by_its_own_window(invoke, demo):
+    gaps = invoke("gaps", "--data-dir", "sim-data")
+    assert gaps.exit_code == 0, gaps.output + gaps.stderr
+    assert "0 gap(s)" in gaps.stderr
+    first = json.loads(invoke("status", "--json", "--data-dir", "sim-data").stdout)["tasks"][0]["trade_date"]
+    backfill = invoke("backfill", "--simulate", "--from", first, "--dry-run")
+    assert "tasks to download: 0" in backfill.output and "already complete:  3" in backfill.output
+    assert "DTE 0..7" in backfill.output
+    update = invoke("update", "--simulate", "--dry-run")
+    assert "DTE 0..7" in update.output and "already complete:  3" in update.output
+    shown = json.loads(invoke("config", "show", "--json", "--data-dir", "sim-data").stdout)
+    assert shown["download.max_dte"] == {"value": "7", "source": "archive sim-data"}
+    wider = invoke("gaps", "--data-dir", "sim-data", "--max-dte", "9")  # a window asked for still decides
+    assert wider.exit_code == 1 and "narrower DTE window" in wider.output
+
+
+def test_another_profile_into_the_demo_is_refused_and_no_profile_keeps_its_own(invoke, demo):
+    day = json.loads(invoke("status", "--json", "--data-dir", "sim-data").stdout)["tasks"][0]["trade_date"]
+    other = invoke("run", "--simulate", "--sim-profile", "realistic", "--date", day, "--force")
+    assert other.exit_code == 2
+    assert "sim_profile: 'tiny' in the archive, 'realistic' asked" in one_error_line(other)
+    same = invoke("run", "--simulate", "--date", day, "--force")
+    assert same.exit_code == 0, same.stderr
+    assert "(tiny profile)" in same.stderr

@@ -16,7 +16,7 @@ from spxdl.cli.base import EXIT_CODES_HELP, EXIT_OK, EXIT_TRY_LATER, Abort, cli,
 from spxdl.cli.options import (
     CONFIRM_TRADING_DAYS,
     SIM_DEMO_DAYS,
-    SIM_DEMO_MAX_DTE,
+    archive_defaults,
     build_settings,
     calendar_for,
     check_range,
@@ -26,6 +26,8 @@ from spxdl.cli.options import (
     parse_cli_date,
     require_archive,
     resolve_run_dates,
+    simulate_data_dir,
+    simulated_terminal,
 )
 from spxdl.cli.progress import make_progress
 from spxdl.cli.render import print_plan, print_summary, summary_exit_code
@@ -34,32 +36,6 @@ from spxdl.engine.records import Plan
 from spxdl.ledger import Ledger
 
 log = logging.getLogger(__name__)
-
-SIM_DATA_DIR = Path("sim-data")
-
-
-@contextlib.contextmanager
-def simulated_terminal(settings: config.Settings, enabled: bool, profile: str) -> Iterator[config.Settings]:
-    """``settings``, pointed at the built-in simulator on a free loopback port for ``--simulate``.
-
-    The simulator speaks both APIs on one port, so ``--api`` (or the config's) still decides.
-    """
-    if not enabled:
-        yield settings
-        return
-    from spxdl.simulator import Simulator  # only here: the download path never imports the simulator
-
-    with Simulator(profile=profile) as sim:
-        log.info("simulated terminal (%s profile) at %s", profile, sim.url)
-        yield settings.replace(terminal_url=sim.url)
-
-
-def simulate_data_dir(simulate: bool, data_dir: Path | None) -> Path | None:
-    """Simulated data never shares a directory with real data: ``--simulate`` defaults to ./sim-data."""
-    if simulate and data_dir is None:
-        return SIM_DATA_DIR
-    return data_dir
-
 
 def confirm_large_range(trading_days: int, yes: bool) -> None:
     """Ask before a long range when a person is at the keyboard; scripts (no TTY) are not asked."""
@@ -119,14 +95,13 @@ def run_like(
     dry_run: bool,
     yes: bool,
     simulate: bool,
-    sim_profile: str,
+    sim_profile: str | None,
     **options: Any,
 ) -> None:
     """Shared body of run, backfill and update: settings, date range, then the download."""
     options["data_dir"] = simulate_data_dir(simulate, options.get("data_dir"))
     settings = build_settings(ctx, file_logging=not dry_run, **download_flags(**options))
-    if simulate and "max_dte" not in settings.sources:
-        settings = settings.replace(max_dte=settings.min_dte + SIM_DEMO_MAX_DTE)
+    settings, sim_profile = archive_defaults(settings, simulate=simulate, sim_profile=sim_profile)
     cal = calendar_for(settings)
     last_session = cal.last_complete_session()
     span = dates(settings, cal, last_session) or update_range(settings, cal, last_session, settings.lookback)
@@ -208,11 +183,13 @@ def update_command(ctx: click.Context, lookback: int | None, **options: Any) -> 
 @download_options
 @click.pass_context
 @handle_errors
-def resume_command(ctx: click.Context, force: bool, dry_run: bool, yes: bool, simulate: bool, sim_profile: str, **options: Any) -> None:
+def resume_command(ctx: click.Context, force: bool, dry_run: bool, yes: bool, simulate: bool, sim_profile: str | None,
+                   **options: Any) -> None:
     """Finish everything the ledger holds as incomplete, failed or without data."""
     options["data_dir"] = simulate_data_dir(simulate, options.get("data_dir"))
     settings = build_settings(ctx, file_logging=not dry_run, **download_flags(**options))
     require_archive(settings)
+    settings, sim_profile = archive_defaults(settings, simulate=simulate, sim_profile=sim_profile)
     wanted = audit.incomplete_tasks(Ledger(settings.data_dir))
     if not wanted:
         click.echo(f"Nothing to resume: every task in {settings.data_dir} is complete.", err=True)

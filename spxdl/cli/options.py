@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 from datetime import date
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import click
 
-from spxdl import config, errors, logs, storage, trading_calendar
+from spxdl import config, errors, logs, shapes, storage, trading_calendar
 from spxdl.engine.planning import days_back_range
 
 log = logging.getLogger(__name__)
@@ -20,6 +21,10 @@ CONFIRM_TRADING_DAYS = 30
 # `--simulate` with nothing else asked is a demo: small enough to finish within about a minute.
 SIM_DEMO_DAYS = 3
 SIM_DEMO_MAX_DTE = 3
+SIM_DEMO_MAX_DTE_BY_PROFILE = {"tiny": 7}  # the tiny profile lists Fridays only: any 8 days hold one
+SIM_PROFILES = ("tiny", "realistic", "dense")
+SIM_DEFAULT_PROFILE = "realistic"
+SIM_DATA_DIR = Path("sim-data")
 
 
 def terminal_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -53,14 +58,60 @@ def download_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--force", is_flag=True, help="Download again even what is complete; files are replaced atomically."),
         click.option("--dry-run", is_flag=True, help="Print the plan with estimated requests, rows and bytes; write nothing."),
         click.option("--yes", "-y", is_flag=True, help=f"Do not ask before ranges over {CONFIRM_TRADING_DAYS} trading days."),
-        click.option("--simulate", is_flag=True, help="Download from the built-in simulated terminal into ./sim-data "
-                     f"(with no dates or DTE given: the last {SIM_DEMO_DAYS} sessions, DTE 0..{SIM_DEMO_MAX_DTE})."),
-        click.option("--sim-profile", type=click.Choice(["tiny", "realistic", "dense"]), default="realistic", show_default=True,
-                     help="Simulator profile for --simulate (dense: 4x the strikes of realistic)."),
     ]
     for option in reversed(options):
         func = option(func)
-    return terminal_options(selection_options(func))
+    return terminal_options(selection_options(simulate_options(func)))
+
+
+def simulate_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--simulate`` and ``--sim-profile``: the built-in simulated terminal instead of a real one."""
+    func = click.option(
+        "--sim-profile", type=click.Choice(SIM_PROFILES),
+        help="Simulator profile for --simulate: tiny, realistic (4x: dense). Default: the one the data dir was "
+             f"made with, else {SIM_DEFAULT_PROFILE}.")(func)
+    func = click.option(
+        "--simulate", is_flag=True,
+        help=f"Use the built-in simulated terminal, with ./sim-data as the data dir (with no dates or DTE given: "
+             f"the last {SIM_DEMO_DAYS} sessions, DTE 0..{SIM_DEMO_MAX_DTE}, 0..7 for the tiny profile).")(func)
+    return func
+
+
+def archive_defaults(
+    settings: config.Settings, *, simulate: bool = False, sim_profile: str | None = None
+) -> tuple[config.Settings, str]:
+    """``settings`` judged by the data dir's own archive, and the simulator profile to use.
+
+    With no DTE window given (flag, env or file), a simulated archive's recorded window applies;
+    failing that, ``--simulate`` picks its demo window. The profile is ``--sim-profile``, else the
+    one the archive was made with, else realistic (another one is refused as a shape change).
+    """
+    recorded = recorded_shapes(settings)
+    profile = sim_profile or next((shape["sim_profile"] for shape in recorded if shape.get("sim_profile")), None)
+    profile = profile or SIM_DEFAULT_PROFILE
+    window = next((shape[shapes.WINDOW] for shape in recorded if shape.get(shapes.WINDOW)), None)
+    if not {"min_dte", "max_dte"} & set(settings.sources) and window:
+        where = f"archive {settings.data_dir}"
+        settings = settings.replace_from(where, min_dte=int(window[0]), max_dte=int(window[1]))
+    elif simulate and "max_dte" not in settings.sources:
+        span = SIM_DEMO_MAX_DTE_BY_PROFILE.get(profile, SIM_DEMO_MAX_DTE)
+        settings = settings.replace_from("--simulate (demo)", max_dte=settings.min_dte + span)
+    return settings, profile
+
+
+def recorded_shapes(settings: config.Settings) -> list[dict[str, Any]]:
+    """The shapes recorded for the archives ``settings`` name in their data dir (an unreadable one is left
+    for the run to report)."""
+    found = []
+    for archive in settings.archives():
+        try:
+            shape = shapes.recorded_shape(settings.data_dir, archive)
+        except errors.StorageError as exc:
+            log.debug("ignoring %s", exc)
+            continue
+        if shape is not None:
+            found.append(shape)
+    return found
 
 
 def comma_values(values: tuple[str, ...]) -> str | None:
@@ -241,6 +292,7 @@ def read_only(selection: bool = False) -> Callable[[Callable[..., Any]], Callabl
             picked = {name: kwargs.pop(name) for name in SELECTION_FIELDS if name in kwargs} if selection else {}
             flags = download_flags(terminal_url=terminal_url, api=api, data_dir=data_dir, **picked)
             settings = build_settings(click.get_current_context(), file_logging=False, **flags)
+            settings, _ = archive_defaults(settings)
             return func(*args, settings=settings, **kwargs)
 
         wrapper = terminal_options(wrapper)
@@ -248,3 +300,25 @@ def read_only(selection: bool = False) -> Callable[[Callable[..., Any]], Callabl
 
     return decorate
 
+
+@contextlib.contextmanager
+def simulated_terminal(settings: config.Settings, enabled: bool, profile: str = SIM_DEFAULT_PROFILE) -> Iterator[config.Settings]:
+    """``settings``, pointed at the built-in simulator on a free loopback port for ``--simulate``.
+
+    The simulator speaks both APIs on one port, so ``--api`` (or the config's) still decides.
+    """
+    if not enabled:
+        yield settings
+        return
+    from spxdl.simulator import Simulator  # only here: the download path never imports the simulator
+
+    with Simulator(profile=profile) as sim:
+        log.info("simulated terminal (%s profile) at %s", profile, sim.url)
+        yield settings.replace(terminal_url=sim.url)
+
+
+def simulate_data_dir(simulate: bool, data_dir: Path | None) -> Path | None:
+    """Simulated data never shares a directory with real data: ``--simulate`` defaults to ./sim-data."""
+    if simulate and data_dir is None:
+        return SIM_DATA_DIR
+    return data_dir

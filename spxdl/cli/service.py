@@ -4,32 +4,52 @@ from __future__ import annotations
 
 import json
 import signal
+from pathlib import Path
 from typing import Any
 
 import click
 
 from spxdl import config, errors, health, logs
 from spxdl.cli.base import EXIT_CODES_HELP, EXIT_TRY_LATER, Abort, cli, fix_hint, handle_errors
-from spxdl.cli.options import read_only
+from spxdl.cli.options import (
+    archive_defaults,
+    archive_flags,
+    build_settings,
+    read_only,
+    simulate_data_dir,
+    simulate_options,
+    simulated_terminal,
+    terminal_options,
+)
 from spxdl.config import Settings
 
 
 @cli.command("health", epilog=EXIT_CODES_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@simulate_options
+@terminal_options
 @click.pass_context
 @handle_errors
-@read_only()
-def health_command(ctx: click.Context, as_json: bool, settings: Settings) -> None:
-    """Is the terminal reachable and CONNECTED, and can the archive be written? Exit 0 healthy, 75 not."""
-    report = health.health_report(settings)
+def health_command(ctx: click.Context, as_json: bool, simulate: bool, sim_profile: str | None, terminal_url: str | None,
+                   api: str | None, data_dir: Path | None) -> None:
+    """Is the terminal reachable and CONNECTED, and can the archive be written? Exit 0 healthy, 75 not.
+
+    With --simulate it checks spxdl itself against the built-in simulated terminal (and ./sim-data).
+    """
+    flags = archive_flags(terminal_url, api, simulate_data_dir(simulate, data_dir))
+    settings, profile = archive_defaults(build_settings(ctx, file_logging=False, **flags), sim_profile=sim_profile)
+    with simulated_terminal(settings, simulate, profile) as settings:
+        report = health.health_report(settings)
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2, default=str))
     else:
         terminal = report.terminal
-        source = "" if terminal.api is None else f" api {terminal.api}, {'simulated' if terminal.simulated else 'real'}"
-        click.echo(f"{mark(terminal.ok)} terminal  {terminal.url}: {terminal.status}{source}")
         if terminal.exception is not None:
-            click.echo(f"     {terminal.error}{fix_hint(terminal.exception)}")
+            click.echo(f"{mark(terminal.ok)} terminal  {terminal.status}: {terminal.error}")
+            click.echo(f"     {fix_hint(terminal.exception).lstrip('. ')}")
+        else:
+            source = "" if terminal.api is None else f" api {terminal.api}, {'simulated' if terminal.simulated else 'real'}"
+            click.echo(f"{mark(terminal.ok)} terminal  {terminal.url}: {terminal.status}{source}")
         click.echo(f"{mark(report.data_dir.ok)} data dir  {report.data_dir.detail}")
         click.echo(f"{mark(report.disk.ok)} disk      {report.disk.detail}")
     if not report.healthy:

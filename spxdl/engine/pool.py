@@ -27,13 +27,13 @@ from typing import Any, Callable, Iterable, Iterator
 
 from spxdl import metrics, shapes, storage
 from spxdl.config import Settings
-from spxdl.datasets import Dataset
 from spxdl.engine import worker
 from spxdl.engine.planning import archive_datasets
 from spxdl.engine.records import TASK_DONE, Event, Plan, ResultState, RunState, RunSummary, TaskResult
 from spxdl.engine.shared import STOP_SIGNALS, SharedFlag, client_for, ledger_for, retrying
 from spxdl.errors import SpxdlError
 from spxdl.ledger import Task
+from spxdl.terminal import simulator_facts
 
 log = logging.getLogger(__name__)
 
@@ -66,28 +66,13 @@ def prepare(settings: Settings) -> tuple[Settings, bool]:
     with client_for(settings) as client:
         retrying(client.connect, settings.expiration_attempts, "connecting to the terminal")
         resolved = settings.replace(terminal_url=client.base_url, terminal_api=client.api)
-        simulated = client.simulated
+        simulator = simulator_facts(client.simulator) if client.simulated else None
     by_archive = archive_datasets(settings)
     for dataset in by_archive.values():
         dataset.check_served(resolved.terminal_api, settings.interval)
     for archive, dataset in by_archive.items():
-        shapes.ensure_archive_shape(settings.data_dir, archive, archive_shape(dataset, settings, simulated))
-    return resolved, simulated
-
-
-def archive_shape(dataset: Dataset, settings: Settings, simulated: bool) -> dict[str, object]:
-    """What shapes the files of one archive; a run with another shape is refused."""
-    shape: dict[str, object] = {
-        "dataset": dataset.name,
-        "schema_version": dataset.schema_version,
-        "interval": settings.interval if dataset.uses_interval else None,
-        "start_time": settings.start_time.isoformat(),
-        "end_time": settings.end_time.isoformat(),
-        "source": "simulator" if simulated else "terminal",
-    }
-    if dataset.greeks_params:
-        shape.update(rate=settings.rate, rate_value=settings.rate_value, annual_div=settings.annual_div)
-    return shape
+        shapes.ensure_archive_shape(settings.data_dir, archive, shapes.archive_shape(dataset, settings, simulator))
+    return resolved, simulator is not None
 
 
 class _Run:
