@@ -173,6 +173,7 @@ class VerifyReport:
     bytes: int = 0
     problems: list[Problem] = field(default_factory=list)
     older_schema: list[tuple[str, str]] = field(default_factory=list)  # (path, its schema version): sound, older
+    older_days: set[date] = field(default_factory=set)  # trade dates holding such files
 
     @property
     def ok(self) -> bool:
@@ -217,6 +218,7 @@ def _verify_recorded_file(task: Task, directory: Path, name: str, entry: dict[st
     version = _schema_version_of(path)
     if version is not None and version.isdigit() and int(version) < dataset.schema_version:
         report.older_schema.append((str(path), version))  # sound: its columns are a prefix of today's
+        report.older_days.add(task.trade_date)
     elif version != str(dataset.schema_version):
         report.problems.append(Problem("schema", str(path), f"schema version {version} is not {dataset.schema_version}", task.key))
 

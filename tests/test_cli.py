@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
 import socket
 from pathlib import Path
 
@@ -520,6 +521,10 @@ def test_an_archive_of_schema_version_1_is_named_by_verify_kept_by_repair_and_up
     assert upgraded.exit_code == 0 and "holds files of schema version 1" in upgraded.stderr
     assert json.loads(shape.read_text())["schema_version"] == 2
     assert pq.read_metadata(old).metadata[b"schema_version"] == b"1"  # kept as it is until --force
+    again = printed_command(verified.output, "to download them again with today's columns: ")
+    assert again[:2] == ["run", "--force"] and again[-1] == "--simulate"
+    assert invoke(*again).exit_code == 0
+    assert pq.read_metadata(old).metadata[b"schema_version"] == b"2"
 
 
 # ------------------------------------------------------------------ the demo's archive is judged by its own window
@@ -569,3 +574,61 @@ def test_another_profile_into_the_demo_is_refused_and_no_profile_keeps_its_own(i
     same = invoke("run", "--simulate", "--date", day, "--force")
     assert same.exit_code == 0, same.stderr
     assert "(tiny profile)" in same.stderr
+
+
+# ------------------------------------------------------------------ every suggested command runs as printed
+
+
+def printed_command(text: str, after: str) -> list[str]:
+    """The command printed after ``after`` (up to the end of its line or a comma), as argv without `spxdl`."""
+    command = text.split(after, 1)[1].splitlines()[0].split(", then ")[0].strip()
+    words = shlex.split(command)
+    assert words[0] == "spxdl", command
+    return words[1:]
+
+
+def test_gaps_suggests_a_backfill_with_the_flags_it_was_given(invoke, sim, archive, isolated):
+    (isolated / "my.ini").write_text("[engine]\nworkers = 1\n")
+    asked = ("--data-dir", str(archive), "--max-dte", "5", "--terminal-url", sim.url)
+    gaps = invoke("--config", "my.ini", "gaps", "--start", DAY, "--end", NEXT_DAY, *asked)
+    assert gaps.exit_code == 1 and "narrower DTE window" in gaps.output
+    backfill = printed_command(gaps.stderr, "fill them with: ")
+    assert backfill[:6] == ["--config", "my.ini", "backfill", "--from", DAY, "--to"] and "--simulate" not in backfill
+    filled = invoke(*backfill)
+    assert filled.exit_code == 0, filled.stderr
+    assert invoke("gaps", "--start", DAY, "--end", NEXT_DAY, *asked).exit_code == 0
+
+
+def test_gaps_of_the_demo_suggests_a_simulated_backfill(invoke, demo):
+    gaps = invoke("gaps", "--data-dir", "sim-data", "--max-dte", "9")
+    assert gaps.exit_code == 1
+    backfill = printed_command(gaps.stderr, "fill them with: ")
+    assert "--simulate" in backfill and "--max-dte" in backfill
+    assert invoke(*backfill).exit_code == 0
+    assert invoke("gaps", "--data-dir", "sim-data", "--max-dte", "9").exit_code == 0
+
+
+def test_verify_suggests_a_repair_and_a_resume_that_run_as_printed(invoke, archive):
+    lost = sorted(archive.rglob("*.parquet"))[0]
+    lost.unlink()
+    verified = invoke("verify", "--data-dir", str(archive))
+    assert verified.exit_code == 1
+    repair = printed_command(verified.stderr, "fix with: ")
+    resume = printed_command(verified.stderr, ", then ")
+    assert repair == ["verify", "--repair", "--data-dir", str(archive)]
+    assert resume == ["resume", "--data-dir", str(archive), "--simulate"]  # the archive was made from the simulator
+    repaired = invoke(*repair)
+    assert printed_command(repaired.output, "refetch with: ") == resume
+    assert invoke(*resume).exit_code == 0
+    assert lost.exists() and invoke("verify", "--data-dir", str(archive)).exit_code == 0
+
+
+def test_resume_of_an_empty_data_dir_says_so_and_suggests_a_download(invoke, isolated):
+    (isolated / "empty").mkdir()
+    result = invoke("resume", "--data-dir", "empty", "--simulate", "--sim-profile", "tiny")
+    assert result.exit_code == 0
+    assert "Nothing to resume: empty holds no task yet" in result.stderr and "every task" not in result.stderr
+    assert not list((isolated / "empty").iterdir())  # nothing written
+    run = printed_command(result.stderr, "download first with: ")
+    assert run == ["run", "--data-dir", "empty", "--simulate", "--sim-profile", "tiny"]
+    assert invoke(*run).exit_code == 0

@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterator
 
 import click
 
-from spxdl import audit, config, engine, errors, trading_calendar
+from spxdl import audit, config, engine, errors, storage, trading_calendar
 from spxdl.cli.base import EXIT_CODES_HELP, EXIT_OK, EXIT_TRY_LATER, Abort, cli, handle_errors
 from spxdl.cli.options import (
     CONFIRM_TRADING_DAYS,
@@ -28,6 +28,7 @@ from spxdl.cli.options import (
     resolve_run_dates,
     simulate_data_dir,
     simulated_terminal,
+    suggested,
 )
 from spxdl.cli.progress import make_progress
 from spxdl.cli.render import print_plan, print_summary, summary_exit_code
@@ -190,6 +191,10 @@ def resume_command(ctx: click.Context, force: bool, dry_run: bool, yes: bool, si
     settings = build_settings(ctx, file_logging=not dry_run, **download_flags(**options))
     require_archive(settings)
     settings, sim_profile = archive_defaults(settings, simulate=simulate, sim_profile=sim_profile)
+    if next(storage.iter_task_dirs(settings.data_dir), None) is None:
+        click.echo(f"Nothing to resume: {settings.data_dir} holds no task yet; download first with: "
+                   f"{suggested(ctx, 'run')}", err=True)
+        return
     wanted = audit.incomplete_tasks(Ledger(settings.data_dir))
     if not wanted:
         click.echo(f"Nothing to resume: every task in {settings.data_dir} is complete.", err=True)

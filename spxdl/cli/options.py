@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import shlex
 from datetime import date
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -322,3 +323,38 @@ def simulate_data_dir(simulate: bool, data_dir: Path | None) -> Path | None:
     if simulate and data_dir is None:
         return SIM_DATA_DIR
     return data_dir
+
+
+def suggested(ctx: click.Context, command: str, *args: str, simulated: bool = False) -> str:
+    """``spxdl COMMAND ARGS`` as a user can run it: with the group's ``--config`` and every option given to
+    this command that COMMAND also takes, and ``--simulate`` for a simulated archive (unless a terminal URL
+    was given).
+    """
+    root = ctx.find_root()
+    target = root.command.get_command(root, command) if isinstance(root.command, click.Group) else None
+    takes = {param.name for param in target.params} if target is not None else set()
+    words = ["spxdl"]
+    config_path = (root.obj or {}).get("config_path")
+    if config_path is not None:
+        words += ["--config", str(config_path)]
+    words += [command, *args]
+    for param in ctx.command.params:
+        if param.name in takes and ctx.get_parameter_source(param.name) == click.core.ParameterSource.COMMANDLINE:
+            words += _option_words(param, ctx.params[param.name])
+    if simulated and "simulate" in takes and "--simulate" not in words and "--terminal-url" not in words:
+        words.append("--simulate")
+    return shlex.join(words)
+
+
+def _option_words(param: click.Parameter, value: Any) -> list[str]:
+    """An option and its value(s) as typed on a command line."""
+    name = next((opt for opt in param.opts if opt.startswith("--")), param.opts[0])
+    if isinstance(param, click.Option) and param.is_flag:
+        return [name] if value else []
+    values = value if isinstance(value, (tuple, list)) else (value,)
+    return [word for item in values for word in (name, str(item))]
+
+
+def is_simulated(settings: config.Settings) -> bool:
+    """Whether the data dir's archive was made from the simulator."""
+    return any(shape.get("source") == "simulator" for shape in recorded_shapes(settings))
