@@ -7,9 +7,13 @@ mid-run; every run is the driver in ``engine_helpers`` (plan + run, one line per
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
+import re
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -109,6 +113,16 @@ def test_sigterm_to_spxdl_run_mid_run_stops_within_seconds_cleanly_and_the_next_
     assert wait_until(lambda: not session_pids(cli.process.pid), 10)
     assert temp_files(tmp_path) == [] and claims(tmp_path) == [] and ledger_problems(tmp_path) == []
     assert 0 < len(data_files(tmp_path)) < len(reference)
+    assert wait_until(lambda: "interrupted by SIGTERM" in cli.text(), 10), cli.text()
+    stored = sum(pq.ParquetFile(path).metadata.num_rows for path in data_files(tmp_path))
+    assert f"rows {stored:,};" in cli.text() and f"the {stored:,} rows stored are kept" in cli.text(), cli.text()
+    summary_tasks = cli.text().split("tasks: ", 1)[1].split(";")[0]
+    summary_states = {state: int(count) for count, state in re.findall(r"(\d+) (\w+)", summary_tasks)}
+    status = subprocess.run([sys.executable, "-m", "spxdl", "status", "--json", "--data-dir", str(tmp_path)],
+                            capture_output=True, text=True, timeout=60)
+    shown = json.loads(status.stdout)["totals"]["states"]
+    assert "in_progress" not in shown  # no run holds them: the stopped run's tasks read as interrupted
+    assert shown.get("interrupted", 0) == summary_states.get("interrupted", 0), (shown, cli.text())
     rerun_completes(tmp_path, slow_sim, reference)
 
 
@@ -127,6 +141,10 @@ def test_sigkill_of_the_whole_group_at_random_moments_then_reruns_complete(refer
         assert readable(data_files(tmp_path)), f"seed {seed}"  # never a half-written file in place
         landed += bool(temp_files(tmp_path) or claims(tmp_path))
     assert landed, f"seed {seed}: no kill landed mid-run"
+    from spxdl import audit
+
+    states = audit.status_report(tmp_path)["totals"]["states"]
+    assert "in_progress" not in states, f"seed {seed}: {states}"  # a killed run holds nothing: interrupted
     rerun_completes(tmp_path, slow_sim, reference)
 
 

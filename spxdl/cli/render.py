@@ -61,7 +61,8 @@ def print_summary(summary: RunSummary, plan: Plan) -> None:
     if summary.not_started:
         echo(f"  not started: {len(summary.not_started)} task(s); run again to finish (resume is automatic)")
     if summary.interrupted is not None:
-        echo(f"  interrupted by {signal.Signals(summary.interrupted).name}; run the same command again to resume")
+        kept = f"; the {totals['rows']:,} rows stored are kept" if totals["rows"] else ""
+        echo(f"  interrupted by {signal.Signals(summary.interrupted).name}{kept}; run the same command again to resume")
 
 
 def print_plan(plan: Plan, estimate: dict[str, Any], settings: config.Settings) -> None:

@@ -58,6 +58,13 @@ class TaskDownload:
         self.force = force
         self.settings: Settings = worker.settings
         self.dataset: Dataset = worker.archives[task.archive]
+        self.landed: list[Outcome] = []  # expirations stored by this download, also when it is stopped
+
+    def landed_totals(self) -> dict[str, Any]:
+        """Rows, bytes and complete expirations stored so far: what an interrupted task keeps."""
+        landed = list(self.landed)
+        count = {ExpirationState.COMPLETE: len(landed)} if landed else {}
+        return {"rows": sum(o.rows for o in landed), "bytes": sum(o.bytes for o in landed), "expirations": count}
 
     def run(self) -> list[Outcome]:
         """Every expiration of the DTE window: complete ones skipped, the rest fetched on threads."""
@@ -188,10 +195,12 @@ class TaskDownload:
         if flagged:
             log.debug("%s exp %s: checks flagged %s (validation=%s)", task.key, expiration, flagged,
                       settings.validation_mode)
-        return Outcome(
+        outcome = Outcome(
             expiration, ExpirationState.COMPLETE, rows=info.rows, bytes=info.bytes, attempts=attempt, checks=flagged,
             extra_columns=result.extra_columns,
         )
+        self.landed.append(outcome)
+        return outcome
 
     def convert_spec(self, expiration: date) -> convert.ConvertSpec:
         """What the file of ``expiration`` holds and how it is checked."""

@@ -20,10 +20,10 @@ if TYPE_CHECKING:
 
 
 class ResultState(TaskState):
-    """What became of a task in one run: a ledger task state, or one of two the ledger never stores."""
+    """What became of a task in one run: a ledger task state, ``held`` or ``interrupted`` (never stored)."""
 
     HELD: Final = "held"  # another live run holds the task
-    INTERRUPTED: Final = "interrupted"  # stopped before it finished; its claim was released
+    # INTERRUPTED (TaskState's): stopped before it finished; its claim was released
 
 
 class RunState:
