@@ -168,6 +168,14 @@ def test_a_long_range_asks_first_at_a_terminal_and_no_downloads_nothing(tmp_path
     assert not list((tmp_path / "data").rglob("*.parquet"))
 
 
+def test_the_long_range_question_names_the_size_and_defaults_to_no(tmp_path):
+    code, shown = run_at_a_terminal(LONG_RANGE, tmp_path, clean_env(tmp_path), b"\n")  # just Enter
+    assert re.search(r"61 trading days: 61 task\(s\), about [\d,]+ requests, [\d,]+ rows and [\d.]+ [KMG]B on disk", shown), shown
+    assert "[y/N]" in shown
+    assert code == 0 and "nothing downloaded" in shown
+    assert not (tmp_path / "data").exists()
+
+
 def test_yes_skips_the_question_even_at_a_terminal(tmp_path):
     code, shown = run_at_a_terminal([*LONG_RANGE, "--yes"], tmp_path, clean_env(tmp_path), b"n\n")
     assert "Download them?" not in shown

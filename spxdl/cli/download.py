@@ -31,18 +31,25 @@ from spxdl.cli.options import (
     suggested,
 )
 from spxdl.cli.progress import make_progress
-from spxdl.cli.render import print_plan, print_summary, summary_exit_code
+from spxdl.cli.render import human_bytes, print_plan, print_summary, summary_exit_code
 from spxdl.engine.planning import days_back_range, update_range
 from spxdl.engine.records import Plan
 from spxdl.ledger import Ledger
 
 log = logging.getLogger(__name__)
 
-def confirm_large_range(trading_days: int, yes: bool) -> None:
-    """Ask before a long range when a person is at the keyboard; scripts (no TTY) are not asked."""
-    if yes or trading_days <= CONFIRM_TRADING_DAYS or not sys.stdin.isatty():
+def confirm_large_range(plan: Plan, settings: config.Settings, yes: bool) -> None:
+    """Ask before a long range when a person is at the keyboard, naming its size; No unless they say yes.
+
+    Scripts (no TTY) are not asked.
+    """
+    days = len({task.trade_date for task in plan.tasks})
+    if yes or days <= CONFIRM_TRADING_DAYS or not sys.stdin.isatty():
         return
-    if not click.confirm(f"This range covers {trading_days} trading days. Download them?", default=True, err=True):
+    figures = engine.estimate(plan, settings)
+    question = (f"This range covers {days} trading days: {len(plan.tasks)} task(s), about {figures['requests']:,} "
+                f"requests, {figures['rows']:,} rows and {human_bytes(figures['bytes'])} on disk. Download them?")
+    if not click.confirm(question, default=False, err=True):
         raise Abort("nothing downloaded", EXIT_OK)
 
 
@@ -75,7 +82,7 @@ def run_plan(ctx: click.Context, plan: Plan, settings: config.Settings, *, dry_r
         if plan.held:
             raise Abort("", EXIT_TRY_LATER)
         return
-    confirm_large_range(len({task.trade_date for task in plan.tasks}), yes)
+    confirm_large_range(plan, settings, yes)
     open_log_file(ctx)
     progress = make_progress(ctx, len(plan.tasks))
     try:
