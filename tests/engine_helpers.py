@@ -188,6 +188,19 @@ class Driver:
     def wait(self, timeout: float = 60.0) -> int:
         return self.process.wait(timeout=timeout)
 
+    def output_closed(self, timeout: float = 30.0) -> bool:
+        """Wait until every process holding the output (helpers such as multiprocessing's resource
+        tracker included) has closed it; False on timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                return False
+            if line is None:
+                self.lines.put(None)
+                return True
+
     def text(self) -> str:
         return "".join(self.output)
 

@@ -173,6 +173,8 @@ def test_a_second_sigint_exits_at_once_and_a_rerun_completes(reference, sim, tmp
         assert driver.wait(timeout=10) == 128 + signal.SIGINT
         assert "summary" not in driver.text()  # it did not wait to write one
         assert wait_until(lambda: not session_pids(driver.process.pid), 15)
+        assert driver.output_closed(), driver.text()
+        assert "leaked semaphore" not in driver.text() and "resource_tracker" not in driver.text(), driver.text()
     finally:
         sim.set_faults(Faults())
     rerun_completes(tmp_path, sim, reference)

@@ -229,6 +229,7 @@ class _Run:
     def _on_signal(self, signum: int, _frame: Any) -> None:
         if self.signal_number is not None:
             # Atomic renames: no half-written file can stand where a data file is.
+            _release_semaphores()
             os._exit(128 + signum)
         self.signal_number = signum
         self.stop.set()
@@ -316,6 +317,22 @@ def _a_worker_died(executor: cf.ProcessPoolExecutor) -> bool:
     ever does (CPython 3.11, concurrent/futures/process.py). Killing the other workers wakes it.
     """
     return any(process.exitcode is not None for process in list((executor._processes or {}).values()))
+
+
+def _release_semaphores() -> None:
+    """Unlink this process's named semaphores and tell the resource tracker, before leaving at once.
+
+    Otherwise the tracker, finding the process gone, prints "There appear to be N leaked semaphore
+    objects" after the shell's prompt has returned. Each semaphore registers a finalizer that does
+    exactly this at a normal exit (``multiprocessing.synchronize.SemLock``); a hard exit skips them.
+    Workers still running keep their open handles.
+    """
+    from multiprocessing import synchronize, util
+
+    for finalizer in list(getattr(util, "_finalizer_registry", {}).values()):  # private, but stable since 3.4
+        if getattr(finalizer, "_callback", None) is synchronize.SemLock._cleanup:
+            with contextlib.suppress(Exception):
+                finalizer()
 
 
 @contextlib.contextmanager
