@@ -120,6 +120,23 @@ def child_pids(pid: int) -> list[int]:
     return children
 
 
+def session_pids(session: int) -> list[int]:
+    """Processes of a session (the driver and everything it started), zombies included.
+
+    Killed orphans stay zombies until init reaps them (here up to ~2 s), and the temp-file sweep
+    counts a zombie's pid as alive: a re-run starts only once they are gone.
+    """
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[3]) == session:
+            pids.append(int(stat.parent.name))
+    return pids
+
+
 def alive(pid: int) -> bool:
     """Whether ``pid`` runs (a zombie counts as gone)."""
     try:

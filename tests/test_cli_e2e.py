@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -110,6 +111,78 @@ def test_update_wrapper_passes_the_exit_code_through_and_logs(tmp_path):
     logged = log_file.read_text()
     assert "start spxdl update" in logged and "end spxdl update: exit 75" in logged
     assert "--simulate" in logged
+
+
+def test_sigterm_to_the_logging_wrapper_stops_spxdl_cleanly_and_passes_143_through(tmp_path):
+    """What systemd does under KillMode=mixed: SIGTERM to the unit's main process, the wrapper, only."""
+    from engine_helpers import claims, session_pids, temp_files, wait_until
+
+    from spxdl.simulator import Faults, Simulator
+
+    data, log_file, scratch = tmp_path / "data", tmp_path / "logs" / "wrapper.log", tmp_path / "tmp"
+    scratch.mkdir()
+    with Simulator(profile="tiny", faults=Faults(latency=0.5)) as sim:
+        env = clean_env(tmp_path, SPXDL_ENV_FILE=str(tmp_path / "none"), SPXDL_WRAPPER_LOG=str(log_file),
+                        SPXDL_BIN=str(Path(sys.executable).with_name("spxdl")), SPXDL_TERMINAL_URL=sim.url,
+                        SPXDL_STORAGE_DATA_DIR=str(data), SPXDL_DOWNLOAD_MAX_DTE="15", TMPDIR=str(scratch))
+        wrapper = subprocess.Popen([str(REPO / "bin" / "spxdl-update")], cwd=tmp_path, env=env, start_new_session=True,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            assert wait_until(lambda: claims(data) or wrapper.poll() is not None, 60), log_file.read_text()
+            wrapper.send_signal(signal.SIGTERM)
+            assert wrapper.wait(timeout=30) == 143, log_file.read_text()
+            shown = wrapper.stdout.read()
+            assert wait_until(lambda: not session_pids(wrapper.pid), 20), session_pids(wrapper.pid)  # no orphan
+        finally:
+            for pid in session_pids(wrapper.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+    logged = log_file.read_text()
+    assert "got SIGTERM: stopping" in logged and "interrupted by SIGTERM" in logged
+    assert logged.rstrip().endswith("end spxdl update: exit 143")
+    assert "interrupted by SIGTERM" in shown  # the wrapper's own output (the journal) got it too
+    assert temp_files(data) == [] and claims(data) == [] and list(scratch.iterdir()) == []
+
+
+def test_ctrl_c_at_a_terminal_reaches_spxdl_under_the_logging_wrapper_once(tmp_path):
+    """A Ctrl-C typed at the wrapper's controlling terminal: spxdl stops cleanly (one SIGINT: a second would
+    make it leave at once, without its summary)."""
+    import fcntl
+    import pty
+    import termios
+
+    from engine_helpers import claims, session_pids, temp_files, wait_until
+
+    from spxdl.simulator import Faults, Simulator
+
+    data, log_file = tmp_path / "data", tmp_path / "wrapper.log"
+
+    def take_the_terminal() -> None:
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    leader, follower = pty.openpty()
+    with Simulator(profile="tiny", faults=Faults(latency=0.5)) as sim:
+        env = clean_env(tmp_path, SPXDL_ENV_FILE=str(tmp_path / "none"), SPXDL_WRAPPER_LOG=str(log_file),
+                        SPXDL_BIN=str(Path(sys.executable).with_name("spxdl")), SPXDL_TERMINAL_URL=sim.url,
+                        SPXDL_STORAGE_DATA_DIR=str(data), SPXDL_DOWNLOAD_MAX_DTE="15")
+        wrapper = subprocess.Popen([str(REPO / "bin" / "spxdl-update")], cwd=tmp_path, env=env, stdin=follower,
+                                   stdout=follower, stderr=follower, preexec_fn=take_the_terminal)
+        os.close(follower)
+        try:
+            assert wait_until(lambda: claims(data) or wrapper.poll() is not None, 60)
+            os.write(leader, b"\x03")  # Ctrl-C: SIGINT to the terminal's foreground process group
+            assert wrapper.wait(timeout=30) == 130, log_file.read_text()
+            assert wait_until(lambda: not session_pids(wrapper.pid), 20)
+        finally:
+            for pid in session_pids(wrapper.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            os.close(leader)
+    logged = log_file.read_text()
+    assert logged.count("got SIGINT") == 1 and "interrupted by SIGINT" in logged, logged
+    assert logged.rstrip().endswith("end spxdl update: exit 130")
+    assert temp_files(data) == [] and claims(data) == []
 
 
 def test_backfill_wrapper_without_a_start_date_exits_2(tmp_path):

@@ -30,6 +30,7 @@ from engine_helpers import (
     data_files,
     ledger_problems,
     make_settings,
+    session_pids,
     temp_files,
     wait_until,
 )
@@ -63,23 +64,6 @@ def fixture_slow_sim(sim):
     sim.set_faults(SLOW)
     yield sim
     sim.set_faults(Faults())
-
-
-def session_pids(session: int) -> list[int]:
-    """Processes of a session (the driver and everything it started), zombies included.
-
-    Killed orphans stay zombies until init reaps them (here up to ~2 s), and the temp-file sweep
-    counts a zombie's pid as alive: a re-run starts only once they are gone.
-    """
-    pids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[3]) == session:
-            pids.append(int(stat.parent.name))
-    return pids
 
 
 def start(data_dir: Path, sim) -> Driver:
