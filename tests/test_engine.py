@@ -164,8 +164,9 @@ def test_run_downloads_verified_files_records_them_and_a_rerun_plans_nothing(ref
     assert totals["bytes"] == sum(path.stat().st_size for path in files)
     assert totals["expirations"] == {"complete": len(files)}
 
-    kinds = Counter(event.kind for event in events)
-    assert kinds == {"task_started": 2, "expiration_done": len(files), "task_done": 2}
+    kinds = Counter(event.kind for event in events if event.kind != "expiration_progress")  # those come with time
+    assert kinds == {"task_started": 2, "expirations_listed": 2, "expiration_done": len(files), "task_done": 2}
+    assert sum(event.total for event in events if event.kind == "expirations_listed") == len(files)
     assert sum(event.rows for event in events if event.kind == "expiration_done") == totals["rows"]
 
     rows = metrics.read(tmp_path)
@@ -466,3 +467,19 @@ def test_the_estimate_is_within_a_stated_factor_of_a_real_run(tmp_path):
               "requests": requests}
     for name, value in actual.items():
         assert value / EST_FACTOR <= estimate[name] <= value * EST_FACTOR, (name, estimate[name], value)
+
+
+def test_a_slow_expiration_reports_its_rows_as_they_arrive_and_ticks_come_meanwhile(tmp_path):
+    with Simulator(profile="tiny", page_rows=1000, faults=Faults(latency=0.3)) as slow:
+        settings = make_settings(tmp_path, slow.url, terminal_api="v2", max_dte=8, workers=1, threads=1)
+        events: list = []
+        ticks: list[int] = []
+        summary = engine.run(engine.plan(settings, START, START), settings, on_event=events.append,
+                             on_tick=lambda: ticks.append(1))
+    assert summary.complete
+    done = {event.expiration: event.rows for event in events if event.kind == "expiration_done"}
+    progress = [event for event in events if event.kind == "expiration_progress"]
+    assert progress, "four pages 0.3 s apart: the rows received are reported while they arrive"
+    assert all(0 < event.rows <= done[event.expiration] for event in progress)
+    assert [event.rows for event in progress] == sorted(event.rows for event in progress)
+    assert ticks  # the display is redrawn while nothing lands

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Mapping
 from spxdl import convert, datasets, storage, trading_calendar
 from spxdl.config import Settings
 from spxdl.datasets import Dataset
-from spxdl.engine.records import EXPIRATION_DONE, RETRY
+from spxdl.engine.records import EXPIRATION_DONE, EXPIRATION_PROGRESS, EXPIRATIONS_LISTED, RETRY
 from spxdl.engine.shared import RETRYABLE, RUN_STOPPERS, STOPS, retrying
-from spxdl.engine.streams import stoppable
+from spxdl.engine.streams import Meter, stoppable
 from spxdl.errors import Interrupted, NoData, SpxdlError
 from spxdl.ledger import ExpirationState, Task
 
@@ -74,6 +74,7 @@ class TaskDownload:
         missing = [expiration for expiration in wanted if expiration not in complete]
         log.info("%s: %d expiration(s) in DTE %d..%d, %d to fetch", self.task.key, len(wanted), self.min_dte,
                  self.max_dte, len(missing))
+        self.worker.emit(EXPIRATIONS_LISTED, self.task, total=len(missing))
         if not missing:
             return outcomes
         threads = min(self.settings.threads, len(missing))
@@ -179,9 +180,10 @@ class TaskDownload:
             **greeks_params(dataset, settings),
         )
         converted: list[convert.ConvertResult] = []
+        meter = Meter(functools.partial(self.received, expiration, attempt))
 
         def write(sink: BinaryIO) -> int:
-            with contextlib.closing(stoppable(pages, self.check)) as stopping_pages:
+            with contextlib.closing(stoppable(pages, self.check, meter)) as stopping_pages:
                 converted.append(convert.write_parquet(stopping_pages, sink, spec))
             return converted[0].rows
 
@@ -201,6 +203,10 @@ class TaskDownload:
         )
         self.landed.append(outcome)
         return outcome
+
+    def received(self, expiration: date, attempt: int, rows: int, count: int) -> None:
+        """Report the rows and bytes one attempt at ``expiration`` has received so far."""
+        self.worker.emit(EXPIRATION_PROGRESS, self.task, expiration=expiration, rows=rows, bytes=count, attempt=attempt)
 
     def convert_spec(self, expiration: date) -> convert.ConvertSpec:
         """What the file of ``expiration`` holds and how it is checked."""

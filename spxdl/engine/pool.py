@@ -38,21 +38,28 @@ from spxdl.terminal import simulator_facts
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.2  # how often the parent looks at signals and the stop flag
+TICK_SECONDS = 0.25  # how often ``on_tick`` is called (the progress display's redraws)
 STOP_GRACE_SECONDS = 15.0  # how long a stopping parent waits for workers to abort
 
 
-def run(plan: Plan, settings: Settings, on_event: Callable[[Event], None] | None = None) -> RunSummary:
+def run(
+    plan: Plan,
+    settings: Settings,
+    on_event: Callable[[Event], None] | None = None,
+    on_tick: Callable[[], None] | None = None,
+) -> RunSummary:
     """Download ``plan.tasks`` in worker processes; an interrupted run returns its summary too.
 
-    TerminalUnavailable / PermissionDenied (no usable terminal) and ArchiveMismatch raise before
-    any worker starts.
+    ``on_event`` gets every progress event and ``on_tick`` is called every ``TICK_SECONDS`` while
+    the workers run, both from one thread of this process, never at once. TerminalUnavailable /
+    PermissionDenied (no usable terminal) and ArchiveMismatch raise before any worker starts.
     """
     started = time.monotonic()
     summary = RunSummary(held_at_plan=len(plan.held))
     if plan.tasks:
         settings, summary.simulated = prepare(settings)
         summary.api = settings.terminal_api
-        _Run(plan, settings, on_event, summary).execute()
+        _Run(plan, settings, on_event, summary, on_tick).execute()
     summary.seconds = time.monotonic() - started
     _write_run_metrics(settings.data_dir, plan, summary)
     log.info("run %s..%s: %s in %.1f s", plan.start, plan.end, summary.by_state() or "nothing to do", summary.seconds)
@@ -79,12 +86,15 @@ class _Run:
     """One run's parent side: the pool, submission as workers free up, signals, events, results."""
 
     def __init__(
-        self, plan: Plan, settings: Settings, on_event: Callable[[Event], None] | None, summary: RunSummary
+        self, plan: Plan, settings: Settings, on_event: Callable[[Event], None] | None, summary: RunSummary,
+        on_tick: Callable[[], None] | None = None,
     ) -> None:
         context = multiprocessing.get_context("spawn")
         self.plan = plan
         self.settings = settings
         self.on_event = on_event
+        self.on_tick = on_tick
+        self.ticked = time.monotonic()
         self.summary = summary
         self.context = context
         self.stop = SharedFlag(context)
@@ -238,17 +248,29 @@ class _Run:
     # -- events --------------------------------------------------------------------------------
 
     def _drain(self, events: Any, drained: threading.Event) -> None:
-        """Hand worker events and log records to ``on_event`` and the parent's loggers."""
+        """Hand worker events and log records to ``on_event`` and the parent's loggers; tick meanwhile."""
         while True:
             try:
-                item = events.get(timeout=POLL_SECONDS)
+                item = events.get(timeout=min(POLL_SECONDS, TICK_SECONDS))
             except queue.Empty:
                 if drained.is_set():
                     return
+                self._tick()
                 continue
             except (EOFError, OSError):
                 return
             self._deliver(item)
+            self._tick()
+
+    def _tick(self) -> None:
+        if self.on_tick is None or time.monotonic() - self.ticked < TICK_SECONDS:
+            return
+        self.ticked = time.monotonic()
+        with self.deliver_lock:
+            try:
+                self.on_tick()
+            except Exception:
+                log.exception("the progress callback failed on a tick")
 
     def _deliver(self, item: Any) -> None:
         if isinstance(item, logging.LogRecord):
