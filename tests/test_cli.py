@@ -384,44 +384,6 @@ def test_simulate_alone_is_a_small_demo_into_sim_data(invoke, isolated):
     assert "tasks to download: 2 over 2" in explicit.output and "DTE 0..9" in explicit.output
 
 
-def progress_events():
-    from datetime import date as day
-
-    from spxdl.engine import Event
-    from spxdl.ledger import Task
-
-    task = Task("greeks-1m", "SPXW", day(2024, 3, 14))
-    return [
-        Event("task_started", task),
-        Event("expiration_done", task, rows=1000, bytes=2048),
-        Event("retry", task),
-        Event("task_done", task, state="success", rows=1000, bytes=2048, seconds=1.5),
-    ]
-
-
-def test_live_progress_redraws_one_line_and_keeps_info_logs_off_it(capsys):
-    from spxdl import logs
-
-    logs.configure(level="INFO")
-    progress = cli.Progress(2, live=True)
-    assert logs.console_handler().level == logging.WARNING
-    for event in progress_events():
-        progress.on_event(event)
-    progress.close()
-    err = capsys.readouterr().err  # click drops the clear-line code when stderr is not a terminal
-    assert "\rtasks 1/2  expirations 1  rows 1,000  2.0 KB" in err and "retries 1" in err
-    assert err.endswith("\n")
-    assert logs.console_handler().level == logging.INFO and not logs.console_handler().live
-
-
-def test_plain_progress_logs_one_line_per_finished_task(caplog):
-    progress = cli.Progress(1, live=False)
-    with caplog.at_level(logging.INFO, logger="spxdl.cli"):
-        for event in progress_events():
-            progress.on_event(event)
-    assert [r.getMessage() for r in caplog.records] == ["greeks-1m/SPXW/2024-03-14: success, 1,000 rows, 2.0 KB in 1.5 s"]
-
-
 def test_summary_reports_flagged_checks_no_data_reasons_and_failures(capsys):
     from datetime import date as day
 

@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterator
 import click
 
 from spxdl import audit, config, engine, errors, storage, trading_calendar
-from spxdl.cli.base import EXIT_CODES_HELP, EXIT_OK, EXIT_TRY_LATER, Abort, cli, handle_errors
+from spxdl.cli.base import EXIT_CODES_HELP, EXIT_OK, EXIT_TRY_LATER, Abort, cli, handle_errors, output_may_vanish
 from spxdl.cli.options import (
     CONFIRM_TRADING_DAYS,
     SIM_DEMO_DAYS,
@@ -84,12 +84,13 @@ def run_plan(ctx: click.Context, plan: Plan, settings: config.Settings, *, dry_r
         return
     confirm_large_range(plan, settings, yes)
     open_log_file(ctx)
-    progress = make_progress(ctx, len(plan.tasks))
+    progress = make_progress(ctx, plan, settings)
     try:
-        summary = engine.run(plan, settings, on_event=progress.on_event)
+        summary = engine.run(plan, settings, on_event=progress.on_event, on_tick=progress.tick)
     finally:
         progress.close()
-    print_summary(summary, plan)
+    with output_may_vanish():
+        print_summary(summary, plan)
     code = summary_exit_code(summary, plan)
     if code:
         raise Abort("", code)
