@@ -286,3 +286,17 @@ def test_a_reader_that_goes_away_is_no_error(sim_process, tmp_path, command):
     assert run.returncode == 0, run.stderr
     code, stderr = spxdl_into_a_closed_pipe(*command, "--data-dir", str(data), cwd=tmp_path, env=env)
     assert stderr == "" and code == 141  # what a shell reports for any program whose reader went away
+
+
+def test_a_download_whose_console_went_away_still_ends_with_the_runs_own_code(sim_process, tmp_path):
+    _, url = sim_process
+    data = tmp_path / "data"
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run([*SPXDL, "run", "--date", DAY, "--terminal-url", url, "--data-dir", str(data), "--max-dte", "1"],
+                                cwd=tmp_path, env=clean_env(tmp_path), stdout=subprocess.DEVNULL, stderr=write_end, timeout=120)
+    finally:
+        os.close(write_end)
+    assert result.returncode == 0  # the download is complete; only its summary had nowhere to go
+    assert list(data.rglob("*.parquet")) and "success" in (data / "logs" / "spxdl.log").read_text()
