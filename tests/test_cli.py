@@ -594,3 +594,17 @@ def test_resume_of_an_empty_data_dir_says_so_and_suggests_a_download(invoke, iso
     run = printed_command(result.stderr, "download first with: ")
     assert run == ["run", "--data-dir", "empty", "--simulate", "--sim-profile", "tiny"]
     assert invoke(*run).exit_code == 0
+
+
+def test_a_relative_data_dir_is_named_where_it_lands(invoke, isolated):
+    relative = invoke("run", "--simulate", "--sim-profile", "tiny", "--date", NEXT_DAY, "--data-dir", "rel")
+    assert relative.exit_code == 0, relative.stderr
+    landed = isolated / "rel"
+    assert f"the data dir rel is relative: this run writes to {landed}" in relative.stderr  # no terminal: cron, systemd
+    assert f"spxdl: {NEXT_DAY} .. {NEXT_DAY} into {landed} (simulated terminal" in relative.stderr
+    absolute = invoke("run", "--simulate", "--sim-profile", "tiny", "--date", NEXT_DAY, "--data-dir", str(isolated / "abs"))
+    assert absolute.exit_code == 0 and "is relative" not in absolute.stderr
+    shown = invoke("config", "show")
+    assert f"data (= {isolated / 'data'})" in shown.output
+    health = invoke("health", "--simulate", "--sim-profile", "tiny", "--data-dir", "rel")
+    assert f"rel (= {landed}) is writable" in health.output

@@ -53,6 +53,14 @@ def confirm_large_range(plan: Plan, settings: config.Settings, yes: bool) -> Non
         raise Abort("nothing downloaded", EXIT_OK)
 
 
+def warn_if_relative(settings: config.Settings) -> None:
+    """Under cron or systemd (no terminal), say where a relative data dir lands: where the job was started."""
+    if settings.data_dir.is_absolute() or sys.stdin.isatty():
+        return
+    log.warning("the data dir %s is relative: this run writes to %s (relative to where it was started); set an "
+                "absolute [storage] data_dir for timers and cron", settings.data_dir, settings.data_dir.absolute())
+
+
 def execute_download(
     ctx: click.Context,
     settings: config.Settings,
@@ -84,13 +92,14 @@ def run_plan(ctx: click.Context, plan: Plan, settings: config.Settings, *, dry_r
         return
     confirm_large_range(plan, settings, yes)
     open_log_file(ctx)
+    warn_if_relative(settings)
     progress = make_progress(ctx, plan, settings)
     try:
         summary = engine.run(plan, settings, on_event=progress.on_event, on_tick=progress.tick)
     finally:
         progress.close()
     with output_may_vanish():
-        print_summary(summary, plan)
+        print_summary(summary, plan, settings.data_dir)
     code = summary_exit_code(summary, plan)
     if code:
         raise Abort("", code)

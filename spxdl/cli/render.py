@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import signal
+from pathlib import Path
 from typing import Any
 
 import click
@@ -27,13 +28,14 @@ def summary_exit_code(summary: RunSummary, plan: Plan) -> int:
     return EXIT_OK
 
 
-def print_summary(summary: RunSummary, plan: Plan) -> None:
-    """The end-of-run report on stderr: counts, volume, time, the slowest and the failed tasks."""
+def print_summary(summary: RunSummary, plan: Plan, data_dir: Path | None = None) -> None:
+    """The end-of-run report on stderr: where, counts, volume, time, the slowest and the failed tasks."""
     totals = summary.totals()
     states = summary.by_state()
     echo = functools.partial(click.echo, err=True)
     source = f"{'simulated' if summary.simulated else 'real'} terminal, API {summary.api}" if summary.api else "no terminal needed"
-    echo(f"spxdl: {plan.start} .. {plan.end} ({source})")
+    into = f" into {data_dir.absolute()}" if data_dir is not None else ""
+    echo(f"spxdl: {plan.start} .. {plan.end}{into} ({source})")
     echo("  tasks: " + ", ".join(f"{count} {state}" for state, count in sorted(states.items()))
          + f"; {len(plan.done)} already complete; {summary.held} held by another run")
     echo(f"  rows {totals['rows']:,}; {human_bytes(totals['bytes'])} written; "

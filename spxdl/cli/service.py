@@ -78,6 +78,8 @@ def config_show_command(ctx: click.Context, as_json: bool, settings: Settings) -
         return
     width = max(len(key) for key, _, _ in rows)
     for key, value, source in rows:
+        if key == "storage.data_dir" and not settings.data_dir.is_absolute():
+            value = f"{value} (= {settings.data_dir.absolute()})"  # cron and systemd start elsewhere
         click.echo(f"{key:<{width}}  {value or '(unset)':<28}  {source}")
 
 
