@@ -393,7 +393,8 @@ def test_summary_reports_flagged_checks_no_data_reasons_and_failures(capsys):
     good, empty, bad = (Task("greeks-1m", "SPXW", day(2024, 3, d)) for d in (13, 14, 15))
     summary = RunSummary(
         results=[
-            TaskResult(good, "success", expirations={"complete": 2}, rows=10, checks={"crossed": 3, "zero_greeks": 7}),
+            TaskResult(good, "success", expirations={"complete": 2}, rows=10,
+                       checks={"crossed_quote": 3, "greeks_all_zero": 7, "negative_quote": 0}),
             TaskResult(empty, "no_data", error="the terminal answered no data (472) for all 2 expiration(s)"),
             TaskResult(bad, "partial", error="1 expiration(s) failed", failures=((day(2024, 3, 15), "HTTP 570"),)),
         ],
@@ -402,7 +403,8 @@ def test_summary_reports_flagged_checks_no_data_reasons_and_failures(capsys):
     plan = Plan(tasks=(good, empty, bad), done=(), held=(), start=day(2024, 3, 13), end=day(2024, 3, 15))
     cli.print_summary(summary, plan)
     err = capsys.readouterr().err
-    assert "checks flagged: crossed 3, zero_greeks 7" in err
+    assert "checks flagged: crossed_quote 3 (" in err  # checks that counted nothing are not named
+    assert "observed: greeks_all_zero 7 (what the vendor sends, kept as it is" in err  # normal, apart from faults
     assert "NO DATA greeks-1m/SPXW/2024-03-14: the terminal answered no data (472)" in err
     assert "PARTIAL greeks-1m/SPXW/2024-03-15: 1 expiration(s) failed" in err and "exp 2024-03-15: HTTP 570" in err
     assert cli.summary_exit_code(summary, plan) == 1

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from spxdl import config
+from spxdl import checks, config
 from spxdl.cli.base import EXIT_INCOMPLETE, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, EXIT_TRY_LATER, exit_code_for, fix_hint
 from spxdl.engine.records import Plan, ResultState, RunSummary
 
@@ -43,9 +43,14 @@ def print_summary(summary: RunSummary, plan: Plan, data_dir: Path | None = None)
     exps = totals["expirations"]
     if exps:
         echo("  expirations: " + ", ".join(f"{count} {state}" for state, count in sorted(exps.items())))
-    if totals.get("checks"):
-        flagged = ", ".join(f"{name} {count:,}" for name, count in sorted(totals["checks"].items()))
-        echo(f"  checks flagged: {flagged} (per file in each _day.json; [validation] mode decides flag, drop or fail)")
+    counted = {name: count for name, count in (totals.get("checks") or {}).items() if count}
+    flagged = ", ".join(f"{name} {count:,}" for name, count in sorted(counted.items()) if name not in checks.OBSERVATIONS)
+    observed = ", ".join(f"{name} {count:,}" for name, count in sorted(counted.items()) if name in checks.OBSERVATIONS)
+    if flagged:
+        echo(f"  checks flagged: {flagged} (per file in each _day.json; [validation] mode decides flag, drop or fail; "
+             "README: Checks)")
+    if observed:
+        echo(f"  observed: {observed} (what the vendor sends, kept as it is; README: Checks)")
     slow = [result for result in summary.slowest(3) if result.seconds > 0]
     if slow:
         echo("  slowest: " + "; ".join(f"{r.task.key} {r.seconds:.1f} s" for r in slow))
