@@ -345,6 +345,7 @@ def test_terminal_not_running_exits_75_and_says_how_to_start_one(invoke, isolate
     line = one_error_line(result)
     assert "Start the ThetaData Terminal" in line and "--simulate" in line
     assert line.count("http://127.0.0.1:") == 1 and "mdds/status" not in line and len(line) < 300
+    assert "trying again" not in result.stderr  # nobody answered: asking twice more would repeat the line
 
 
 def test_shape_mismatch_with_the_archive_is_refused(invoke, sim, archive):

@@ -483,3 +483,22 @@ def test_a_slow_expiration_reports_its_rows_as_they_arrive_and_ticks_come_meanwh
     assert all(0 < event.rows <= done[event.expiration] for event in progress)
     assert [event.rows for event in progress] == sorted(event.rows for event in progress)
     assert ticks  # the display is redrawn while nothing lands
+
+
+def test_connecting_asks_a_terminal_that_answered_badly_again_but_not_one_nobody_answers_for(tmp_path, caplog):
+    import logging
+    import socket
+
+    with Simulator(profile="tiny", faults=Faults(error_rate=1.0)) as unwell:
+        settings = make_settings(tmp_path / "unwell", unwell.url, retries=0)
+        with caplog.at_level(logging.INFO, logger="spxdl"), pytest.raises(TerminalUnavailable):
+            engine.run(engine.plan(settings, START, START), settings)
+    assert "connecting to the terminal: attempt 2 of 3 failed" in caplog.text
+    caplog.clear()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        nobody = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    settings = make_settings(tmp_path / "nobody", nobody, retries=0)
+    with caplog.at_level(logging.INFO, logger="spxdl"), pytest.raises(TerminalUnavailable, match="no ThetaData Terminal"):
+        engine.run(engine.plan(settings, START, START), settings)
+    assert "trying again" not in caplog.text

@@ -30,10 +30,10 @@ from spxdl.config import Settings
 from spxdl.engine import worker
 from spxdl.engine.planning import archive_datasets
 from spxdl.engine.records import TASK_DONE, Event, Plan, ResultState, RunState, RunSummary, TaskResult
-from spxdl.engine.shared import STOP_SIGNALS, SharedFlag, client_for, ledger_for, retrying
-from spxdl.errors import SpxdlError
+from spxdl.engine.shared import STOP_SIGNALS, SharedFlag, client_for, ledger_for
+from spxdl.errors import SpxdlError, TerminalUnavailable
 from spxdl.ledger import Task
-from spxdl.terminal import simulator_facts
+from spxdl.terminal import TerminalClient, simulator_facts
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def prepare(settings: Settings) -> tuple[Settings, bool]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     storage.sweep_temp_files(settings.data_dir)
     with client_for(settings) as client:
-        retrying(client.connect, settings.expiration_attempts, "connecting to the terminal")
+        connect(client, settings.expiration_attempts)
         resolved = settings.replace(terminal_url=client.base_url, terminal_api=client.api)
         simulator = simulator_facts(client.simulator) if client.simulated else None
     by_archive = archive_datasets(settings)
@@ -80,6 +80,19 @@ def prepare(settings: Settings) -> tuple[Settings, bool]:
     for archive, dataset in by_archive.items():
         shapes.ensure_archive_shape(settings.data_dir, archive, shapes.archive_shape(dataset, settings, simulator))
     return resolved, simulator is not None
+
+
+def connect(client: TerminalClient, attempts: int) -> None:
+    """Find the terminal; a terminal that answered badly (a cut status) is asked again, one that nobody
+    answers for fails at once (asking again would only repeat the same line)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            client.connect()
+            return
+        except TerminalUnavailable as exc:
+            if exc.status is None or attempt == attempts:
+                raise
+            log.info("connecting to the terminal: attempt %d of %d failed (%s); trying again", attempt, attempts, exc)
 
 
 class _Run:
