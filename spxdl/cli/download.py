@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sys
 from datetime import date
-from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import click
 
@@ -37,6 +35,7 @@ from spxdl.engine.records import Plan
 from spxdl.ledger import Ledger
 
 log = logging.getLogger(__name__)
+
 
 def confirm_large_range(plan: Plan, settings: config.Settings, yes: bool) -> None:
     """Ask before a long range when a person is at the keyboard, naming its size; No unless they say yes.

@@ -1,4 +1,9 @@
-"""Options shared by commands, the settings they build, and the dates they take."""
+"""Options shared by commands, the settings they build, and the dates they take.
+
+Also what ties a command to its data dir (the archive's own window and simulator profile, the
+built-in simulator for ``--simulate``), when the log file opens, and the commands the CLI
+suggests (``suggested``: they carry the user's flags, so they run as printed).
+"""
 
 from __future__ import annotations
 
@@ -69,8 +74,8 @@ def simulate_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """``--simulate`` and ``--sim-profile``: the built-in simulated terminal instead of a real one."""
     func = click.option(
         "--sim-profile", type=click.Choice(SIM_PROFILES),
-        help="Simulator profile for --simulate: tiny, realistic (4x: dense). Default: the one the data dir was "
-             f"made with, else {SIM_DEFAULT_PROFILE}.")(func)
+        help="Simulator profile: tiny (a few strikes), realistic (full SPX chains) or dense (4x the strikes). "
+             f"Default: the one the data dir was made with, else {SIM_DEFAULT_PROFILE}.")(func)
     func = click.option(
         "--simulate", is_flag=True,
         help=f"Use the built-in simulated terminal, with ./sim-data as the data dir (with no dates or DTE given: "
