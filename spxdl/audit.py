@@ -69,7 +69,7 @@ def task_lines(ledger: Ledger) -> list[TaskLine]:
             root=task.root,
             trade_date=task.trade_date,
             state=state,
-            expirations={state: count for state, count in entry.get("expirations", {}).items() if count},
+            expirations={name: count for name, count in entry.get("expirations", {}).items() if count},
             rows=entry.get("rows", 0),
             bytes=entry.get("bytes", 0),
             seconds=_duration(entry),

@@ -611,3 +611,10 @@ def test_a_relative_data_dir_is_named_where_it_lands(invoke, isolated):
     assert f"data (= {isolated / 'data'})" in shown.output
     health = invoke("health", "--simulate", "--sim-profile", "tiny", "--data-dir", "rel")
     assert f"rel (= {landed}) is writable" in health.output
+
+
+def test_a_hand_edited_window_in_the_archive_is_ignored_not_a_traceback(invoke, demo):
+    shape_path = demo / "greeks-1m" / "_archive.json"
+    shape_path.write_text(json.dumps({**json.loads(shape_path.read_text()), "window": ["0", 7]}))
+    gaps = invoke("gaps", "--data-dir", "sim-data")
+    assert "Traceback" not in gaps.stderr and gaps.exit_code == 1  # judged by the configured window (0..60)

@@ -95,14 +95,19 @@ def archive_defaults(
     recorded = recorded_shapes(settings)
     profile = sim_profile or next((shape["sim_profile"] for shape in recorded if shape.get("sim_profile")), None)
     profile = profile or SIM_DEFAULT_PROFILE
-    window = next((shape[shapes.WINDOW] for shape in recorded if shape.get(shapes.WINDOW)), None)
+    window = next((shape[shapes.WINDOW] for shape in recorded if is_window(shape.get(shapes.WINDOW))), None)
     if not {"min_dte", "max_dte"} & set(settings.sources) and window:
-        where = f"archive {settings.data_dir}"
-        settings = settings.replace_from(where, min_dte=int(window[0]), max_dte=int(window[1]))
+        settings = settings.replace_from(f"archive {settings.data_dir}", min_dte=window[0], max_dte=window[1])
     elif simulate and "max_dte" not in settings.sources:
         span = SIM_DEMO_MAX_DTE_BY_PROFILE.get(profile, SIM_DEMO_MAX_DTE)
         settings = settings.replace_from("--simulate (demo)", max_dte=settings.min_dte + span)
     return settings, profile
+
+
+def is_window(value: Any) -> bool:
+    """Whether ``value`` is a recorded ``[min_dte, max_dte]`` (a hand-edited one may not be)."""
+    return (isinstance(value, list) and len(value) == 2 and all(type(dte) is int and dte >= 0 for dte in value)
+            and value[0] <= value[1])
 
 
 def recorded_shapes(settings: config.Settings) -> list[dict[str, Any]]:
