@@ -173,6 +173,7 @@ def test_status_of_a_missing_archive_says_what_to_do(invoke, isolated):
     result = invoke("status", "--data-dir", str(isolated / "none"))
     assert result.exit_code == 2
     assert "no archive at" in one_error_line(result)
+    assert f"download something first (spxdl run --data-dir {isolated / 'none'})" in one_error_line(result)
     assert not (isolated / "none").exists()
 
 

@@ -300,3 +300,18 @@ def test_a_download_whose_console_went_away_still_ends_with_the_runs_own_code(si
         os.close(write_end)
     assert result.returncode == 0  # the download is complete; only its summary had nowhere to go
     assert list(data.rglob("*.parquet")) and "success" in (data / "logs" / "spxdl.log").read_text()
+
+
+def test_the_simulators_suggested_run_runs_as_printed(tmp_path):
+    env = clean_env(tmp_path)
+    server = subprocess.Popen([*SPXDL, "sim", "--profile", "tiny", "--port", "0"], cwd=tmp_path, env=env,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        lines = [server.stderr.readline() for _ in range(2)]
+        suggested = lines[1].split("try: ", 1)[1].split()
+        assert suggested[:2] == ["spxdl", "run"] and "sim-data-tiny-0" in suggested  # not the demo's realistic sim-data
+        ran = spxdl(*suggested[1:], cwd=tmp_path, env=env)
+        assert ran.returncode == 0, ran.stderr
+    finally:
+        server.kill()
+        server.wait(timeout=10)

@@ -282,10 +282,10 @@ def calendar_for(settings: config.Settings) -> trading_calendar.TradingCalendar:
 
 
 def require_archive(settings: config.Settings) -> None:
-    """Commands that read the archive say clearly when there is none yet."""
+    """Commands that read the archive say clearly when there is none yet (and how to make it)."""
     if not settings.data_dir.is_dir():
         raise errors.ConfigError(
-            f"no archive at {settings.data_dir}; download something first (spxdl run), "
+            f"no archive at {settings.data_dir}; download something first ({suggested(click.get_current_context(), 'run')}), "
             "or point --data-dir at an existing one"
         )
 

@@ -146,7 +146,8 @@ def sim_command(ctx: click.Context, host: str, port: int, profile: str, seed: in
     sim = Simulator(profile=profile, seed=seed, host=host, port=port, faults=faults, page_rows=page_rows)
     stop_on_signals()
     click.echo(f"simulated ThetaData Terminal at {sim.url} ({profile} profile, seed {seed}); Ctrl-C stops it", err=True)
-    click.echo(f"  try: spxdl run --terminal-url {sim.url} --data-dir ./sim-data --days-back 1", err=True)
+    data_dir = "sim-data" if (profile, seed) == ("realistic", 0) else f"sim-data-{profile}-{seed}"  # one shape each
+    click.echo(f"  try: spxdl run --terminal-url {sim.url} --data-dir {data_dir} --days-back 1", err=True)
     try:
         sim.serve_forever()
     finally:
