@@ -50,24 +50,33 @@ def _duration(entry: dict[str, Any]) -> float | None:
     return (datetime.fromisoformat(finished) - datetime.fromisoformat(started)).total_seconds()
 
 
+def shown_state(ledger: Ledger, task: Task, entry: dict[str, Any]) -> str:
+    """A task's state as a user should read it: ``interrupted`` for an ``in_progress`` task that no live run
+    holds (the run that claimed it was stopped or died; the next run resumes it)."""
+    if entry["state"] == TaskState.IN_PROGRESS and not ledger.is_held(task):
+        return TaskState.INTERRUPTED
+    return entry["state"]
+
+
 def task_lines(ledger: Ledger) -> list[TaskLine]:
     """Every task the ledger knows, in (archive, root, date) order."""
-    return [
-        TaskLine(
+    lines = []
+    for task, entry in ledger.tasks():
+        state = shown_state(ledger, task, entry)
+        lines.append(TaskLine(
             key=task.key,
             archive=task.archive,
             root=task.root,
             trade_date=task.trade_date,
-            state=entry["state"],
-            expirations={state: count for state, count in entry.get("expirations", {}).items() if count},
+            state=state,
+            expirations={name: count for name, count in entry.get("expirations", {}).items() if count},
             rows=entry.get("rows", 0),
             bytes=entry.get("bytes", 0),
             seconds=_duration(entry),
             error=entry.get("error"),
-            claimed_by=entry.get("claimed_by"),
-        )
-        for task, entry in ledger.tasks()
-    ]
+            claimed_by=entry.get("claimed_by") if state == TaskState.IN_PROGRESS else None,
+        ))
+    return lines
 
 
 def status_report(data_dir: Path) -> dict[str, Any]:
@@ -155,7 +164,8 @@ def find_gaps(
                 if entry is None:
                     gaps.append(Gap(archive, root, day, "missing"))
                 elif not ledger.is_done(task, min_dte=low, max_dte=high):
-                    state = entry["state"] if entry["state"] != TaskState.SUCCESS else "narrower DTE window"
+                    state = shown_state(ledger, task, entry)
+                    state = state if state != TaskState.SUCCESS else "narrower DTE window"
                     gaps.append(Gap(archive, root, day, state, entry.get("error")))
     return gaps
 
@@ -183,6 +193,7 @@ class VerifyReport:
     bytes: int = 0
     problems: list[Problem] = field(default_factory=list)
     older_schema: list[tuple[str, str]] = field(default_factory=list)  # (path, its schema version): sound, older
+    older_days: set[date] = field(default_factory=set)  # trade dates holding such files
 
     @property
     def ok(self) -> bool:
@@ -228,6 +239,7 @@ def _verify_recorded_file(task: Task, directory: Path, name: str, entry: dict[st
     version = _schema_version_of(path)
     if version is not None and version.isdigit() and int(version) < dataset.schema_version:
         report.older_schema.append((str(path), version))  # sound: its columns are a prefix of today's
+        report.older_days.add(task.trade_date)
     elif version != str(dataset.schema_version):
         report.problems.append(Problem("schema", str(path), f"schema version {version} is not {dataset.schema_version}", task.key))
 

@@ -120,6 +120,23 @@ def child_pids(pid: int) -> list[int]:
     return children
 
 
+def session_pids(session: int) -> list[int]:
+    """Processes of a session (the driver and everything it started), zombies included.
+
+    Killed orphans stay zombies until init reaps them (here up to ~2 s), and the temp-file sweep
+    counts a zombie's pid as alive: a re-run starts only once they are gone.
+    """
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[3]) == session:
+            pids.append(int(stat.parent.name))
+    return pids
+
+
 def alive(pid: int) -> bool:
     """Whether ``pid`` runs (a zombie counts as gone)."""
     try:
@@ -187,6 +204,19 @@ class Driver:
 
     def wait(self, timeout: float = 60.0) -> int:
         return self.process.wait(timeout=timeout)
+
+    def output_closed(self, timeout: float = 30.0) -> bool:
+        """Wait until every process holding the output (helpers such as multiprocessing's resource
+        tracker included) has closed it; False on timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                return False
+            if line is None:
+                self.lines.put(None)
+                return True
 
     def text(self) -> str:
         return "".join(self.output)

@@ -164,8 +164,9 @@ def test_run_downloads_verified_files_records_them_and_a_rerun_plans_nothing(ref
     assert totals["bytes"] == sum(path.stat().st_size for path in files)
     assert totals["expirations"] == {"complete": len(files)}
 
-    kinds = Counter(event.kind for event in events)
-    assert kinds == {"task_started": 2, "expiration_done": len(files), "task_done": 2}
+    kinds = Counter(event.kind for event in events if event.kind != "expiration_progress")  # those come with time
+    assert kinds == {"task_started": 2, "expirations_listed": 2, "expiration_done": len(files), "task_done": 2}
+    assert sum(event.total for event in events if event.kind == "expirations_listed") == len(files)
     assert sum(event.rows for event in events if event.kind == "expiration_done") == totals["rows"]
 
     rows = metrics.read(tmp_path)
@@ -498,3 +499,38 @@ def test_a_file_renamed_into_place_by_a_run_killed_before_recording_it_is_adopte
     assert entry["state"] == "complete"
     assert (entry["file"], entry["rows"], entry["sha256"]) == (recorded["file"], recorded["rows"], recorded["sha256"])
     assert archive_digest(tmp_path) == reference and ledger_problems(tmp_path) == []
+
+
+def test_a_slow_expiration_reports_its_rows_as_they_arrive_and_ticks_come_meanwhile(tmp_path):
+    with Simulator(profile="tiny", page_rows=1000, faults=Faults(latency=0.3)) as slow:
+        settings = make_settings(tmp_path, slow.url, terminal_api="v2", max_dte=8, workers=1, threads=1)
+        events: list = []
+        ticks: list[int] = []
+        summary = engine.run(engine.plan(settings, START, START), settings, on_event=events.append,
+                             on_tick=lambda: ticks.append(1))
+    assert summary.complete
+    done = {event.expiration: event.rows for event in events if event.kind == "expiration_done"}
+    progress = [event for event in events if event.kind == "expiration_progress"]
+    assert progress, "four pages 0.3 s apart: the rows received are reported while they arrive"
+    assert all(0 < event.rows <= done[event.expiration] for event in progress)
+    assert [event.rows for event in progress] == sorted(event.rows for event in progress)
+    assert ticks  # the display is redrawn while nothing lands
+
+
+def test_connecting_asks_a_terminal_that_answered_badly_again_but_not_one_nobody_answers_for(tmp_path, caplog):
+    import logging
+    import socket
+
+    with Simulator(profile="tiny", faults=Faults(error_rate=1.0)) as unwell:
+        settings = make_settings(tmp_path / "unwell", unwell.url, retries=0)
+        with caplog.at_level(logging.INFO, logger="spxdl"), pytest.raises(TerminalUnavailable):
+            engine.run(engine.plan(settings, START, START), settings)
+    assert "connecting to the terminal: attempt 2 of 3 failed" in caplog.text
+    caplog.clear()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        nobody = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    settings = make_settings(tmp_path / "nobody", nobody, retries=0)
+    with caplog.at_level(logging.INFO, logger="spxdl"), pytest.raises(TerminalUnavailable, match="no ThetaData Terminal"):
+        engine.run(engine.plan(settings, START, START), settings)
+    assert "trying again" not in caplog.text

@@ -562,12 +562,34 @@ def test_auto_without_url_tries_the_v3_port_then_the_v2_port(rsps, sleeps):
     assert sleeps == []  # detection does not retry a port nobody listens on
 
 
-def test_no_terminal_at_all_is_unavailable_and_names_both_urls(rsps, sleeps):
+def test_no_terminal_at_all_is_unavailable_and_names_both_urls_once(rsps, sleeps):
     rsps.get(V3_STATUS, body=requests.ConnectionError("refused"))
     rsps.get(V2_STATUS, body=requests.ConnectionError("refused"))
     with pytest.raises(TerminalUnavailable) as caught:
         TerminalClient(sleep=sleeps).connect()
-    assert V3_STATUS in str(caught.value) and V2_STATUS in str(caught.value)
+    message = str(caught.value)
+    assert message == (f"no ThetaData Terminal answered at {V3} (v3) or {V2} (v2): "
+                       "the terminal refused or dropped the connection (is it running?)")
+
+
+def test_one_url_tried_with_both_apis_is_named_once():
+    from spxdl.terminal.client import no_terminal_message
+
+    same = no_terminal_message([("http://h:1", "v3", "refused"), ("http://h:1", "v2", "refused")])
+    assert same == "no ThetaData Terminal answered at http://h:1 (v3 or v2): refused"
+    different = no_terminal_message([("http://h:1", "v3", "refused"), ("http://h:2", "v2", "timed out")])
+    assert different == "no ThetaData Terminal answered: http://h:1 (v3): refused; http://h:2 (v2): timed out"
+
+
+def test_the_simulator_identity_is_kept_with_its_profile_and_seed(rsps, sleeps):
+    from spxdl.terminal import simulator_facts
+
+    identity = "spxdl-sim/0.1.0; profile=tiny; seed=3"
+    rsps.get("http://127.0.0.1:9999/v3/terminal/mdds/status", body=b"CONNECTED", headers={"X-Spxdl-Simulator": identity})
+    client = TerminalClient("http://127.0.0.1:9999", sleep=sleeps).connect()
+    assert client.simulated and client.simulator == identity
+    assert simulator_facts(client.simulator) == {"profile": "tiny", "seed": "3"}
+    assert simulator_facts(None) == {}
 
 
 @pytest.mark.parametrize(

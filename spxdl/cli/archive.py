@@ -14,10 +14,13 @@ from spxdl.cli.options import (
     build_settings,
     calendar_for,
     check_range,
+    is_simulated,
+    open_log_file,
     parse_cli_date,
     read_only,
     require_archive,
     terminal_calendar,
+    suggested,
     terminal_options,
 )
 from spxdl.config import Settings
@@ -74,6 +77,7 @@ def gaps_command(ctx: click.Context, start: str | None, end: str | None, as_json
     first_known = min((line.trade_date for line in audit.task_lines(Ledger(settings.data_dir))), default=None)
     default_start = settings.start_date or first_known or last_session
     first, last = check_range(
+        cal,
         parse_cli_date(start, "--start") if start else default_start,
         parse_cli_date(end, "--end") if end else last_session,
         last_session,
@@ -86,7 +90,12 @@ def gaps_command(ctx: click.Context, start: str | None, end: str | None, as_json
     else:
         for gap in gaps:
             click.echo(f"{gap.key:<34} {gap.state}{': ' + gap.error if gap.error else ''}")
-        click.echo(f"{len(gaps)} gap(s) in {first} .. {last}" + ("; fill them with: spxdl backfill" if gaps else ""), err=True)
+        fill = ""
+        if gaps:
+            days = sorted(gap.trade_date for gap in gaps)
+            command = suggested(ctx, "backfill", "--from", str(days[0]), "--to", str(days[-1]), simulated=is_simulated(settings))
+            fill = f"; fill them with: {command}"
+        click.echo(f"{len(gaps)} gap(s) in {first} .. {last}{fill}", err=True)
     if gaps:
         raise Abort("", EXIT_INCOMPLETE)
 
@@ -109,9 +118,12 @@ def verify_command(ctx: click.Context, start: str | None, end: str | None, repai
 
     settings = build_settings(ctx, file_logging=repair, **archive_flags(terminal_url, api, data_dir))
     require_archive(settings)
+    resume = suggested(ctx, "resume", simulated=is_simulated(settings))
     first = parse_cli_date(start, "--start") if start else None
     last = parse_cli_date(end, "--end") if end else None
     report = audit.verify_archive(settings.data_dir, first, last)
+    if repair:
+        open_log_file(ctx)
     repaired = audit.repair(settings.data_dir, report) if repair else None
     if as_json:
         payload = {"ok": report.ok, "tasks": report.tasks, "files": report.files, "rows": report.rows,
@@ -122,14 +134,18 @@ def verify_command(ctx: click.Context, start: str | None, end: str | None, repai
         for problem in report.problems:
             click.echo(f"{problem.kind.upper():<10} {problem.path}: {problem.detail}")
         for path, version in report.older_schema:
-            click.echo(f"{'OLDER':<10} {path}: schema version {version} (sound; spxdl --force downloads it again "
-                       "with today's columns, or read with union_by_name)")
+            click.echo(f"{'OLDER':<10} {path}: schema version {version} (sound: read it with union_by_name)")
+        if report.older_days:
+            days = sorted(report.older_days)
+            again = suggested(ctx, "run", "--force", "--start", str(days[0]), "--end", str(days[-1]),
+                              simulated=is_simulated(settings))
+            click.echo(f"to download them again with today's columns: {again}")
         click.echo(f"checked {report.tasks} task(s), {report.files} file(s), {report.rows:,} rows, "
                    f"{human_bytes(report.bytes)}: {len(report.problems)} problem(s)")
         if repaired is not None:
             click.echo(f"repair: moved {len(repaired['moved_aside'])} bad file(s) aside, removed "
-                       f"{len(repaired['temp_removed'])} temp file(s), rebuilt the ledger; run `spxdl resume` to refetch")
+                       f"{len(repaired['temp_removed'])} temp file(s), rebuilt the ledger; refetch with: {resume}")
         elif not report.ok:
-            click.echo("fix with: spxdl verify --repair, then spxdl resume", err=True)
+            click.echo(f"fix with: {suggested(ctx, 'verify', '--repair')}, then {resume}", err=True)
     if not report.ok:
         raise Abort("", EXIT_INCOMPLETE)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import functools
 import signal
+from pathlib import Path
 from typing import Any
 
 import click
 
-from spxdl import config
+from spxdl import checks, config
 from spxdl.cli.base import EXIT_INCOMPLETE, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, EXIT_TRY_LATER, exit_code_for, fix_hint
 from spxdl.engine.records import Plan, ResultState, RunSummary
 
@@ -27,13 +28,14 @@ def summary_exit_code(summary: RunSummary, plan: Plan) -> int:
     return EXIT_OK
 
 
-def print_summary(summary: RunSummary, plan: Plan) -> None:
-    """The end-of-run report on stderr: counts, volume, time, the slowest and the failed tasks."""
+def print_summary(summary: RunSummary, plan: Plan, data_dir: Path | None = None) -> None:
+    """The end-of-run report on stderr: where, counts, volume, time, the slowest and the failed tasks."""
     totals = summary.totals()
     states = summary.by_state()
     echo = functools.partial(click.echo, err=True)
     source = f"{'simulated' if summary.simulated else 'real'} terminal, API {summary.api}" if summary.api else "no terminal needed"
-    echo(f"spxdl: {plan.start} .. {plan.end} ({source})")
+    into = f" into {data_dir.absolute()}" if data_dir is not None else ""
+    echo(f"spxdl: {plan.start} .. {plan.end}{into} ({source})")
     echo("  tasks: " + ", ".join(f"{count} {state}" for state, count in sorted(states.items()))
          + f"; {len(plan.done)} already complete; {summary.held} held by another run")
     echo(f"  rows {totals['rows']:,}; {human_bytes(totals['bytes'])} written; "
@@ -41,9 +43,14 @@ def print_summary(summary: RunSummary, plan: Plan) -> None:
     exps = totals["expirations"]
     if exps:
         echo("  expirations: " + ", ".join(f"{count} {state}" for state, count in sorted(exps.items())))
-    if totals.get("checks"):
-        flagged = ", ".join(f"{name} {count:,}" for name, count in sorted(totals["checks"].items()))
-        echo(f"  checks flagged: {flagged} (per file in each _day.json; [validation] mode decides flag, drop or fail)")
+    counted = {name: count for name, count in (totals.get("checks") or {}).items() if count}
+    flagged = ", ".join(f"{name} {count:,}" for name, count in sorted(counted.items()) if name not in checks.OBSERVATIONS)
+    observed = ", ".join(f"{name} {count:,}" for name, count in sorted(counted.items()) if name in checks.OBSERVATIONS)
+    if flagged:
+        echo(f"  checks flagged: {flagged} (per file in each _day.json; [validation] mode decides flag, drop or fail; "
+             "README: Checks)")
+    if observed:
+        echo(f"  observed: {observed} (what the vendor sends, kept as it is; README: Checks)")
     slow = [result for result in summary.slowest(3) if result.seconds > 0]
     if slow:
         echo("  slowest: " + "; ".join(f"{r.task.key} {r.seconds:.1f} s" for r in slow))
@@ -61,7 +68,8 @@ def print_summary(summary: RunSummary, plan: Plan) -> None:
     if summary.not_started:
         echo(f"  not started: {len(summary.not_started)} task(s); run again to finish (resume is automatic)")
     if summary.interrupted is not None:
-        echo(f"  interrupted by {signal.Signals(summary.interrupted).name}; run the same command again to resume")
+        kept = f"; the {totals['rows']:,} rows stored are kept" if totals["rows"] else ""
+        echo(f"  interrupted by {signal.Signals(summary.interrupted).name}{kept}; run the same command again to resume")
 
 
 def print_plan(plan: Plan, estimate: dict[str, Any], settings: config.Settings) -> None:

@@ -4,36 +4,55 @@ from __future__ import annotations
 
 import json
 import signal
+from pathlib import Path
 from typing import Any
 
 import click
 
 from spxdl import config, errors, health, logs
 from spxdl.cli.base import EXIT_CODES_HELP, EXIT_TRY_LATER, Abort, cli, fix_hint, handle_errors
-from spxdl.cli.options import parse_cli_date, read_only
+from spxdl.cli.options import (
+    archive_defaults,
+    archive_flags,
+    build_settings,
+    parse_cli_date,
+    read_only,
+    simulate_data_dir,
+    simulate_options,
+    simulated_terminal,
+    terminal_options,
+)
 from spxdl.config import Settings
 
 
 @cli.command("health", epilog=EXIT_CODES_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@simulate_options
+@terminal_options
 @click.pass_context
 @handle_errors
-@read_only()
-def health_command(ctx: click.Context, as_json: bool, settings: Settings) -> None:
+def health_command(ctx: click.Context, as_json: bool, simulate: bool, sim_profile: str | None, terminal_url: str | None,
+                   api: str | None, data_dir: Path | None) -> None:
     """Is the terminal reachable and CONNECTED, and can the archive be written? Exit 0 healthy, 75 not.
 
     Also compares spxdl's trading calendar with the terminal's (v3) for this year and the next,
-    naming every day where they differ; a difference is reported, not counted as unhealthy.
+    naming every day where they differ; a difference is reported, not counted as unhealthy. With
+    --simulate it checks spxdl itself against the built-in simulated terminal (and ./sim-data).
     """
-    report = health.health_report(settings)
+    flags = archive_flags(terminal_url, api, simulate_data_dir(simulate, data_dir))
+    settings, profile = archive_defaults(build_settings(ctx, file_logging=False, **flags), sim_profile=sim_profile)
+    with simulated_terminal(settings, simulate, profile) as settings:
+        report = health.health_report(settings)
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2, default=str))
     else:
         terminal = report.terminal
-        source = "" if terminal.api is None else f" api {terminal.api}, {'simulated' if terminal.simulated else 'real'}"
-        click.echo(f"{mark(terminal.ok)} terminal  {terminal.url}: {terminal.status}{source}")
         if terminal.exception is not None:
-            click.echo(f"     {terminal.error}{fix_hint(terminal.exception)}")
+            click.echo(f"{mark(terminal.ok)} terminal  {terminal.status}: {terminal.error}")
+            click.echo(f"     {fix_hint(terminal.exception).lstrip('. ')}")
+        else:
+            source = "" if terminal.api is None else f" api {terminal.api}, {'simulated' if terminal.simulated else 'real'}"
+            click.echo(f"{mark(terminal.ok)} terminal  {terminal.url}: {terminal.status}{source}")
         click.echo(f"{mark(report.data_dir.ok)} data dir  {report.data_dir.detail}")
         click.echo(f"{mark(report.disk.ok)} disk      {report.disk.detail}")
         if report.calendar is not None:
@@ -64,6 +83,8 @@ def config_show_command(ctx: click.Context, as_json: bool, settings: Settings) -
         return
     width = max(len(key) for key, _, _ in rows)
     for key, value, source in rows:
+        if key == "storage.data_dir" and not settings.data_dir.is_absolute():
+            value = f"{value} (= {settings.data_dir.absolute()})"  # cron and systemd start elsewhere
         click.echo(f"{key:<{width}}  {value or '(unset)':<28}  {source}")
 
 
@@ -135,7 +156,8 @@ def sim_command(ctx: click.Context, host: str, port: int, profile: str, seed: in
                     calendar_closures=closed)
     stop_on_signals()
     click.echo(f"simulated ThetaData Terminal at {sim.url} ({profile} profile, seed {seed}); Ctrl-C stops it", err=True)
-    click.echo(f"  try: spxdl run --terminal-url {sim.url} --data-dir ./sim-data --days-back 1", err=True)
+    data_dir = "sim-data" if (profile, seed) == ("realistic", 0) else f"sim-data-{profile}-{seed}"  # one shape each
+    click.echo(f"  try: spxdl run --terminal-url {sim.url} --data-dir {data_dir} --days-back 1", err=True)
     try:
         sim.serve_forever()
     finally:

@@ -94,8 +94,12 @@ class Settings:
 
     def replace(self, **changes: Any) -> "Settings":
         """A copy with ``changes`` applied (values already typed); sources say ``program``."""
+        return self.replace_from("program", **changes)
+
+    def replace_from(self, source: str, **changes: Any) -> "Settings":
+        """A copy with ``changes`` applied (values already typed); ``source`` says where they came from."""
         sources = dict(self.sources)
-        sources.update({name: "program" for name in changes})
+        sources.update({name: source for name in changes})
         return dataclasses.replace(self, sources=sources, **changes)
 
 

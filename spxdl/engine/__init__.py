@@ -19,7 +19,7 @@ _EXPORTS = {
     "task_state": "records", "ResultState": "records", "RunState": "records",
     "plan": "planning", "estimate": "planning", "archive_datasets": "planning", "days_back_range": "planning",
     "update_range": "planning", "resume_plans": "planning",
-    "run": "pool", "prepare": "pool", "archive_shape": "pool",
+    "run": "pool", "prepare": "pool",
     "run_task": "worker", "init_worker": "worker",
     "client_for": "shared", "retrying": "shared", "SharedFlag": "shared", "RUN_STOPPERS": "shared",
 }

@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Iterator, Mapping
 from spxdl import convert, datasets, storage, trading_calendar
 from spxdl.config import Settings
 from spxdl.datasets import Dataset
-from spxdl.engine.records import EXPIRATION_DONE, RETRY
+from spxdl.engine.records import EXPIRATION_DONE, EXPIRATION_PROGRESS, EXPIRATIONS_LISTED, RETRY
 from spxdl.engine.shared import RETRYABLE, RUN_STOPPERS, STOPS, retrying
-from spxdl.engine.streams import stoppable
+from spxdl.engine.streams import Meter, stoppable
 from spxdl.errors import Interrupted, NoData, SpxdlError, StorageError
 from spxdl.ledger import ExpirationState, Task
 
@@ -64,6 +64,13 @@ class TaskDownload:
         self.force = force
         self.settings: Settings = worker.settings
         self.dataset: Dataset = worker.archives[task.archive]
+        self.landed: list[Outcome] = []  # expirations stored by this download, also when it is stopped
+
+    def landed_totals(self) -> dict[str, Any]:
+        """Rows, bytes and complete expirations stored so far: what an interrupted task keeps."""
+        landed = list(self.landed)
+        count = {ExpirationState.COMPLETE: len(landed)} if landed else {}
+        return {"rows": sum(o.rows for o in landed), "bytes": sum(o.bytes for o in landed), "expirations": count}
 
     def run(self) -> list[Outcome]:
         """Every expiration of the DTE window: complete ones skipped, the rest fetched on threads."""
@@ -75,6 +82,7 @@ class TaskDownload:
         missing = [expiration for expiration in wanted if expiration not in complete]
         log.info("%s: %d expiration(s) in DTE %d..%d, %d to fetch", self.task.key, len(wanted), self.min_dte,
                  self.max_dte, len(missing))
+        self.worker.emit(EXPIRATIONS_LISTED, self.task, total=len(missing))
         if not missing:
             return outcomes
         threads = min(self.settings.threads, len(missing))
@@ -268,9 +276,10 @@ class TaskDownload:
         spec = self.convert_spec(asked)
         pages = self.pages(asked)
         converted: list[convert.ConvertResult] = []
+        meter = Meter(functools.partial(self.received, expiration, attempt))
 
         def write(sink: BinaryIO) -> int:
-            with contextlib.closing(stoppable(pages, self.check)) as stopping_pages:
+            with contextlib.closing(stoppable(pages, self.check, meter)) as stopping_pages:
                 converted.append(convert.write_parquet(stopping_pages, sink, spec))
             return converted[0].rows
 
@@ -290,10 +299,16 @@ class TaskDownload:
         if flagged:
             log.debug("%s exp %s: checks flagged %s (validation=%s)", task.key, expiration, flagged,
                       settings.validation_mode)
-        return Outcome(
+        outcome = Outcome(
             expiration, ExpirationState.COMPLETE, rows=info.rows, bytes=info.bytes, attempts=attempt, checks=flagged,
             extra_columns=result.extra_columns,
         )
+        self.landed.append(outcome)
+        return outcome
+
+    def received(self, expiration: date, attempt: int, rows: int, count: int) -> None:
+        """Report the rows and bytes one attempt at ``expiration`` has received so far."""
+        self.worker.emit(EXPIRATION_PROGRESS, self.task, expiration=expiration, rows=rows, bytes=count, attempt=attempt)
 
     def convert_spec(self, expiration: date | None) -> convert.ConvertSpec:
         """What the file of ``expiration`` holds and how it is checked (None: an index, or a whole day)."""

@@ -27,27 +27,35 @@ from typing import Any, Callable, Iterable, Iterator
 
 from spxdl import capture, metrics, shapes, storage
 from spxdl.config import Settings
-from spxdl.datasets import Dataset
 from spxdl.engine import worker
 from spxdl.engine.planning import archive_datasets
 from spxdl.engine.recording import recorded_run
 from spxdl.engine.records import TASK_DONE, Event, Plan, ResultState, RunState, RunSummary, TaskResult
-from spxdl.engine.shared import RUN_CAPTURE, STOP_SIGNALS, SharedFlag, client_for, ledger_for, retrying
-from spxdl.errors import SpxdlError
+from spxdl.engine.shared import RUN_CAPTURE, STOP_SIGNALS, SharedFlag, client_for, ledger_for
+from spxdl.errors import SpxdlError, TerminalUnavailable
 from spxdl.ledger import Task
+from spxdl.terminal import TerminalClient, simulator_facts
 
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.2  # how often the parent looks at signals and the stop flag
+TICK_SECONDS = 0.25  # how often ``on_tick`` is called (the progress display's redraws)
 STOP_GRACE_SECONDS = 15.0  # how long a stopping parent waits for workers to abort
 
 
-def run(plan: Plan, settings: Settings, on_event: Callable[[Event], None] | None = None) -> RunSummary:
+def run(
+    plan: Plan,
+    settings: Settings,
+    on_event: Callable[[Event], None] | None = None,
+    on_tick: Callable[[], None] | None = None,
+) -> RunSummary:
     """Download ``plan.tasks`` in worker processes; an interrupted run returns its summary too.
 
-    TerminalUnavailable / PermissionDenied (no usable terminal) and ArchiveMismatch raise before
-    any worker starts. The run is recorded in the ledger before its first task (``recording.py``):
-    a run stopped or killed part-way is what ``spxdl resume`` finishes.
+    ``on_event`` gets every progress event and ``on_tick`` is called every ``TICK_SECONDS`` while
+    the workers run, both from one thread of this process, never at once. TerminalUnavailable /
+    PermissionDenied (no usable terminal) and ArchiveMismatch raise before any worker starts. The
+    run is recorded in the ledger before its first task (``recording.py``): a run stopped or
+    killed part-way is what ``spxdl resume`` finishes.
     """
     started = time.monotonic()
     summary = RunSummary(held_at_plan=len(plan.held))
@@ -56,7 +64,7 @@ def run(plan: Plan, settings: Settings, on_event: Callable[[Event], None] | None
             settings, summary.simulated = prepare(settings)
             summary.api = settings.terminal_api
             with recorded_run(plan, settings, summary):
-                _Run(plan, settings, on_event, summary).execute()
+                _Run(plan, settings, on_event, summary, on_tick).execute()
     finally:
         if settings.capture_dir is not None:
             log.info("captured answers are listed in %s", capture.write_manifest(settings.capture_dir, RUN_CAPTURE))
@@ -71,42 +79,43 @@ def prepare(settings: Settings) -> tuple[Settings, bool]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     storage.sweep_temp_files(settings.data_dir)
     with client_for(settings) as client:
-        retrying(client.connect, settings.expiration_attempts, "connecting to the terminal")
+        connect(client, settings.expiration_attempts)
         resolved = settings.replace(terminal_url=client.base_url, terminal_api=client.api)
-        simulated = client.simulated
+        simulator = simulator_facts(client.simulator) if client.simulated else None
     by_archive = archive_datasets(settings)
     for dataset in by_archive.values():
         dataset.check_served(resolved.terminal_api, settings.interval)
     for archive, dataset in by_archive.items():
-        shapes.ensure_archive_shape(settings.data_dir, archive, archive_shape(dataset, settings, simulated))
-    return resolved, simulated
+        shapes.ensure_archive_shape(settings.data_dir, archive, shapes.archive_shape(dataset, settings, simulator))
+    return resolved, simulator is not None
 
 
-def archive_shape(dataset: Dataset, settings: Settings, simulated: bool) -> dict[str, object]:
-    """What shapes the files of one archive; a run with another shape is refused."""
-    shape: dict[str, object] = {
-        "dataset": dataset.name,
-        "schema_version": dataset.schema_version,
-        "interval": settings.interval if dataset.uses_interval else None,
-        "start_time": settings.start_time.isoformat(),
-        "end_time": settings.end_time.isoformat(),
-        "source": "simulator" if simulated else "terminal",
-    }
-    if dataset.greeks_params:
-        shape.update(rate=settings.rate, rate_value=settings.rate_value, annual_div=settings.annual_div)
-    return shape
+def connect(client: TerminalClient, attempts: int) -> None:
+    """Find the terminal; a terminal that answered badly (a cut status) is asked again, one that nobody
+    answers for fails at once (asking again would only repeat the same line)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            client.connect()
+            return
+        except TerminalUnavailable as exc:
+            if exc.status is None or attempt == attempts:
+                raise
+            log.info("connecting to the terminal: attempt %d of %d failed (%s); trying again", attempt, attempts, exc)
 
 
 class _Run:
     """One run's parent side: the pool, submission as workers free up, signals, events, results."""
 
     def __init__(
-        self, plan: Plan, settings: Settings, on_event: Callable[[Event], None] | None, summary: RunSummary
+        self, plan: Plan, settings: Settings, on_event: Callable[[Event], None] | None, summary: RunSummary,
+        on_tick: Callable[[], None] | None = None,
     ) -> None:
         context = multiprocessing.get_context("spawn")
         self.plan = plan
         self.settings = settings
         self.on_event = on_event
+        self.on_tick = on_tick
+        self.ticked = time.monotonic()
         self.summary = summary
         self.context = context
         self.stop = SharedFlag(context)
@@ -251,6 +260,7 @@ class _Run:
     def _on_signal(self, signum: int, _frame: Any) -> None:
         if self.signal_number is not None:
             # Atomic renames: no half-written file can stand where a data file is.
+            _release_semaphores()
             os._exit(128 + signum)
         self.signal_number = signum
         self.stop.set()
@@ -259,17 +269,29 @@ class _Run:
     # -- events --------------------------------------------------------------------------------
 
     def _drain(self, events: Any, drained: threading.Event) -> None:
-        """Hand worker events and log records to ``on_event`` and the parent's loggers."""
+        """Hand worker events and log records to ``on_event`` and the parent's loggers; tick meanwhile."""
         while True:
             try:
-                item = events.get(timeout=POLL_SECONDS)
+                item = events.get(timeout=min(POLL_SECONDS, TICK_SECONDS))
             except queue.Empty:
                 if drained.is_set():
                     return
+                self._tick()
                 continue
             except (EOFError, OSError):
                 return
             self._deliver(item)
+            self._tick()
+
+    def _tick(self) -> None:
+        if self.on_tick is None or time.monotonic() - self.ticked < TICK_SECONDS:
+            return
+        self.ticked = time.monotonic()
+        with self.deliver_lock:
+            try:
+                self.on_tick()
+            except Exception:
+                log.exception("the progress callback failed on a tick")
 
     def _deliver(self, item: Any) -> None:
         if isinstance(item, logging.LogRecord):
@@ -338,6 +360,22 @@ def _a_worker_died(executor: cf.ProcessPoolExecutor) -> bool:
     ever does (CPython 3.11, concurrent/futures/process.py). Killing the other workers wakes it.
     """
     return any(process.exitcode is not None for process in list((executor._processes or {}).values()))
+
+
+def _release_semaphores() -> None:
+    """Unlink this process's named semaphores and tell the resource tracker, before leaving at once.
+
+    Otherwise the tracker, finding the process gone, prints "There appear to be N leaked semaphore
+    objects" after the shell's prompt has returned. Each semaphore registers a finalizer that does
+    exactly this at a normal exit (``multiprocessing.synchronize.SemLock``); a hard exit skips them.
+    Workers still running keep their open handles.
+    """
+    from multiprocessing import synchronize, util
+
+    for finalizer in list(getattr(util, "_finalizer_registry", {}).values()):  # private, but stable since 3.4
+        if getattr(finalizer, "_callback", None) is synchronize.SemLock._cleanup:
+            with contextlib.suppress(Exception):
+                finalizer()
 
 
 @contextlib.contextmanager

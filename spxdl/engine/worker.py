@@ -163,8 +163,9 @@ class Worker:
     def run_claimed(self, task: Task, min_dte: int, max_dte: int, force: bool, started: float) -> TaskResult:
         """The body of a claimed task: download, then finish (or release when stopped)."""
         self.emit(TASK_STARTED, task)
+        download = TaskDownload(self, task, min_dte, max_dte, force)
         try:
-            outcomes = TaskDownload(self, task, min_dte, max_dte, force).run()
+            outcomes = download.run()
             return self.finish(task, outcomes, min_dte, max_dte, started)
         except NoData as exc:  # the root lists no expiration at all: unknown root, or not in the subscription
             self.finish_quietly(task, TaskState.NO_DATA, min_dte, max_dte, str(exc))
@@ -177,12 +178,14 @@ class Worker:
             if stopper is not None:
                 self.stop_run()
             seconds = time.monotonic() - started
-            return TaskResult(task, ResultState.INTERRUPTED, seconds=seconds, error=str(exc), stopped_by=stopper)
+            return TaskResult(task, ResultState.INTERRUPTED, seconds=seconds, error=str(exc), stopped_by=stopper,
+                              **download.landed_totals())
         except Exception as exc:  # the listing failed, or the ledger did: this task fails, the run goes on
             seconds = time.monotonic() - started
             if self.stop.is_set():
                 self.release_quietly(task)
-                return TaskResult(task, ResultState.INTERRUPTED, seconds=seconds, error=str(exc))
+                return TaskResult(task, ResultState.INTERRUPTED, seconds=seconds, error=str(exc),
+                                  **download.landed_totals())
             expected = isinstance(exc, SpxdlError)
             log.log(logging.WARNING if expected else logging.ERROR, "%s failed: %s", task.key, exc, exc_info=not expected)
             self.finish_quietly(task, TaskState.FAILED, min_dte, max_dte, str(exc))

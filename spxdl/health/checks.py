@@ -89,7 +89,8 @@ def check_data_dir(data_dir: Path) -> Check:
     if not os.access(existing, os.W_OK | os.X_OK):
         return Check(False, f"{existing} is not writable; fix its permissions or choose another --data-dir")
     note = "exists" if existing == data_dir.absolute() else f"will be created under {existing}"
-    return Check(True, f"{data_dir} is writable ({note})")
+    shown = data_dir if data_dir.is_absolute() else f"{data_dir} (= {data_dir.absolute()})"
+    return Check(True, f"{shown} is writable ({note})")
 
 
 def check_disk(data_dir: Path, minimum: int = MIN_FREE_BYTES) -> Check:

@@ -21,6 +21,8 @@ class TaskState:
     PARTIAL: Final = "partial"  # some expirations failed, or the state was lost and rebuilt from files
     FAILED: Final = "failed"
     NO_DATA: Final = "no_data"  # no data for the whole day: a gap later runs try again
+    # Never stored: what status shows for an in_progress task no live run holds (its run was stopped or killed).
+    INTERRUPTED: Final = "interrupted"
 
 
 class ExpirationState:

@@ -93,6 +93,7 @@ class TerminalClient:
         self.api = api
         self.base_url = self._configured_url or DEFAULT_URLS["v3" if api == "auto" else api]
         self.simulated = False
+        self.simulator: str | None = None  # the simulator's identity (profile, seed), when it is one
         self.retries = retries
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
@@ -138,25 +139,26 @@ class TerminalClient:
         return self
 
     def _detect(self) -> None:
-        failures = []
+        failures: list[tuple[str, str, str]] = []  # (URL, API, why)
         # Detection is news; a worker re-checking the version its parent found is not.
         level = logging.INFO if self.api == "auto" else logging.DEBUG
         for base_url, api in self._candidates():
             try:
-                word, simulated = self._probe(base_url, api)
+                word, simulator = self._probe(base_url, api)
             except (TerminalUnavailable, BadRequest) as exc:
                 if isinstance(exc, TerminalUnavailable) and exc.status is not None:
                     raise  # this API answered, unwell: falling back to the other would mix API versions
-                failures.append(f"{base_url}{STATUS_PATHS[api]}: {exc}")
+                failures.append((base_url, api, exc.args[0] if exc.args else str(exc)))
                 continue
-            self.base_url, self.api, self.simulated = base_url, api, simulated
+            self.base_url, self.api, self.simulator = base_url, api, simulator
+            self.simulated = simulator is not None
             raise_for_status_word(word, STATUS_PATHS[api])
-            log.log(level, "terminal at %s speaks API %s%s", base_url, api, " (spxdl simulator)" if simulated else "")
+            log.log(level, "terminal at %s speaks API %s%s", base_url, api, " (spxdl simulator)" if simulator else "")
             return
-        raise TerminalUnavailable("no ThetaData Terminal answered: " + "; ".join(failures))
+        raise TerminalUnavailable(no_terminal_message(failures))
 
-    def _probe(self, base_url: str, api: str) -> tuple[str, bool]:
-        """The status word of ``api`` at ``base_url``.
+    def _probe(self, base_url: str, api: str) -> tuple[str, str | None]:
+        """The status word of ``api`` at ``base_url``, and the simulator's identity if it is one.
 
         No answer at all (refused, timed out) or an unknown path (BadRequest) means "not this
         API": the caller tries the next candidate. An HTTP error (500, 474, 571, a cut answer)
@@ -324,7 +326,7 @@ class TerminalClient:
 
     # -- requests ----------------------------------------------------------------------------
 
-    def _status_word(self, base_url: str, api: str, *, use_breaker: bool, retries: int = 0) -> tuple[str, bool]:
+    def _status_word(self, base_url: str, api: str, *, use_breaker: bool, retries: int = 0) -> tuple[str, str | None]:
         path = STATUS_PATHS[api]
         request = Request(base_url + path, path, query=None, params={}, require_final_newline=False)
         with self._request(request, retries=retries, use_breaker=use_breaker) as page:
@@ -332,7 +334,8 @@ class TerminalClient:
                 word = page.read().decode("utf-8", "replace").strip().upper()
             except BodyTruncated as exc:
                 raise TerminalUnavailable(f"the status answer was cut: {exc}", endpoint=path, status=200) from exc
-        return word, _is_truthy(page.headers.get(SIMULATOR_HEADER))
+        identity = page.headers.get(SIMULATOR_HEADER)
+        return word, identity.strip() if _is_truthy(identity) else None
 
     def _request(self, request: Request, *, retries: int | None = None, use_breaker: bool = True) -> Page:
         """Send one request, retrying 429s and unavailability; the 200 answer's body as a Page.
@@ -404,6 +407,19 @@ def _configured_url(base_url: str) -> str:
         return check_terminal_url(base_url)
     except ConfigError as exc:
         raise ConfigError(f"bad terminal URL {base_url!r}: {exc}", key="terminal_url") from None
+
+
+def no_terminal_message(failures: list[tuple[str, str, str]]) -> str:
+    """One sentence for every place a terminal was looked for: each URL once, a shared reason once."""
+    reasons = {why for _, _, why in failures}
+    urls = list(dict.fromkeys(url for url, _, _ in failures))
+    if len(reasons) == 1 and len(urls) == 1:
+        apis = " or ".join(api for _, api, _ in failures)
+        return f"no ThetaData Terminal answered at {urls[0]} ({apis}): {reasons.pop()}"
+    if len(reasons) == 1:
+        where = " or ".join(f"{url} ({api})" for url, api, _ in failures)
+        return f"no ThetaData Terminal answered at {where}: {reasons.pop()}"
+    return "no ThetaData Terminal answered: " + "; ".join(f"{url} ({api}): {why}" for url, api, why in failures)
 
 
 def _is_truthy(value: str | None) -> bool:

@@ -21,7 +21,7 @@ from spxdl.terminal.page import null_to_none
 from spxdl.terminal.status import error_for_error_type
 from spxdl.trading_calendar import DAY_MS
 
-SIMULATOR_HEADER = "X-Spxdl-Simulator"
+SIMULATOR_HEADER = "X-Spxdl-Simulator"  # its value: "spxdl-sim/<version>; profile=<profile>; seed=<seed>"
 DEFAULT_URLS = {"v3": "http://127.0.0.1:25503", "v2": "http://127.0.0.1:25510"}
 STATUS_PATHS = {"v3": "/v3/terminal/mdds/status", "v2": "/v2/system/mdds/status"}
 LIST_PATHS = {
@@ -306,3 +306,13 @@ def _parse_csv_list(text: str, columns: tuple[str, ...], *, endpoint: str) -> li
         has_header = not re.fullmatch(r"[\d.\-]+", header[0])
         return [row[0].strip() for row in rows[1 if has_header else 0 :]]
     raise SchemaMismatch(f"{endpoint}: no column {' or '.join(columns)} in the answer", columns=header)
+
+
+def simulator_facts(identity: str | None) -> dict[str, str]:
+    """The ``key=value`` parts of the simulator's identity (``profile``, ``seed``); empty for a real terminal."""
+    facts: dict[str, str] = {}
+    for part in (identity or "").split(";"):
+        key, sep, value = part.strip().partition("=")
+        if sep and key:
+            facts[key] = value
+    return facts
