@@ -91,9 +91,14 @@ def test_the_archive_examples_run_right_after_the_demo(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert demo.returncode == 0, demo.stderr
     examples = code_blocks(section("Reading the archive"), "python")
-    runnable = [example for example in examples if "import polars" not in example]
+    runnable = [example for example in examples if "import polars" not in example and "greeks_eod" not in example]
     assert len(runnable) == 2 and all("sim-data/greeks-1m" in example for example in runnable)
-    for example in runnable:
+    daily = subprocess.run([*spxdl, "run", "--simulate", "--days-back", "1", "--max-dte", "0", "--dataset",
+                            "greeks_eod,open_interest,eod"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert daily.returncode == 0, daily.stderr
+    joins = [example for example in examples if "greeks_eod" in example]
+    assert len(joins) == 1 and "spxdl run --simulate --dataset greeks_eod,open_interest,eod" in section("Reading the archive")
+    for example in runnable + joins:
         ran = subprocess.run([sys.executable, "-c", example], cwd=tmp_path, capture_output=True, text=True, timeout=120)
         assert ran.returncode == 0, example + ran.stderr
         assert re.search(r"\d{4}-\d\d-\d\d", ran.stdout), ran.stdout  # it found the demo's day
