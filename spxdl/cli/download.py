@@ -39,18 +39,21 @@ SIM_DATA_DIR = Path("sim-data")
 
 
 @contextlib.contextmanager
-def simulated_terminal(settings: config.Settings, enabled: bool, profile: str) -> Iterator[config.Settings]:
+def simulated_terminal(settings: config.Settings, enabled: bool, profile: str,
+                       flavor: str = "terminal") -> Iterator[config.Settings]:
     """``settings``, pointed at the built-in simulator on a free loopback port for ``--simulate``.
 
-    The simulator speaks both APIs on one port, so ``--api`` (or the config's) still decides.
+    The simulator speaks both APIs on one port, so ``--api`` (or the config's) still decides; the
+    thetadatadx flavour speaks v3 only.
     """
     if not enabled:
         yield settings
         return
     from spxdl.simulator import Simulator  # only here: the download path never imports the simulator
 
-    with Simulator(profile=profile) as sim:
-        log.info("simulated terminal (%s profile) at %s", profile, sim.url)
+    with Simulator(profile=profile, flavor=flavor) as sim:
+        log.info("simulated %s (%s profile) at %s", "thetadatadx-server" if flavor == "thetadatadx" else "terminal",
+                 profile, sim.url)
         yield settings.replace(terminal_url=sim.url)
 
 
@@ -126,6 +129,7 @@ def run_like(
     yes: bool,
     simulate: bool,
     sim_profile: str,
+    sim_flavor: str = "terminal",
     capture: Path | None = None,
     **options: Any,
 ) -> None:
@@ -136,7 +140,7 @@ def run_like(
         settings = settings.replace(max_dte=settings.min_dte + SIM_DEMO_MAX_DTE)
     if capture is not None:
         settings = settings.replace(capture_dir=capture)
-    with simulated_terminal(settings, simulate, sim_profile) as settings:
+    with simulated_terminal(settings, simulate, sim_profile, sim_flavor) as settings:
         settings, (start, end) = span_of(settings, dates)
         plan = engine.plan(settings, start, end, force=force)
         run_plan(ctx, plan, settings, dry_run=dry_run, yes=yes)
@@ -220,7 +224,8 @@ def update_command(ctx: click.Context, lookback: int | None, **options: Any) -> 
 @download_options
 @click.pass_context
 @handle_errors
-def resume_command(ctx: click.Context, force: bool, dry_run: bool, yes: bool, simulate: bool, sim_profile: str, **options: Any) -> None:
+def resume_command(ctx: click.Context, force: bool, dry_run: bool, yes: bool, simulate: bool, sim_profile: str,
+                   sim_flavor: str, **options: Any) -> None:
     """Finish everything the ledger holds as incomplete, failed or without data."""
     options["data_dir"] = simulate_data_dir(simulate, options.get("data_dir"))
     settings = build_settings(ctx, file_logging=not dry_run, **download_flags(**options))
@@ -230,7 +235,7 @@ def resume_command(ctx: click.Context, force: bool, dry_run: bool, yes: bool, si
         click.echo(f"Nothing to resume: every task in {settings.data_dir} is complete.", err=True)
         return
     days = sorted(task.trade_date for task in wanted)
-    with simulated_terminal(settings, simulate, sim_profile) as settings:
+    with simulated_terminal(settings, simulate, sim_profile, sim_flavor) as settings:
         this_year = trading_calendar.today_ny().year
         settings = terminal_calendar(settings, range(min(days[0].year, this_year - 1), this_year + 2))
         plan = engine.plan(settings, days[0], days[-1], force=force, only=wanted)

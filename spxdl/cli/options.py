@@ -58,10 +58,18 @@ def download_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      f"(with no dates or DTE given: the last {SIM_DEMO_DAYS} sessions, DTE 0..{SIM_DEMO_MAX_DTE})."),
         click.option("--sim-profile", type=click.Choice(["tiny", "realistic", "dense"]), default="realistic", show_default=True,
                      help="Simulator profile for --simulate (dense: 4x the strikes of realistic)."),
+        sim_flavor_option(),
     ]
     for option in reversed(options):
         func = option(func)
     return terminal_options(selection_options(func))
+
+
+def sim_flavor_option() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--sim-flavor``: whom the simulator of ``--simulate`` answers like."""
+    return click.option("--sim-flavor", type=click.Choice(["terminal", "thetadatadx"]), default="terminal",
+                        show_default=True, help="For --simulate: answer like the ThetaData Terminal or like "
+                                                "thetadatadx-server (v3 only).")
 
 
 def comma_values(values: tuple[str, ...]) -> str | None:

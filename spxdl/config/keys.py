@@ -46,7 +46,7 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("terminal", "api", "terminal_api", parse_choice("auto", "v2", "v3"), "API version: auto, v2 or v3"),
     KeySpec("terminal", "max_in_flight", "max_in_flight", parse_int(1, 64), "requests in flight across all workers"),
     KeySpec("terminal", "connect_timeout", "connect_timeout", parse_float(0.1, 600), "seconds to connect"),
-    KeySpec("terminal", "read_timeout", "read_timeout", parse_float(0.1, 3600), "seconds without a byte before a read fails"),
+    KeySpec("terminal", "read_timeout", "read_timeout", parse_float(0.1, 3600), "seconds to wait for an answer's first byte (and between two): thetadatadx-server answers only once the whole chain is built, within its own 300 s deadline"),
     KeySpec("terminal", "retries", "retries", parse_int(0, 50), "attempts per request while the terminal is unavailable"),
     KeySpec("download", "roots", "roots", parse_roots, "comma list of roots: SPXW (PM weeklies), SPX (AM monthlies)"),
     KeySpec("download", "datasets", "datasets", parse_datasets, "comma list: greeks, greeks_second_order, quote, ohlc, open_interest, eod, greeks_eod, index_price"),

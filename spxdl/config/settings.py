@@ -30,7 +30,9 @@ class Settings:
     terminal_api: str = "auto"
     max_in_flight: int = 4
     connect_timeout: float = 5.0
-    read_timeout: float = 60.0
+    # thetadatadx-server sends an answer only when the whole chain is built (within its own 300 s
+    # request deadline and upstream retries); a full SPXW chain must not time out before that.
+    read_timeout: float = 360.0
     retries: int = 5
 
     roots: tuple[str, ...] = ("SPXW",)

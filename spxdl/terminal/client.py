@@ -74,7 +74,7 @@ class TerminalClient:
         *,
         threads: int = 2,
         connect_timeout: float = 5.0,
-        read_timeout: float = 60.0,
+        read_timeout: float = 360.0,
         retries: int = 5,
         in_flight: Any = None,
         sleep: Callable[[float], None] = time.sleep,
