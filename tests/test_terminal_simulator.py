@@ -161,3 +161,14 @@ def test_the_in_flight_cap_holds_across_processes_and_threads():
     assert [worker.exitcode for worker in workers] == [0, 0, 0, 0]
     assert uncapped > cap  # without the semaphore the 8 threads overlap
     assert capped <= cap
+
+
+def test_an_answer_slower_than_the_read_timeout_fails_and_a_longer_timeout_waits_for_it():
+    with Simulator(flavor="thetadatadx") as sim:
+        impatient = TerminalClient(sim.url, api="v3", read_timeout=0.3, retries=0, sleep=no_sleep).connect()
+        patient = TerminalClient(sim.url, api="v3", read_timeout=30.0, retries=0, sleep=no_sleep).connect()
+        expiration = expirations_of_the_day(patient)[0]
+        sim.set_faults(Faults(latency=1.0))  # the server takes a second before its first byte
+        with pytest.raises(TerminalUnavailable, match="did not answer within the read timeout"):
+            fetch_pages(impatient, expiration)
+        assert len(data_rows(fetch_pages(patient, expiration))) > 1000
