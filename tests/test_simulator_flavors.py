@@ -10,14 +10,23 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import threading
+from pathlib import Path
 
 import pytest
 import requests
 
 from spxdl.errors import ConfigError
 from spxdl.simulator import Faults, Simulator
-from spxdl.simulator.flavors import ASSEMBLY_ROWS_PER_SECOND, ThetadatadxFlavor, trim_numbers
+from spxdl.simulator.flavors import (
+    ASSEMBLY_ROWS_PER_SECOND,
+    MIN_TIER,
+    TIERS,
+    ThetadatadxFlavor,
+    _dataset_paths,
+    trim_numbers,
+)
 from spxdl.simulator.params import Reply
 
 GREEKS = "/v3/option/history/greeks/first_order"
@@ -184,3 +193,12 @@ def test_numbers_are_trimmed_to_their_shortest_form_and_nothing_else_is():
     assert trim_numbers(body) == (b"symbol,strike,bid,delta,timestamp,size\r\n"
                                   b"SPXW,5150.0,12.3,-0.5,2024-03-14T09:30:00.100,10\r\n"
                                   b"SPXW,4900.5,0.0,0.0001,2024-03-14T09:31:00,200\r\n")
+
+
+def test_each_datasets_least_tier_is_the_vendors_contract():
+    facts = json.loads((Path(__file__).parent / "data" / "v3-openapi-facts.json").read_text())["paths"]
+    vendor_words = {"free": "free", "value": "value", "standard": "standard", "professional": "pro"}
+    for path, name in _dataset_paths().items():
+        if path.startswith("/v3/"):
+            assert MIN_TIER[name] == vendor_words[facts[path[len("/v3"):]]["min_subscription"]], path
+    assert set(MIN_TIER.values()) <= set(TIERS)

@@ -52,19 +52,27 @@ _TRAILING = re.compile(rb"(?<=[,\n])(-?\d+\.\d*[1-9])0+(?=[,\r\n])")
 _ALL_ZERO = re.compile(rb"(?<=[,\n])(-?\d+\.)0{2,}(?=[,\r\n])")
 
 
-def _paths(*names: str) -> frozenset[str]:
-    return frozenset(path for table in (BY_V2_PATH, BY_V3_PATH) for path, ds in table.items() if ds.name in names)
-
-
-_GREEKS = _paths("greeks", "greeks_second_order", "greeks_eod")
-_HISTORY = _paths("greeks", "greeks_second_order", "greeks_eod", "quote", "ohlc", "open_interest", "eod")
-# Guess (the vendor's tier table is not recorded): what a subscription below Pro is refused.
-TIER_DENIED: dict[str, frozenset[str]] = {
-    "free": _HISTORY | {INDEX_V2_PATH, INDEX_V3_PATH, CALENDAR_YEAR_PATH, CALENDAR_DAY_PATH},
-    "value": _GREEKS,
-    "standard": frozenset(path for path, ds in BY_V3_PATH.items() if ds.name == "greeks_second_order"),
-    "pro": frozenset(),
+# The least subscription each dataset needs, written from the vendor's v3 contract (its
+# ``min_subscription`` per path, tests/data/v3-openapi-facts.json; a test compares them). v2 paths
+# take their dataset's (a guess). The lists need none.
+MIN_TIER: dict[str, str] = {
+    "eod": "free", "quote": "value", "ohlc": "value", "open_interest": "value", "index_price": "value",
+    "calendar": "value", "greeks": "standard", "greeks_eod": "standard", "greeks_second_order": "pro",
 }
+
+
+def _dataset_paths() -> dict[str, str]:
+    """Every path of a dataset, the index or the calendar -> the name ``MIN_TIER`` knows it by."""
+    named = {path: ds.name for table in (BY_V2_PATH, BY_V3_PATH) for path, ds in table.items()}
+    named.update({INDEX_V2_PATH: "index_price", INDEX_V3_PATH: "index_price", CALENDAR_YEAR_PATH: "calendar",
+                  CALENDAR_DAY_PATH: "calendar"})
+    return named
+
+
+def denied_paths(tier: str) -> frozenset[str]:
+    """The paths a subscription of ``tier`` is refused."""
+    rank = TIERS.index(tier)
+    return frozenset(path for path, name in _dataset_paths().items() if TIERS.index(MIN_TIER[name]) > rank)
 
 
 def check_choices(flavor: str, tier: str) -> None:

@@ -19,7 +19,7 @@ from spxdl import __version__
 from spxdl.errors import ConfigError
 from spxdl.simulator.counters import Counters, counter_lines
 from spxdl.simulator.faults import FaultDice, Faults
-from spxdl.simulator.flavors import TERMINAL, THETADATADX, TIER_DENIED, TerminalFlavor, check_choices, get_flavor
+from spxdl.simulator.flavors import TERMINAL, THETADATADX, TerminalFlavor, check_choices, denied_paths, get_flavor
 from spxdl.simulator.model import MarketModel, SessionRules, get_profile
 from spxdl.simulator.quirks import Quirks
 from spxdl.simulator.routes import CSV_TYPE, JSON_TYPE, Reply, Terminal
@@ -52,7 +52,7 @@ class SimulatorApp:
                  tier: str = "pro") -> None:
         self.terminal = terminal
         self.flavor: TerminalFlavor = terminal.flavor
-        self.denied = TIER_DENIED[tier]
+        self.denied = denied_paths(tier)
         self.quirks = quirks
         self.dice = FaultDice(faults, seed)
         self.counters = Counters()
