@@ -9,7 +9,7 @@ import click
 
 from spxdl import health
 from spxdl.cli.base import EXIT_INCOMPLETE, EXIT_TRY_LATER, Abort, cli, fix_hint, handle_errors
-from spxdl.cli.options import read_only, sim_flavor_option
+from spxdl.cli.options import read_only, refuse_simulated_direct, sim_flavor_option
 from spxdl.config import Settings
 
 DOCTOR_EXIT_HELP = """\b
@@ -53,6 +53,7 @@ def doctor_command(ctx: click.Context, as_json: bool, capture: Path | None, simu
       spxdl doctor --simulate --sim-flavor thetadatadx   # ... and thetadatadx-server
     """
     if simulate:
+        refuse_simulated_direct(settings)
         from spxdl.simulator import Simulator  # only here: the download path never imports the simulator
 
         with Simulator(profile=sim_profile, flavor=sim_flavor) as sim:

@@ -19,6 +19,8 @@ from spxdl.cli.options import (
     SIM_DEMO_MAX_DTE,
     build_settings,
     calendar_for,
+    configure_logging,
+    refuse_simulated_direct,
     check_range,
     download_flags,
     download_options,
@@ -49,12 +51,23 @@ def simulated_terminal(settings: config.Settings, enabled: bool, profile: str,
     if not enabled:
         yield settings
         return
+    refuse_simulated_direct(settings)
     from spxdl.simulator import Simulator  # only here: the download path never imports the simulator
 
     with Simulator(profile=profile, flavor=flavor) as sim:
         log.info("simulated %s (%s profile) at %s", "thetadatadx-server" if flavor == "thetadatadx" else "terminal",
                  profile, sim.url)
         yield settings.replace(terminal_url=sim.url)
+
+
+def simulation_settings(ctx: click.Context, simulate: bool, dry_run: bool, flags: dict[str, Any]) -> config.Settings:
+    """The command's settings; a simulated run the direct source cannot make is refused before anything is made."""
+    settings = build_settings(ctx, file_logging=False, **flags)
+    if simulate:
+        refuse_simulated_direct(settings)
+    if not dry_run:
+        configure_logging(ctx, settings, file_logging=True)
+    return settings
 
 
 def simulate_data_dir(simulate: bool, data_dir: Path | None) -> Path | None:
@@ -135,7 +148,7 @@ def run_like(
 ) -> None:
     """Shared body of run, backfill and update: settings, date range, then the download."""
     options["data_dir"] = simulate_data_dir(simulate, options.get("data_dir"))
-    settings = build_settings(ctx, file_logging=not dry_run, **download_flags(**options))
+    settings = simulation_settings(ctx, simulate, dry_run, download_flags(**options))
     if simulate and "max_dte" not in settings.sources:
         settings = settings.replace(max_dte=settings.min_dte + SIM_DEMO_MAX_DTE)
     if capture is not None:
@@ -228,7 +241,7 @@ def resume_command(ctx: click.Context, force: bool, dry_run: bool, yes: bool, si
                    sim_flavor: str, **options: Any) -> None:
     """Finish everything the ledger holds as incomplete, failed or without data."""
     options["data_dir"] = simulate_data_dir(simulate, options.get("data_dir"))
-    settings = build_settings(ctx, file_logging=not dry_run, **download_flags(**options))
+    settings = simulation_settings(ctx, simulate, dry_run, download_flags(**options))
     require_archive(settings)
     wanted = audit.incomplete_tasks(Ledger(settings.data_dir))
     if not wanted:

@@ -24,8 +24,11 @@ SIM_DEMO_MAX_DTE = 3
 
 
 def terminal_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """``--terminal-url``, ``--api`` and ``--data-dir``: every command that touches the terminal or archive."""
+    """``--terminal-url``, ``--api``, ``--source`` and ``--data-dir``: every command that touches the terminal or archive."""
     func = click.option("--data-dir", type=click.Path(path_type=Path), help="Archive directory [storage] data_dir.")(func)
+    func = click.option("--source", type=click.Choice(["terminal", "direct"]),
+                        help="Where data comes from: a terminal (or thetadatadx-server), or ThetaData directly "
+                             "through the thetadatadx-py SDK [terminal] source.")(func)
     func = click.option("--api", type=click.Choice(["auto", "v2", "v3"]), help="Terminal API version [terminal] api.")(func)
     func = click.option("--terminal-url", help="Terminal base URL, e.g. http://127.0.0.1:25503 [terminal] url.")(func)
     return func
@@ -72,6 +75,18 @@ def sim_flavor_option() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
                                                 "thetadatadx-server (v3 only).")
 
 
+def refuse_simulated_direct(settings: config.Settings) -> None:
+    """``--simulate`` cannot stand in for ThetaData behind the SDK: one line saying why."""
+    if settings.source == "direct":
+        raise errors.ConfigError(
+            "--simulate cannot serve [terminal] source = direct: the thetadatadx SDK reaches market data only over "
+            "TLS, trusting only the public authorities compiled into it, so no loopback simulator can stand in "
+            "for ThetaData (docs/direct.md); use --simulate with --source terminal (--sim-flavor thetadatadx "
+            "answers like thetadatadx-server)",
+            key="source",
+        )
+
+
 def comma_values(values: tuple[str, ...]) -> str | None:
     """Repeated and comma-separated option values as one comma list (``None`` if not given)."""
     items = [item.strip() for value in values for item in value.split(",") if item.strip()]
@@ -116,6 +131,7 @@ def download_flags(
     terminal_url: str | None,
     api: str | None,
     data_dir: Path | None,
+    source: str | None = None,
     roots: tuple[str, ...] = (),
     datasets: tuple[str, ...] = (),
     interval: str | None = None,
@@ -130,6 +146,7 @@ def download_flags(
     return {
         "terminal_url": terminal_url,
         "terminal_api": api,
+        "source": source,
         "data_dir": as_text(data_dir),
         "roots": comma_values(roots),
         "datasets": comma_values(datasets),
@@ -142,9 +159,10 @@ def download_flags(
     }
 
 
-def archive_flags(terminal_url: str | None, api: str | None, data_dir: Path | None) -> dict[str, Any]:
+def archive_flags(terminal_url: str | None, api: str | None, data_dir: Path | None,
+                  source: str | None = None) -> dict[str, Any]:
     """The flags of ``terminal_options`` keyed by Settings field."""
-    return download_flags(terminal_url=terminal_url, api=api, data_dir=data_dir)
+    return download_flags(terminal_url=terminal_url, api=api, data_dir=data_dir, source=source)
 
 
 def parse_cli_date(text: str, option: str) -> date:
@@ -232,7 +250,7 @@ def require_archive(settings: config.Settings) -> None:
 
 
 def read_only(selection: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """The options and settings of a command that only reads: ``--terminal-url``, ``--api``, ``--data-dir``
+    """The options and settings of a command that only reads: ``--terminal-url``, ``--api``, ``--source``, ``--data-dir``
     (and the selection options with ``selection``), loaded into a ``settings`` argument.
 
     Nothing is created on disk (no log file): reading an archive must not change it.
@@ -240,9 +258,10 @@ def read_only(selection: bool = False) -> Callable[[Callable[..., Any]], Callabl
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(func)
-        def wrapper(*args: Any, terminal_url: str | None, api: str | None, data_dir: Path | None, **kwargs: Any) -> Any:
+        def wrapper(*args: Any, terminal_url: str | None, api: str | None, source: str | None, data_dir: Path | None,
+                    **kwargs: Any) -> Any:
             picked = {name: kwargs.pop(name) for name in SELECTION_FIELDS if name in kwargs} if selection else {}
-            flags = download_flags(terminal_url=terminal_url, api=api, data_dir=data_dir, **picked)
+            flags = download_flags(terminal_url=terminal_url, api=api, source=source, data_dir=data_dir, **picked)
             settings = build_settings(click.get_current_context(), file_logging=False, **flags)
             return func(*args, settings=settings, **kwargs)
 

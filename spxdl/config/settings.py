@@ -28,6 +28,7 @@ class Settings:
 
     terminal_url: str | None = None
     terminal_api: str = "auto"
+    source: str = "terminal"  # terminal (a ThetaData Terminal or thetadatadx-server) or direct (the SDK)
     max_in_flight: int = 4
     connect_timeout: float = 5.0
     # thetadatadx-server sends an answer only when the whole chain is built (within its own 300 s

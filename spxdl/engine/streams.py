@@ -1,4 +1,8 @@
-"""Pages that stop: every read of a body, and the fetch of each next page, first asks whether to go on."""
+"""Pages that stop: every read of a body, and the fetch of each next page, first asks whether to go on.
+
+A page is a terminal's CSV body or one of the SDK's Arrow chunks (the direct source): a chunk is
+already in memory, so only its fetch asks.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,10 @@ import io
 from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 from spxdl.errors import Interrupted, SpxdlError
+from spxdl.sources import SourcePage
 
 
-def stoppable(pages: Iterable[BinaryIO], check: Callable[[], None]) -> Iterator[BinaryIO]:
+def stoppable(pages: Iterable[SourcePage], check: Callable[[], None]) -> Iterator[SourcePage]:
     """``pages`` whose reads, and the fetch of each next page, call ``check`` first (it raises Interrupted to stop).
 
     Every page is closed as soon as the next is asked for or the iteration ends, even by an
@@ -22,6 +27,9 @@ def stoppable(pages: Iterable[BinaryIO], check: Callable[[], None]) -> Iterator[
             page = next(iterator, None)
             if page is None:
                 return
+            if not hasattr(page, "readinto"):
+                yield page  # an Arrow chunk of the direct source
+                continue
             with contextlib.closing(StoppablePage(page, check)) as stopping:
                 yield stopping
     finally:
