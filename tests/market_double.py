@@ -24,6 +24,7 @@ import json
 import os
 import sys
 import threading
+import time
 import uuid
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -60,6 +61,7 @@ METHODS = {
     "GetOptionHistoryEod": "/v3/option/history/eod",
     "GetIndexHistoryPrice": "/v3/index/history/price",
     "GetOptionListExpirations": "/v3/option/list/expirations",
+    "GetOptionListStrikes": "/v3/option/list/strikes",
 }
 # Request fields the simulator reads, by their v3 query names; the rest (version, ...) is dropped.
 FORWARDED = ("date", "start_date", "end_date", "interval", "start_time", "end_time", "rate_type", "rate_value",
@@ -234,7 +236,10 @@ def query_of(method: str, params: Any) -> dict[str, str]:
         if spec.HasField("right") and spec.right.lower() not in ("", "both", "*"):
             query["right"] = spec.right.lower()
     elif "symbol" in present:
-        query["symbol"] = params.symbol
+        symbol = params.symbol
+        query["symbol"] = symbol if isinstance(symbol, str) else ",".join(symbol)
+        if "expiration" in present:  # the strikes of one expiration
+            query["expiration"] = params.expiration
     return {**query, "format": "csv"}
 
 
@@ -242,7 +247,8 @@ class MarketDataDouble:
     """The vendor's market-data service on 127.0.0.1 over TLS, answering from the simulator's market.
 
     ``denied``: methods answered PERMISSION_DENIED (a smaller subscription); ``mode``: an error every
-    call gets (a key of ``ERRORS``), or None; ``encoded`` caches each answer's chunks (benchmarks).
+    call gets (a key of ``ERRORS``), or None; ``chunk_delay``: seconds before each chunk (a slow
+    upstream); ``encoded`` caches each answer's chunks (benchmarks).
     """
 
     def __init__(self, certificate: bytes, key: bytes, *, profile: str = "tiny", seed: int = 0,
@@ -253,6 +259,7 @@ class MarketDataDouble:
         self.terminal = Terminal(model, base_url=lambda: "")
         self.encoder_rows = chunk_rows
         self.denied, self.mode = denied, mode
+        self.chunk_delay = 0.0
         self.served = Served()
         self.encoded: dict[tuple, list[Any]] | None = None
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers))
@@ -295,7 +302,9 @@ class MarketDataDouble:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, reply.body.decode("utf-8", "replace"))
         chunks = Encoder(self.messages, self.encoder_rows).chunks(reply.body)
         if self.encoded is None:
-            yield from chunks
+            for chunk in chunks:
+                time.sleep(self.chunk_delay)
+                yield chunk
             return
         self.encoded[key] = list(chunks)
         yield from self.encoded[key]

@@ -46,7 +46,7 @@ PACKAGE_ORDER: dict[str, list[set[str]]] = {
     "spxdl.ledger": [{"task"}, {"lock", "records", "claims"}, {"core"}],
     "spxdl.config": [{"settings"}, {"parsers"}, {"keys"}, {"loading"}],
     "spxdl.convert": [{"spec"}, {"normalize"}, {"reader"}, {"writer", "split"}],
-    "spxdl.health": [{"checks"}, {"answers", "report"}, {"rows"}, {"doctor"}],
+    "spxdl.health": [{"checks"}, {"answers", "direct"}, {"report"}, {"rows"}, {"doctor"}],
 }
 CONCURRENCY = {"multiprocessing", "concurrent.futures", "subprocess"}
 THREAD_HOMES = {"spxdl.engine", "spxdl.simulator"}  # may start threads (locks are allowed anywhere)

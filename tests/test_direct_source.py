@@ -211,3 +211,8 @@ def test_the_sdk_as_published_refuses_the_loopback_double(fresh, tmp_path):
                             timeout=120)
     assert "refused: the TLS handshake with the market-data server failed" in result.stdout, result.stdout + result.stderr
     assert "invalid peer certificate" in result.stdout  # BadSignature: the real anchor's key did not sign it
+
+
+def test_the_strikes_of_an_expiration_are_the_terminals(fresh, sim):
+    with source() as direct:
+        assert direct.strikes("SPXW", EXPIRATION) == TerminalClient(sim.url, api="v3").strikes("SPXW", EXPIRATION)

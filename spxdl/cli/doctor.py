@@ -75,10 +75,13 @@ def doctor_command(ctx: click.Context, as_json: bool, capture: Path | None, simu
 def render(report: health.DoctorReport) -> None:
     """One line per check, then a summary that says what to do."""
     if report.unreachable is not None:
-        click.echo(f"spxdl doctor: no terminal answered at {report.url}")
+        click.echo(f"spxdl doctor: no terminal answered at {report.url}" if report.api != "direct"
+                   else f"spxdl doctor: {report.url} could not reach ThetaData")
         return
     source = "spxdl simulator" if report.simulated else "ThetaData Terminal"
     api = f"API {report.api}" if report.api else "API unknown"
+    if report.api == "direct":
+        api, source = "direct source", "no terminal"
     click.echo(f"spxdl doctor: {report.url}, {api} ({source}), latest complete session {report.session or 'not asked'}")
     width = max(len(finding.check) for finding in report.findings) if report.findings else 0
     for finding in report.findings:

@@ -30,8 +30,12 @@ def health_command(ctx: click.Context, as_json: bool, settings: Settings) -> Non
         click.echo(json.dumps(report.as_dict(), indent=2, default=str))
     else:
         terminal = report.terminal
-        source = "" if terminal.api is None else f" api {terminal.api}, {'simulated' if terminal.simulated else 'real'}"
-        click.echo(f"{mark(terminal.ok)} terminal  {terminal.url}: {terminal.status}{source}")
+        if terminal.api == "direct":
+            shown = f"; {terminal.detail}" if terminal.detail else ""
+            click.echo(f"{mark(terminal.ok)} source    {terminal.url}: {terminal.status}{shown}")
+        else:
+            source = "" if terminal.api is None else f" api {terminal.api}, {'simulated' if terminal.simulated else 'real'}"
+            click.echo(f"{mark(terminal.ok)} terminal  {terminal.url}: {terminal.status}{source}")
         if terminal.exception is not None:
             click.echo(f"     {terminal.error}{fix_hint(terminal.exception)}")
         click.echo(f"{mark(report.data_dir.ok)} data dir  {report.data_dir.detail}")

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 API = "direct"
 EXPIRATIONS_CALL = "option_list_expirations"
+STRIKES_CALL = "option_list_strikes"
 
 
 class DirectSource:
@@ -118,6 +119,16 @@ class DirectSource:
         found = sorted({_parse_date(str(value)) for value in values})
         if not found:
             raise no_rows(EXPIRATIONS_CALL, {"symbol": root})
+        return found
+
+    def strikes(self, root: str, expiration: date) -> list[float]:
+        """The strikes of one expiration in dollars, ascending; NoData when none."""
+        market = self.connect()._client.market_data
+        params = {"symbol": root, "expiration": expiration.strftime("%Y%m%d")}
+        values = self._call(STRIKES_CALL, params, lambda: list(market.option_list_strikes(root, params["expiration"])))
+        found = sorted({float(str(value)) for value in values})
+        if not found:
+            raise no_rows(STRIKES_CALL, params)
         return found
 
     def history(
