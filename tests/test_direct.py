@@ -12,10 +12,11 @@ import subprocess
 import sys
 from datetime import date
 
+import pyarrow as pa
 import pytest
 
-from spxdl import config
-from spxdl.datasets import DATASETS, EOD, GREEKS, GREEKS_EOD, INDEX_PRICE, OPEN_INTEREST
+from spxdl import config, convert
+from spxdl.datasets import DATASETS, EOD, GREEKS, GREEKS_EOD, INDEX_PRICE, OPEN_INTEREST, QUOTE
 from spxdl.direct import error_for, history_call, is_sdk_error, no_rows, sdk_missing_reason
 from spxdl.errors import (
     BadRequest,
@@ -165,3 +166,65 @@ def test_capture_has_nothing_to_keep_from_the_direct_source(tmp_path):
     settings = config.load(None, flags={"source": "direct"}).replace(capture_dir=tmp_path / "capture")
     with pytest.raises(ConfigError, match="--capture keeps a terminal's HTTP answers"):
         client_for(settings)
+
+
+# ---------------------------------------------------------------------------------------------
+# the SDK's Arrow chunks through the converter (tables made as the SDK makes them)
+
+
+def quote_chunk(**changes) -> pa.Table:
+    columns = {
+        "symbol": pa.array(["SPXW"] * 2), "ms_of_day": pa.array([36_000_000, 36_060_000], pa.int32()),
+        "bid_size": pa.array([10, 12], pa.int32()), "bid_exchange": pa.array([5, 5], pa.int32()),
+        "bid": pa.array([1.05, 1.10]), "bid_condition": pa.array([50, 50], pa.int32()),
+        "ask_size": pa.array([11, 13], pa.int32()), "ask_exchange": pa.array([5, 5], pa.int32()),
+        "ask": pa.array([1.15, 1.20]), "ask_condition": pa.array([50, 50], pa.int32()),
+        "date": pa.array([20240314, 20240314], pa.int32()), "expiration": pa.array([20240315] * 2, pa.int32()),
+        "strike": pa.array([5150.0, 5150.0]), "right": pa.array(["C", "C"]),
+    }
+    columns.update(changes)
+    return pa.table({name: value for name, value in columns.items() if value is not None})
+
+
+def direct_spec(dataset=QUOTE, expiration=date(2024, 3, 15)) -> convert.ConvertSpec:
+    return convert.ConvertSpec(dataset, "direct", "SPXW", expiration, date(2024, 3, 14), 36_000_000, 36_060_000,
+                               60_000 if dataset.uses_interval else None)
+
+
+def test_an_sdk_chunk_becomes_the_pinned_schema_with_its_types_cast():
+    converter = convert.Converter(direct_spec())
+    (columns,) = list(converter.columns([quote_chunk()]))
+    assert columns["bid_size"].type == pa.int64() and columns["expiration"].type == pa.date32()
+    table = pa.Table.from_batches(list(convert.Converter(direct_spec()).batches([quote_chunk()])))
+    assert table.schema.equals(QUOTE.schema)
+    assert table.column("timestamp")[0].as_py().isoformat() == "2024-03-14T10:00:00-04:00"
+    assert table.column("right").to_pylist() == ["C", "C"] and table.column("strike").to_pylist() == [5150.0] * 2
+
+
+def test_a_chunk_without_a_pinned_column_is_a_schema_mismatch_naming_it():
+    with pytest.raises(SchemaMismatch, match="missing bid_size") as caught:
+        list(convert.Converter(direct_spec()).batches([quote_chunk(bid_size=None)]))
+    assert caught.value.columns == ["bid_size"]
+
+
+def test_columns_the_sdk_adds_are_left_out_and_reported_and_empty_chunks_skipped():
+    converter = convert.Converter(direct_spec())
+    batches = list(converter.batches([pa.table({}), quote_chunk(new_thing=pa.array([1, 2]))]))
+    assert sum(batch.num_rows for batch in batches) == 2 and converter.extra_columns == ["new_thing"]
+    assert converter.pages == 2
+
+
+def test_the_underlyings_own_date_gives_its_instant():
+    greeks = {name: pa.array([0.5]) for name in ("bid", "ask", "delta", "theta", "vega", "rho", "epsilon", "lambda",
+                                                  "implied_volatility", "iv_error", "underlying_price")}
+    chunk = pa.table({**greeks, "ms_of_day": pa.array([36_000_000], pa.int32()),
+                      "underlying_ms_of_day": pa.array([72_000_000], pa.int32()),
+                      "date": pa.array([20240314], pa.int32()), "underlying_date": pa.array([20240313], pa.int32()),
+                      "expiration": pa.array([20240315], pa.int32()), "strike": pa.array([5150.0]),
+                      "right": pa.array(["P"])})
+    spec = convert.ConvertSpec(GREEKS, "direct", "SPXW", date(2024, 3, 15), date(2024, 3, 14), 36_000_000,
+                               36_000_000, 60_000)
+    (batch,) = list(convert.Converter(spec).batches([chunk]))
+    row = batch.to_pylist()[0]
+    assert row["underlying_timestamp"].isoformat() == "2024-03-13T20:00:00-04:00"  # the evening before
+    assert row["ms_of_day2"] == 72_000_000 and row["timestamp"].isoformat() == "2024-03-14T10:00:00-04:00"

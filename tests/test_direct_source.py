@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from datetime import date
 import pyarrow as pa
 import pytest
 
+from engine_helpers import wait_until
 from spxdl.datasets import EOD, GREEKS, QUOTE
 from spxdl.direct import DirectSource
 from spxdl.direct.chunks import stream_tables
@@ -111,8 +113,8 @@ def test_the_next_chunk_waits_until_the_reader_asks_for_it():
     builder = SlowReader(chunks=6)
     tables = stream_tables(builder)
     first = next(tables)
-    time.sleep(0.3)  # the SDK's thread may prepare the next chunk, never more
-    assert first.column("n").to_pylist() == [0] and builder.handed <= 2
+    time.sleep(0.3)  # the SDK's thread may queue one chunk and prepare one more, never the rest
+    assert first.column("n").to_pylist() == [0] and builder.handed <= 3
     assert [table.column("n")[0].as_py() for table in tables] == [1, 2, 3, 4, 5]
 
 
@@ -120,6 +122,7 @@ def test_closing_the_stream_early_lets_the_sdks_thread_go():
     builder = SlowReader(chunks=50)
     tables = stream_tables(builder)
     next(tables)
+    assert wait_until(lambda: builder.handed >= 2, 10)  # the SDK's thread waits inside the handler
     tables.close()
     builder.thread.join(10)
     assert not builder.thread.is_alive() and builder.handed < 50  # stopped, not left waiting for a reader
@@ -216,3 +219,19 @@ def test_the_sdk_as_published_refuses_the_loopback_double(fresh, tmp_path):
 def test_the_strikes_of_an_expiration_are_the_terminals(fresh, sim):
     with source() as direct:
         assert direct.strikes("SPXW", EXPIRATION) == TerminalClient(sim.url, api="v3").strikes("SPXW", EXPIRATION)
+
+
+def test_the_in_flight_slot_is_held_for_a_stream_and_given_back_after_it_and_after_an_error(fresh):
+    slots = multiprocessing.get_context("spawn").BoundedSemaphore(1)
+    with source(in_flight=slots) as direct:
+        chunks = direct.history(QUOTE, "SPXW", EXPIRATION, DAY)
+        next(chunks)
+        assert not slots.acquire(timeout=0.2)  # held while the answer streams
+        list(chunks)
+        assert slots.acquire(timeout=5)
+        slots.release()
+        fresh.data.mode = "not_found"
+        with pytest.raises(NoData):
+            list(direct.history(QUOTE, "SPXW", EXPIRATION, DAY))
+        assert slots.acquire(timeout=5)
+        slots.release()

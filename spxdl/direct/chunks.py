@@ -33,7 +33,7 @@ class Handover:
         self.closed = False
 
     def handler(self, chunk: Any) -> None:
-        """On the SDK's thread: hand ``chunk`` over and wait until the reader took it (or left)."""
+        """On the SDK's thread: hand ``chunk`` over, waiting while the queue is full (until the reader left)."""
         if self.closed:
             raise StreamClosed("the reader has gone")
         handed = asyncio.run_coroutine_threadsafe(self._hand_over(chunk.to_arrow()), self.loop)
@@ -47,7 +47,6 @@ class Handover:
 
     async def _hand_over(self, table: pa.Table) -> None:
         await self.queue.put(table)
-        await self.queue.join()  # returns once the reader took it
 
     async def next_table(self, done: asyncio.Future) -> Any:
         """The next chunk; _END once the stream finished (its error raised here)."""
@@ -59,9 +58,7 @@ class Handover:
                 done.result()
                 return _END
             taking = None  # the last chunk came in just as the stream ended
-        table = taking.result() if taking is not None else self.queue.get_nowait()
-        self.queue.task_done()
-        return table
+        return taking.result() if taking is not None else self.queue.get_nowait()
 
 
 def stream_tables(builder: Any) -> Iterator[pa.Table]:
