@@ -203,7 +203,7 @@ def user_io_violations(source: Source) -> list[str]:
 
 
 def concurrency_violations(source: Source) -> list[str]:
-    """Processes or threads started outside the engine (locks stay with the terminal, ledger and logs)."""
+    """Processes or threads started outside the engine (locks stay with the sources, the ledger and logs)."""
     unit = unit_of(source.name)
     if unit in THREAD_HOMES:
         return []
