@@ -166,7 +166,7 @@ def test_a_stop_mid_stream_leaves_nothing_half_written_and_a_rerun_completes(fre
     fresh.data.chunk_delay = 0.05  # a slow upstream: the run is still streaming when the signal comes
     env = user_env(fresh, tmp_path)
     data = tmp_path / "data"
-    command = [*SPXDL, "run", "--source", "direct", "--start", "2024-03-11", "--end", "2024-03-15", "--max-dte", "3",
+    command = [*SPXDL, "run", "--source", "direct", "--start", "2024-03-12", "--end", "2024-03-14", "--max-dte", "3",
                "--workers", "2", "--data-dir", str(data)]
     process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True, start_new_session=True)
@@ -180,10 +180,10 @@ def test_a_stop_mid_stream_leaves_nothing_half_written_and_a_rerun_completes(fre
     assert process.returncode == 128 + signal.SIGINT, output
     assert temp_files(data) == [] and claims(data) == [] and ledger_problems(data) == []
     fresh.data.chunk_delay = 0.0
-    rerun = run_days(direct_settings(data, max_dte=3), date(2024, 3, 11), date(2024, 3, 15))
+    rerun = run_days(direct_settings(data, max_dte=3), date(2024, 3, 12), DAY)
     assert rerun.complete and ledger_problems(data) == []
     reference = tmp_path / "reference"
-    assert run_days(make_settings(reference, clean_sim.url, terminal_api="v3", max_dte=3), date(2024, 3, 11),
-                    date(2024, 3, 15)).complete
+    assert run_days(make_settings(reference, clean_sim.url, terminal_api="v3", max_dte=3), date(2024, 3, 12),
+                    DAY).complete
     assert tables(data).keys() == tables(reference).keys()
     assert all(table.equals(tables(reference)[name]) for name, table in tables(data).items())
