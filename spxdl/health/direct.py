@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 from datetime import date
+from typing import TYPE_CHECKING
 
 from spxdl import convert, datasets
 from spxdl.checks import OBSERVATIONS
@@ -21,6 +22,9 @@ from spxdl.datasets import Dataset
 from spxdl.direct import DirectSource
 from spxdl.errors import NoData, PermissionDenied, SpxdlError, TerminalError, TerminalUnavailable
 from spxdl.health.checks import Finding, TerminalCheck, Verdict
+
+if TYPE_CHECKING:
+    from spxdl.health.doctor import DoctorReport
 
 ROOT = "SPXW"
 WINDOW_MS = (36_000_000, 36_240_000)  # 10:00:00 to 10:04:00 New York, as the terminal's doctor asks
@@ -51,7 +55,7 @@ def check_direct(source: DirectSource) -> TerminalCheck:
 class DirectDoctor:
     """One doctor session through the SDK: the source, the report's findings."""
 
-    def __init__(self, settings: Settings, source: DirectSource, report) -> None:  # report: doctor.DoctorReport
+    def __init__(self, settings: Settings, source: DirectSource, report: DoctorReport) -> None:
         self.settings, self.source, self.report = settings, source, report
         self.calendar = settings.calendar()
 
