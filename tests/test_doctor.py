@@ -55,6 +55,8 @@ def test_every_check_passes_against_the_simulator(doctor, flavor, api):
 def test_against_thetadatadx_server_each_answer_is_whole_with_its_length(doctor):
     code, report = doctor("--simulate", "--sim-profile", "tiny", "--sim-flavor", "thetadatadx")
     assert code == 0
+    v2, _ = doctor("--simulate", "--sim-profile", "tiny", "--sim-flavor", "thetadatadx", "--api", "v2")
+    assert v2 == 75  # thetadatadx-server has no v2: nothing answers it
     assert all("CSV, CRLF, Content-Length" in detail for check, detail in details(report, Verdict.OK).items()
                if check in CHECKS[3:-1])
 

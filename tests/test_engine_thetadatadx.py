@@ -16,6 +16,7 @@ from datetime import date, time as clock
 
 import pyarrow.parquet as pq
 import pytest
+import requests
 
 from engine_helpers import archive_digest, claims, data_files, ledger_problems, make_settings, temp_files
 from spxdl import engine
@@ -115,6 +116,8 @@ def test_spxdl_sim_flavor_thetadatadx_serves_spxdl_run_the_terminals_day(clean_s
             match = re.search(r"at (http://127\.0\.0\.1:\d+)", banner)
             url = match.group(1) if match else None
         assert url and banner.startswith("simulated thetadatadx-server at"), banner
+        v2 = requests.get(url + "/v2/system/mdds/status", timeout=10)
+        assert (v2.status_code, v2.content) == (404, b"")  # thetadatadx-server serves v3 only
         data = tmp_path / "data"
         run = subprocess.run([*SPXDL, "run", "--date", DAY.isoformat(), "--terminal-url", url, "--max-dte", "3",
                               "--data-dir", str(data)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
