@@ -260,6 +260,7 @@ class MarketDataDouble:
         self.encoder_rows = chunk_rows
         self.denied, self.mode = denied, mode
         self.chunk_delay = 0.0
+        self.mode_calls: int | None = None  # with ``mode``: only this many calls get the error, then answers
         self.served = Served()
         self.encoded: dict[tuple, list[Any]] | None = None
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers))
@@ -285,7 +286,9 @@ class MarketDataDouble:
         """One call: the simulator's answer to the same query, re-encoded; or the error asked for."""
         query = query_of(method, request.params)
         self.served.calls.append((method, query))
-        if self.mode is not None:
+        if self.mode is not None and (self.mode_calls is None or self.mode_calls > 0):
+            if self.mode_calls is not None:
+                self.mode_calls -= 1
             context.abort(ERRORS[self.mode], f"the double says {self.mode}")
         if method in self.denied:
             context.abort(grpc.StatusCode.PERMISSION_DENIED, "Your subscription does not include this data.")

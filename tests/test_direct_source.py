@@ -36,9 +36,11 @@ KEY = "td1_test_key_of_the_doubles"
 def fixture_fresh(market):
     """The doubles as the test found them: no error mode, nothing denied, 1000-row chunks."""
     market.data.mode, market.data.denied, market.data.encoder_rows = None, frozenset(), 1000
+    market.data.mode_calls = None
     market.nexus.status, market.nexus.tier = 200, "standard"
     yield market
     market.data.mode, market.data.denied, market.data.encoder_rows = None, frozenset(), 1000
+    market.data.mode_calls = None
     market.nexus.status = 200
 
 
@@ -135,7 +137,7 @@ def test_closing_the_stream_early_lets_the_sdks_thread_go():
 ])
 def test_each_answer_of_the_service_becomes_spxdls_error(fresh, mode, error):
     fresh.data.mode = mode
-    with source() as direct, pytest.raises(error) as caught:
+    with source(max_throttles=0) as direct, pytest.raises(error) as caught:
         list(direct.history(QUOTE, "SPXW", EXPIRATION, DAY))
     assert caught.value.endpoint == "option_history_quote" and caught.value.params["expiration"] == "20240315"
     assert KEY not in str(caught.value)
@@ -235,3 +237,15 @@ def test_the_in_flight_slot_is_held_for_a_stream_and_given_back_after_it_and_aft
             list(direct.history(QUOTE, "SPXW", EXPIRATION, DAY))
         assert slots.acquire(timeout=5)
         slots.release()
+
+
+def test_a_throttle_is_waited_out_outside_the_retry_budget(fresh):
+    fresh.data.mode, fresh.data.mode_calls = "exhausted", 3  # ResourceExhausted three times, then the answer
+    waits: list[float] = []
+    with source(sleep=waits.append) as direct:
+        rows = sum(table.num_rows for table in direct.history(QUOTE, "SPXW", EXPIRATION, DAY))
+    assert rows == 3910 and len(waits) == 3 and all(0 <= wait <= 30 for wait in waits)
+    fresh.data.mode, fresh.data.mode_calls = "exhausted", None
+    with source(sleep=waits.append, max_throttles=2) as direct, pytest.raises(Throttled):
+        list(direct.history(QUOTE, "SPXW", EXPIRATION, DAY))
+    fresh.data.mode_calls = None

@@ -6,14 +6,18 @@ It stands where a ``TerminalClient`` stands (the engine's worker, health, doctor
 the converter reads as it reads a terminal's CSV pages: the same checks, Parquet writer, atomic
 storage and ledger follow. Build one per process (the SDK authenticates when its client is built);
 the process's threads share it. ``in_flight`` is the run's semaphore of requests in flight across
-every worker, held for the whole of one answer's stream.
+every worker, held for the whole of one answer's stream. A throttle the SDK gives up on before the
+first chunk (``RateLimitError``, after its own retries) is waited out here, as the terminal client
+waits out a 429: outside the retry budget, honouring its ``retry_after``, never holding a slot.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import random
 import threading
+import time
 from datetime import date
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -25,6 +29,7 @@ from spxdl.direct.calls import HistoryCall, history_call
 from spxdl.direct.chunks import stream_tables
 from spxdl.direct.sdk import find_credentials, load_sdk, make_config, sdk_version
 from spxdl.direct.status import error_for, is_sdk_error, no_rows
+from spxdl.errors import Throttled
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +52,16 @@ class DirectSource:
         read_timeout: float = 360.0,
         in_flight: Any = None,
         credential_dirs: Sequence[Path] | None = None,
-        **_ignored: Any,  # the terminal client's options (threads, connect_timeout, sleep ...) do not apply
+        sleep: Callable[[float], None] = time.sleep,
+        max_throttles: int = 200,
+        backoff_cap: float = 30.0,
+        **_ignored: Any,  # the terminal client's other options (threads, connect_timeout, observer) do not apply
     ) -> None:
         self.retries = retries
+        self.max_throttles = max_throttles
+        self.backoff_cap = backoff_cap
+        self._sleep = sleep
+        self._random = random.Random()
         self.read_timeout = read_timeout
         self.credential_dirs = credential_dirs
         self.credentials_origin: str | None = None  # where the credentials came from (never what they are)
@@ -156,7 +168,32 @@ class DirectSource:
         call = history_call(dataset, root, expiration, trade_date, interval=interval, start_ms=start_ms,
                             end_ms=end_ms, rate=rate, rate_value=rate_value, annual_div=annual_div, strike=strike,
                             right=right)
-        return self._stream(call)
+        return self._waiting_out_throttles(call)
+
+    def _waiting_out_throttles(self, call: HistoryCall) -> Iterator[pa.Table]:
+        """The answer's chunks; a throttle before the first chunk waited out (at most ``max_throttles`` times)."""
+        throttles = 0
+        while True:
+            tables = self._stream(call)
+            try:
+                first = next(tables, None)
+            except Throttled as exc:
+                throttles += 1
+                if throttles > self.max_throttles:
+                    raise
+                delay = self._throttle_delay(exc, throttles)
+                log.warning("retrying %s %s in %.2f s: %s", call.name, call.params, delay, exc)
+                self._sleep(delay)
+                continue
+            if first is not None:
+                yield first
+                yield from tables
+            return
+
+    def _throttle_delay(self, exc: Throttled, throttles: int) -> float:
+        if exc.retry_after is not None:
+            return min(exc.retry_after, self.backoff_cap)
+        return self._random.uniform(0.0, min(self.backoff_cap, 0.5 * 2 ** min(throttles - 1, 30)))
 
     def _stream(self, call: HistoryCall) -> Iterator[pa.Table]:
         release = _take_slot(self._in_flight)

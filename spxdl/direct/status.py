@@ -3,8 +3,8 @@
 The direct source's counterpart of ``terminal/status.py``, and the only place that decides what an
 SDK failure means. The SDK's exceptions are matched by class name (they live in its compiled
 extension, which this module never imports): ``NotFoundError`` is no data, ``SubscriptionError``
-and refused credentials a permission answer that stops the run, ``RateLimitError`` a throttle the
-SDK has already waited out, unavailability, network errors and deadlines ``TerminalUnavailable``
+and refused credentials a permission answer that stops the run, ``RateLimitError`` a throttle
+(waited out by the source, outside the retry budget), unavailability, network errors and deadlines ``TerminalUnavailable``
 (fetched again by the engine), a stream that breaks mid-way ``BodyTruncated``.
 """
 
@@ -57,7 +57,7 @@ def error_for(exc: BaseException, *, call: str, params: Mapping[str, Any] | None
         return PermissionDenied(f"ThetaData refused the credentials ({SOURCE}): check THETADATA_API_KEY, the "
                                 ".env or creds.txt spxdl found (spxdl health names which)", **info)
     if "RateLimitError" in names:
-        return Throttled(f"ThetaData is throttling requests, after the SDK's own retries ({SOURCE})",
+        return Throttled(f"ThetaData is throttling requests ({SOURCE})",
                          retry_after=getattr(exc, "retry_after", None), **info)
     if "StreamError" in names:
         return BodyTruncated(f"the answer's stream broke part-way ({SOURCE})", **info)
