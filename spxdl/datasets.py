@@ -59,12 +59,8 @@ V3_RENAMES: Mapping[str, str] = {
 }
 
 # The SDK's Arrow column name -> the output (v2) name.
-DIRECT_RENAMES: Mapping[str, str] = {
-    "implied_volatility": "implied_vol",
-    "underlying_ms_of_day": "ms_of_day2",
-    "created_ms_of_day": "ms_of_day",
-    "last_trade_ms_of_day": "ms_of_day2",
-}
+DIRECT_RENAMES: Mapping[str, str] = {"implied_volatility": "implied_vol", "underlying_ms_of_day": "ms_of_day2",
+                                     "created_ms_of_day": "ms_of_day", "last_trade_ms_of_day": "ms_of_day2"}
 # Columns the SDK may add that spxdl reads when present but does not pin: the root (a partition
 # directory) and the date of the underlying's quote (the trade date when absent).
 DIRECT_OPTIONAL = ("symbol", "underlying_date")
@@ -92,17 +88,12 @@ V3_WIRE_TYPES: Mapping[str, pa.DataType] = {
     "last_trade": pa.timestamp("ms"),
 }
 
-# Columns of the SDK's Arrow tables whose type differs from the output type (keyed by its name).
+# Columns of the SDK's Arrow tables whose type differs from the output type: dates are YYYYMMDD
+# integers, times ms of day, strikes dollars, rights C / P.
 DIRECT_WIRE_TYPES: Mapping[str, pa.DataType] = {
-    "expiration": pa.int32(),  # YYYYMMDD
-    "strike": pa.float64(),  # dollars
-    "right": pa.string(),  # C / P
-    "ms_of_day": pa.int32(),
-    "underlying_ms_of_day": pa.int32(),
-    "created_ms_of_day": pa.int32(),
-    "last_trade_ms_of_day": pa.int32(),
-    "date": pa.int32(),  # YYYYMMDD
-    "underlying_date": pa.int32(),
+    **dict.fromkeys(("expiration", "date", "underlying_date", "ms_of_day", "underlying_ms_of_day",
+                     "created_ms_of_day", "last_trade_ms_of_day"), pa.int32()),
+    "strike": pa.float64(), "right": pa.string(),
 }
 APIS = ("v2", "v3", "direct")
 

@@ -33,8 +33,8 @@ from spxdl.errors import (
 )
 from spxdl.terminal.adapter import Request, TerminalAdapter
 from spxdl.terminal.breaker import CircuitBreaker
-from spxdl.terminal.page import Observer, Page, check_read_to_end
-from spxdl.terminal.status import empty_answer, raise_for_status_word
+from spxdl.terminal.page import Observer, Page, check_read_to_end, refuse_empty
+from spxdl.terminal.status import raise_for_status_word
 from spxdl.urls import check_terminal_url, origin
 from spxdl.terminal.wire import (
     CALENDAR_PATHS,
@@ -295,7 +295,7 @@ class TerminalClient:
         try:
             page = self._request(request)
             if request.require_final_newline:
-                self._refuse_empty(page)
+                refuse_empty(page)
             return page
         except NoData as exc:
             if request.number == 1:
@@ -308,18 +308,6 @@ class TerminalClient:
                 status=exc.status,
                 body=exc.body,
             ) from exc
-
-    @staticmethod
-    def _refuse_empty(page: Page) -> None:
-        """A history page without a byte of body is no data (thetadatadx-server's answer of zero rows)."""
-        try:
-            empty = page.is_empty()
-        except BaseException:
-            page.close()
-            raise
-        if empty:
-            page.close()
-            raise empty_answer(page.endpoint, page.params)
 
     def _next_page_url(self, next_url: str, endpoint: str, params: Mapping[str, Any]) -> str:
         """The next page's absolute URL; BadRequest unless it is on the configured terminal."""

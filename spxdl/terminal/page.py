@@ -16,6 +16,7 @@ import requests
 import urllib3.exceptions
 
 from spxdl.errors import BodyTruncated, TerminalError
+from spxdl.terminal.status import empty_answer
 
 log = logging.getLogger(__name__)
 
@@ -240,6 +241,18 @@ class Page(io.RawIOBase):
             self.number,
             outcome,
         )
+
+
+def refuse_empty(page: Page) -> None:
+    """NoData (and the page closed) when a history page holds no byte: thetadatadx-server's answer of no row."""
+    try:
+        empty = page.is_empty()
+    except BaseException:
+        page.close()
+        raise
+    if empty:
+        page.close()
+        raise empty_answer(page.endpoint, page.params)
 
 
 def check_read_to_end(page: Page) -> None:
