@@ -19,6 +19,7 @@ BENCHMARKS = (
     ("worker: peak memory, realistic chain vs 4x the strikes", "worker_memory.py"),
     ("ledger: recording cost in an empty vs a 10-year archive", "ledger_cost.py"),
     ("engine: multi-day simulated run, 1 vs 2 workers", "engine_run.py"),
+    ("sources: terminal vs thetadatadx-server vs direct (SDK); the vendor package's conversion", "sources.py"),
 )
 
 

@@ -32,8 +32,9 @@ class CalendarError(ConfigError):
 class TerminalError(SpxdlError):
     """The terminal answered badly or not at all.
 
-    Carries the endpoint path, the request parameters (never the host), the HTTP status if
-    there was one and the first 200 characters of the body.
+    Carries the endpoint path (the SDK's method for the direct source), the request parameters
+    (never the host), the HTTP status if there was one and the first 200 characters of the body
+    (the SDK's message); ``said_by`` names who said it.
     """
 
     def __init__(
@@ -44,12 +45,14 @@ class TerminalError(SpxdlError):
         params: Mapping[str, Any] | None = None,
         status: int | None = None,
         body: str | None = None,
+        said_by: str = "terminal",
     ) -> None:
         super().__init__(message)
         self.endpoint = endpoint
         self.params = dict(params) if params else {}
         self.status = status
         self.body = (body or "")[:200]
+        self.said_by = said_by
 
     def __str__(self) -> str:
         text = super().__str__()
@@ -59,7 +62,7 @@ class TerminalError(SpxdlError):
         if self.status is not None:
             details.append(f"HTTP {self.status}")
         if self.body and self.body not in text:
-            details.append(f"terminal said: {self.body.strip()!r}")
+            details.append(f"{self.said_by} said: {self.body.strip()!r}")
         return f"{text} ({'; '.join(details)})" if details else text
 
 

@@ -246,9 +246,10 @@ class StandInTerminal:
     """
 
     def __init__(self, upstream: str, on_history: Callable[[int, dict[str, str], bytes], Answer] | None = None,
-                 *, deny: tuple[str, ...] = (), intercept: Callable[[str], Answer | None] | None = None) -> None:
+                 *, deny: tuple[str, ...] = (), intercept: Callable[[str], Answer | None] | None = None,
+                 drop: tuple[str, ...] = ()) -> None:
         """``deny``: paths answered 471 (a subscription without them); ``intercept(path and query)`` may
-        answer a request itself; the others are relayed."""
+        answer a request itself; the others are relayed, without the headers named in ``drop``."""
         target = urllib.parse.urlsplit(upstream)
         change = on_history or (lambda status, headers, body: (status, headers, body))
 
@@ -276,8 +277,10 @@ class StandInTerminal:
 
             def _answer(self, status: int, headers: dict[str, str], body: bytes) -> None:
                 self.send_response(status)
+                dropped = ("content-length", "transfer-encoding", "connection", "date", "server",
+                           *(name.lower() for name in drop))
                 for name, value in headers.items():
-                    if name.lower() not in ("content-length", "transfer-encoding", "connection", "date", "server"):
+                    if name.lower() not in dropped:
                         self.send_header(name, value)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()

@@ -27,8 +27,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "spxdl"
 LAYERS: list[set[str]] = [
     {"spxdl", "spxdl.errors"},
     {"spxdl.trading_calendar", "spxdl.datasets", "spxdl.procs", "spxdl.csvpages", "spxdl.logs", "spxdl.urls"},
-    {"spxdl.config", "spxdl.checks", "spxdl.instants"},
-    {"spxdl.terminal", "spxdl.storage", "spxdl.convert"},  # siblings: HTTP, files and conversion never meet
+    {"spxdl.config", "spxdl.checks", "spxdl.instants", "spxdl.sources"},
+    {"spxdl.terminal", "spxdl.direct", "spxdl.storage", "spxdl.convert"},  # siblings: the sources, files and conversion never meet
     {"spxdl.ledger", "spxdl.metrics", "spxdl.shapes", "spxdl.calendars", "spxdl.capture"},
     {"spxdl.audit"},
     {"spxdl.engine"},
@@ -42,10 +42,11 @@ PACKAGE_ORDER: dict[str, list[set[str]]] = {
     "spxdl.engine": [{"records"}, {"shared"}, {"streams", "planning", "recording"}, {"download"}, {"worker"}, {"pool"}],
     "spxdl.cli": [{"base"}, {"options"}, {"render"}, {"progress"}, {"archive", "doctor", "download", "service"}],
     "spxdl.terminal": [{"status"}, {"page"}, {"breaker"}, {"wire"}, {"adapter"}, {"client"}],
+    "spxdl.direct": [{"status"}, {"sdk"}, {"calls", "chunks"}, {"source"}],
     "spxdl.ledger": [{"task"}, {"lock", "records", "claims"}, {"core"}, {"runs"}],
     "spxdl.config": [{"settings"}, {"parsers"}, {"keys"}, {"loading"}],
     "spxdl.convert": [{"spec"}, {"normalize"}, {"reader"}, {"writer", "split"}],
-    "spxdl.health": [{"checks"}, {"answers", "report"}, {"rows"}, {"doctor"}],
+    "spxdl.health": [{"checks"}, {"answers", "direct"}, {"report"}, {"rows"}, {"doctor"}],
 }
 CONCURRENCY = {"multiprocessing", "concurrent.futures", "subprocess"}
 THREAD_HOMES = {"spxdl.engine", "spxdl.simulator"}  # may start threads (locks are allowed anywhere)
@@ -202,13 +203,13 @@ def user_io_violations(source: Source) -> list[str]:
 
 
 def concurrency_violations(source: Source) -> list[str]:
-    """Processes or threads started outside the engine (locks stay with the terminal, ledger and logs)."""
+    """Processes or threads started outside the engine (locks stay with the sources, the ledger and logs)."""
     unit = unit_of(source.name)
     if unit in THREAD_HOMES:
         return []
     found = [f"imports {name}" for name in sorted(CONCURRENCY & source.imports())]
     found += [f"starts {name}" for name in starts_threads(source)]
-    if "threading" in source.imports() and unit not in ("spxdl.terminal", "spxdl.ledger", "spxdl.logs"):
+    if "threading" in source.imports() and unit not in ("spxdl.terminal", "spxdl.direct", "spxdl.ledger", "spxdl.logs"):
         found.append("imports threading")
     return found
 

@@ -44,12 +44,32 @@ def details(report: dict, verdict: str) -> dict[str, str]:
     return {f["check"]: f["detail"] for f in report["findings"] if f["verdict"] == verdict}
 
 
-@pytest.mark.parametrize("api", ["v3", "v2"])
-def test_every_check_passes_against_the_simulator(doctor, api):
-    code, report = doctor("--simulate", "--sim-profile", "tiny", "--api", api)
+@pytest.mark.parametrize("flavor, api", [("terminal", "v3"), ("terminal", "v2"), ("thetadatadx", "v3")])
+def test_every_check_passes_against_the_simulator(doctor, flavor, api):
+    code, report = doctor("--simulate", "--sim-profile", "tiny", "--sim-flavor", flavor, "--api", api)
     assert code == 0 and report["outcome"] == "ok" and report["simulated"] is True
     served = {"v3": CHECKS, "v2": [c for c in CHECKS if c not in ("greeks_eod", "calendar")]}[api]
     assert verdicts(report) == {check: {Verdict.OK} if check in served else {Verdict.NOT_SERVED} for check in CHECKS}
+
+
+def test_against_thetadatadx_server_each_answer_is_whole_with_its_length(doctor):
+    code, report = doctor("--simulate", "--sim-profile", "tiny", "--sim-flavor", "thetadatadx")
+    assert code == 0
+    v2, _ = doctor("--simulate", "--sim-profile", "tiny", "--sim-flavor", "thetadatadx", "--api", "v2")
+    assert v2 == 75  # thetadatadx-server has no v2: nothing answers it
+    assert all("CSV, CRLF, Content-Length" in detail for check, detail in details(report, Verdict.OK).items()
+               if check in CHECKS[3:-1])
+
+
+@pytest.mark.parametrize("flavor", ["terminal", "thetadatadx"])
+def test_datasets_above_the_tier_are_not_in_the_subscription_in_either_flavour(doctor, flavor):
+    with Simulator(flavor=flavor, tier="value") as sim:
+        code, report = doctor("--terminal-url", sim.url)
+    assert code == 1 and report["outcome"] == "differs"  # the config asks for greeks
+    found = verdicts(report)
+    assert {check for check, verdict in found.items() if verdict == {Verdict.NO_SUBSCRIPTION}} == {
+        "greeks", "greeks_second_order", "greeks_eod"}
+    assert found["quote"] == {Verdict.OK} and found["calendar"] == {Verdict.OK}
 
 
 def test_the_text_is_one_line_per_check_and_a_summary(isolated, sim):

@@ -78,3 +78,19 @@ def test_spxdl_sim_with_a_closure_and_spxdl_health_as_separate_processes(isolate
         process.wait(timeout=10)
     assert health_run.returncode == 0, health_run.stderr
     assert "note calendar  1 day(s) differ" in health_run.stdout and closure.isoformat() in health_run.stdout
+
+
+def test_thetadatadx_server_is_reachable_connected_v3_and_its_calendar_compared(isolated):
+    closure = a_weekday_of_next_year()
+    with Simulator(flavor="thetadatadx", calendar_closures={closure: "announced"}) as sim:
+        text = health("--terminal-url", sim.url, "--data-dir", str(isolated))
+    lines = text.stdout.splitlines()
+    assert text.exit_code == 0
+    assert lines[0] == f"ok   terminal  {sim.url}: CONNECTED api v3, simulated"
+    assert closure.isoformat() in next(line for line in lines if " calendar " in line)
+
+
+def test_sim_check_is_for_the_terminal_flavour_and_says_what_checks_the_other(isolated):
+    result = CliRunner().invoke(cli.cli, ["sim", "--check", "--flavor", "thetadatadx"])
+    assert result.exit_code == 2
+    assert "check the thetadatadx flavour with: spxdl doctor --simulate --sim-flavor thetadatadx" in result.stderr

@@ -109,14 +109,14 @@ def gaps_command(ctx: click.Context, start: str | None, end: str | None, as_json
 @click.pass_context
 @handle_errors
 def verify_command(ctx: click.Context, start: str | None, end: str | None, repair: bool, as_json: bool,
-                   terminal_url: str | None, api: str | None, data_dir: Path | None) -> None:
+                   terminal_url: str | None, api: str | None, source: str | None, data_dir: Path | None) -> None:
     """Check every file's sha256, footer, row count and schema version against the ledger.
 
     Also lists data files the ledger does not know and temp files of unfinished writes. Exit 0
     when all is well, 1 when problems were found (after --repair: re-run spxdl to refetch).
     """
 
-    settings = build_settings(ctx, file_logging=repair, **archive_flags(terminal_url, api, data_dir))
+    settings = build_settings(ctx, file_logging=repair, **archive_flags(terminal_url, api, data_dir, source))
     require_archive(settings)
     resume = suggested(ctx, "resume", simulated=is_simulated(settings))
     first = parse_cli_date(start, "--start") if start else None

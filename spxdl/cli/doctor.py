@@ -9,7 +9,7 @@ import click
 
 from spxdl import health
 from spxdl.cli.base import EXIT_INCOMPLETE, EXIT_TRY_LATER, Abort, cli, fix_hint, handle_errors
-from spxdl.cli.options import read_only
+from spxdl.cli.options import read_only, refuse_simulated_direct, sim_flavor_option
 from spxdl.config import Settings
 
 DOCTOR_EXIT_HELP = """\b
@@ -31,11 +31,12 @@ SEND = "spxdl doctor --capture ~/spxdl-capture"
 @click.option("--simulate", is_flag=True, help="Check the built-in simulated terminal instead (every check passes).")
 @click.option("--sim-profile", type=click.Choice(["tiny", "realistic", "dense"]), default="realistic",
               show_default=True, help="Simulator profile for --simulate.")
+@sim_flavor_option()
 @click.pass_context
 @handle_errors
 @read_only()
 def doctor_command(ctx: click.Context, as_json: bool, capture: Path | None, simulate: bool, sim_profile: str,
-                   settings: Settings) -> None:
+                   sim_flavor: str, settings: Settings) -> None:
     """Check, in seconds, that the terminal answers the way spxdl expects.
 
     One small request per endpoint family and dataset (status; SPXW's expirations and strikes; a
@@ -49,11 +50,13 @@ def doctor_command(ctx: click.Context, as_json: bool, capture: Path | None, simu
       spxdl doctor                             # the terminal of your config (or 127.0.0.1:25503, :25510)
       spxdl doctor --capture ~/spxdl-capture   # and keep every answer, to send with a report
       spxdl doctor --simulate                  # what a terminal answering as documented looks like
+      spxdl doctor --simulate --sim-flavor thetadatadx   # ... and thetadatadx-server
     """
     if simulate:
+        refuse_simulated_direct(settings)
         from spxdl.simulator import Simulator  # only here: the download path never imports the simulator
 
-        with Simulator(profile=sim_profile) as sim:
+        with Simulator(profile=sim_profile, flavor=sim_flavor) as sim:
             report = health.doctor_report(settings.replace(terminal_url=sim.url), capture_dir=capture)
     else:
         report = health.doctor_report(settings, capture_dir=capture)
@@ -72,10 +75,13 @@ def doctor_command(ctx: click.Context, as_json: bool, capture: Path | None, simu
 def render(report: health.DoctorReport) -> None:
     """One line per check, then a summary that says what to do."""
     if report.unreachable is not None:
-        click.echo(f"spxdl doctor: no terminal answered at {report.url}")
+        click.echo(f"spxdl doctor: no terminal answered at {report.url}" if report.api != "direct"
+                   else f"spxdl doctor: {report.url} could not reach ThetaData")
         return
     source = "spxdl simulator" if report.simulated else "ThetaData Terminal"
     api = f"API {report.api}" if report.api else "API unknown"
+    if report.api == "direct":
+        api, source = "direct source", "no terminal"
     click.echo(f"spxdl doctor: {report.url}, {api} ({source}), latest complete session {report.session or 'not asked'}")
     width = max(len(finding.check) for finding in report.findings) if report.findings else 0
     for finding in report.findings:

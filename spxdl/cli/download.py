@@ -32,6 +32,7 @@ from spxdl.cli.options import (
     download_options,
     open_log_file,
     parse_cli_date,
+    refuse_simulated_direct,
     require_archive,
     resolve_run_dates,
     simulate_data_dir,
@@ -134,16 +135,19 @@ def run_like(
     yes: bool,
     simulate: bool,
     sim_profile: str | None,
+    sim_flavor: str = "terminal",
     capture: Path | None = None,
     **options: Any,
 ) -> None:
     """Shared body of run, backfill and update: settings, date range, then the download."""
     options["data_dir"] = simulate_data_dir(simulate, options.get("data_dir"))
     settings = build_settings(ctx, file_logging=not dry_run, **download_flags(**options))
+    if simulate:
+        refuse_simulated_direct(settings)
     settings, sim_profile = archive_defaults(settings, simulate=simulate, sim_profile=sim_profile)
     if capture is not None:
         settings = settings.replace(capture_dir=capture)
-    with simulated_terminal(settings, simulate, sim_profile) as settings:
+    with simulated_terminal(settings, simulate, sim_profile, sim_flavor) as settings:
         settings, (start, end) = span_of(settings, dates)
         plan = engine.plan(settings, start, end, force=force)
         run_plan(ctx, plan, settings, dry_run=dry_run, yes=yes)
@@ -228,7 +232,7 @@ def update_command(ctx: click.Context, lookback: int | None, **options: Any) -> 
 @click.pass_context
 @handle_errors
 def resume_command(ctx: click.Context, force: bool, dry_run: bool, yes: bool, simulate: bool, sim_profile: str | None,
-                   **options: Any) -> None:
+                   sim_flavor: str, **options: Any) -> None:
     """Finish every interrupted run (days it never started included) and every unfinished task.
 
     A run stopped or killed part-way is finished with its own roots, datasets, interval and
@@ -236,6 +240,8 @@ def resume_command(ctx: click.Context, force: bool, dry_run: bool, yes: bool, si
     """
     options["data_dir"] = simulate_data_dir(simulate, options.get("data_dir"))
     settings = build_settings(ctx, file_logging=not dry_run, **download_flags(**options))
+    if simulate:
+        refuse_simulated_direct(settings)
     require_archive(settings)
     settings, sim_profile = archive_defaults(settings, simulate=simulate, sim_profile=sim_profile)
     if next(storage.iter_task_dirs(settings.data_dir), None) is None:
@@ -250,7 +256,7 @@ def resume_command(ctx: click.Context, force: bool, dry_run: bool, yes: bool, si
         return
     for run in runs:
         click.echo(f"resuming {describe_run(run.as_dict())}", err=True)
-    with simulated_terminal(settings, simulate, sim_profile) as settings:
+    with simulated_terminal(settings, simulate, sim_profile, sim_flavor) as settings:
         first = min([task.trade_date for task in wanted] + [date.fromisoformat(run.record["start"]) for run in runs])
         this_year = trading_calendar.today_ny().year
         settings = terminal_calendar(settings, range(min(first.year, this_year - 1), this_year + 2))

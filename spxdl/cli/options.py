@@ -35,8 +35,11 @@ SIM_DATA_DIR = Path("sim-data")
 
 
 def terminal_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """``--terminal-url``, ``--api`` and ``--data-dir``: every command that touches the terminal or archive."""
+    """``--terminal-url``, ``--api``, ``--source`` and ``--data-dir``: every command that touches the terminal or archive."""
     func = click.option("--data-dir", type=click.Path(path_type=Path), help="Archive directory [storage] data_dir.")(func)
+    func = click.option("--source", type=click.Choice(["terminal", "direct"]),
+                        help="Where data comes from: a terminal (or thetadatadx-server), or ThetaData directly "
+                             "through the thetadatadx-py SDK [terminal] source.")(func)
     func = click.option("--api", type=click.Choice(["auto", "v2", "v3"]), help="Terminal API version [terminal] api.")(func)
     func = click.option("--terminal-url", help="Terminal base URL, e.g. http://127.0.0.1:25503 [terminal] url.")(func)
     return func
@@ -72,7 +75,8 @@ def download_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def simulate_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """``--simulate`` and ``--sim-profile``: the built-in simulated terminal instead of a real one."""
+    """``--simulate``, ``--sim-profile`` and ``--sim-flavor``: the built-in simulated terminal instead of a real one."""
+    func = sim_flavor_option()(func)
     func = click.option(
         "--sim-profile", type=click.Choice(SIM_PROFILES),
         help="Simulator profile: tiny (a few strikes), realistic (full SPX chains) or dense (4x the strikes). "
@@ -124,6 +128,25 @@ def recorded_shapes(settings: config.Settings) -> list[dict[str, Any]]:
         if shape is not None:
             found.append(shape)
     return found
+
+
+def sim_flavor_option() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--sim-flavor``: whom the simulator of ``--simulate`` answers like."""
+    return click.option("--sim-flavor", type=click.Choice(["terminal", "thetadatadx"]), default="terminal",
+                        show_default=True, help="For --simulate: answer like the ThetaData Terminal or like "
+                                                "thetadatadx-server (v3 only).")
+
+
+def refuse_simulated_direct(settings: config.Settings) -> None:
+    """``--simulate`` cannot stand in for ThetaData behind the SDK: one line saying why."""
+    if settings.source == "direct":
+        raise errors.ConfigError(
+            "--simulate cannot serve [terminal] source = direct: the thetadatadx SDK reaches market data only over "
+            "TLS, trusting only the public authorities compiled into it, so no loopback simulator can stand in "
+            "for ThetaData (docs/direct.md); use --simulate with --source terminal (--sim-flavor thetadatadx "
+            "answers like thetadatadx-server)",
+            key="source",
+        )
 
 
 def comma_values(values: tuple[str, ...]) -> str | None:
@@ -179,6 +202,7 @@ def download_flags(
     terminal_url: str | None,
     api: str | None,
     data_dir: Path | None,
+    source: str | None = None,
     roots: tuple[str, ...] = (),
     datasets: tuple[str, ...] = (),
     interval: str | None = None,
@@ -193,6 +217,7 @@ def download_flags(
     return {
         "terminal_url": terminal_url,
         "terminal_api": api,
+        "source": source,
         "data_dir": as_text(data_dir),
         "roots": comma_values(roots),
         "datasets": comma_values(datasets),
@@ -205,9 +230,10 @@ def download_flags(
     }
 
 
-def archive_flags(terminal_url: str | None, api: str | None, data_dir: Path | None) -> dict[str, Any]:
+def archive_flags(terminal_url: str | None, api: str | None, data_dir: Path | None,
+                  source: str | None = None) -> dict[str, Any]:
     """The flags of ``terminal_options`` keyed by Settings field."""
-    return download_flags(terminal_url=terminal_url, api=api, data_dir=data_dir)
+    return download_flags(terminal_url=terminal_url, api=api, data_dir=data_dir, source=source)
 
 
 def parse_cli_date(text: str, option: str) -> date:
@@ -311,7 +337,7 @@ def require_archive(settings: config.Settings) -> None:
 
 
 def read_only(selection: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """The options and settings of a command that only reads: ``--terminal-url``, ``--api``, ``--data-dir``
+    """The options and settings of a command that only reads: ``--terminal-url``, ``--api``, ``--source``, ``--data-dir``
     (and the selection options with ``selection``), loaded into a ``settings`` argument.
 
     Nothing is created on disk (no log file): reading an archive must not change it.
@@ -319,9 +345,10 @@ def read_only(selection: bool = False) -> Callable[[Callable[..., Any]], Callabl
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(func)
-        def wrapper(*args: Any, terminal_url: str | None, api: str | None, data_dir: Path | None, **kwargs: Any) -> Any:
+        def wrapper(*args: Any, terminal_url: str | None, api: str | None, source: str | None, data_dir: Path | None,
+                    **kwargs: Any) -> Any:
             picked = {name: kwargs.pop(name) for name in SELECTION_FIELDS if name in kwargs} if selection else {}
-            flags = download_flags(terminal_url=terminal_url, api=api, data_dir=data_dir, **picked)
+            flags = download_flags(terminal_url=terminal_url, api=api, source=source, data_dir=data_dir, **picked)
             settings = build_settings(click.get_current_context(), file_logging=False, **flags)
             settings, _ = archive_defaults(settings)
             return func(*args, settings=settings, **kwargs)
@@ -333,18 +360,22 @@ def read_only(selection: bool = False) -> Callable[[Callable[..., Any]], Callabl
 
 
 @contextlib.contextmanager
-def simulated_terminal(settings: config.Settings, enabled: bool, profile: str = SIM_DEFAULT_PROFILE) -> Iterator[config.Settings]:
+def simulated_terminal(settings: config.Settings, enabled: bool, profile: str = SIM_DEFAULT_PROFILE,
+                       flavor: str = "terminal") -> Iterator[config.Settings]:
     """``settings``, pointed at the built-in simulator on a free loopback port for ``--simulate``.
 
-    The simulator speaks both APIs on one port, so ``--api`` (or the config's) still decides.
+    The simulator speaks both APIs on one port, so ``--api`` (or the config's) still decides; the
+    thetadatadx flavour speaks v3 only.
     """
     if not enabled:
         yield settings
         return
+    refuse_simulated_direct(settings)
     from spxdl.simulator import Simulator  # only here: the download path never imports the simulator
 
-    with Simulator(profile=profile) as sim:
-        log.info("simulated terminal (%s profile) at %s", profile, sim.url)
+    with Simulator(profile=profile, flavor=flavor) as sim:
+        who = "thetadatadx-server" if flavor == "thetadatadx" else "terminal"
+        log.info("simulated %s (%s profile) at %s", who, profile, sim.url)
         yield settings.replace(terminal_url=sim.url)
 
 

@@ -28,12 +28,21 @@ def summary_exit_code(summary: RunSummary, plan: Plan) -> int:
     return EXIT_OK
 
 
+def source_line(api: str | None, simulated: bool | None) -> str:
+    """Where a run's data came from, in a few words."""
+    if not api:
+        return "no terminal needed"
+    if api == "direct":
+        return "ThetaData directly, thetadatadx SDK"
+    return f"{'simulated' if simulated else 'real'} terminal, API {api}"
+
+
 def print_summary(summary: RunSummary, plan: Plan, data_dir: Path | None = None) -> None:
     """The end-of-run report on stderr: where, counts, volume, time, the slowest and the failed tasks."""
     totals = summary.totals()
     states = summary.by_state()
     echo = functools.partial(click.echo, err=True)
-    source = f"{'simulated' if summary.simulated else 'real'} terminal, API {summary.api}" if summary.api else "no terminal needed"
+    source = source_line(summary.api, summary.simulated)
     into = f" into {data_dir.absolute()}" if data_dir is not None else ""
     echo(f"spxdl: {plan.start} .. {plan.end}{into} ({source})")
     echo("  tasks: " + ", ".join(f"{count} {state}" for state, count in sorted(states.items()))

@@ -31,17 +31,17 @@ from spxdl.config import Settings
 @terminal_options
 @click.pass_context
 @handle_errors
-def health_command(ctx: click.Context, as_json: bool, simulate: bool, sim_profile: str | None, terminal_url: str | None,
-                   api: str | None, data_dir: Path | None) -> None:
+def health_command(ctx: click.Context, as_json: bool, simulate: bool, sim_profile: str | None, sim_flavor: str,
+                   terminal_url: str | None, api: str | None, source: str | None, data_dir: Path | None) -> None:
     """Is the terminal reachable and CONNECTED, and can the archive be written? Exit 0 healthy, 75 not.
 
     Also compares spxdl's trading calendar with the terminal's (v3) for this year and the next,
     naming every day where they differ; a difference is reported, not counted as unhealthy. With
     --simulate it checks spxdl itself against the built-in simulated terminal (and ./sim-data).
     """
-    flags = archive_flags(terminal_url, api, simulate_data_dir(simulate, data_dir))
+    flags = archive_flags(terminal_url, api, simulate_data_dir(simulate, data_dir), source)
     settings, profile = archive_defaults(build_settings(ctx, file_logging=False, **flags), sim_profile=sim_profile)
-    with simulated_terminal(settings, simulate, profile) as settings:
+    with simulated_terminal(settings, simulate, profile, sim_flavor) as settings:
         report = health.health_report(settings)
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2, default=str))
@@ -50,6 +50,9 @@ def health_command(ctx: click.Context, as_json: bool, simulate: bool, sim_profil
         if terminal.exception is not None:
             click.echo(f"{mark(terminal.ok)} terminal  {terminal.status}: {terminal.error}")
             click.echo(f"     {fix_hint(terminal.exception).lstrip('. ')}")
+        elif terminal.api == "direct":
+            shown = f"; {terminal.detail}" if terminal.detail else ""
+            click.echo(f"{mark(terminal.ok)} source    {terminal.url}: {terminal.status}{shown}")
         else:
             source = "" if terminal.api is None else f" api {terminal.api}, {'simulated' if terminal.simulated else 'real'}"
             click.echo(f"{mark(terminal.ok)} terminal  {terminal.url}: {terminal.status}{source}")
@@ -108,21 +111,29 @@ def stop_on_signals() -> None:
               help="tiny: a few strikes (tests); realistic: full SPX chains; dense: 4x the strikes.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Market seed: same seed, same data.")
 @click.option("--fail-rate", type=float, default=0.0, help="Shorthand: this probability for each of 429, 5xx and cut bodies.")
-@click.option("--throttle-rate", type=float, help="Probability of a 429 with Retry-After.")
-@click.option("--error-rate", type=float, help="Probability of a 500/474/571.")
+@click.option("--throttle-rate", type=float, help="Probability of a 429 with Retry-After (thetadatadx: a 503).")
+@click.option("--error-rate", type=float, help="Probability of a 500/474/571 (thetadatadx: a 500 of an exhausted upstream).")
 @click.option("--cut-rate", type=float, help="Probability of a body cut part-way.")
 @click.option("--latency", type=float, default=0.0, help="Seconds added to every request.")
-@click.option("--max-concurrent", type=int, help="Answer 429 above this many requests at once.")
+@click.option("--max-concurrent", type=int, help="Answer 429 above this many requests at once (thetadatadx: they queue).")
 @click.option("--page-rows", type=int, help="Paginate v2 answers above this many rows.")
 @click.option("--closure", "closures", multiple=True, metavar="YYYY-MM-DD",
               help="A closure only the simulator's calendar knows (repeatable): what health and doctor name.")
+@click.option("--flavor", type=click.Choice(["terminal", "thetadatadx"]), default="terminal", show_default=True,
+              help="Answer like the ThetaData Terminal, or like thetadatadx-server (v3 only; errors in its words, "
+                   "503 with Retry-After, whole answers after a delay, no pages).")
+@click.option("--tier", type=click.Choice(["free", "value", "standard", "pro"]), default="pro", show_default=True,
+              help="The subscription served: datasets above it get the flavour's permission answer.")
 @click.option("--check", is_flag=True, help="Start on a free port, check every endpoint family against the docs, exit.")
 @click.pass_context
 @handle_errors
 def sim_command(ctx: click.Context, host: str, port: int, profile: str, seed: int, fail_rate: float,
                 throttle_rate: float | None, error_rate: float | None, cut_rate: float | None, latency: float,
-                max_concurrent: int | None, page_rows: int | None, closures: tuple[str, ...], check: bool) -> None:
+                max_concurrent: int | None, page_rows: int | None, closures: tuple[str, ...], flavor: str, tier: str,
+                check: bool) -> None:
     """Serve the built-in simulated ThetaData Terminal (v2 and v3 on one port) until Ctrl-C.
+
+    With --flavor thetadatadx it answers like thetadatadx-server instead (v3 only).
 
     \b
     Examples:
@@ -130,6 +141,7 @@ def sim_command(ctx: click.Context, host: str, port: int, profile: str, seed: in
       spxdl sim --port 25510 --fail-rate 0.05    # a flaky terminal
       spxdl sim --check                          # self-test every endpoint, then exit
       spxdl sim --closure 2026-12-24             # a calendar that differs from spxdl's (health, doctor)
+      spxdl sim --flavor thetadatadx --tier value   # thetadatadx-server on a Value account
     """
     from spxdl.simulator import Faults, Simulator, check as check_simulator
 
@@ -145,6 +157,9 @@ def sim_command(ctx: click.Context, host: str, port: int, profile: str, seed: in
         max_concurrent=max_concurrent,
     )
     closed = {parse_cli_date(text, "--closure"): "a closure given to the simulator" for text in closures}
+    if check and flavor != "terminal":
+        raise errors.ConfigError("--check judges the terminal flavour's documented wire (v2 and v3); check the "
+                                 f"{flavor} flavour with: spxdl doctor --simulate --sim-flavor {flavor}")
     if check:
         with Simulator(profile=profile, seed=seed, host=host, port=0, faults=faults, page_rows=page_rows) as sim:
             click.echo(f"simulated terminal at {sim.url} ({profile} profile, seed {seed})")
@@ -153,9 +168,11 @@ def sim_command(ctx: click.Context, host: str, port: int, profile: str, seed: in
             click.echo("every endpoint family answered as documented")
         return
     sim = Simulator(profile=profile, seed=seed, host=host, port=port, faults=faults, page_rows=page_rows,
-                    calendar_closures=closed)
+                    calendar_closures=closed, flavor=flavor, tier=tier)
     stop_on_signals()
-    click.echo(f"simulated ThetaData Terminal at {sim.url} ({profile} profile, seed {seed}); Ctrl-C stops it", err=True)
+    who = "thetadatadx-server" if flavor == "thetadatadx" else "ThetaData Terminal"
+    shown_tier = "" if tier == "pro" else f", {tier} tier"
+    click.echo(f"simulated {who} at {sim.url} ({profile} profile, seed {seed}{shown_tier}); Ctrl-C stops it", err=True)
     data_dir = "sim-data" if (profile, seed) == ("realistic", 0) else f"sim-data-{profile}-{seed}"  # one shape each
     click.echo(f"  try: spxdl run --terminal-url {sim.url} --data-dir {data_dir} --days-back 1", err=True)
     try:

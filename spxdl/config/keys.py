@@ -44,9 +44,11 @@ class KeySpec:
 KEYS: tuple[KeySpec, ...] = (
     KeySpec("terminal", "url", "terminal_url", optional(parse_url), "terminal base URL; empty: try 127.0.0.1:25503 (v3), then :25510 (v2)"),
     KeySpec("terminal", "api", "terminal_api", parse_choice("auto", "v2", "v3"), "API version: auto, v2 or v3"),
+    KeySpec("terminal", "source", "source", parse_choice("terminal", "direct"),
+            "terminal: a ThetaData Terminal or thetadatadx-server at url; direct: ThetaData itself through the thetadatadx-py SDK (Python 3.12+)"),
     KeySpec("terminal", "max_in_flight", "max_in_flight", parse_int(1, 64), "requests in flight across all workers"),
     KeySpec("terminal", "connect_timeout", "connect_timeout", parse_float(0.1, 600), "seconds to connect"),
-    KeySpec("terminal", "read_timeout", "read_timeout", parse_float(0.1, 3600), "seconds without a byte before a read fails"),
+    KeySpec("terminal", "read_timeout", "read_timeout", parse_float(0.1, 3600), "seconds to wait for an answer's first byte (and between two): thetadatadx-server answers only once the whole chain is built, within its own 300 s deadline"),
     KeySpec("terminal", "retries", "retries", parse_int(0, 50), "attempts per request while the terminal is unavailable"),
     KeySpec("terminal", "outage_limit", "outage_limit", parse_float(1, 86_400), "seconds to wait for a terminal that stopped answering (status probes) before the run stops with exit 75"),
     KeySpec("download", "roots", "roots", parse_roots, "comma list of roots: SPXW (PM weeklies), SPX (AM monthlies)"),

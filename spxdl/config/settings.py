@@ -28,9 +28,12 @@ class Settings:
 
     terminal_url: str | None = None
     terminal_api: str = "auto"
+    source: str = "terminal"  # terminal (a ThetaData Terminal or thetadatadx-server) or direct (the SDK)
     max_in_flight: int = 4
     connect_timeout: float = 5.0
-    read_timeout: float = 60.0
+    # thetadatadx-server sends an answer only when the whole chain is built (within its own 300 s
+    # request deadline and upstream retries); a full SPXW chain must not time out before that.
+    read_timeout: float = 360.0
     retries: int = 5
     outage_limit: float = 120.0
 

@@ -4,7 +4,8 @@ One responsibility per module, each importing only those before it in this list:
 
 - ``spec``: ``ConvertSpec`` (what one file holds) and ``ConvertResult`` (what its conversion saw);
 - ``normalize``: wire columns to output columns per API version (units, rights, instants);
-- ``reader``: ``Converter``, CSV pages to checked output batches (the header checked first);
+- ``reader``: ``Converter``, CSV pages (or the SDK's Arrow chunks) to checked output batches (the
+  header, or the chunk's columns, checked first);
 - ``writer``: batches to one Parquet file in row groups of an exact size (``write_parquet``);
 - ``split``: one answer of every expiration of a day, split and checked per expiration.
 
@@ -12,7 +13,7 @@ Every name below is importable from ``spxdl.convert``.
 """
 
 from spxdl.convert.normalize import NORMALIZERS
-from spxdl.convert.reader import NOT_STORED, NULL_VALUES, Converter, iter_batches
+from spxdl.convert.reader import NOT_STORED, NULL_VALUES, Converter, SourcePage, iter_batches
 from spxdl.convert.spec import BLOCK_SIZE, VALIDATION_MODES, ConvertResult, ConvertSpec
 from spxdl.convert.split import DayPart, DaySplit, split_by_expiration
 from spxdl.convert.writer import (
@@ -37,6 +38,7 @@ __all__ = [
     "DayPart",
     "DaySplit",
     "RowGroupBuffer",
+    "SourcePage",
     "file_metadata",
     "iter_batches",
     "split_by_expiration",

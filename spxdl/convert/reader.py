@@ -1,10 +1,12 @@
-"""CSV pages -> checked Arrow record batches of the dataset's output schema.
+"""CSV pages (or the SDK's Arrow chunks) -> checked Arrow record batches of the dataset's output schema.
 
 Each page is a file-like body carrying its own CSV header line. The header must hold every pinned
 wire column (extra columns are left out and reported; a missing one, or an answer that is not CSV
 at all, is a SchemaMismatch that stops the run); then pyarrow's streaming CSV reader parses the
-rest with the pinned wire types (never inferred). Batches are normalised to the output schema
-(``normalize.py``) and checked (``checks.py``) with ``pyarrow.compute`` only.
+rest with the pinned wire types (never inferred). The direct source hands over Arrow tables
+instead (one per gRPC chunk): their columns are checked against the pinned ones the same way and
+cast to the pinned types. Batches are normalised to the output schema (``normalize.py``) and
+checked (``checks.py``) with ``pyarrow.compute`` only.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from spxdl import checks
 from spxdl.convert.normalize import NORMALIZERS
 from spxdl.convert.spec import ConvertResult, ConvertSpec
 from spxdl.csvpages import PageBody, check_header, page_failure
-from spxdl.datasets import output_name
-from spxdl.errors import ValidationFailed
+from spxdl.datasets import DIRECT_OPTIONAL, output_name
+from spxdl.errors import SchemaMismatch, ValidationFailed
+from spxdl.sources import SourcePage
 from spxdl.instants import TradeDay
 
 NULL_VALUES = ["", "null", "NULL"]
@@ -49,7 +52,7 @@ class Converter:
         self.extra_columns: list[str] = []
         self.contracts = checks.ContractCounter(spec.dataset.contract_columns)
 
-    def batches(self, pages: Iterable[BinaryIO]) -> Iterator[pa.RecordBatch]:
+    def batches(self, pages: Iterable[SourcePage]) -> Iterator[pa.RecordBatch]:
         """Every page's rows as output-schema batches, in the terminal's order."""
         for columns in self.columns(pages):
             batch = self.check(columns)
@@ -57,11 +60,12 @@ class Converter:
                 yield batch
         self.check_contracts()
 
-    def columns(self, pages: Iterable[BinaryIO]) -> Iterator[dict[str, pa.Array]]:
-        """Every wire batch of every page, normalised to output names (plus ``date``)."""
+    def columns(self, pages: Iterable[SourcePage]) -> Iterator[dict[str, pa.Array]]:
+        """Every wire batch of every page (or Arrow chunk), normalised to output names (plus ``date``)."""
         for page in pages:
             self.pages += 1
-            for wire_batch in self._page_batches(page, self.pages):
+            read = self._table_batches if isinstance(page, pa.Table) else self._page_batches
+            for wire_batch in read(page, self.pages):
                 yield self._to_output(wire_batch)
 
     def result(self, row_groups: int) -> ConvertResult:
@@ -103,6 +107,25 @@ class Converter:
             if failure is exc:
                 raise
             raise failure from exc
+
+    def _table_batches(self, table: pa.Table, chunk_number: int) -> Iterator[pa.RecordBatch]:
+        """One Arrow chunk of the SDK: its pinned columns (and the optional ones it has), cast to the pinned types."""
+        if table.num_rows == 0:
+            return  # an empty chunk carries no columns at all
+        names = table.schema.names
+        missing = [name for name in self.wire_columns if name not in names]
+        if missing:
+            raise SchemaMismatch(
+                f"chunk {chunk_number}: the SDK's answer is not the table spxdl expects (columns {','.join(names)}; "
+                f"missing {', '.join(missing)}); expected columns {','.join(self.wire_columns)}",
+                columns=missing,
+            )
+        self.note_extra(name for name in names if name not in self.wire_columns and name not in DIRECT_OPTIONAL)
+        kept = self.stored_columns + [name for name in DIRECT_OPTIONAL if name in names and name not in NOT_STORED]
+        types = {**self.wire_types, "underlying_date": pa.int32()}
+        for batch in table.select(kept).to_batches():
+            arrays = [column.cast(types[name]) for name, column in zip(kept, batch.columns)]
+            yield pa.RecordBatch.from_arrays(arrays, names=kept)
 
     def _to_output(self, wire_batch: pa.RecordBatch) -> dict[str, pa.Array]:
         api = self.spec.api
@@ -160,6 +183,6 @@ class Converter:
         )
 
 
-def iter_batches(pages: Iterable[BinaryIO], spec: ConvertSpec) -> Iterator[pa.RecordBatch]:
+def iter_batches(pages: Iterable[SourcePage], spec: ConvertSpec) -> Iterator[pa.RecordBatch]:
     """The pages' rows as checked batches of the dataset's output schema."""
     return Converter(spec).batches(pages)

@@ -14,12 +14,12 @@ import dataclasses
 import logging
 from dataclasses import dataclass, field
 from datetime import date
-from typing import BinaryIO, Callable, Iterable
+from typing import Callable, Iterable
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from spxdl.convert.reader import Converter
+from spxdl.convert.reader import Converter, SourcePage
 from spxdl.convert.spec import ConvertSpec
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ class DaySplit:
 
 
 def split_by_expiration(
-    pages: Iterable[BinaryIO], spec: ConvertSpec, wanted: Callable[[date], bool]
+    pages: Iterable[SourcePage], spec: ConvertSpec, wanted: Callable[[date], bool]
 ) -> DaySplit:
     """Read ``pages`` (every expiration of ``spec.trade_date``) and check each wanted expiration's rows apart."""
     reader = Converter(spec)

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from spxdl import __version__
-from spxdl.convert.reader import Converter
+from spxdl.convert.reader import Converter, SourcePage
 from spxdl.convert.spec import ConvertResult, ConvertSpec
 from spxdl.urls import without_host
 
@@ -125,7 +125,7 @@ def write_batches(
     return result
 
 
-def write_parquet(pages: Iterable[BinaryIO], sink: BinaryIO, spec: ConvertSpec) -> ConvertResult:
+def write_parquet(pages: Iterable[SourcePage], sink: BinaryIO, spec: ConvertSpec) -> ConvertResult:
     """Convert ``pages`` into one Parquet file on ``sink``; row groups of exactly ``row_group_rows``.
 
     The caller makes the write atomic (storage.atomic_output): on an exception ``sink`` holds garbage.

@@ -31,6 +31,7 @@ from spxdl.engine.shared import RETRYABLE, RUN_STOPPERS, STOPS, retrying
 from spxdl.engine.streams import Meter, stoppable
 from spxdl.errors import Interrupted, NoData, SpxdlError, StorageError
 from spxdl.ledger import ExpirationState, Task
+from spxdl.sources import SourcePage
 
 if TYPE_CHECKING:
     from spxdl.engine.worker import Worker
@@ -256,8 +257,8 @@ class TaskDownload:
         self.worker.ledger.record_expiration(self.task, expiration, ExpirationState.FAILED, attempts=attempt, error=str(exc))
         return Outcome(expiration, ExpirationState.FAILED, attempts=attempt, error=str(exc))
 
-    def pages(self, expiration: date | None) -> Iterator[BinaryIO]:
-        """The terminal's pages of one expiration (None: every expiration of the day, or an index's day)."""
+    def pages(self, expiration: date | None) -> Iterator[SourcePage]:
+        """The source's pages of one expiration (None: every expiration of the day, or an index's day)."""
         settings, dataset = self.settings, self.dataset
         return self.worker.client.history(
             dataset,

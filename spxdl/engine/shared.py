@@ -1,7 +1,8 @@
-"""What both sides of the process boundary use: the stop flag, the run-stopping errors, retries, the client.
+"""What both sides of the process boundary use: the stop flag, the run-stopping errors, retries, the source.
 
-The parent makes the ``SharedFlag`` and hands it to every worker; a worker builds its own
-``TerminalClient`` with ``client_for`` after it starts (a session must never cross a fork).
+The parent makes the ``SharedFlag`` and hands it to every worker; a worker builds its own source
+(a ``TerminalClient``, or the SDK's ``DirectSource``) with ``client_for`` after it starts (a
+session must never cross a fork).
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from typing import Any, Callable, TypeVar
 
 from spxdl.capture import Capture
 from spxdl.config import Settings
+from spxdl.direct import DirectSource
 from spxdl.errors import (
     BodyTruncated,
+    ConfigError,
     DiskFull,
     Interrupted,
     InvalidSession,
@@ -25,6 +28,7 @@ from spxdl.errors import (
     TerminalUnavailable,
 )
 from spxdl.ledger import Ledger
+from spxdl.sources import DIRECT, Source
 from spxdl.terminal import TerminalClient
 
 log = logging.getLogger(__name__)
@@ -39,11 +43,14 @@ RUN_STOPPERS = (PermissionDenied, InvalidSession, SchemaMismatch, TerminalGone, 
 STOPS = (Interrupted, *RUN_STOPPERS)
 
 
-def client_for(settings: Settings, **kwargs: Any) -> TerminalClient:
-    """The terminal client ``settings`` describe (URL, API, timeouts, retries, threads); ``kwargs`` override.
+def client_for(settings: Settings, **kwargs: Any) -> Source:
+    """The source ``settings`` describe: the terminal client (URL, API, timeouts, retries, threads), or
+    with ``[terminal] source = direct`` the SDK's ``DirectSource`` (retries, deadline); ``kwargs`` override.
 
     With ``settings.capture_dir`` the client's first answer of each endpoint is captured there.
     """
+    if settings.source == DIRECT:
+        return direct_source(settings, **kwargs)
     options: dict[str, Any] = {
         "threads": settings.threads,
         "connect_timeout": settings.connect_timeout,
@@ -55,6 +62,15 @@ def client_for(settings: Settings, **kwargs: Any) -> TerminalClient:
         options["observer"] = Capture(settings.capture_dir, first_only=True, command=RUN_CAPTURE)
     options.update(kwargs)
     return TerminalClient(settings.terminal_url, settings.terminal_api, **options)
+
+
+def direct_source(settings: Settings, **kwargs: Any) -> DirectSource:
+    """The SDK's source for ``settings``; a terminal client's options in ``kwargs`` are ignored."""
+    if settings.capture_dir is not None:
+        raise ConfigError("--capture keeps a terminal's HTTP answers byte for byte; the direct source has none: "
+                          "leave --capture out, or use [terminal] source = terminal", key="source")
+    options: dict[str, Any] = {"retries": settings.retries, "read_timeout": settings.read_timeout, **kwargs}
+    return DirectSource(**options)
 
 
 def ledger_for(settings: Settings) -> Ledger:

@@ -3,6 +3,9 @@
 They also count what they carry (``Meter``): the rows and bytes an expiration has received so
 far, which the worker reports a few times a second so that the progress display moves while a
 large expiration streams.
+
+A page is a terminal's CSV body or one of the SDK's Arrow chunks (the direct source): a chunk is
+already in memory, so only its fetch asks.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import time
 from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 from spxdl.errors import Interrupted, SpxdlError
+from spxdl.sources import SourcePage
 
 METER_SECONDS = 0.25  # how often a Meter reports at most
 
@@ -40,14 +44,24 @@ class Meter:
     def read(self, data: bytes) -> None:
         """Count ``data``, just read from a page; report if it is time."""
         self.lines += data.count(b"\n")
-        self.bytes += len(data)
+        self._add(len(data))
+
+    def chunk(self, rows: int, nbytes: int) -> None:
+        """Count an Arrow chunk of the direct source (rows without a header); report if it is time."""
+        self.lines += rows
+        self._add(nbytes)
+
+    def _add(self, nbytes: int) -> None:
+        self.bytes += nbytes
         now = self.clock()
         if now - self.reported >= self.every:
             self.reported = now
             self.report(self.rows, self.bytes)
 
 
-def stoppable(pages: Iterable[BinaryIO], check: Callable[[], None], meter: Meter | None = None) -> Iterator[BinaryIO]:
+def stoppable(
+    pages: Iterable[SourcePage], check: Callable[[], None], meter: Meter | None = None
+) -> Iterator[SourcePage]:
     """``pages`` whose reads, and the fetch of each next page, call ``check`` first (it raises Interrupted to stop).
 
     Every page is closed as soon as the next is asked for or the iteration ends, even by an
@@ -61,6 +75,11 @@ def stoppable(pages: Iterable[BinaryIO], check: Callable[[], None], meter: Meter
             page = next(iterator, None)
             if page is None:
                 return
+            if not hasattr(page, "readinto"):
+                if meter is not None:
+                    meter.chunk(page.num_rows, page.nbytes)
+                yield page  # an Arrow chunk of the direct source
+                continue
             if meter is not None:
                 meter.page()
             with contextlib.closing(StoppablePage(page, check, meter)) as stopping:

@@ -29,7 +29,7 @@ from spxdl.engine.records import TASK_DONE, TASK_STARTED, Event, ResultState, Ta
 from spxdl.engine.shared import RUN_STOPPERS, STOP_SIGNALS, STOPS, SharedFlag, client_for, ledger_for
 from spxdl.errors import Interrupted, NoData, SpxdlError
 from spxdl.ledger import ExpirationState, Task, TaskState
-from spxdl.terminal import TerminalClient
+from spxdl.sources import Source
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class Worker:
     current: ClassVar[Worker | None] = None
 
     def __init__(
-        self, settings: Settings, client: TerminalClient, stop: threading.Event, shared_stop: SharedFlag,
+        self, settings: Settings, client: Source, stop: threading.Event, shared_stop: SharedFlag,
         events: Any, parent_pid: int,
     ) -> None:
         self.settings = settings

@@ -4,6 +4,7 @@ One responsibility per module, each importing only those before it in this list:
 
 - ``checks``: single checks (terminal, data dir, disk), ``Check``, ``Finding`` and ``Verdict``;
 - ``answers``: ``Recorder`` (every answer kept whole) and the checks of one answer's bytes;
+- ``direct``: health and doctor through the SDK (``[terminal] source = direct``);
 - ``report``: ``health_report`` (with the terminal's calendar against spxdl's);
 - ``rows``: the rows of one history answer against what was asked;
 - ``doctor``: ``doctor_report``, one small request per endpoint family and dataset, every answer judged.

@@ -66,10 +66,11 @@ class TerminalCheck:
     simulated: bool | None = None
     error: str | None = None  # why it failed (the exception's message)
     exception: TerminalError | None = field(default=None, compare=False, repr=False)
+    detail: str | None = None  # the direct source: where the credentials came from, the account's tiers
 
     def as_dict(self) -> dict[str, Any]:
         fields = {"url": self.url, "status": self.status, "api": self.api, "simulated": self.simulated,
-                  "error": self.error}
+                  "error": self.error, "detail": self.detail}
         return {key: value for key, value in fields.items() if value is not None}
 
 

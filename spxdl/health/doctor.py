@@ -23,11 +23,13 @@ from urllib.parse import urlsplit
 from spxdl import calendars, capture, convert, datasets, storage
 from spxdl.config import Settings
 from spxdl.datasets import Dataset
-from spxdl.errors import NoData, PermissionDenied, SpxdlError, TerminalError, TerminalUnavailable
+from spxdl.errors import ConfigError, NoData, PermissionDenied, SpxdlError, TerminalError, TerminalUnavailable
 from spxdl.health.answers import Answer, Recorder, csv_answer, framing, content_type, header_columns, pagination
 from spxdl.health.checks import Finding, Verdict, probe_client
+from spxdl.health.direct import DirectDoctor, direct_source
 from spxdl.health.report import check_calendar
 from spxdl.health.rows import Asked, judge_rows, list_strike_units
+from spxdl.sources import DIRECT
 from spxdl.terminal import CALENDAR_PATHS, LIST_PATHS, STATUS_PATHS, TerminalClient, parse_list_body, parse_wire_date
 
 log = logging.getLogger(__name__)
@@ -314,6 +316,8 @@ class Doctor:
 
 def doctor_report(settings: Settings, *, capture_dir: Path | None = None) -> DoctorReport:
     """Run every doctor check against ``settings``' terminal; with ``capture_dir``, capture every answer there."""
+    if settings.source == DIRECT:
+        return direct_doctor_report(settings, capture_dir)
     capturing = capture.Capture(capture_dir, command=DOCTOR_CAPTURE) if capture_dir else None
     recorder = Recorder(then=capturing)
     report = DoctorReport(settings.terminal_url or "auto (127.0.0.1:25503, then :25510)", settings.datasets,
@@ -323,6 +327,17 @@ def doctor_report(settings: Settings, *, capture_dir: Path | None = None) -> Doc
     if capture_dir is not None:
         capture.write_manifest(capture_dir, DOCTOR_CAPTURE)
         storage.write_json_atomic(Path(capture_dir) / REPORT_FILE, shareable(report))
+    return report
+
+
+def direct_doctor_report(settings: Settings, capture_dir: Path | None) -> DoctorReport:
+    """Doctor through the SDK (health/direct.py): no HTTP answer to capture, every dataset read and checked."""
+    if capture_dir is not None:
+        raise ConfigError("--capture keeps a terminal's HTTP answers byte for byte; the direct source has none: "
+                          "leave --capture out", key="source")
+    report = DoctorReport("ThetaData through the thetadatadx SDK", settings.datasets)
+    with direct_source(settings) as source:
+        DirectDoctor(settings, source, report).run()
     return report
 
 

@@ -9,6 +9,8 @@ from spxdl import calendars
 from spxdl.config import Settings
 from spxdl.errors import PermissionDenied, SpxdlError
 from spxdl.health.checks import Check, TerminalCheck, check_data_dir, check_disk, check_terminal, probe_client
+from spxdl.health.direct import check_direct, direct_source
+from spxdl.sources import DIRECT
 from spxdl.terminal import TerminalClient
 
 MOST_SHOWN = 8  # differing days named in one line
@@ -84,7 +86,13 @@ class HealthReport:
 
 
 def health_report(settings: Settings) -> HealthReport:
-    """Every check of ``spxdl health`` for ``settings``."""
+    """Every check of ``spxdl health`` for ``settings`` (with the direct source: the SDK's login)."""
+    if settings.source == DIRECT:
+        with direct_source(settings) as source:
+            terminal = check_direct(source)
+        calendar = CalendarCheck(True, "the direct source serves no calendar: spxdl's own (and the overrides "
+                                       "file) is in charge", calendars.comparison_years(), compared=False)
+        return HealthReport(terminal, check_data_dir(settings.data_dir), check_disk(settings.data_dir), calendar)
     with probe_client(settings) as client:
         terminal = check_terminal(settings, client)
         calendar = None

@@ -25,9 +25,11 @@ from spxdl.simulator.columns import (
     DatasetColumns,
 )
 from spxdl.simulator.daily import DailyRows
+from spxdl.simulator.flavors import TerminalFlavor
 from spxdl.simulator.listing import ROOTS, Expiration, trade_dates
 from spxdl.simulator.model import MarketModel
 from spxdl.simulator.params import (
+    NO_ROWS,
     Problem,
     Reply,
     days_between,
@@ -61,8 +63,9 @@ class Terminal:
     """Answers the v2 and v3 paths of a ThetaData Terminal from a MarketModel."""
 
     def __init__(self, model: MarketModel, *, base_url: Callable[[], str], page_rows: int | None = None,
-                 apis: tuple[str, ...] = ("v2", "v3")) -> None:
+                 apis: tuple[str, ...] = ("v2", "v3"), flavor: TerminalFlavor = TerminalFlavor()) -> None:
         self.model = model
+        self.flavor = flavor
         self.rows = RowGenerator(model)
         self.daily = DailyRows(model)
         self.queries = QueryParser(model)
@@ -101,9 +104,12 @@ class Terminal:
             if path.startswith("/v3/"):
                 self._reject_v2_params(params)
                 self._check_contract(path, params)
-            return route(params)
+            reply = route(params)
         except Problem as p:
             return problem_reply(p)
+        if reply.status == 200 and reply.content_type == CSV_TYPE and path not in BY_V3_PATH:
+            reply.body = self.flavor.csv_body(reply.body)  # history bodies are printed so once, when rendered
+        return reply
 
     @staticmethod
     def _status(params: dict) -> Reply:
@@ -212,7 +218,7 @@ class Terminal:
     def _check_size(self, queries: list[Query]) -> int:
         n = sum(self._generator(q.dataset).count_rows(q) for q in queries)
         if n == 0:
-            raise Problem(472, NO_DATA_TEXT)
+            raise Problem(472, NO_DATA_TEXT, reason=NO_ROWS)
         if n > self.model.profile.max_rows:
             raise Problem(570, f"The request is too large ({n} rows); split it or use a coarser interval")
         return n
@@ -259,7 +265,7 @@ class Terminal:
         fmt = self._v3_format(params)
         queries, key = self.queries.v3(ds, params)
         rows = self._check_size(queries)
-        render = wire.v3_csv if fmt == "csv" else wire.v3_json
+        render = (lambda d, b: self.flavor.csv_body(wire.v3_csv(d, b))) if fmt == "csv" else wire.v3_json
         (body,), _ = self.bodies.get_or_render(
             self._cache_key(queries, fmt), lambda: ([render(ds, self._blocks(queries))], [rows]))
         content_type = CSV_TYPE if fmt == "csv" else JSON_TYPE

@@ -29,8 +29,10 @@ from spxdl.terminal.page import (
 )
 from spxdl.terminal.status import (
     ERROR_TYPE_STATUS,
+    empty_answer,
     error_for_error_type,
     error_for_status,
+    grpc_status,
     parse_retry_after,
     raise_for_status_word,
 )
@@ -89,8 +91,10 @@ __all__ = [
     "TerminalAdapter",
     "TerminalClient",
     "check_terminal_url",
+    "empty_answer",
     "error_for_error_type",
     "error_for_status",
+    "grpc_status",
     "list_params",
     "null_to_none",
     "parse_list_body",

@@ -34,7 +34,7 @@ from spxdl.errors import (
 )
 from spxdl.terminal.adapter import Request, TerminalAdapter
 from spxdl.terminal.breaker import CircuitBreaker
-from spxdl.terminal.page import Observer, Page, check_read_to_end
+from spxdl.terminal.page import Observer, Page, check_read_to_end, refuse_empty
 from spxdl.terminal.status import raise_for_status_word
 from spxdl.urls import check_terminal_url, origin
 from spxdl.terminal.wire import (
@@ -77,7 +77,7 @@ class TerminalClient:
         *,
         threads: int = 2,
         connect_timeout: float = 5.0,
-        read_timeout: float = 60.0,
+        read_timeout: float = 360.0,
         retries: int = 5,
         in_flight: Any = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -298,7 +298,10 @@ class TerminalClient:
 
     def _open_page(self, request: Request, first_endpoint: str) -> Page:
         try:
-            return self._request(request)
+            page = self._request(request)
+            if request.require_final_newline:
+                refuse_empty(page)
+            return page
         except NoData as exc:
             if request.number == 1:
                 raise

@@ -16,6 +16,7 @@ import requests
 import urllib3.exceptions
 
 from spxdl.errors import BodyTruncated, TerminalError
+from spxdl.terminal.status import empty_answer
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,7 @@ class Page(io.RawIOBase):
         self._on_done = on_done
         self._started = time.monotonic() if started is None else started
         self._head = bytearray()  # the first bytes, for error messages
+        self._ahead = b""  # bytes ``is_empty`` read that no reader has had yet
         self._last_byte = b""
         self._finished = False
         if require_final_newline and not _is_framed(response.headers):
@@ -141,11 +143,15 @@ class Page(io.RawIOBase):
         """Fill ``buffer`` with the next bytes of the body; 0 at its end; BodyTruncated if cut."""
         if self.error is not None:
             raise self.error
+        view = memoryview(buffer).cast("B")
+        ahead = self._take_ahead(view)
+        if ahead == len(view) and ahead:
+            return ahead
+        view = view[ahead:]
         if self.complete:
-            return 0
+            return ahead
         if self.closed:
             raise ValueError("I/O operation on a closed page")
-        view = memoryview(buffer).cast("B")
         if not view:
             return 0  # urllib3 answers b"" to a zero-byte read, which is not the end
         try:
@@ -154,11 +160,34 @@ class Page(io.RawIOBase):
             raise self._truncated(f"the connection failed after {self.bytes_read} bytes of the body: {exc}") from exc
         if not chunk:
             self._reached_end()
-            return 0
+            return ahead
         size = len(chunk)
         view[:size] = chunk
         self._note(chunk)
+        return ahead + size
+
+    def _take_ahead(self, view: memoryview) -> int:
+        """Copy bytes read ahead (``is_empty``) into ``view``; how many."""
+        size = min(len(view), len(self._ahead))
+        if size:
+            view[:size], self._ahead = self._ahead[:size], self._ahead[size:]
         return size
+
+    def is_empty(self) -> bool:
+        """Whether the body holds no byte at all: its Content-Length says so, or else its first byte is read
+        ahead (and kept for the next read). BodyTruncated when the body is cut before its first byte.
+        """
+        if self.bytes_read or self._ahead:
+            return False
+        if self.complete:
+            return True
+        length = self.headers.get("Content-Length")
+        if length is not None and length.strip().isdigit():
+            return int(length) == 0
+        ahead = bytearray(1)
+        size = self.readinto(ahead)
+        self._ahead = bytes(ahead[:size])
+        return size == 0
 
     def close(self) -> None:
         """Give back the slot; an unfinished body closes its connection instead of reusing it."""
@@ -212,6 +241,18 @@ class Page(io.RawIOBase):
             self.number,
             outcome,
         )
+
+
+def refuse_empty(page: Page) -> None:
+    """NoData (and the page closed) when a history page holds no byte: thetadatadx-server's answer of no row."""
+    try:
+        empty = page.is_empty()
+    except BaseException:
+        page.close()
+        raise
+    if empty:
+        page.close()
+        raise empty_answer(page.endpoint, page.params)
 
 
 def check_read_to_end(page: Page) -> None:
