@@ -3,8 +3,8 @@
 One realistic simulator runs in its own process with a body cache that holds a whole day (SPXW
 2024-07-15, DTE 0..30) and the multi-day range; a warm-up run renders those bodies before anything
 is timed, and every benchmark that needs a realistic terminal uses it. Each benchmark is a script
-of its own (run one alone for its options); here each gets that simulator's URL and ends with a
-JSON line. The last line printed is one JSON object with every key of ``KEYS``, in that order
+of its own (run one alone for its options); here each gets that simulator's URL and, but for the
+three of ``TEXT_ONLY``, ends with a JSON line. The last line printed is one JSON object with every key of ``KEYS``, in that order
 (null, and exit 1, for a figure whose benchmark failed). Nothing here asserts a speed.
 """
 
@@ -37,7 +37,9 @@ BENCHMARKS = (
     ("terminal slots: busy fraction at 2, 4 and 8 requests at once", "slot_utilization.py", ("--seconds", "11")),
     ("terminal client: peak memory while streaming a realistic chain", "terminal_memory.py", ()),
     ("simulator: chain generation and serving rate", "simulator_rate.py", ()),
+    ("sources: terminal vs thetadatadx-server vs direct (SDK); the vendor package's conversion", "sources.py", ()),
 )
+TEXT_ONLY = {"terminal_memory.py", "simulator_rate.py", "sources.py"}  # they print no JSON line of figures
 # key: what it is (the table's second column)
 KEYS = {
     "rows": "rows of the day (SPXW 2024-07-15, DTE 0..30)",
@@ -64,7 +66,7 @@ KEYS = {
 def run_script(script: str, arguments: tuple[str, ...], url: str) -> dict:
     """Run one benchmark, echoing its output; the figures of its last JSON line ({} if none)."""
     command = [sys.executable, str(HERE / script), *(a.replace("{url}", url) for a in arguments)]
-    if script != "terminal_memory.py" and script != "simulator_rate.py":
+    if script not in TEXT_ONLY:
         command.append("--json")
     figures: dict = {}
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=HERE) as process:

@@ -15,7 +15,7 @@ from typing import Any, Iterable, Iterator
 
 from spxdl import datasets, storage
 from spxdl.errors import LedgerBusy, StorageError
-from spxdl.ledger import ExpirationState, Ledger, Task, TaskState
+from spxdl.ledger import ExpirationState, Ledger, RunBook, RunRecordState, Task, TaskState
 from spxdl.trading_calendar import TradingCalendar
 
 log = logging.getLogger(__name__)
@@ -48,30 +48,42 @@ def _duration(entry: dict[str, Any]) -> float | None:
     return (datetime.fromisoformat(finished) - datetime.fromisoformat(started)).total_seconds()
 
 
+def shown_state(ledger: Ledger, task: Task, entry: dict[str, Any]) -> str:
+    """A task's state as a user should read it: ``interrupted`` for an ``in_progress`` task that no live run
+    holds (the run that claimed it was stopped or died; the next run resumes it)."""
+    if entry["state"] == TaskState.IN_PROGRESS and not ledger.is_held(task):
+        return TaskState.INTERRUPTED
+    return entry["state"]
+
+
 def task_lines(ledger: Ledger) -> list[TaskLine]:
     """Every task the ledger knows, in (archive, root, date) order."""
-    return [
-        TaskLine(
+    lines = []
+    for task, entry in ledger.tasks():
+        state = shown_state(ledger, task, entry)
+        lines.append(TaskLine(
             key=task.key,
             archive=task.archive,
             root=task.root,
             trade_date=task.trade_date,
-            state=entry["state"],
-            expirations={state: count for state, count in entry.get("expirations", {}).items() if count},
+            state=state,
+            expirations={name: count for name, count in entry.get("expirations", {}).items() if count},
             rows=entry.get("rows", 0),
             bytes=entry.get("bytes", 0),
             seconds=_duration(entry),
             error=entry.get("error"),
-            claimed_by=entry.get("claimed_by"),
-        )
-        for task, entry in ledger.tasks()
-    ]
+            claimed_by=entry.get("claimed_by") if state == TaskState.IN_PROGRESS else None,
+        ))
+    return lines
 
 
 def status_report(data_dir: Path) -> dict[str, Any]:
-    """Tasks, totals by state, rows and bytes, and the last day whose every task succeeded."""
+    """Tasks, totals by state, rows and bytes, the last day whose every task succeeded, and the runs
+    now running or interrupted before all their tasks were done (``spxdl resume`` finishes those)."""
     ledger = Ledger(data_dir)
     lines = task_lines(ledger)
+    runs = [view.as_dict() for view in RunBook(ledger).views()
+            if view.state == RunRecordState.RUNNING or view.remaining]
     states: dict[str, int] = {}
     for line in lines:
         states[line.state] = states.get(line.state, 0) + 1
@@ -85,6 +97,7 @@ def status_report(data_dir: Path) -> dict[str, Any]:
             "bytes": sum(line.bytes for line in lines),
         },
         "last_complete_day": last_complete_day(lines),
+        "runs": runs,
     }
 
 
@@ -131,19 +144,26 @@ def find_gaps(
     min_dte: int,
     max_dte: int,
 ) -> list[Gap]:
-    """Trading days in ``start..end`` whose task is not done for the DTE window (``no_data`` days too)."""
+    """Trading days in ``start..end`` whose task is not done for the DTE window (``no_data`` days too).
+
+    Each archive is judged with its dataset's roots and window (an index: its index, no window).
+    """
     ledger = Ledger(data_dir)
     known = {task: entry for task, entry in ledger.tasks()} if data_dir.exists() else {}
     gaps = []
+    roots = tuple(roots)
     for archive in archives:
-        for root in roots:
+        dataset = _dataset_of(archive)
+        low, high = dataset.dte_window(min_dte, max_dte) if dataset else (min_dte, max_dte)
+        for root in dataset.roots_for(roots) if dataset else roots:
             for day in calendar.trading_days(start, end):
                 task = Task(archive, root, day)
                 entry = known.get(task)
                 if entry is None:
                     gaps.append(Gap(archive, root, day, "missing"))
-                elif not ledger.is_done(task, min_dte=min_dte, max_dte=max_dte):
-                    state = entry["state"] if entry["state"] != TaskState.SUCCESS else "narrower DTE window"
+                elif not ledger.is_done(task, min_dte=low, max_dte=high):
+                    state = shown_state(ledger, task, entry)
+                    state = state if state != TaskState.SUCCESS else "narrower DTE window"
                     gaps.append(Gap(archive, root, day, state, entry.get("error")))
     return gaps
 
@@ -171,6 +191,7 @@ class VerifyReport:
     bytes: int = 0
     problems: list[Problem] = field(default_factory=list)
     older_schema: list[tuple[str, str]] = field(default_factory=list)  # (path, its schema version): sound, older
+    older_days: set[date] = field(default_factory=set)  # trade dates holding such files
 
     @property
     def ok(self) -> bool:
@@ -190,6 +211,7 @@ def _schema_version_of(path: Path) -> str | None:
 
 
 def _dataset_of(archive: str) -> datasets.Dataset | None:
+    """The dataset of an archive directory name (``greeks-1m``, ``eod``, ``index_price-1m``)."""
     name = archive.split("-", 1)[0]
     return datasets.DATASETS.get(name)
 
@@ -217,6 +239,7 @@ def _verify_recorded_file(task: Task, directory: Path, name: str, entry: dict[st
     version = _schema_version_of(path)
     if version is not None and version.isdigit() and int(version) < dataset.schema_version:
         report.older_schema.append((str(path), version))  # sound: its columns are a prefix of today's
+        report.older_days.add(task.trade_date)
     elif version != str(dataset.schema_version):
         report.problems.append(Problem("schema", str(path), f"schema version {version} is not {dataset.schema_version}", task.key))
 

@@ -49,7 +49,7 @@ CONTRACT_KEYS = ["expiration", "strike", "right"]
 class Expected:
     """What the rows of one file should show, as Arrow scalars made once per file."""
 
-    expiration: pa.Scalar
+    expiration: pa.Scalar | None  # None: no single expiration is asked (an index, a whole day)
     trade_date: pa.Scalar
     start_ms: pa.Scalar
     end_ms: pa.Scalar
@@ -71,13 +71,13 @@ def row_checks(dataset: Dataset, expected: Expected, columns: Mapping[str, pa.Ar
     """Boolean masks of flagged rows, one per row check that applies to the dataset."""
     names = dataset.schema.names
     required = [columns[name] for name in dataset.required if columns[name].null_count]
-    masks = {
-        "null_required": any_of([pc.is_null(column) for column in required], length),
-        "strike_nonpositive": _flag(pc.less_equal(columns["strike"], ZERO)),
-        "right_invalid": pc.invert(pc.is_in(columns["right"], value_set=RIGHTS)),
-        "expiration_mismatch": _flag(pc.not_equal(columns["expiration"], expected.expiration), True),
-        "date_mismatch": _flag(pc.not_equal(columns["date"], expected.trade_date), True),
-    }
+    masks = {"null_required": any_of([pc.is_null(column) for column in required], length)}
+    if "strike" in names:
+        masks["strike_nonpositive"] = _flag(pc.less_equal(columns["strike"], ZERO))
+        masks["right_invalid"] = pc.invert(pc.is_in(columns["right"], value_set=RIGHTS))
+    if expected.expiration is not None:
+        masks["expiration_mismatch"] = _flag(pc.not_equal(columns["expiration"], expected.expiration), True)
+    masks["date_mismatch"] = _flag(pc.not_equal(columns["date"], expected.trade_date), True)
     if "bid" in names and "ask" in names:
         bid, ask = columns["bid"], columns["ask"]
         masks["negative_quote"] = _flag(pc.or_(pc.less(bid, ZERO), pc.less(ask, ZERO)))
@@ -110,18 +110,24 @@ class ContractCounter:
 
     The key columns of about ``GROUP_ROWS`` rows are kept and then counted in one group-by (a
     group-by has a fixed cost too high to pay per small batch); the counts are summed at the end.
+    Without key columns (an index) the whole file counts as one series.
     """
 
     GROUP_ROWS = 1 << 18
 
-    def __init__(self) -> None:
+    def __init__(self, keys: tuple[str, ...] = tuple(CONTRACT_KEYS)) -> None:
+        self.keys = list(keys)
         self._pending: list[pa.RecordBatch] = []
         self._pending_rows = 0
         self._counts: list[pa.Table] = []
+        self._rows = 0
 
     def add(self, batch: pa.RecordBatch) -> None:
         """Count ``batch``'s rows per (expiration, strike, right)."""
-        keys = batch.select(CONTRACT_KEYS)
+        self._rows += batch.num_rows
+        if not self.keys:
+            return
+        keys = batch.select(self.keys)
         self._pending.append(keys)
         self._pending_rows += keys.num_rows
         if self._pending_rows >= self.GROUP_ROWS:
@@ -130,17 +136,19 @@ class ContractCounter:
     def _count_pending(self) -> None:
         if self._pending:
             table = pa.Table.from_batches(self._pending)
-            self._counts.append(table.group_by(CONTRACT_KEYS).aggregate([([], "count_all")]))
+            self._counts.append(table.group_by(self.keys).aggregate([([], "count_all")]))
         self._pending, self._pending_rows = [], 0
 
     def totals(self) -> pa.Table:
         """One row per contract with its total row count in ``count_all``."""
+        if not self.keys:
+            return pa.table({"count_all": pa.array([self._rows] if self._rows else [], pa.int64())})
         self._count_pending()
         if not self._counts:
             return pa.table({"count_all": pa.array([], pa.int64())})
         if len(self._counts) > 1:
-            merged = pa.concat_tables(self._counts).group_by(CONTRACT_KEYS).aggregate([("count_all", "sum")])
-            self._counts = [pa.table({**{key: merged[key] for key in CONTRACT_KEYS},
+            merged = pa.concat_tables(self._counts).group_by(self.keys).aggregate([("count_all", "sum")])
+            self._counts = [pa.table({**{key: merged[key] for key in self.keys},
                                       "count_all": merged["count_all_sum"]})]
         return self._counts[0]
 

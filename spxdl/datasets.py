@@ -10,6 +10,11 @@ Wire names: v2 names are the output names. v3 renames a few (``symbol`` for ``ro
 is ``date`` (docs/wire.md §2, §3.2); v3 CSV headers are the vendor's OpenAPI columns
 (tests/data/v3-openapi-facts.json, checked by tests/test_vendor_contract.py).
 
+The direct source (``[terminal] source = direct``) reads the same data through the thetadatadx-py
+SDK, whose Arrow columns are its own (``implied_volatility``, ``underlying_ms_of_day``, ``date`` as
+``YYYYMMDD`` integers, strikes in dollars, rights ``C``/``P``); its "API" is ``direct``, its call
+the SDK method, and ``DIRECT_RENAMES`` maps its names back (docs/direct.md).
+
 Time columns: v3 sends full New York wall-clock timestamps, whose date can differ from the trade
 date (an ``underlying_timestamp`` of the previous evening). The archive keeps each as a zoned
 instant (``timestamp``, and ``underlying_timestamp`` or ``last_trade``) next to its ms of day
@@ -53,6 +58,13 @@ V3_RENAMES: Mapping[str, str] = {
     "last_trade": "ms_of_day2",
 }
 
+# The SDK's Arrow column name -> the output (v2) name.
+DIRECT_RENAMES: Mapping[str, str] = {"implied_volatility": "implied_vol", "underlying_ms_of_day": "ms_of_day2",
+                                     "created_ms_of_day": "ms_of_day", "last_trade_ms_of_day": "ms_of_day2"}
+# Columns the SDK may add that spxdl reads when present but does not pin: the root (a partition
+# directory) and the date of the underlying's quote (the trade date when absent).
+DIRECT_OPTIONAL = ("symbol", "underlying_date")
+
 # Columns of the v2 wire whose wire type differs from the output type.
 V2_WIRE_TYPES: Mapping[str, pa.DataType] = {
     "root": pa.string(),
@@ -75,6 +87,15 @@ V3_WIRE_TYPES: Mapping[str, pa.DataType] = {
     "created": pa.timestamp("ms"),
     "last_trade": pa.timestamp("ms"),
 }
+
+# Columns of the SDK's Arrow tables whose type differs from the output type: dates are YYYYMMDD
+# integers, times ms of day, strikes dollars, rights C / P.
+DIRECT_WIRE_TYPES: Mapping[str, pa.DataType] = {
+    **dict.fromkeys(("expiration", "date", "underlying_date", "ms_of_day", "underlying_ms_of_day",
+                     "created_ms_of_day", "last_trade_ms_of_day"), pa.int32()),
+    "strike": pa.float64(), "right": pa.string(),
+}
+APIS = ("v2", "v3", "direct")
 
 F64 = pa.float64()
 I32 = pa.int32()
@@ -102,18 +123,25 @@ QUOTE_FIELDS = (
 OHLC_FIELDS = (("open", F64), ("high", F64), ("low", F64), ("close", F64), ("volume", I64), ("count", I64))
 FIRST_ORDER_GREEKS = ("delta", "theta", "vega", "rho", "epsilon", "lambda")
 SECOND_ORDER_GREEKS = ("gamma", "vanna", "charm", "vomma", "veta")
+# The end-of-day greeks of /v3/option/history/greeks/eod, in the vendor's column order.
+EOD_GREEKS = (*FIRST_ORDER_GREEKS, *SECOND_ORDER_GREEKS, "vera", "speed", "zomma", "color", "ultima", "d1", "d2",
+              "dual_delta", "dual_gamma")
+# The index each option root is written on: what ``index_price`` downloads for a configured root.
+INDEX_SYMBOLS: Mapping[str, str] = {"SPX": "SPX", "SPXW": "SPX", "VIX": "VIX", "VIXW": "VIX"}
 
 
 ZONED = pa.timestamp("ms", tz=NY_TZ)
 
 
-def _schema(fields: tuple[tuple[str, pa.DataType], ...], appended: tuple[str, ...] = ()) -> pa.Schema:
-    """Contract columns, the time columns, ``fields`` in wire order, then zoned ``appended`` columns.
+def _schema(
+    fields: tuple[tuple[str, pa.DataType], ...], appended: tuple[str, ...] = (), *, contract: bool = True
+) -> pa.Schema:
+    """Contract columns (not for an index), the time columns, ``fields`` in wire order, then zoned ``appended`` columns.
 
     Columns added in a later schema version go at the end, so that older files read alongside.
     """
     return pa.schema([
-        *CONTRACT_FIELDS,
+        *(CONTRACT_FIELDS if contract else ()),
         *TIME_FIELDS,
         *(pa.field(name, kind) for name, kind in fields),
         *(pa.field(name, ZONED) for name in appended),
@@ -151,6 +179,10 @@ class Dataset:
     second_time: str | None = None  # the zoned column that ``ms_of_day2`` is the wall clock of
     v3_date_range: bool = False  # v3 asks for the day as start_date/end_date (no ``date`` parameter)
     min_v2_interval_ms: int = 0  # the vendor serves nothing finer over v2
+    all_expirations: bool = False  # one request per trade date for every expiration (v3 ``*``, v2 ``exp=0``)
+    is_index: bool = False  # an index's own rows: no option contract, one file per trade date
+    direct_call: str | None = None  # the SDK's market-data method (``option_history_greeks_first_order``)
+    direct_columns: tuple[str, ...] | None = None  # the columns of its Arrow answer spxdl pins
 
     def archive_name(self, interval: str) -> str:
         """The archive directory name: ``greeks-1m``; datasets without an interval use their name."""
@@ -160,19 +192,19 @@ class Dataset:
         return f"{self.name}-{interval}"
 
     def path(self, api: str) -> str | None:
-        """The endpoint path of ``api`` ("v2" or "v3"); None when that version has none."""
-        return self.v2_path if _check_api(api) == "v2" else self.v3_path
+        """The endpoint path of ``api`` ("v2" or "v3"; "direct": the SDK method); None when it has none."""
+        return {"v2": self.v2_path, "v3": self.v3_path, "direct": self.direct_call}[_check_api(api)]
 
     def columns(self, api: str) -> tuple[str, ...] | None:
-        """The whole CSV header of ``api``; None when that version has no endpoint."""
-        return self.v2_columns if _check_api(api) == "v2" else self.v3_columns
+        """The whole CSV header of ``api`` ("direct": the pinned Arrow columns); None when it has no endpoint."""
+        return {"v2": self.v2_columns, "v3": self.v3_columns, "direct": self.direct_columns}[_check_api(api)]
 
     def wire_types(self, api: str) -> dict[str, pa.DataType]:
         """The Arrow type of every wire column of ``api``, keyed by wire name (never inferred)."""
         columns = self.columns(api)
         if columns is None:
             raise ConfigError(f"dataset {self.name} has no {api} endpoint", key="api")
-        special = V2_WIRE_TYPES if api == "v2" else V3_WIRE_TYPES
+        special = {"v2": V2_WIRE_TYPES, "v3": V3_WIRE_TYPES, "direct": DIRECT_WIRE_TYPES}[api]
         return {name: special.get(name) or self.schema.field(output_name(api, name)).type for name in columns}
 
     @property
@@ -180,12 +212,37 @@ class Dataset:
         """Output columns that must hold a value in every row."""
         return tuple(name for name in self.schema.names if name not in self.nullable)
 
+    @property
+    def contract_columns(self) -> tuple[str, ...]:
+        """The option contract columns of the output (none for an index)."""
+        return tuple(name for name in ("expiration", "strike", "right") if name in self.schema.names)
+
+    def roots_for(self, roots: tuple[str, ...]) -> tuple[str, ...]:
+        """``roots`` for an option dataset; for an index the index each is written on (SPXW, SPX: SPX)."""
+        if not self.is_index:
+            return roots
+        symbols = tuple(dict.fromkeys(INDEX_SYMBOLS[root] for root in roots if root in INDEX_SYMBOLS))
+        if not symbols:
+            raise ConfigError(
+                f"dataset {self.name} follows the index of your roots, and none of {', '.join(roots)} has one "
+                f"spxdl knows: add SPXW or SPX (index SPX) or VIX to the roots",
+                key="roots",
+            )
+        return symbols
+
+    def dte_window(self, min_dte: int, max_dte: int) -> tuple[int, int]:
+        """The DTE window a task of this dataset covers: the configured one; [0, 0] for an index (no expirations)."""
+        return (0, 0) if self.is_index else (min_dte, max_dte)
+
     def apis(self) -> tuple[str, ...]:
-        """The API versions that serve this dataset."""
+        """The terminal API versions that serve this dataset (the direct source aside)."""
         return tuple(api for api in ("v2", "v3") if self.path(api) is not None)
 
     def check_served(self, api: str, interval: str) -> None:
         """ConfigError (one line naming what works) when ``api`` cannot serve this dataset at ``interval``."""
+        if api == "direct" and self.direct_call is None:
+            raise ConfigError(f"dataset {self.name} is not served by the direct source: use [terminal] source = "
+                              f"terminal, or leave {self.name} out", key="datasets")
         if self.path(api) is None:
             others = " or ".join(self.apis())
             raise ConfigError(
@@ -203,11 +260,12 @@ class Dataset:
 
 def output_name(api: str, wire_name: str) -> str:
     """The output (v2) name of a wire column."""
-    return V3_RENAMES.get(wire_name, wire_name) if api == "v3" else wire_name
+    renames = {"v3": V3_RENAMES, "direct": DIRECT_RENAMES}.get(api, {})
+    return renames.get(wire_name, wire_name)
 
 
 def _check_api(api: str) -> str:
-    if api not in ("v2", "v3"):
+    if api not in APIS:
         raise ConfigError(f"unknown API version {api!r}: use v2 or v3", key="api")
     return api
 
@@ -222,6 +280,15 @@ def _v3_header(time_column: str, fields: tuple[str, ...]) -> tuple[str, ...]:
 
 def _greeks_wire(greeks: tuple[str, ...], underlying_time: str) -> tuple[str, ...]:
     return ("bid", "ask", *greeks, "implied_vol", "iv_error", underlying_time, "underlying_price")
+
+
+def _direct(time_column: str, fields: tuple[str, ...], *, contract: bool = True) -> tuple[str, ...]:
+    """The Arrow columns of an SDK answer spxdl pins: contract, time, the fields, the row's date."""
+    return (*(("expiration", "strike", "right") if contract else ()), time_column, *fields, "date")
+
+
+def _direct_greeks(greeks: tuple[str, ...]) -> tuple[str, ...]:
+    return ("bid", "ask", *greeks, "implied_volatility", "iv_error", "underlying_ms_of_day", "underlying_price")
 
 
 QUOTE_WIRE = tuple(name for name, _ in QUOTE_FIELDS)
@@ -240,6 +307,8 @@ GREEKS = Dataset(
     greeks_params=True,
     greek_columns=FIRST_ORDER_GREEKS,
     second_time="underlying_timestamp",
+    direct_call="option_history_greeks_first_order",
+    direct_columns=_direct("ms_of_day", _direct_greeks(FIRST_ORDER_GREEKS)),
 )
 
 GREEKS_SECOND_ORDER = Dataset(
@@ -254,6 +323,8 @@ GREEKS_SECOND_ORDER = Dataset(
     greeks_params=True,
     greek_columns=SECOND_ORDER_GREEKS,
     second_time="underlying_timestamp",
+    direct_call="option_history_greeks_second_order",
+    direct_columns=_direct("ms_of_day", _direct_greeks(SECOND_ORDER_GREEKS)),
 )
 
 QUOTE = Dataset(
@@ -267,6 +338,8 @@ QUOTE = Dataset(
     uses_interval=True,
     greeks_params=False,
     min_v2_interval_ms=60_000,  # docs/wire.md §1.3: "ivl < 60000 unsupported"
+    direct_call="option_history_quote",
+    direct_columns=_direct("ms_of_day", QUOTE_WIRE),
 )
 
 # v3 adds vwap; v2 has none, so the column is kept and null in files written from v2.
@@ -281,6 +354,8 @@ OHLC = Dataset(
     uses_interval=True,
     greeks_params=False,
     nullable=("vwap",),
+    direct_call="option_history_ohlc",
+    direct_columns=_direct("ms_of_day", (*OHLC_WIRE, "vwap")),
 )
 
 OPEN_INTEREST = Dataset(
@@ -293,6 +368,9 @@ OPEN_INTEREST = Dataset(
     schema_version=1,
     uses_interval=False,
     greeks_params=False,
+    all_expirations=True,  # docs/wire.md: v2 exp=0 and v3 expiration=* serve every expiration of the day
+    direct_call="option_history_open_interest",
+    direct_columns=_direct("ms_of_day", ("open_interest",)),
 )
 
 EOD = Dataset(
@@ -307,10 +385,49 @@ EOD = Dataset(
     greeks_params=False,
     second_time="last_trade",
     v3_date_range=True,  # the vendor's /v3/option/history/eod has no ``date`` parameter
+    all_expirations=True,
+    direct_call="option_history_eod",
+    direct_columns=_direct("created_ms_of_day", ("last_trade_ms_of_day", *OHLC_WIRE, *QUOTE_WIRE)),
+)
+
+# Every greek of the day's close for every expiration in one request; v3 only (Standard).
+GREEKS_EOD = Dataset(
+    name="greeks_eod",
+    v2_path=None,
+    v3_path="/v3/option/history/greeks/eod",
+    v2_columns=None,
+    v3_columns=_v3_header("timestamp", (*OHLC_WIRE, *QUOTE_WIRE, *_greeks_wire(EOD_GREEKS, "underlying_timestamp")[2:])),
+    schema=_schema((*OHLC_FIELDS, *QUOTE_FIELDS, *_greeks_fields(EOD_GREEKS)[2:]), ("underlying_timestamp",)),
+    schema_version=1,
+    uses_interval=False,
+    greeks_params=True,
+    greek_columns=tuple(name for name in EOD_GREEKS if name not in ("d1", "d2")),
+    second_time="underlying_timestamp",
+    v3_date_range=True,  # start_date and end_date are required; the path has no ``date``
+    all_expirations=True,
+    direct_call="option_history_greeks_eod",
+    direct_columns=_direct("ms_of_day", (*OHLC_WIRE, *QUOTE_WIRE, *_direct_greeks(EOD_GREEKS)[2:])),
+)
+
+# The index itself (SPX, VIX) at the interval; v2 /hist/index/price lists ms_of_day, price, date.
+INDEX_PRICE = Dataset(
+    name="index_price",
+    v2_path="/v2/hist/index/price",
+    v3_path="/v3/index/history/price",
+    v2_columns=("ms_of_day", "price", "date"),
+    v3_columns=("timestamp", "price"),
+    schema=_schema((("price", F64),), contract=False),
+    schema_version=1,
+    uses_interval=True,
+    greeks_params=False,
+    is_index=True,
+    direct_call="index_history_price",
+    direct_columns=_direct("ms_of_day", ("price",), contract=False),
 )
 
 DATASETS: Mapping[str, Dataset] = {
-    dataset.name: dataset for dataset in (GREEKS, GREEKS_SECOND_ORDER, QUOTE, OHLC, OPEN_INTEREST, EOD)
+    dataset.name: dataset
+    for dataset in (GREEKS, GREEKS_SECOND_ORDER, QUOTE, OHLC, OPEN_INTEREST, EOD, GREEKS_EOD, INDEX_PRICE)
 }
 DEFAULT_DATASET = GREEKS.name
 

@@ -32,8 +32,9 @@ class CalendarError(ConfigError):
 class TerminalError(SpxdlError):
     """The terminal answered badly or not at all.
 
-    Carries the endpoint path, the request parameters (never the host), the HTTP status if
-    there was one and the first 200 characters of the body.
+    Carries the endpoint path (the SDK's method for the direct source), the request parameters
+    (never the host), the HTTP status if there was one and the first 200 characters of the body
+    (the SDK's message); ``said_by`` names who said it.
     """
 
     def __init__(
@@ -44,12 +45,14 @@ class TerminalError(SpxdlError):
         params: Mapping[str, Any] | None = None,
         status: int | None = None,
         body: str | None = None,
+        said_by: str = "terminal",
     ) -> None:
         super().__init__(message)
         self.endpoint = endpoint
         self.params = dict(params) if params else {}
         self.status = status
         self.body = (body or "")[:200]
+        self.said_by = said_by
 
     def __str__(self) -> str:
         text = super().__str__()
@@ -59,12 +62,16 @@ class TerminalError(SpxdlError):
         if self.status is not None:
             details.append(f"HTTP {self.status}")
         if self.body and self.body not in text:
-            details.append(f"terminal said: {self.body.strip()!r}")
+            details.append(f"{self.said_by} said: {self.body.strip()!r}")
         return f"{text} ({'; '.join(details)})" if details else text
 
 
 class TerminalUnavailable(TerminalError, ConnectionError):
     """Refused connection, timeout, 474 DISCONNECTED, 571 SERVER_STARTING or another 5xx."""
+
+
+class TerminalGone(TerminalUnavailable):
+    """The terminal stayed unavailable for longer than ``outage_limit``: the whole run stops (exit 75)."""
 
 
 class Throttled(TerminalError):
@@ -134,6 +141,13 @@ class StorageError(SpxdlError):
         self.path = path
 
 
+class DiskFull(StorageError):
+    """A write found no space: the disk or a quota is full, or a file-size limit was reached.
+
+    Every later write would fail too, so the run stops; the file being written is discarded.
+    """
+
+
 class ArchiveMismatch(StorageError):
     """The data dir holds data of another shape (interval, window, greeks parameters, source)."""
 
@@ -165,6 +179,7 @@ ALL_ERRORS: tuple[type[SpxdlError], ...] = (
     CalendarError,
     TerminalError,
     TerminalUnavailable,
+    TerminalGone,
     Throttled,
     NoData,
     PermissionDenied,
@@ -177,6 +192,7 @@ ALL_ERRORS: tuple[type[SpxdlError], ...] = (
     SchemaMismatch,
     ValidationFailed,
     StorageError,
+    DiskFull,
     ArchiveMismatch,
     LedgerError,
     LedgerBusy,

@@ -1,8 +1,13 @@
 """The shape of an archive: what made its files (``_archive.json``), and the refusal of a run of another shape.
 
-Files of two shapes in one directory (two intervals, two greeks rates, simulated and real) would
-read as one table and mislead, so the first run records its shape and every later run must match
-it. A newer ``schema_version`` only appends columns: an archive of an older one is upgraded.
+Files of two shapes in one directory (two intervals, two greeks rates, simulated and real, two
+simulator profiles) would read as one table and mislead, so the first run records its shape and
+every later run must match it. A newer ``schema_version`` only appends columns: an archive of an
+older one is upgraded.
+
+A simulated archive also records the DTE window it was made with (``window``, never compared):
+commands given no window of their own judge it by that one (``--simulate``'s demo picks a narrow
+window; ``gaps`` must not then call every demo day a gap).
 """
 
 from __future__ import annotations
@@ -13,9 +18,46 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from spxdl import storage
+from spxdl.config import Settings
+from spxdl.datasets import Dataset
 from spxdl.errors import ArchiveMismatch, StorageError
 
 log = logging.getLogger(__name__)
+
+WINDOW = "window"  # [min_dte, max_dte] a simulated archive was made with: a default, not compared
+NOT_COMPARED = frozenset({WINDOW})
+# Keys later versions record: an archive made before lacks them and gets them from the next run.
+ADDED_LATER = ("sim_profile", "sim_seed", WINDOW)
+
+
+def archive_shape(
+    dataset: Dataset, settings: Settings, simulator: Mapping[str, str] | None = None
+) -> dict[str, object]:
+    """What shapes the files of one archive; ``simulator`` holds the simulator's facts (profile, seed)."""
+    shape: dict[str, object] = {
+        "dataset": dataset.name,
+        "schema_version": dataset.schema_version,
+        "interval": settings.interval if dataset.uses_interval else None,
+        "start_time": settings.start_time.isoformat(),
+        "end_time": settings.end_time.isoformat(),
+        "source": "simulator" if simulator is not None else "terminal",
+    }
+    if dataset.greeks_params:
+        shape.update(rate=settings.rate, rate_value=settings.rate_value, annual_div=settings.annual_div)
+    if simulator is not None:
+        seed = simulator.get("seed")
+        shape.update(
+            sim_profile=simulator.get("profile"),
+            sim_seed=int(seed) if seed is not None and seed.isdigit() else seed,
+            window=[settings.min_dte, settings.max_dte],
+        )
+    return shape
+
+
+def recorded_shape(data_dir: Path, archive: str) -> dict[str, Any] | None:
+    """The shape ``archive`` was made with, or None before its first run (StorageError if unreadable)."""
+    path = storage.archive_json_path(data_dir, archive)
+    return _read_shape(path) if path.exists() else None
 
 
 def _normalized(shape: Mapping[str, object]) -> dict[str, Any]:
@@ -35,7 +77,7 @@ def _read_shape(path: Path) -> dict[str, Any]:
 
 def shape_differences(recorded: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:
     """One ``key: recorded vs wanted`` line per key whose value differs."""
-    keys = sorted(set(recorded) | set(wanted))
+    keys = sorted((set(recorded) | set(wanted)) - NOT_COMPARED)
     return [
         f"{key}: {recorded.get(key)!r} in the archive, {wanted.get(key)!r} asked"
         for key in keys
@@ -57,7 +99,7 @@ def ensure_archive_shape(data_dir: Path, archive: str, shape: Mapping[str, objec
     if not path.exists() and storage.create_bytes_once(path, storage.json_bytes(wanted)):
         log.info("recorded the shape of %s in %s", archive, path)
         return
-    recorded = _read_shape(path)
+    recorded = _fill_added_keys(path, _read_shape(path), wanted)
     if _upgrades_schema(recorded, wanted):
         log.warning(
             "%s holds files of schema version %s; new files are version %s (columns appended at the end): "
@@ -81,3 +123,14 @@ def _upgrades_schema(recorded: Mapping[str, Any], wanted: Mapping[str, Any]) -> 
     if not (isinstance(old, int) and isinstance(new, int) and old < new):
         return False
     return not shape_differences({**recorded, "schema_version": new}, wanted)
+
+
+def _fill_added_keys(path: Path, recorded: dict[str, Any], wanted: Mapping[str, Any]) -> dict[str, Any]:
+    """An archive recorded before a key existed gets it from this run (it cannot have been of another value
+    that was never recorded); ``recorded`` as it now stands."""
+    added = {key: wanted[key] for key in ADDED_LATER if key in wanted and key not in recorded}
+    if not added or recorded.get("source") != wanted.get("source"):
+        return recorded
+    log.info("recording %s in %s", ", ".join(f"{key} {value!r}" for key, value in added.items()), path)
+    storage.write_json_atomic(path, {**recorded, **added})
+    return _read_shape(path)

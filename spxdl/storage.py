@@ -3,7 +3,7 @@
 Layout (Hive-style partitions, so DuckDB, pyarrow, Polars and Spark read an archive directory as
 one table)::
 
-    <data_dir>/status.json, inventory.json, .spxdl.lock, logs/
+    <data_dir>/status.json, inventory.json, .spxdl.lock, logs/, runs/
     <data_dir>/greeks-1m/_archive.json
     <data_dir>/greeks-1m/root=SPXW/trade_date=2024-01-15/spxw_exp_20240116.parquet
     <data_dir>/greeks-1m/root=SPXW/trade_date=2024-01-15/_day.json
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import fcntl
 import hashlib
 import json
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator
 
 from spxdl import procs
-from spxdl.errors import StorageError
+from spxdl.errors import DiskFull, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ STATUS_JSON = "status.json"
 INVENTORY_JSON = "inventory.json"
 LOCK_FILE = ".spxdl.lock"
 LOGS_DIR = "logs"
+RUNS_DIR = "runs"
 TEMP_MARKER = ".tmp-"
 HASH_CHUNK = 1 << 20
 # ".<target name>.tmp-<pid>-<random>", as made by temp_prefix + tempfile.mkstemp
@@ -44,6 +46,8 @@ TEMP_NAME = re.compile(r"^\..+" + re.escape(TEMP_MARKER) + r"(?P<pid>\d+)-[^/]*$
 MOVE_ASIDE = "move it aside or use another data dir"
 PARTITION = re.compile(r"^(?P<key>[a-z_]+)=(?P<value>.+)$")
 CORRUPT_MARKER = ".corrupt-"
+# A write that fails with one of these finds no room: every later write would fail too.
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
 def dataset_dir(data_dir: Path, archive: str) -> Path:
@@ -61,22 +65,30 @@ def data_file_name(root: str, expiration: date) -> str:
     return f"{root.lower()}_exp_{expiration:%Y%m%d}.parquet"
 
 
+def day_file_name(root: str, trade_date: date) -> str:
+    """The file name of a dataset without expirations (an index), one per trade date: ``spx_20240314.parquet``."""
+    return f"{root.lower()}_{trade_date:%Y%m%d}.parquet"
+
+
 def data_file_path(data_dir: Path, archive: str, root: str, trade_date: date, expiration: date) -> Path:
     """The full path of one expiration's Parquet file."""
     return task_dir(data_dir, archive, root, trade_date) / data_file_name(root, expiration)
 
 
-def expiration_of(path: Path, root: str) -> date | None:
-    """The expiration whose data file of ``root`` bears the name of ``path``; None for any other name.
+def day_file_path(data_dir: Path, archive: str, root: str, trade_date: date) -> Path:
+    """The full path of the one Parquet file of a task without expirations (an index)."""
+    return task_dir(data_dir, archive, root, trade_date) / day_file_name(root, trade_date)
 
-    The inverse of ``data_file_name``.
-    """
+
+def expiration_of(path: Path, root: str) -> date | None:
+    """The date a data file of ``root`` is recorded under (the inverse of ``data_file_name`` and
+    ``day_file_name``: an expiration, or an index file's trade date); None for any other name."""
     name = Path(path).name
     try:
-        expiration = datetime.strptime(name[-16:-8], "%Y%m%d").date()
+        day = datetime.strptime(name[-16:-8], "%Y%m%d").date()
     except ValueError:
         return None
-    return expiration if data_file_name(root, expiration) == name else None
+    return day if name in (data_file_name(root, day), day_file_name(root, day)) else None
 
 
 def data_files(data_dir: Path, archive: str, root: str, trade_date: date) -> dict[date, Path]:
@@ -115,6 +127,16 @@ def logs_dir(data_dir: Path) -> Path:
     return Path(data_dir) / LOGS_DIR
 
 
+def run_record_path(data_dir: Path, run_id: str) -> Path:
+    """One run's record: its range, selection and tasks (``runs/<id>.json``)."""
+    return Path(data_dir) / RUNS_DIR / f"{run_id}.json"
+
+
+def run_record_paths(data_dir: Path) -> list[Path]:
+    """Every run record, oldest first (run ids start with their UTC start time)."""
+    return sorted((Path(data_dir) / RUNS_DIR).glob("*.json"))
+
+
 def temp_prefix(target: Path) -> str:
     """The temp-file prefix for ``target``: hidden, and carrying our pid so a sweep can tell dead ones."""
     return f".{target.name}{TEMP_MARKER}{os.getpid()}-"
@@ -151,29 +173,45 @@ def make_temp(path: Path) -> tuple[int, Path]:
 
 
 @contextlib.contextmanager
+def no_space_is_disk_full(path: Path) -> Iterator[None]:
+    """Turn an OSError saying there is no room (full disk or quota, file-size limit) into DiskFull."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in NO_SPACE_ERRNOS:
+            raise
+        if exc.errno == errno.EFBIG:
+            why = "the file-size limit (ulimit -f) or the file system's largest file size was reached"
+        else:
+            why = os.strerror(exc.errno).lower()
+        raise DiskFull(f"cannot write {path}: {why}; nothing partial was kept.", path=str(path)) from exc
+
+
+@contextlib.contextmanager
 def atomic_output(path: Path, check: Callable[[Path], None] | None = None) -> Iterator[BinaryIO]:
     """Yield a binary file that replaces ``path`` only if the block finishes without an exception.
 
     The temp file lives in the target's directory (so the rename is atomic), is flushed and
     fsynced, then given to ``check`` (which raises if it is not right) before ``os.replace``; the
     directory is fsynced after it. On any exception the temp file is removed and the previous
-    ``path``, if any, is untouched.
+    ``path``, if any, is untouched; a write that finds no room raises DiskFull.
     """
     path = Path(path)
-    fd, tmp = make_temp(path)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        if check is not None:
-            check(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    fsync_dir(path.parent)
+    with no_space_is_disk_full(path):
+        fd, tmp = make_temp(path)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                yield handle
+                handle.flush()
+                os.fsync(handle.fileno())
+            if check is not None:
+                check(tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        fsync_dir(path.parent)
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
@@ -196,6 +234,11 @@ def write_json_atomic(path: Path, obj: Any, *, compact: bool = False) -> None:
     write_bytes_atomic(path, json_bytes(obj, compact))
 
 
+def discard(path: Path) -> None:
+    """Remove ``path`` if it is there (a capture given up)."""
+    Path(path).unlink(missing_ok=True)
+
+
 def create_bytes_once(path: Path, data: bytes) -> bool:
     """Create ``path`` holding ``data`` unless it exists; True if this call created it.
 
@@ -203,22 +246,23 @@ def create_bytes_once(path: Path, data: bytes) -> bool:
     partial file and of two concurrent creators exactly one wins.
     """
     path = Path(path)
-    fd, tmp = make_temp(path)
-    tmp_name = str(tmp)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+    with no_space_is_disk_full(path):
+        fd, tmp = make_temp(path)
+        tmp_name = str(tmp)
         try:
-            os.link(tmp_name, path)
-        except FileExistsError:
-            return False
-        fsync_dir(path.parent)
-        return True
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            try:
+                os.link(tmp_name, path)
+            except FileExistsError:
+                return False
+            fsync_dir(path.parent)
+            return True
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -219,27 +219,38 @@ def as_reasons(entries: Iterable[date] | Iterable[tuple[date, str]] | Mapping[da
 AM_SETTLED_ROOTS = frozenset({"SPX"})
 
 
+CLOSED, EARLY, OPEN = "closed", "early", "open"  # the kinds of day a source outside the rules decides
+SESSION_KINDS = (CLOSED, EARLY, OPEN)
+
+
 class TradingCalendar:
     """The NYSE/Cboe record with optional extra closures and early closes layered on top.
 
     ``extra_closures`` and ``extra_early_closes`` take dates, ``(date, reason)`` pairs or a
     ``{date: reason}`` mapping. An extra closure wins over any early close of the same day.
+    ``sessions`` maps weekdays to ``closed``, ``early`` or ``open`` as another source decided them
+    (the terminal's calendar): they win over the rules, the ad-hoc record and the extras.
     """
 
     def __init__(
         self,
         extra_closures: Iterable[date] | Iterable[tuple[date, str]] | Mapping[date, str] = (),
         extra_early_closes: Iterable[date] | Iterable[tuple[date, str]] | Mapping[date, str] = (),
+        sessions: Mapping[date, str] | None = None,
     ) -> None:
         self._extra_closures = as_reasons(extra_closures, "Closure (override)")
         self._extra_early_closes = as_reasons(extra_early_closes, "Early close (override)")
-        for day in [*self._extra_closures, *self._extra_early_closes]:
+        self._sessions = dict(sessions or {})
+        for day in [*self._extra_closures, *self._extra_early_closes, *self._sessions]:
             check_supported(day)
+        unknown = sorted({kind for kind in self._sessions.values() if kind not in SESSION_KINDS})
+        if unknown:
+            raise CalendarError(f"unknown kind(s) of day {', '.join(unknown)}: use {', '.join(SESSION_KINDS)}")
         self._reject_early_closes_on_closed_days()
 
     def _reject_early_closes_on_closed_days(self) -> None:
         for day in self._extra_early_closes:
-            if not self.is_trading_day(day):
+            if day not in self._sessions and not self.is_trading_day(day):
                 raise CalendarError(
                     f"{day.isoformat()} cannot close early: the exchange is closed that day "
                     f"({self.holiday_name(day) or day.strftime('%A')}); remove the early close",
@@ -249,6 +260,8 @@ class TradingCalendar:
     def holiday_name(self, d: date) -> str | None:
         """Why the exchange is closed on ``d``; None on trading days and on plain weekends."""
         check_supported(d)
+        if d in self._sessions:
+            return "Closed (the terminal's calendar)" if self._sessions[d] == CLOSED else None
         if d in self._extra_closures:
             return self._extra_closures[d]
         if d in AD_HOC_CLOSURES:
@@ -271,7 +284,15 @@ class TradingCalendar:
         """True when ``d`` is a trading day closing early (13:00 ET equities, 13:15 ET SPX)."""
         if not self.is_trading_day(d):
             return False
+        if d in self._sessions:
+            return self._sessions[d] == EARLY
         return d in self._extra_early_closes or d in rule_early_closes(d.year)
+
+    def kind_of(self, d: date) -> str:
+        """``closed``, ``early`` or ``open`` for a weekday ``d`` (weekends are ``closed``)."""
+        if not self.is_trading_day(d):
+            return CLOSED
+        return EARLY if self.early_close(d) else OPEN
 
     def session_close(self, d: date) -> datetime:
         """The instant the SPX options session of trading day ``d`` ends (16:15 or 13:15 ET)."""
@@ -342,18 +363,19 @@ def today_ny(now: datetime | None = None) -> date:
 # The overrides file
 
 
-def load_calendar(overrides_path: Path | None) -> TradingCalendar:
-    """A calendar with the closures and early closes of ``overrides_path`` (None: no overrides).
+def load_calendar(overrides_path: Path | None, sessions: Mapping[date, str] | None = None) -> TradingCalendar:
+    """A calendar with the closures and early closes of ``overrides_path`` (None: no overrides), and
+    the ``sessions`` another source decided (the terminal's calendar), which win over both.
 
     Raises CalendarError naming the file, the line and the fix when the file is missing,
     unreadable or has a malformed line.
     """
     if overrides_path is None:
-        return TradingCalendar()
+        return TradingCalendar(sessions=sessions)
     path = Path(overrides_path)
     closures, early_closes = parse_overrides(read_overrides_text(path), path)
     try:
-        calendar = TradingCalendar(extra_closures=closures, extra_early_closes=early_closes)
+        calendar = TradingCalendar(extra_closures=closures, extra_early_closes=early_closes, sessions=sessions)
     except CalendarError as exc:
         raise CalendarError(f"{path}: {exc}", key="calendar_overrides", source=str(path)) from exc
     log.debug("calendar overrides %s: %d closures, %d early closes",

@@ -35,3 +35,20 @@ def origin(url: str) -> tuple[str, str, int | None]:
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     return parts.scheme, (parts.hostname or "").lower(), port
+
+
+def without_host(value: str) -> str:
+    """A URL's path and query only (files must not name the machine they came from); other text as it is."""
+    parts = urlsplit(value)
+    if parts.scheme in ("http", "https") and parts.netloc:
+        return parts.path + (f"?{parts.query}" if parts.query else "")
+    return value
+
+
+def with_host(value: str, host: str = "127.0.0.1") -> str:
+    """A URL with its host replaced by ``host`` (the port kept); other text as it is."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return value
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return parts._replace(netloc=netloc).geturl()

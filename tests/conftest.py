@@ -8,11 +8,14 @@ failing test prints the seed it used.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import random
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Iterator
 
 import pytest
 
@@ -21,6 +24,87 @@ from spxdl.simulator import Faults, Simulator
 _EXIT_STATUS: list[int] = []
 SEED_VARIABLE = "SPXDL_TEST_SEED"
 _REPLAYED_SEED = os.environ.get(SEED_VARIABLE)  # read before ``isolated`` clears SPXDL_* variables
+
+
+# The direct source's tests need the SDK (Python 3.12+) and the doubles' packages (the direct-test
+# extra): `make install` adds them wherever Python 3.12+ exists. Without them those files are not
+# collected, and the header says why (the rest of the suite does not depend on them).
+DIRECT_MODULES = ("thetadatadx", "thetadata", "grpc", "zstandard", "cryptography", "dotenv")
+
+
+def direct_tests_missing() -> str | None:
+    """Why the direct source's tests cannot run here, or None."""
+    if sys.version_info < (3, 12):
+        return f"Python {sys.version_info.major}.{sys.version_info.minor} (the SDK needs 3.12+)"
+    missing = [name for name in DIRECT_MODULES if importlib.util.find_spec(name) is None]
+    return f"{', '.join(missing)} not installed (pip install '.[direct,direct-test]')" if missing else None
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """The SDK's test files are left out where the SDK cannot run (named in the header and the summary)."""
+    if collection_path.name.startswith("test_direct_") and direct_tests_missing():
+        return True
+    return None
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    missing = direct_tests_missing()
+    return ("direct source: the SDK's tests run against loopback doubles" if missing is None else
+            f"direct source: its SDK tests are not collected: {missing}")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Said at the end too (``-q`` hides the header): which tests this interpreter could not run."""
+    missing = direct_tests_missing()
+    if missing is not None:
+        terminalreporter.write_line(f"direct source: its SDK tests (test_direct_*.py) were not collected: {missing}")
+
+
+@dataclass
+class Market:
+    """The loopback doubles of ThetaData's services, and the SDK's configuration that points at them."""
+
+    nexus: Any
+    data: Any
+    env: dict[str, str]  # for a subprocess: the SDK's variables and the patched copy first on PYTHONPATH
+
+
+@pytest.fixture(scope="session", name="patched_sdk")
+def fixture_patched_sdk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A copy of the installed SDK that trusts the doubles' loopback certificate (sdk_patch.py), first on sys.path.
+
+    Worker processes inherit sys.path; a subprocess gets it through ``Market.env``.
+    """
+    missing = direct_tests_missing()
+    if missing is not None:
+        pytest.fail(f"the direct source's SDK tests need the SDK and the doubles' packages: {missing}", pytrace=False)
+    from sdk_patch import patch_sdk
+
+    patched = patch_sdk(tmp_path_factory.mktemp("sdk"))
+    loaded = sys.modules.get("thetadatadx")
+    assert loaded is None, f"the SDK was imported before the patched copy was in place ({loaded.__file__})"
+    sys.path.insert(0, str(patched.path))
+    yield patched
+    sys.path.remove(str(patched.path))
+
+
+@pytest.fixture(scope="module", name="market")
+def fixture_market(patched_sdk: Any) -> Iterator[Market]:
+    """The doubles of ThetaData's authentication and market-data services (market_double.py), and the
+    SDK's own configuration variables pointing at them (a test API key included)."""
+    from market_double import MarketDataDouble, NexusDouble
+
+    nexus = NexusDouble()
+    data = MarketDataDouble(patched_sdk.certificate, patched_sdk.key)
+    env = {"THETADATA_MARKET_DATA_HOST": "127.0.0.1", "THETADATA_MARKET_DATA_PORT": str(data.port),
+           "THETADATA_NEXUS_URL": nexus.url, "THETADATA_API_KEY": "td1_test_key_of_the_doubles"}
+    path = os.pathsep.join([str(patched_sdk.path), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        yield Market(nexus, data, {**env, "PYTHONPATH": path})
+    data.close()
+    nexus.close()
 
 
 @pytest.fixture(autouse=True, name="isolated")

@@ -17,6 +17,8 @@ V2_FORMATS = {
     "ask_size,ask_exchange,ask,ask_condition,date",
 }
 V2_BULK_HEADERS = {name: f"{V2_CONTRACT},{fields}" for name, fields in V2_FORMATS.items()}
+# §1.4 non-bulk v2 history: no contract columns
+V2_HEADERS = {"index_price": "ms_of_day,price,date"}
 
 # §6.3 CSV headers (v3); second order from §6.2 (the vendor's OpenAPI columns)
 V3_HEADERS = {
@@ -30,4 +32,9 @@ V3_HEADERS = {
     "open_interest": "symbol,expiration,strike,right,timestamp,open_interest",
     "eod": "symbol,expiration,strike,right,created,last_trade,open,high,low,close,volume,count,bid_size,"
     "bid_exchange,bid,bid_condition,ask_size,ask_exchange,ask,ask_condition",
+    "greeks_eod": "symbol,expiration,strike,right,timestamp,open,high,low,close,volume,count,bid_size,bid_exchange,"
+    "bid,bid_condition,ask_size,ask_exchange,ask,ask_condition,delta,theta,vega,rho,epsilon,lambda,gamma,vanna,"
+    "charm,vomma,veta,vera,speed,zomma,color,ultima,d1,d2,dual_delta,dual_gamma,implied_vol,iv_error,"
+    "underlying_timestamp,underlying_price",
+    "index_price": "timestamp,price",
 }

@@ -144,6 +144,23 @@ def child_pids(pid: int) -> list[int]:
     return children
 
 
+def session_pids(session: int) -> list[int]:
+    """Processes of a session (the driver and everything it started), zombies included.
+
+    Killed orphans stay zombies until init reaps them (here up to ~2 s), and the temp-file sweep
+    counts a zombie's pid as alive: a re-run starts only once they are gone.
+    """
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[3]) == session:
+            pids.append(int(stat.parent.name))
+    return pids
+
+
 def alive(pid: int) -> bool:
     """Whether ``pid`` runs (a zombie counts as gone)."""
     try:
@@ -212,6 +229,19 @@ class Driver:
     def wait(self, timeout: float = 60.0) -> int:
         return self.process.wait(timeout=timeout)
 
+    def output_closed(self, timeout: float = 30.0) -> bool:
+        """Wait until every process holding the output (helpers such as multiprocessing's resource
+        tracker included) has closed it; False on timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                return False
+            if line is None:
+                self.lines.put(None)
+                return True
+
     def text(self) -> str:
         return "".join(self.output)
 
@@ -239,7 +269,11 @@ class StandInTerminal:
     send (bodies go out whole, with Content-Length).
     """
 
-    def __init__(self, upstream: str, on_history: Callable[[int, dict[str, str], bytes], Answer] | None = None) -> None:
+    def __init__(self, upstream: str, on_history: Callable[[int, dict[str, str], bytes], Answer] | None = None,
+                 *, deny: tuple[str, ...] = (), intercept: Callable[[str], Answer | None] | None = None,
+                 drop: tuple[str, ...] = ()) -> None:
+        """``deny``: paths answered 471 (a subscription without them); ``intercept(path and query)`` may
+        answer a request itself; the others are relayed, without the headers named in ``drop``."""
         target = urllib.parse.urlsplit(upstream)
         change = on_history or (lambda status, headers, body: (status, headers, body))
 
@@ -247,6 +281,13 @@ class StandInTerminal:
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:
+                if self.path.split("?")[0] in deny:
+                    self._answer(471, {"Content-Type": "text/plain"}, b"PERMISSION: your subscription does not include this")
+                    return
+                own = intercept(self.path) if intercept else None
+                if own is not None:
+                    self._answer(*own)
+                    return
                 connection = http.client.HTTPConnection(target.hostname, target.port, timeout=10)
                 try:
                     connection.request("GET", self.path)
@@ -260,8 +301,10 @@ class StandInTerminal:
 
             def _answer(self, status: int, headers: dict[str, str], body: bytes) -> None:
                 self.send_response(status)
+                dropped = ("content-length", "transfer-encoding", "connection", "date", "server",
+                           *(name.lower() for name in drop))
                 for name, value in headers.items():
-                    if name.lower() not in ("content-length", "transfer-encoding", "connection", "date", "server"):
+                    if name.lower() not in dropped:
                         self.send_header(name, value)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()

@@ -27,9 +27,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "spxdl"
 LAYERS: list[set[str]] = [
     {"spxdl", "spxdl.errors"},
     {"spxdl.trading_calendar", "spxdl.datasets", "spxdl.procs", "spxdl.csvpages", "spxdl.logs", "spxdl.urls"},
-    {"spxdl.config", "spxdl.checks", "spxdl.instants"},
-    {"spxdl.terminal", "spxdl.storage", "spxdl.convert"},  # siblings: HTTP, files and conversion never meet
-    {"spxdl.ledger", "spxdl.metrics", "spxdl.shapes"},
+    {"spxdl.config", "spxdl.checks", "spxdl.instants", "spxdl.sources"},
+    {"spxdl.terminal", "spxdl.direct", "spxdl.storage", "spxdl.convert"},  # siblings: the sources, files and conversion never meet
+    {"spxdl.ledger", "spxdl.metrics", "spxdl.shapes", "spxdl.calendars", "spxdl.capture"},
     {"spxdl.audit"},
     {"spxdl.engine"},
     {"spxdl.health"},
@@ -39,12 +39,15 @@ LAYERS: list[set[str]] = [
 APART = {"spxdl.simulator"}  # the simulated terminal: its own world, below only errors and the calendar
 # Inside a package, members in order (lowest first); ``__init__`` (the package itself) comes last.
 PACKAGE_ORDER: dict[str, list[set[str]]] = {
-    "spxdl.engine": [{"records"}, {"shared"}, {"streams", "planning", "fetchers", "metering"}, {"download"}, {"worker"},
-                     {"serving"}, {"processes"}, {"pool"}],
-    "spxdl.cli": [{"base"}, {"options"}, {"render"}, {"progress"}, {"archive", "download", "service"}],
+    "spxdl.engine": [{"records"}, {"shared"}, {"streams", "planning", "recording", "fetchers", "metering"},
+                     {"download", "preparing"}, {"worker"}, {"serving"}, {"processes"}, {"pool"}],
+    "spxdl.cli": [{"base"}, {"options"}, {"render"}, {"progress"}, {"archive", "doctor", "download", "service"}],
     "spxdl.terminal": [{"status"}, {"page"}, {"breaker"}, {"wire"}, {"adapter"}, {"client"}],
-    "spxdl.ledger": [{"task"}, {"lock", "records", "claims"}, {"core"}],
+    "spxdl.direct": [{"status"}, {"sdk"}, {"calls", "chunks"}, {"source"}],
+    "spxdl.ledger": [{"task"}, {"lock", "records", "claims"}, {"core"}, {"runs"}],
     "spxdl.config": [{"settings"}, {"parsers"}, {"keys"}, {"loading"}],
+    "spxdl.convert": [{"spec"}, {"normalize"}, {"reader"}, {"writer", "split"}],
+    "spxdl.health": [{"checks"}, {"answers", "direct"}, {"report"}, {"rows"}, {"doctor"}],
 }
 CONCURRENCY = {"multiprocessing", "concurrent.futures", "subprocess"}
 THREAD_HOMES = {"spxdl.engine", "spxdl.simulator"}  # may start threads (locks are allowed anywhere)
@@ -201,13 +204,13 @@ def user_io_violations(source: Source) -> list[str]:
 
 
 def concurrency_violations(source: Source) -> list[str]:
-    """Processes or threads started outside the engine (locks stay with the terminal, ledger and logs)."""
+    """Processes or threads started outside the engine (locks stay with the sources, the ledger and logs)."""
     unit = unit_of(source.name)
     if unit in THREAD_HOMES:
         return []
     found = [f"imports {name}" for name in sorted(CONCURRENCY & source.imports())]
     found += [f"starts {name}" for name in starts_threads(source)]
-    if "threading" in source.imports() and unit not in ("spxdl.terminal", "spxdl.ledger", "spxdl.logs"):
+    if "threading" in source.imports() and unit not in ("spxdl.terminal", "spxdl.direct", "spxdl.ledger", "spxdl.logs"):
         found.append("imports threading")
     return found
 
@@ -233,9 +236,10 @@ STATE_HOMES = {"spxdl.ledger.task", "spxdl.engine.records"}
 
 def state_names() -> set[str]:
     from spxdl.engine.records import ResultState, RunState
-    from spxdl.ledger.task import EXPIRATION_STATES, TASK_STATES
+    from spxdl.ledger.task import EXPIRATION_STATES, TASK_STATES, RunRecordState
 
-    extra = {ResultState.HELD, ResultState.INTERRUPTED, RunState.COMPLETE, RunState.INCOMPLETE, RunState.INTERRUPTED}
+    extra = {ResultState.HELD, ResultState.INTERRUPTED, RunState.COMPLETE, RunState.INCOMPLETE, RunState.INTERRUPTED,
+             RunRecordState.RUNNING, RunRecordState.INTERRUPTED, RunRecordState.KILLED}
     return set(TASK_STATES) | set(EXPIRATION_STATES) | extra
 
 

@@ -11,13 +11,14 @@ from spxdl import checks
 from spxdl.checks import ContractCounter
 from spxdl.convert import iter_batches
 from spxdl.datasets import DATASETS
-from test_convert import GREEKS, body, convert, make_rows, spec_for
+from test_convert import GREEKS, an_api, body, convert, make_rows, spec_for
 
 
 def test_every_check_a_conversion_counts_is_described():
     counted = set()
     for dataset in DATASETS.values():
-        _, result, _ = convert([body(dataset, "v2", make_rows(dataset))], spec_for(dataset))
+        api = an_api(dataset)
+        _, result, _ = convert([body(dataset, api, make_rows(dataset))], spec_for(dataset, api))
         counted |= set(result.checks)
     assert counted == set(checks.CHECKS)
     assert checks.OBSERVATIONS <= set(checks.CHECKS)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
-import logging
+import shlex
 import socket
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from spxdl import cli
+from spxdl import cli, errors
 
 DAY = "2024-03-14"  # a Thursday
 NEXT_DAY = "2024-03-15"
@@ -74,8 +75,19 @@ def test_every_command_and_option_has_help_text(path, command):
 def test_help_documents_the_exit_codes(invoke):
     result = invoke("--help")
     assert result.exit_code == 0
-    for code in ("0 ", "1 ", "2 ", "75 ", "130", "143"):
+    for code in ("0 ", "1 ", "2 ", "74 ", "75 ", "130", "143"):
         assert code in result.output
+
+
+@pytest.mark.parametrize("error", [
+    errors.DiskFull("cannot write x"),
+    OSError(errno.ENOSPC, "No space left on device"),
+    OSError(errno.EDQUOT, "Disk quota exceeded"),
+    OSError(errno.EFBIG, "File too large"),
+], ids=["DiskFull", "ENOSPC", "EDQUOT", "EFBIG"])
+def test_no_room_to_write_is_exit_74_however_it_arrives(error):
+    assert cli.exit_code_for(error) == cli.EXIT_NO_SPACE == 74
+    assert cli.exit_code_for(OSError(errno.EACCES, "Permission denied")) == cli.EXIT_INCOMPLETE
 
 
 def test_version(invoke):
@@ -172,6 +184,7 @@ def test_status_of_a_missing_archive_says_what_to_do(invoke, isolated):
     result = invoke("status", "--data-dir", str(isolated / "none"))
     assert result.exit_code == 2
     assert "no archive at" in one_error_line(result)
+    assert f"download something first (spxdl run --data-dir {isolated / 'none'})" in one_error_line(result)
     assert not (isolated / "none").exists()
 
 
@@ -244,10 +257,20 @@ def test_health_of_the_simulator(invoke, sim, isolated):
 
 
 def test_health_without_a_terminal_exits_75_and_mentions_simulate(invoke, isolated):
-    result = invoke("health", "--terminal-url", f"http://127.0.0.1:{free_port()}", "--data-dir", str(isolated),
-                    env={"SPXDL_TERMINAL_RETRIES": "0"})
+    url = f"http://127.0.0.1:{free_port()}"
+    result = invoke("health", "--terminal-url", url, "--data-dir", str(isolated), env={"SPXDL_TERMINAL_RETRIES": "0"})
     assert result.exit_code == 75
     assert "FAIL terminal" in result.output and "--simulate" in result.output
+    assert result.output.count(url) == 1 and result.output.count("mdds/status") == 0
+    assert max(len(line) for line in result.output.splitlines()) < 200
+
+
+def test_health_simulate_checks_spxdl_against_the_built_in_simulator(invoke, isolated):
+    result = invoke("health", "--simulate", "--sim-profile", "tiny", "--json")
+    assert result.exit_code == 0, result.output + result.stderr
+    report = json.loads(result.stdout)
+    assert report["healthy"] and report["terminal"]["simulated"] is True
+    assert "sim-data" in report["data_dir"]["detail"] and not (isolated / "sim-data").exists()
 
 
 def test_config_show_names_sources(invoke, isolated):
@@ -280,12 +303,28 @@ def test_config_show_names_sources(invoke, isolated):
         (["run", "--date", DAY, "--min-dte", "9", "--max-dte", "2"], "make min_dte <= max_dte"),
         (["run", "--date", "1999-06-01"], "2000"),
         (["update", "--lookback", "99"], "--lookback must be from 0 to 60"),
+        (["run", "--date", "2024-03-16"],
+         "2024-03-16 is not a trading day (a Saturday); the sessions around it are 2024-03-15 and 2024-03-18"),
+        (["run", "--date", "2024-03-29"], "2024-03-29 is not a trading day (markets closed: Good Friday)"),
+        (["run", "--start", "2024-03-29", "--end", "2024-03-31"],
+         "2024-03-29 .. 2024-03-31 holds no trading day; the sessions around it are 2024-03-28 and 2024-04-01"),
+        (["backfill", "--from", "2024-03-16", "--to", "2024-03-17"], "holds no trading day"),
     ],
 )
 def test_user_mistakes_get_one_line_and_exit_2(invoke, isolated, args, fragment):
     result = invoke(*args, "--data-dir", str(isolated / "data"))
     assert result.exit_code == 2, result.stderr
     assert fragment in one_error_line(result)
+    assert not (isolated / "data").exists()  # a usage error leaves nothing on disk (no logs/ either)
+
+
+def test_the_log_file_opens_with_the_download_and_keeps_what_came_before(invoke, isolated):
+    data = isolated / "d"
+    result = invoke("run", "--simulate", "--sim-profile", "tiny", "--date", DAY, "--max-dte", "1", "--data-dir", str(data))
+    assert result.exit_code == 0, result.stderr
+    logged = (data / "logs" / "spxdl.log").read_text()
+    assert "simulated terminal (tiny profile)" in logged  # logged before the file was opened
+    assert "recorded the shape of greeks-1m" in logged and "success" in logged
 
 
 def test_unknown_config_key_is_one_line(invoke, isolated):
@@ -317,6 +356,8 @@ def test_terminal_not_running_exits_75_and_says_how_to_start_one(invoke, isolate
     assert result.exit_code == 75
     line = one_error_line(result)
     assert "Start the ThetaData Terminal" in line and "--simulate" in line
+    assert line.count("http://127.0.0.1:") == 1 and "mdds/status" not in line and len(line) < 300
+    assert "trying again" not in result.stderr  # nobody answered: asking twice more would repeat the line
 
 
 def test_shape_mismatch_with_the_archive_is_refused(invoke, sim, archive):
@@ -345,51 +386,15 @@ def test_sim_check_passes(invoke):
 
 
 def test_simulate_alone_is_a_small_demo_into_sim_data(invoke, isolated):
-    result = invoke("run", "--simulate", "--sim-profile", "tiny", "--dry-run")
+    result = invoke("run", "--simulate", "--dry-run")
     assert result.exit_code == 0, result.stderr
     assert "into sim-data" in result.output
     assert "tasks to download: 3 over 3 trading day(s)" in result.output
     assert "DTE 0..3" in result.output
+    tiny = invoke("run", "--simulate", "--sim-profile", "tiny", "--dry-run")
+    assert "DTE 0..7" in tiny.output  # it lists Fridays only: every day's window holds one
     explicit = invoke("run", "--simulate", "--sim-profile", "tiny", "--dry-run", "--days-back", "2", "--max-dte", "9")
     assert "tasks to download: 2 over 2" in explicit.output and "DTE 0..9" in explicit.output
-
-
-def progress_events():
-    from datetime import date as day
-
-    from spxdl.engine import Event
-    from spxdl.ledger import Task
-
-    task = Task("greeks-1m", "SPXW", day(2024, 3, 14))
-    return [
-        Event("task_started", task),
-        Event("expiration_done", task, rows=1000, bytes=2048),
-        Event("retry", task),
-        Event("task_done", task, state="success", rows=1000, bytes=2048, seconds=1.5),
-    ]
-
-
-def test_live_progress_redraws_one_line_and_keeps_info_logs_off_it(capsys):
-    from spxdl import logs
-
-    logs.configure(level="INFO")
-    progress = cli.Progress(2, live=True)
-    assert logs.console_handler().level == logging.WARNING
-    for event in progress_events():
-        progress.on_event(event)
-    progress.close()
-    err = capsys.readouterr().err  # click drops the clear-line code when stderr is not a terminal
-    assert "\rtasks 1/2  expirations 1  rows 1,000  2.0 KB" in err and "retries 1" in err
-    assert err.endswith("\n")
-    assert logs.console_handler().level == logging.INFO and not logs.console_handler().live
-
-
-def test_plain_progress_logs_one_line_per_finished_task(caplog):
-    progress = cli.Progress(1, live=False)
-    with caplog.at_level(logging.INFO, logger="spxdl.cli"):
-        for event in progress_events():
-            progress.on_event(event)
-    assert [r.getMessage() for r in caplog.records] == ["greeks-1m/SPXW/2024-03-14: success, 1,000 rows, 2.0 KB in 1.5 s"]
 
 
 def test_summary_reports_flagged_checks_no_data_reasons_and_failures(capsys):
@@ -401,7 +406,8 @@ def test_summary_reports_flagged_checks_no_data_reasons_and_failures(capsys):
     good, empty, bad = (Task("greeks-1m", "SPXW", day(2024, 3, d)) for d in (13, 14, 15))
     summary = RunSummary(
         results=[
-            TaskResult(good, "success", expirations={"complete": 2}, rows=10, checks={"crossed": 3, "zero_greeks": 7}),
+            TaskResult(good, "success", expirations={"complete": 2}, rows=10,
+                       checks={"crossed_quote": 3, "greeks_all_zero": 7, "negative_quote": 0}),
             TaskResult(empty, "no_data", error="the terminal answered no data (472) for all 2 expiration(s)"),
             TaskResult(bad, "partial", error="1 expiration(s) failed", failures=((day(2024, 3, 15), "HTTP 570"),)),
         ],
@@ -410,7 +416,8 @@ def test_summary_reports_flagged_checks_no_data_reasons_and_failures(capsys):
     plan = Plan(tasks=(good, empty, bad), done=(), held=(), start=day(2024, 3, 13), end=day(2024, 3, 15))
     cli.print_summary(summary, plan)
     err = capsys.readouterr().err
-    assert "checks flagged: crossed 3, zero_greeks 7" in err
+    assert "checks flagged: crossed_quote 3 (" in err  # checks that counted nothing are not named
+    assert "observed: greeks_all_zero 7 (what the vendor sends, kept as it is" in err  # normal, apart from faults
     assert "NO DATA greeks-1m/SPXW/2024-03-14: the terminal answered no data (472)" in err
     assert "PARTIAL greeks-1m/SPXW/2024-03-15: 1 expiration(s) failed" in err and "exp 2024-03-15: HTTP 570" in err
     assert cli.summary_exit_code(summary, plan) == 1
@@ -491,3 +498,135 @@ def test_an_archive_of_schema_version_1_is_named_by_verify_kept_by_repair_and_up
     assert upgraded.exit_code == 0 and "holds files of schema version 1" in upgraded.stderr
     assert json.loads(shape.read_text())["schema_version"] == 2
     assert pq.read_metadata(old).metadata[b"schema_version"] == b"1"  # kept as it is until --force
+    again = printed_command(verified.output, "to download them again with today's columns: ")
+    assert again[:2] == ["run", "--force"] and again[-1] == "--simulate"
+    assert invoke(*again).exit_code == 0
+    assert pq.read_metadata(old).metadata[b"schema_version"] == b"2"
+
+
+# ------------------------------------------------------------------ the demo's archive is judged by its own window
+
+
+@pytest.fixture(name="demo")
+def fixture_demo(invoke, isolated):
+    """What `spxdl run --simulate --sim-profile tiny` made in ./sim-data (the last three sessions)."""
+    result = invoke("run", "--simulate", "--sim-profile", "tiny")
+    assert result.exit_code == 0, result.stderr
+    return isolated / "sim-data"
+
+
+def test_the_demo_records_its_profile_and_window_with_the_archive(demo):
+    shape = json.loads((demo / "greeks-1m" / "_archive.json").read_text())
+    assert shape["source"] == "simulator" and shape["sim_profile"] == "tiny" and shape["sim_seed"] == 0
+    assert shape["window"] == [0, 7]
+
+
+def test_every_day_of_the_tiny_demo_has_rows(invoke, demo):
+    report = json.loads(invoke("status", "--json", "--data-dir", str(demo)).stdout)
+    assert len(report["tasks"]) == 3
+    assert all(task["expirations"].get("complete", 0) >= 1 and task["rows"] > 0 for task in report["tasks"])
+
+
+def test_gaps_backfill_and_update_judge_the_demo_by_its_own_window(invoke, demo):
+    gaps = invoke("gaps", "--data-dir", "sim-data")
+    assert gaps.exit_code == 0, gaps.output + gaps.stderr
+    assert "0 gap(s)" in gaps.stderr
+    first = json.loads(invoke("status", "--json", "--data-dir", "sim-data").stdout)["tasks"][0]["trade_date"]
+    backfill = invoke("backfill", "--simulate", "--from", first, "--dry-run")
+    assert "tasks to download: 0" in backfill.output and "already complete:  3" in backfill.output
+    assert "DTE 0..7" in backfill.output
+    update = invoke("update", "--simulate", "--dry-run")
+    assert "DTE 0..7" in update.output and "already complete:  3" in update.output
+    shown = json.loads(invoke("config", "show", "--json", "--data-dir", "sim-data").stdout)
+    assert shown["download.max_dte"] == {"value": "7", "source": "archive sim-data"}
+    wider = invoke("gaps", "--data-dir", "sim-data", "--max-dte", "9")  # a window asked for still decides
+    assert wider.exit_code == 1 and "narrower DTE window" in wider.output
+
+
+def test_another_profile_into_the_demo_is_refused_and_no_profile_keeps_its_own(invoke, demo):
+    day = json.loads(invoke("status", "--json", "--data-dir", "sim-data").stdout)["tasks"][0]["trade_date"]
+    other = invoke("run", "--simulate", "--sim-profile", "realistic", "--date", day, "--force")
+    assert other.exit_code == 2
+    assert "sim_profile: 'tiny' in the archive, 'realistic' asked" in one_error_line(other)
+    same = invoke("run", "--simulate", "--date", day, "--force")
+    assert same.exit_code == 0, same.stderr
+    assert "(tiny profile)" in same.stderr
+
+
+# ------------------------------------------------------------------ every suggested command runs as printed
+
+
+def printed_command(text: str, after: str) -> list[str]:
+    """The command printed after ``after`` (up to the end of its line or a comma), as argv without `spxdl`."""
+    command = text.split(after, 1)[1].splitlines()[0].split(", then ")[0].strip()
+    words = shlex.split(command)
+    assert words[0] == "spxdl", command
+    return words[1:]
+
+
+def test_gaps_suggests_a_backfill_with_the_flags_it_was_given(invoke, sim, archive, isolated):
+    (isolated / "my.ini").write_text("[engine]\nworkers = 1\n")
+    asked = ("--data-dir", str(archive), "--max-dte", "5", "--terminal-url", sim.url)
+    gaps = invoke("--config", "my.ini", "gaps", "--start", DAY, "--end", NEXT_DAY, *asked)
+    assert gaps.exit_code == 1 and "narrower DTE window" in gaps.output
+    backfill = printed_command(gaps.stderr, "fill them with: ")
+    assert backfill[:6] == ["--config", "my.ini", "backfill", "--from", DAY, "--to"] and "--simulate" not in backfill
+    filled = invoke(*backfill)
+    assert filled.exit_code == 0, filled.stderr
+    assert invoke("gaps", "--start", DAY, "--end", NEXT_DAY, *asked).exit_code == 0
+
+
+def test_gaps_of_the_demo_suggests_a_simulated_backfill(invoke, demo):
+    gaps = invoke("gaps", "--data-dir", "sim-data", "--max-dte", "9")
+    assert gaps.exit_code == 1
+    backfill = printed_command(gaps.stderr, "fill them with: ")
+    assert "--simulate" in backfill and "--max-dte" in backfill
+    assert invoke(*backfill).exit_code == 0
+    assert invoke("gaps", "--data-dir", "sim-data", "--max-dte", "9").exit_code == 0
+
+
+def test_verify_suggests_a_repair_and_a_resume_that_run_as_printed(invoke, archive):
+    lost = sorted(archive.rglob("*.parquet"))[0]
+    lost.unlink()
+    verified = invoke("verify", "--data-dir", str(archive))
+    assert verified.exit_code == 1
+    repair = printed_command(verified.stderr, "fix with: ")
+    resume = printed_command(verified.stderr, ", then ")
+    assert repair == ["verify", "--repair", "--data-dir", str(archive)]
+    assert resume == ["resume", "--data-dir", str(archive), "--simulate"]  # the archive was made from the simulator
+    repaired = invoke(*repair)
+    assert printed_command(repaired.output, "refetch with: ") == resume
+    assert invoke(*resume).exit_code == 0
+    assert lost.exists() and invoke("verify", "--data-dir", str(archive)).exit_code == 0
+
+
+def test_resume_of_an_empty_data_dir_says_so_and_suggests_a_download(invoke, isolated):
+    (isolated / "empty").mkdir()
+    result = invoke("resume", "--data-dir", "empty", "--simulate", "--sim-profile", "tiny")
+    assert result.exit_code == 0
+    assert "Nothing to resume: empty holds no task yet" in result.stderr and "every task" not in result.stderr
+    assert not list((isolated / "empty").iterdir())  # nothing written
+    run = printed_command(result.stderr, "download first with: ")
+    assert run == ["run", "--data-dir", "empty", "--simulate", "--sim-profile", "tiny"]
+    assert invoke(*run).exit_code == 0
+
+
+def test_a_relative_data_dir_is_named_where_it_lands(invoke, isolated):
+    relative = invoke("run", "--simulate", "--sim-profile", "tiny", "--date", NEXT_DAY, "--data-dir", "rel")
+    assert relative.exit_code == 0, relative.stderr
+    landed = isolated / "rel"
+    assert f"the data dir rel is relative: this run writes to {landed}" in relative.stderr  # no terminal: cron, systemd
+    assert f"spxdl: {NEXT_DAY} .. {NEXT_DAY} into {landed} (simulated terminal" in relative.stderr
+    absolute = invoke("run", "--simulate", "--sim-profile", "tiny", "--date", NEXT_DAY, "--data-dir", str(isolated / "abs"))
+    assert absolute.exit_code == 0 and "is relative" not in absolute.stderr
+    shown = invoke("config", "show")
+    assert f"data (= {isolated / 'data'})" in shown.output
+    health = invoke("health", "--simulate", "--sim-profile", "tiny", "--data-dir", "rel")
+    assert f"rel (= {landed}) is writable" in health.output
+
+
+def test_a_hand_edited_window_in_the_archive_is_ignored_not_a_traceback(invoke, demo):
+    shape_path = demo / "greeks-1m" / "_archive.json"
+    shape_path.write_text(json.dumps({**json.loads(shape_path.read_text()), "window": ["0", 7]}))
+    gaps = invoke("gaps", "--data-dir", "sim-data")
+    assert "Traceback" not in gaps.stderr and gaps.exit_code == 1  # judged by the configured window (0..60)

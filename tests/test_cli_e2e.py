@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -133,6 +134,78 @@ def test_update_wrapper_passes_the_exit_code_through_and_logs(tmp_path):
     assert "--simulate" in logged
 
 
+def test_sigterm_to_the_logging_wrapper_stops_spxdl_cleanly_and_passes_143_through(tmp_path):
+    """What systemd does under KillMode=mixed: SIGTERM to the unit's main process, the wrapper, only."""
+    from engine_helpers import claims, session_pids, temp_files, wait_until
+
+    from spxdl.simulator import Faults, Simulator
+
+    data, log_file, scratch = tmp_path / "data", tmp_path / "logs" / "wrapper.log", tmp_path / "tmp"
+    scratch.mkdir()
+    with Simulator(profile="tiny", faults=Faults(latency=0.5)) as sim:
+        env = clean_env(tmp_path, SPXDL_ENV_FILE=str(tmp_path / "none"), SPXDL_WRAPPER_LOG=str(log_file),
+                        SPXDL_BIN=str(Path(sys.executable).with_name("spxdl")), SPXDL_TERMINAL_URL=sim.url,
+                        SPXDL_STORAGE_DATA_DIR=str(data), SPXDL_DOWNLOAD_MAX_DTE="15", TMPDIR=str(scratch))
+        wrapper = subprocess.Popen([str(REPO / "bin" / "spxdl-update")], cwd=tmp_path, env=env, start_new_session=True,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            assert wait_until(lambda: claims(data) or wrapper.poll() is not None, 60), log_file.read_text()
+            wrapper.send_signal(signal.SIGTERM)
+            assert wrapper.wait(timeout=30) == 143, log_file.read_text()
+            shown = wrapper.stdout.read()
+            assert wait_until(lambda: not session_pids(wrapper.pid), 20), session_pids(wrapper.pid)  # no orphan
+        finally:
+            for pid in session_pids(wrapper.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+    logged = log_file.read_text()
+    assert "got SIGTERM: stopping" in logged and "interrupted by SIGTERM" in logged
+    assert logged.rstrip().endswith("end spxdl update: exit 143")
+    assert "interrupted by SIGTERM" in shown  # the wrapper's own output (the journal) got it too
+    assert temp_files(data) == [] and claims(data) == [] and list(scratch.iterdir()) == []
+
+
+def test_ctrl_c_at_a_terminal_reaches_spxdl_under_the_logging_wrapper_once(tmp_path):
+    """A Ctrl-C typed at the wrapper's controlling terminal: spxdl stops cleanly (one SIGINT: a second would
+    make it leave at once, without its summary)."""
+    import fcntl
+    import pty
+    import termios
+
+    from engine_helpers import claims, session_pids, temp_files, wait_until
+
+    from spxdl.simulator import Faults, Simulator
+
+    data, log_file = tmp_path / "data", tmp_path / "wrapper.log"
+
+    def take_the_terminal() -> None:
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    leader, follower = pty.openpty()
+    with Simulator(profile="tiny", faults=Faults(latency=0.5)) as sim:
+        env = clean_env(tmp_path, SPXDL_ENV_FILE=str(tmp_path / "none"), SPXDL_WRAPPER_LOG=str(log_file),
+                        SPXDL_BIN=str(Path(sys.executable).with_name("spxdl")), SPXDL_TERMINAL_URL=sim.url,
+                        SPXDL_STORAGE_DATA_DIR=str(data), SPXDL_DOWNLOAD_MAX_DTE="15")
+        wrapper = subprocess.Popen([str(REPO / "bin" / "spxdl-update")], cwd=tmp_path, env=env, stdin=follower,
+                                   stdout=follower, stderr=follower, preexec_fn=take_the_terminal)
+        os.close(follower)
+        try:
+            assert wait_until(lambda: claims(data) or wrapper.poll() is not None, 60)
+            os.write(leader, b"\x03")  # Ctrl-C: SIGINT to the terminal's foreground process group
+            assert wrapper.wait(timeout=30) == 130, log_file.read_text()
+            assert wait_until(lambda: not session_pids(wrapper.pid), 20)
+        finally:
+            for pid in session_pids(wrapper.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            os.close(leader)
+    logged = log_file.read_text()
+    assert logged.count("got SIGINT") == 1 and "interrupted by SIGINT" in logged, logged
+    assert logged.rstrip().endswith("end spxdl update: exit 130")
+    assert temp_files(data) == [] and claims(data) == []
+
+
 def test_backfill_wrapper_without_a_start_date_exits_2(tmp_path):
     env = clean_env(tmp_path, SPXDL_ENV_FILE=str(tmp_path / "none"), SPXDL_BIN=str(Path(sys.executable).with_name("spxdl")))
     result = subprocess.run([str(REPO / "bin" / "spxdl-backfill")], cwd=tmp_path, env=env, capture_output=True,
@@ -199,6 +272,14 @@ def test_a_long_range_asks_first_at_a_terminal_and_no_downloads_nothing(tmp_path
     assert not list((tmp_path / "data").rglob("*.parquet"))
 
 
+def test_the_long_range_question_names_the_size_and_defaults_to_no(tmp_path):
+    code, shown = run_at_a_terminal(LONG_RANGE, tmp_path, clean_env(tmp_path), b"\n")  # just Enter
+    assert re.search(r"61 trading days: 61 task\(s\), about [\d,]+ requests, [\d,]+ rows and [\d.]+ [KMG]B on disk", shown), shown
+    assert "[y/N]" in shown
+    assert code == 0 and "nothing downloaded" in shown
+    assert not (tmp_path / "data").exists()
+
+
 def test_yes_skips_the_question_even_at_a_terminal(tmp_path):
     code, shown = run_at_a_terminal([*LONG_RANGE, "--yes"], tmp_path, clean_env(tmp_path), b"n\n")
     assert "Download them?" not in shown
@@ -210,3 +291,58 @@ def test_version_prints_the_version(tmp_path):
 
     result = spxdl("--version", cwd=tmp_path, env=clean_env(tmp_path))
     assert result.returncode == 0 and __version__ in result.stdout
+
+
+# ------------------------------------------------------------------ the reader of the output goes away
+
+
+def spxdl_into_a_closed_pipe(*args: str, cwd: Path, env: dict[str, str]) -> tuple[int, str]:
+    """``spxdl ARGS`` whose stdout is a pipe nobody reads any more (``| head -1`` after its line)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run([*SPXDL, *args], cwd=cwd, env=env, stdout=write_end, stderr=subprocess.PIPE,
+                                text=True, timeout=60)
+    finally:
+        os.close(write_end)
+    return result.returncode, result.stderr
+
+
+def test_a_reader_that_goes_away_is_no_error(sim_process, tmp_path):
+    _, url = sim_process
+    env = clean_env(tmp_path)
+    data = tmp_path / "data"
+    run = spxdl("run", "--date", DAY, "--terminal-url", url, "--data-dir", str(data), "--max-dte", "1", cwd=tmp_path, env=env)
+    assert run.returncode == 0, run.stderr
+    for command in (["status"], ["config", "show"], ["status", "--json"], ["gaps"]):
+        code, stderr = spxdl_into_a_closed_pipe(*command, "--data-dir", str(data), cwd=tmp_path, env=env)
+        assert (stderr, code) == ("", 141), command  # what a shell reports for any program whose reader went away
+
+
+def test_a_download_whose_console_went_away_still_ends_with_the_runs_own_code(sim_process, tmp_path):
+    _, url = sim_process
+    data = tmp_path / "data"
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run([*SPXDL, "run", "--date", DAY, "--terminal-url", url, "--data-dir", str(data), "--max-dte", "1"],
+                                cwd=tmp_path, env=clean_env(tmp_path), stdout=subprocess.DEVNULL, stderr=write_end, timeout=120)
+    finally:
+        os.close(write_end)
+    assert result.returncode == 0  # the download is complete; only its summary had nowhere to go
+    assert list(data.rglob("*.parquet")) and "success" in (data / "logs" / "spxdl.log").read_text()
+
+
+def test_the_simulators_suggested_run_runs_as_printed(tmp_path):
+    env = clean_env(tmp_path)
+    server = subprocess.Popen([*SPXDL, "sim", "--profile", "tiny", "--port", "0"], cwd=tmp_path, env=env,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        lines = [server.stderr.readline() for _ in range(2)]
+        suggested = lines[1].split("try: ", 1)[1].split()
+        assert suggested[:2] == ["spxdl", "run"] and "sim-data-tiny-0" in suggested  # not the demo's realistic sim-data
+        ran = spxdl(*suggested[1:], cwd=tmp_path, env=env)
+        assert ran.returncode == 0, ran.stderr
+    finally:
+        server.kill()
+        server.wait(timeout=10)

@@ -199,3 +199,16 @@ def test_compression_level_defaults_to_3_for_zstd_and_unset_for_codecs_without_l
     assert load(env={"SPXDL_STORAGE_COMPRESSION": "snappy"}).compression_level is None
     with pytest.raises(ConfigError, match="does not apply to snappy"):
         load(env={"SPXDL_STORAGE_COMPRESSION": "snappy", "SPXDL_STORAGE_COMPRESSION_LEVEL": "5"})
+
+
+THETADATADX_DEADLINE_SECONDS = 300  # thetadatadx-server's own per-request deadline (and its retry envelope)
+
+
+def test_the_default_read_timeout_outlasts_a_server_that_answers_only_when_the_whole_chain_is_built():
+    from spxdl.engine.shared import client_for
+
+    settings = config.load(None, flags={})
+    assert settings.read_timeout > THETADATADX_DEADLINE_SECONDS  # its answer, even a 503 or a 500, comes first
+    with client_for(settings) as client:
+        assert client.timeouts == (settings.connect_timeout, settings.read_timeout)
+    assert config.load(None, flags={"read_timeout": "900"}).read_timeout == 900.0

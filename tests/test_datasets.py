@@ -11,12 +11,21 @@ from spxdl import datasets
 from spxdl.datasets import DATASETS, GREEKS, INTERVALS, get_dataset, interval_ms, output_name
 from spxdl.errors import ConfigError
 
-from documented_wire import V2_FORMATS, V3_HEADERS
+from documented_wire import V2_FORMATS, V2_HEADERS, V3_HEADERS
 
 
 @pytest.mark.parametrize("name", sorted(V2_FORMATS))
 def test_v2_bulk_csv_header_is_the_contract_then_the_format_fields(name):
     assert ",".join(get_dataset(name).v2_columns) == "root,expiration,strike,right," + V2_FORMATS[name]
+
+
+@pytest.mark.parametrize("name", sorted(DATASETS))
+def test_every_v2_header_is_in_the_reference_or_the_dataset_has_no_v2_endpoint(name):
+    dataset = get_dataset(name)
+    if name in V2_HEADERS:
+        assert ",".join(dataset.v2_columns) == V2_HEADERS[name]
+    elif name not in V2_FORMATS:
+        assert dataset.v2_path is None and dataset.v2_columns is None
 
 
 @pytest.mark.parametrize("name", sorted(DATASETS))
@@ -45,7 +54,8 @@ def test_greeks_schema_is_pinned_exactly():
 
 @pytest.mark.parametrize("dataset", list(DATASETS.values()), ids=lambda d: d.name)
 def test_every_schema_starts_with_contract_and_time_and_has_no_partition_columns(dataset):
-    assert dataset.schema.names[:5] == ["expiration", "strike", "right", "timestamp", "ms_of_day"]
+    contract = [] if dataset.is_index else ["expiration", "strike", "right"]
+    assert dataset.schema.names[: len(contract) + 2] == [*contract, "timestamp", "ms_of_day"]
     assert "root" not in dataset.schema.names and "trade_date" not in dataset.schema.names
     assert dataset.schema_version >= 1
 
@@ -93,8 +103,10 @@ def test_endpoints_per_api_version():
     assert GREEKS.path("v2") == "/v2/bulk_hist/option/greeks"
     assert GREEKS.path("v3") == "/v3/option/history/greeks/first_order"
     assert get_dataset("greeks_second_order").path("v3") == "/v3/option/history/greeks/second_order"
-    assert [d.name for d in DATASETS.values() if d.greeks_params] == ["greeks", "greeks_second_order"]
-    assert [d.name for d in DATASETS.values() if not d.uses_interval] == ["open_interest", "eod"]
+    assert [d.name for d in DATASETS.values() if d.greeks_params] == ["greeks", "greeks_second_order", "greeks_eod"]
+    assert [d.name for d in DATASETS.values() if not d.uses_interval] == ["open_interest", "eod", "greeks_eod"]
+    assert [d.name for d in DATASETS.values() if d.all_expirations] == ["open_interest", "eod", "greeks_eod"]
+    assert [d.name for d in DATASETS.values() if d.is_index] == ["index_price"]
     with pytest.raises(ConfigError):
         GREEKS.path("v4")
 
@@ -134,3 +146,20 @@ def test_v2_quote_below_one_minute_is_refused_and_v3_is_not():
     get_dataset("quote").check_served("v2", "1m")
     get_dataset("quote").check_served("v3", "30s")
     GREEKS.check_served("v2", "30s")
+
+
+def test_index_price_follows_the_index_of_the_roots_and_covers_no_dte_window():
+    index = get_dataset("index_price")
+    assert index.roots_for(("SPXW", "SPX")) == ("SPX",)
+    assert index.roots_for(("SPXW", "VIX")) == ("SPX", "VIX")
+    assert GREEKS.roots_for(("SPXW", "VIX")) == ("SPXW", "VIX")
+    with pytest.raises(ConfigError, match="add SPXW or SPX"):
+        index.roots_for(("NDX",))
+    assert index.dte_window(0, 60) == (0, 0) and GREEKS.dte_window(3, 60) == (3, 60)
+    assert index.archive_name("1m") == "index_price-1m" and get_dataset("greeks_eod").archive_name("1m") == "greeks_eod"
+    assert index.contract_columns == () and GREEKS.contract_columns == ("expiration", "strike", "right")
+
+
+def test_greeks_eod_is_served_by_v3_only():
+    with pytest.raises(ConfigError, match="served only by API v3"):
+        get_dataset("greeks_eod").check_served("v2", "1m")

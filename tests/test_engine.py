@@ -37,7 +37,7 @@ from engine_helpers import (
 )
 from spxdl import engine, metrics
 from spxdl.errors import ArchiveMismatch, ConfigError, PermissionDenied, TerminalUnavailable
-from spxdl.ledger import Ledger, Task
+from spxdl.ledger import Ledger, Task, new_expiration_entry
 from spxdl.simulator import Faults, Simulator
 
 
@@ -54,7 +54,7 @@ def fixture_reference(sim, tmp_path_factory):
 HOLD_A_CLAIM = """
 import sys, time
 from datetime import date
-from spxdl.ledger import Ledger, Task
+from spxdl.ledger import Ledger, Task, new_expiration_entry
 Ledger(sys.argv[1]).claim(Task("greeks-1m", "SPXW", date.fromisoformat(sys.argv[2])), min_dte=0, max_dte=8)
 print("claimed", flush=True)
 time.sleep(60)
@@ -144,8 +144,9 @@ def test_run_downloads_verified_files_records_them_and_a_rerun_plans_nothing(ref
     assert totals["bytes"] == sum(path.stat().st_size for path in files)
     assert totals["expirations"] == {"complete": len(files)}
 
-    kinds = Counter(event.kind for event in events)
-    assert kinds == {"task_started": 2, "expiration_done": len(files), "task_done": 2}
+    kinds = Counter(event.kind for event in events if event.kind != "expiration_progress")  # those come with time
+    assert kinds == {"task_started": 2, "expirations_listed": 2, "expiration_done": len(files), "task_done": 2}
+    assert sum(event.total for event in events if event.kind == "expirations_listed") == len(files)
     assert sum(event.rows for event in events if event.kind == "expiration_done") == totals["rows"]
 
     rows = metrics.read(tmp_path)
@@ -451,3 +452,70 @@ def test_the_estimate_is_within_a_stated_factor_of_a_real_run(tmp_path):
               "requests": requests}
     for name, value in actual.items():
         assert value / EST_FACTOR <= estimate[name] <= value * EST_FACTOR, (name, estimate[name], value)
+
+
+@pytest.mark.parametrize("whole", [True, False], ids=["whole", "unreadable"])
+def test_a_file_renamed_into_place_by_a_run_killed_before_recording_it_is_adopted_not_fetched_again(
+    reference, clean_sim, tmp_path, whole
+):
+    """Found by make soak (2 of 20 kills): a run killed between a file's rename and its record left
+    the file whole in place and its record `downloading`; the next run fetched it again. A file
+    there that does not read back is fetched again (and replaced)."""
+    settings = make_settings(tmp_path, clean_sim.url)
+    assert run_range(settings).complete
+    day_path = sorted(tmp_path.rglob("_day.json"))[0]
+    day = json.loads(day_path.read_text())
+    name = sorted(day["expirations"])[0]
+    recorded = dict(day["expirations"][name])
+    # what that kill leaves: the record as it was before the file landed, the task in progress
+    day["expirations"][name] = {**new_expiration_entry(), "state": "downloading", "attempts": 1}
+    day.update(state="in_progress", covered=[], finished_at=None)
+    day_path.write_text(json.dumps(day))
+    if not whole:
+        path = day_path.parent / recorded["file"]
+        path.write_bytes(path.read_bytes()[:1000])
+    clean_sim.reset_counters()
+
+    summary = run_range(settings)
+
+    assert summary.complete
+    assert len(served_rows(clean_sim)) == (0 if whole else 1)  # fetched again only if it did not read back
+    entry = json.loads(day_path.read_text())["expirations"][name]
+    assert entry["state"] == "complete"
+    assert (entry["file"], entry["rows"], entry["sha256"]) == (recorded["file"], recorded["rows"], recorded["sha256"])
+    assert archive_digest(tmp_path) == reference and ledger_problems(tmp_path) == []
+
+
+def test_a_slow_expiration_reports_its_rows_as_they_arrive_and_ticks_come_meanwhile(tmp_path):
+    with Simulator(profile="tiny", page_rows=1000, faults=Faults(latency=0.3)) as slow:
+        settings = make_settings(tmp_path, slow.url, terminal_api="v2", max_dte=8, workers=1, threads=1)
+        events: list = []
+        ticks: list[int] = []
+        summary = engine.run(engine.plan(settings, START, START), settings, on_event=events.append,
+                             on_tick=lambda: ticks.append(1))
+    assert summary.complete
+    done = {event.expiration: event.rows for event in events if event.kind == "expiration_done"}
+    progress = [event for event in events if event.kind == "expiration_progress"]
+    assert progress, "four pages 0.3 s apart: the rows received are reported while they arrive"
+    assert all(0 < event.rows <= done[event.expiration] for event in progress)
+    assert [event.rows for event in progress] == sorted(event.rows for event in progress)
+    assert ticks  # the display is redrawn while nothing lands
+
+
+def test_connecting_asks_a_terminal_that_answered_badly_again_but_not_one_nobody_answers_for(tmp_path, caplog):
+    import logging
+    import socket
+
+    with Simulator(profile="tiny", faults=Faults(error_rate=1.0)) as unwell:
+        settings = make_settings(tmp_path / "unwell", unwell.url, retries=0)
+        with caplog.at_level(logging.INFO, logger="spxdl"), pytest.raises(TerminalUnavailable):
+            engine.run(engine.plan(settings, START, START), settings)
+    assert "connecting to the terminal: attempt 2 of 3 failed" in caplog.text
+    caplog.clear()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        nobody = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    settings = make_settings(tmp_path / "nobody", nobody, retries=0)
+    with caplog.at_level(logging.INFO, logger="spxdl"), pytest.raises(TerminalUnavailable, match="no ThetaData Terminal"):
+        engine.run(engine.plan(settings, START, START), settings)
+    assert "trying again" not in caplog.text

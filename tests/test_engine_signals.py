@@ -7,9 +7,13 @@ mid-run; every run is the driver in ``engine_helpers`` (plan + run, one line per
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
+import re
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -26,6 +30,7 @@ from engine_helpers import (
     data_files,
     ledger_problems,
     make_settings,
+    session_pids,
     temp_files,
     wait_until,
 )
@@ -61,23 +66,6 @@ def fixture_slow_sim(sim):
     sim.set_faults(Faults())
 
 
-def session_pids(session: int) -> list[int]:
-    """Processes of a session (the driver and everything it started), zombies included.
-
-    Killed orphans stay zombies until init reaps them (here up to ~2 s), and the temp-file sweep
-    counts a zombie's pid as alive: a re-run starts only once they are gone.
-    """
-    pids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[3]) == session:
-            pids.append(int(stat.parent.name))
-    return pids
-
-
 def start(data_dir: Path, sim) -> Driver:
     return Driver(data_dir, sim.url, "--max-dte", str(MAX_DTE), "--api", "v2")
 
@@ -109,6 +97,16 @@ def test_sigterm_to_spxdl_run_mid_run_stops_within_seconds_cleanly_and_the_next_
     assert wait_until(lambda: not session_pids(cli.process.pid), 10)
     assert temp_files(tmp_path) == [] and claims(tmp_path) == [] and ledger_problems(tmp_path) == []
     assert 0 < len(data_files(tmp_path)) < len(reference)
+    assert wait_until(lambda: "interrupted by SIGTERM" in cli.text(), 10), cli.text()
+    stored = sum(pq.ParquetFile(path).metadata.num_rows for path in data_files(tmp_path))
+    assert f"rows {stored:,};" in cli.text() and f"the {stored:,} rows stored are kept" in cli.text(), cli.text()
+    summary_tasks = cli.text().split("tasks: ", 1)[1].split(";")[0]
+    summary_states = {state: int(count) for count, state in re.findall(r"(\d+) (\w+)", summary_tasks)}
+    status = subprocess.run([sys.executable, "-m", "spxdl", "status", "--json", "--data-dir", str(tmp_path)],
+                            capture_output=True, text=True, timeout=60)
+    shown = json.loads(status.stdout)["totals"]["states"]
+    assert "in_progress" not in shown  # no run holds them: the stopped run's tasks read as interrupted
+    assert shown.get("interrupted", 0) == summary_states.get("interrupted", 0), (shown, cli.text())
     rerun_completes(tmp_path, slow_sim, reference)
 
 
@@ -127,6 +125,10 @@ def test_sigkill_of_the_whole_group_at_random_moments_then_reruns_complete(refer
         assert readable(data_files(tmp_path)), f"seed {seed}"  # never a half-written file in place
         landed += bool(temp_files(tmp_path) or claims(tmp_path))
     assert landed, f"seed {seed}: no kill landed mid-run"
+    from spxdl import audit
+
+    states = audit.status_report(tmp_path)["totals"]["states"]
+    assert "in_progress" not in states, f"seed {seed}: {states}"  # a killed run holds nothing: interrupted
     rerun_completes(tmp_path, slow_sim, reference)
 
 
@@ -155,6 +157,8 @@ def test_a_second_sigint_exits_at_once_and_a_rerun_completes(reference, sim, tmp
         assert driver.wait(timeout=10) == 128 + signal.SIGINT
         assert "summary" not in driver.text()  # it did not wait to write one
         assert wait_until(lambda: not session_pids(driver.process.pid), 15)
+        assert driver.output_closed(), driver.text()
+        assert "leaked semaphore" not in driver.text() and "resource_tracker" not in driver.text(), driver.text()
     finally:
         sim.set_faults(Faults())
     rerun_completes(tmp_path, sim, reference)

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from spxdl.engine.streams import stoppable
+from spxdl.engine.streams import Meter, stoppable
 from spxdl.errors import Interrupted
 
 
@@ -67,3 +67,16 @@ def test_a_check_that_passes_reads_the_page_through():
     page = EndlessPage()
     stopping = next(stoppable(iter([page]), lambda: None))
     assert stopping.read(12) in (b"x,y\n", b"x,y\nx,y\nx,y\n")
+
+
+def test_a_meter_counts_rows_without_page_headers_and_reports_at_most_every_interval():
+    now = [0.0]
+    reports: list[tuple[int, int]] = []
+    meter = Meter(lambda rows, count: reports.append((rows, count)), every=1.0, clock=lambda: now[0])
+    pages = [io.BytesIO(b"a,b\n1,2\n3,4\n"), io.BytesIO(b"a,b\n5,6\n")]
+    for page in stoppable(iter(pages), lambda: None, meter):
+        page.read(4)  # the header
+        now[0] += 0.6
+        page.read()
+    assert (meter.pages, meter.rows, meter.bytes) == (2, 3, 20)
+    assert reports == [(3, 20)]  # nothing until a second had passed (at 1.2 s, everything read so far)

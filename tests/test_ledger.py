@@ -733,6 +733,19 @@ def test_corrupt_summary_is_moved_aside_and_rebuilt(ledger, data_dir, caplog, na
     assert "corrupt" in caplog.text
 
 
+def test_both_summaries_corrupt_at_once_are_both_kept_aside_before_the_rebuild(ledger, data_dir):
+    """Found by the corrupted-ledger scenario: rebuilding for a corrupt status.json overwrote a corrupt inventory.json."""
+    finished_task(ledger, TASK, rows=6)
+    storage.status_path(data_dir).write_bytes(b"")
+    storage.inventory_path(data_dir).write_bytes(b'{"version": 1, "tas')
+
+    assert ledger.status()["tasks"][TASK.key]["state"] == "success"
+
+    assert [aside.read_bytes() for aside in corrupt_copies(storage.status_path(data_dir))] == [b""]
+    assert [aside.read_bytes() for aside in corrupt_copies(storage.inventory_path(data_dir))] == [b'{"version": 1, "tas']
+    assert ledger.inventory()["totals"]["rows"] == 6
+
+
 WRONG_SHAPES = {
     storage.STATUS_JSON: [
         {"tasks": {"not a task key": {"state": "success"}}},

@@ -60,3 +60,45 @@ def test_an_unreadable_shape_file_is_a_storage_error(tmp_path):
     path.write_text("{broken")
     with pytest.raises(StorageError, match="another data dir"):
         shapes.ensure_archive_shape(tmp_path, "greeks-1m", SHAPE)
+
+
+SIMULATED = {**SHAPE, "sim_profile": "tiny", "sim_seed": 0, "window": [0, 7]}
+
+
+def test_a_simulated_archive_refuses_another_profile_or_seed_but_not_another_window(tmp_path):
+    shapes.ensure_archive_shape(tmp_path, "greeks-1m", SIMULATED)
+    shapes.ensure_archive_shape(tmp_path, "greeks-1m", {**SIMULATED, "window": [0, 60]})  # a wider run is fine
+    assert shapes.recorded_shape(tmp_path, "greeks-1m")["window"] == [0, 7]  # the window it was made with stays
+    with pytest.raises(ArchiveMismatch, match="sim_profile: 'tiny' in the archive, 'realistic' asked"):
+        shapes.ensure_archive_shape(tmp_path, "greeks-1m", {**SIMULATED, "sim_profile": "realistic"})
+    with pytest.raises(ArchiveMismatch, match="sim_seed: 0 in the archive, 5 asked"):
+        shapes.ensure_archive_shape(tmp_path, "greeks-1m", {**SIMULATED, "sim_seed": 5})
+
+
+def test_a_simulated_archive_recorded_before_profiles_gets_them_from_the_next_run(tmp_path):
+    shapes.ensure_archive_shape(tmp_path, "greeks-1m", SHAPE)  # as an older spxdl recorded it
+    shapes.ensure_archive_shape(tmp_path, "greeks-1m", SIMULATED)
+    assert shapes.recorded_shape(tmp_path, "greeks-1m") == SIMULATED
+    with pytest.raises(ArchiveMismatch, match="sim_profile"):
+        shapes.ensure_archive_shape(tmp_path, "greeks-1m", {**SIMULATED, "sim_profile": "realistic"})
+    real = tmp_path / "real"
+    shapes.ensure_archive_shape(real, "greeks-1m", {**SHAPE, "source": "terminal"})
+    with pytest.raises(ArchiveMismatch, match="source"):  # a real archive never takes simulated keys
+        shapes.ensure_archive_shape(real, "greeks-1m", SIMULATED)
+    assert shapes.recorded_shape(real, "greeks-1m") == {**SHAPE, "source": "terminal"}
+
+
+def test_the_recorded_shape_is_none_before_the_first_run(tmp_path):
+    assert shapes.recorded_shape(tmp_path, "greeks-1m") is None
+
+
+def test_the_shape_of_a_simulated_run_names_profile_seed_and_window():
+    from spxdl.config import Settings
+    from spxdl.datasets import get_dataset
+
+    settings = Settings(max_dte=7)
+    simulated = shapes.archive_shape(get_dataset("greeks"), settings, {"profile": "tiny", "seed": "0"})
+    assert (simulated["source"], simulated["sim_profile"], simulated["sim_seed"], simulated["window"]) == (
+        "simulator", "tiny", 0, [0, 7])
+    real = shapes.archive_shape(get_dataset("greeks"), settings, None)
+    assert real["source"] == "terminal" and not {"sim_profile", "sim_seed", "window"} & set(real)

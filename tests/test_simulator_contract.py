@@ -31,10 +31,17 @@ def as_table(params: list[dict]) -> dict[str, tuple[bool, str, tuple[str, ...]]]
             for p in params if p["in"] == "query"}
 
 
+def wildcards_of(path: str) -> set[str]:
+    """Parameters the vendor's sample URLs of the path give as ``*``."""
+    return {name for url in facts_of(path)["sample_urls"] for name, value in
+            (pair.split("=", 1) for pair in url.partition("?")[2].split("&") if "=" in pair) if value == "*"}
+
+
 @pytest.mark.parametrize("path", sorted(contract.PARAMS))
 def test_the_simulators_table_is_the_vendors_contract(path):
     ours = {p.name: (p.required, p.kind, p.values) for p in contract.PARAMS[path]}
     assert ours == as_table(facts_of(path)["parameters"])
+    assert {p.name for p in contract.PARAMS[path] if p.wildcard} == wildcards_of(path)
 
 
 def test_every_v3_path_the_simulator_serves_has_a_table_and_the_vendors_columns():
@@ -89,3 +96,19 @@ def test_queries_as_the_contract_spells_them_are_answered(sim):
 def test_listed_parameters_the_simulator_does_not_serve_say_so(sim):
     answer = get(sim, "/v3/option/history/quote", **QUOTE, strike_range="5")
     assert answer.status_code == 473 and "strike_range is not served by the simulator" in answer.text
+
+
+def test_every_expiration_at_once_is_answered_where_the_vendor_shows_it_and_refused_elsewhere(sim):
+    eod = get(sim, "/v3/option/history/eod", **{**EOD, "expiration": "*"})
+    assert eod.status_code == 200 and len({line.split(",")[1] for line in eod.text.splitlines()[1:]}) > 1
+    answer = get(sim, "/v3/option/history/greeks/first_order", **{**QUOTE, "expiration": "*"})
+    assert answer.status_code == 473 and "expiration='*'" in answer.text  # not in the vendor's samples
+    quote = get(sim, "/v3/option/history/quote", **{**QUOTE, "expiration": "*"})
+    assert quote.status_code == 473 and "served for open_interest, eod and greeks/eod only" in quote.text
+
+
+def test_the_index_and_the_calendar_answer_as_the_contract_spells_them(sim):
+    assert get(sim, "/v3/index/history/price", symbol="SPX", date=DAY, interval="1m").status_code == 200
+    assert get(sim, "/v3/calendar/year_holidays", year="2024").status_code == 200
+    assert get(sim, "/v3/calendar/on_date", date=DAY).status_code == 200
+    assert get(sim, "/v3/calendar/on_date").status_code == 473

@@ -9,17 +9,18 @@ from pathlib import Path
 import pytest
 
 from spxdl.simulator import wire
+from spxdl.simulator import columns
 from spxdl.simulator.columns import DATASETS, EOD, FIELD_KINDS, GREEK, INT, OHLC, PRICE, QUOTE
 from spxdl.simulator.rows import Block, iso_time
 
-from documented_wire import V2_BULK_HEADERS, V2_FORMATS, V3_HEADERS
+from documented_wire import V2_BULK_HEADERS, V2_FORMATS, V2_HEADERS, V3_HEADERS
 
 DATA = Path(__file__).parent / "data"
 
 DOC_V2_GREEKS = V2_BULK_HEADERS["greeks"]
 DOC_V3_GREEKS = V3_HEADERS["greeks"]
 DOC_V2_FORMATS = {name: fields for name, fields in V2_FORMATS.items() if name != "greeks"}
-DOC_V3_COLUMNS = {name: header for name, header in V3_HEADERS.items() if name != "greeks"}
+DOC_V3_COLUMNS = {name: header for name, header in V3_HEADERS.items() if name not in ("greeks", "index_price")}
 
 
 def test_greeks_headers_are_the_documented_ones():
@@ -36,6 +37,11 @@ def test_v2_formats_are_the_documented_ones(name):
 @pytest.mark.parametrize("name", sorted(DOC_V3_COLUMNS))
 def test_v3_columns_are_the_documented_ones(name):
     assert ",".join(DATASETS[name].v3_columns) == DOC_V3_COLUMNS[name]
+
+
+def test_index_headers_are_the_documented_ones():
+    assert ",".join(columns.INDEX_V2_FORMAT) == V2_HEADERS["index_price"]
+    assert ",".join(columns.INDEX_V3_COLUMNS) == V3_HEADERS["index_price"]
 
 
 def _recorded(name: str) -> tuple[bytes, list]:

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from spxdl import storage
-from spxdl.errors import StorageError
+from spxdl.errors import DiskFull, StorageError
 
 DAY = date(2024, 1, 15)
 SHAPE = {
@@ -108,6 +108,60 @@ def test_atomic_output_keeps_the_old_file_and_no_temp_on_error(tmp_path):
             raise RuntimeError("disk full")
     assert json.loads(target.read_text()) == {"a": [1, 2], "b": 1}
     assert [p.name for p in target.parent.iterdir()] == ["f.json"]
+
+
+# A real kernel limit: the child lowers its file-size limit (ulimit -f), so a write past it fails
+# with EFBIG, as a write to a full disk fails with ENOSPC (CPython ignores SIGXFSZ from start-up,
+# as it does SIGPIPE, so the signal does not kill it).
+PAST_THE_FILE_SIZE_LIMIT = """
+import json, os, resource, signal, sys
+from pathlib import Path
+import pyarrow as pa, pyarrow.parquet as pq
+from spxdl import storage
+from spxdl.errors import DiskFull
+assert signal.getsignal(signal.SIGXFSZ) == signal.SIG_IGN
+resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+target = Path(sys.argv[1])
+outcomes = {}
+for name, write in (
+    ("bytes", lambda: storage.write_bytes_atomic(target, os.urandom(80_000))),
+    ("parquet", lambda: storage.write_verified_parquet(target, lambda sink: (pq.write_table(
+        pa.table({"x": pa.array(range(200_000), pa.int64())}), sink, compression="none"), 200_000)[1])),
+    ("once", lambda: storage.create_bytes_once(target.with_name("new.json"), os.urandom(80_000))),
+):
+    try:
+        write()
+        outcomes[name] = "written"
+    except DiskFull as exc:
+        outcomes[name] = str(exc)
+print(json.dumps(outcomes))
+"""
+
+
+def test_a_write_past_the_file_size_limit_is_disk_full_and_leaves_the_old_file_and_no_temp(tmp_path):
+    target = tmp_path / "day" / "spxw_exp_20240116.parquet"
+    target.parent.mkdir()
+    target.write_bytes(b"the previous file")
+    done = subprocess.run([sys.executable, "-c", PAST_THE_FILE_SIZE_LIMIT, str(target)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    outcomes = json.loads(done.stdout)
+    assert set(outcomes) == {"bytes", "parquet", "once"}
+    for message in outcomes.values():
+        assert message.startswith(f"cannot write {target.parent}") and "file-size limit (ulimit -f)" in message
+        assert "nothing partial was kept" in message
+    assert target.read_bytes() == b"the previous file"
+    assert sorted(path.name for path in target.parent.iterdir()) == [target.name]  # no temp file, no new.json
+
+
+def test_no_space_on_the_device_is_disk_full_and_other_errors_pass_through(tmp_path):
+    with pytest.raises(DiskFull, match="no space left on device"):
+        with storage.no_space_is_disk_full(tmp_path / "x"):
+            with open("/dev/full", "wb") as full:  # the kernel answers every write with ENOSPC
+                full.write(b"x")
+    with pytest.raises(PermissionError):
+        with storage.no_space_is_disk_full(tmp_path / "x"):
+            raise PermissionError(13, "Permission denied")
 
 
 def test_create_bytes_once_never_replaces_an_existing_file(tmp_path):

@@ -26,6 +26,7 @@ from spxdl.errors import (
     PageExpired,
     PermissionDenied,
     RequestTooLarge,
+    TerminalGone,
     TerminalUnavailable,
     Throttled,
 )
@@ -255,13 +256,15 @@ def test_exhausted_budget_opens_the_breaker_and_a_probe_closes_it(rsps, sleeps):
 
 
 def test_breaker_probe_gives_up_and_fails_the_request(rsps, sleeps):
-    client = v3_client(rsps, sleeps, retries=0, probe_attempts=3)
+    client = v3_client(rsps, sleeps, retries=0, outage_limit=20)
     rsps.get(V3_GREEKS, status=500, body=b"down")
     with pytest.raises(TerminalUnavailable):
         read_history(client)
     rsps.get(V3_STATUS, body=b"ERROR")
-    with pytest.raises(TerminalUnavailable, match="did not come back after 3 status probes"):
+    with pytest.raises(TerminalGone, match="did not come back within 20 s") as gone:
         read_history(client)
+    assert str(gone.value).count("/v3/terminal/mdds/status") == 1  # named once, though it ends each probe's error
+    assert 20 - 1e-9 <= sum(sleeps) <= 20 + 1e-9  # the probes' waits add up to the limit, never past it
     assert len(data_calls(rsps, V3_GREEKS)) == 1
     assert client.breaker_open
 
@@ -573,12 +576,34 @@ def test_auto_without_url_tries_the_v3_port_then_the_v2_port(rsps, sleeps):
     assert sleeps == []  # detection does not retry a port nobody listens on
 
 
-def test_no_terminal_at_all_is_unavailable_and_names_both_urls(rsps, sleeps):
+def test_no_terminal_at_all_is_unavailable_and_names_both_urls_once(rsps, sleeps):
     rsps.get(V3_STATUS, body=requests.ConnectionError("refused"))
     rsps.get(V2_STATUS, body=requests.ConnectionError("refused"))
     with pytest.raises(TerminalUnavailable) as caught:
         TerminalClient(sleep=sleeps).connect()
-    assert V3_STATUS in str(caught.value) and V2_STATUS in str(caught.value)
+    message = str(caught.value)
+    assert message == (f"no ThetaData Terminal answered at {V3} (v3) or {V2} (v2): "
+                       "the terminal refused or dropped the connection (is it running?)")
+
+
+def test_one_url_tried_with_both_apis_is_named_once():
+    from spxdl.terminal.client import no_terminal_message
+
+    same = no_terminal_message([("http://h:1", "v3", "refused"), ("http://h:1", "v2", "refused")])
+    assert same == "no ThetaData Terminal answered at http://h:1 (v3 or v2): refused"
+    different = no_terminal_message([("http://h:1", "v3", "refused"), ("http://h:2", "v2", "timed out")])
+    assert different == "no ThetaData Terminal answered: http://h:1 (v3): refused; http://h:2 (v2): timed out"
+
+
+def test_the_simulator_identity_is_kept_with_its_profile_and_seed(rsps, sleeps):
+    from spxdl.terminal import simulator_facts
+
+    identity = "spxdl-sim/0.1.0; profile=tiny; seed=3"
+    rsps.get("http://127.0.0.1:9999/v3/terminal/mdds/status", body=b"CONNECTED", headers={"X-Spxdl-Simulator": identity})
+    client = TerminalClient("http://127.0.0.1:9999", sleep=sleeps).connect()
+    assert client.simulated and client.simulator == identity
+    assert simulator_facts(client.simulator) == {"profile": "tiny", "seed": "3"}
+    assert simulator_facts(None) == {}
 
 
 @pytest.mark.parametrize(
@@ -792,3 +817,64 @@ def test_a_client_inherited_across_fork_refuses_to_work(rsps, sleeps):
     child.join(20)
     assert "build one client per worker process" in results.get(timeout=5)
 
+
+
+# ---------------------------------------------------------------------------------------------
+# the observer: told about every answer, given every body byte as read
+
+
+class Seen:
+    """An observer keeping each answer's head and body, and whether the body arrived whole."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.answers: list[list] = []
+        self.fail = fail
+
+    def __call__(self, head):
+        if self.fail:
+            raise OSError("no space left on device")
+        answer = [head, b"", None]
+        self.answers.append(answer)
+
+        class Sink:
+            def write(self, chunk: bytes) -> None:
+                answer[1] += chunk
+
+            def finish(self, complete: bool) -> None:
+                answer[2] = complete
+
+        return Sink()
+
+
+def test_the_observer_sees_every_answer_byte_for_byte_errors_included(rsps, sleeps):
+    greeks = body("handmade-v3-greeks-first-order-SPXW.csv")
+    rsps.get(V3_GREEKS, body=greeks, content_type="text/csv")
+    rsps.get(V3 + "/v3/option/list/strikes", status=472, body=b"No data for the specified timeframe")
+    seen = Seen()
+    client = v3_client(rsps, sleeps, observer=seen)
+    assert read_history(client) == [greeks]
+    with pytest.raises(NoData):
+        client.strikes("SPXW", EXP)
+    status, history, error = seen.answers
+    assert status[0].endpoint == "/v3/terminal/mdds/status" and status[1] == b"CONNECTED" and status[2] is True
+    assert history[0].params["symbol"] == "SPXW" and history[1] == greeks and history[2] is True
+    assert history[0].url.startswith(V3_GREEKS + "?") and history[0].status == 200
+    assert error[0].status == 472 and error[1] == b"No data for the specified timeframe" and error[2] is True
+
+
+def test_a_cut_body_is_seen_unfinished_and_a_body_without_its_last_line_end_whole(rsps, sleeps):
+    rsps.get(V3_GREEKS, body=b"symbol,expiration\r\nSPXW,2024-03-15", content_type="text/csv")
+    seen = Seen()
+    client = v3_client(rsps, sleeps, observer=seen)
+    with pytest.raises(BodyTruncated):
+        read_history(client)
+    assert seen.answers[-1][1] == b"symbol,expiration\r\nSPXW,2024-03-15" and seen.answers[-1][2] is True
+
+
+def test_an_observer_that_fails_never_fails_the_request(rsps, sleeps, caplog):
+    greeks = body("handmade-v3-greeks-first-order-SPXW.csv")
+    rsps.get(V3_GREEKS, body=greeks, content_type="text/csv")
+    client = v3_client(rsps, sleeps, observer=Seen(fail=True))
+    with caplog.at_level(logging.WARNING, logger="spxdl"):
+        assert read_history(client) == [greeks]
+    assert "observer failed" in caplog.text

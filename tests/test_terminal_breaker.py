@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from spxdl.errors import TerminalUnavailable
+from spxdl.errors import Interrupted, TerminalGone, TerminalUnavailable
 from spxdl.terminal import CircuitBreaker
 
 
@@ -60,3 +60,40 @@ def test_breaker_waiters_fail_when_the_probe_gives_up():
     for thread in [first, *others]:
         thread.join(10)
     assert outcomes == ["failed"] * 4 and breaker.is_open
+
+
+def test_breaker_waiters_learn_that_the_terminal_is_gone_when_the_probe_says_so():
+    """A probe that waited out outage_limit fails its waiters with TerminalGone (which stops a run);
+    any other failed probe (a stop, say) with plain TerminalUnavailable."""
+    for raised, expected in ((TerminalGone("gone for good"), TerminalGone), (Interrupted("stopping"), TerminalUnavailable)):
+        breaker = CircuitBreaker()
+        breaker.trip()
+        probing, release = threading.Event(), threading.Event()
+
+        def failing_probe(error=raised):
+            probing.set()
+            assert release.wait(10)
+            raise error
+
+        caught = []
+
+        def request():
+            try:
+                breaker.wait_until_closed(failing_probe)
+            except BaseException as exc:  # the prober gets the probe's own error, the waiters the breaker's
+                caught.append(exc)
+
+        first = threading.Thread(target=request)
+        first.start()
+        assert probing.wait(10)
+        waiter = threading.Thread(target=request)
+        waiter.start()
+        while not breaker._cond._waiters:  # the waiter waits on the probe before it fails (private, but exact)
+            threading.Event().wait(0.01)
+        release.set()
+        for thread in (first, waiter):
+            thread.join(10)
+        assert caught[0] is raised
+        assert type(caught[1]) is expected, caught
+        if expected is TerminalGone:  # the waiters say what the probe found
+            assert str(caught[1]) == str(raised)

@@ -72,10 +72,10 @@ def test_a_chain_paginated_into_many_pages_equals_the_unpaginated_one():
         assert "/v2/page" in settled_counters(paged)["requests"]
 
 
-@pytest.mark.parametrize("api", ["v2", "v3"])
-def test_under_faults_every_cut_is_raised_and_refetching_yields_every_row(api):
+@pytest.mark.parametrize("flavor, api", [("terminal", "v2"), ("terminal", "v3"), ("thetadatadx", "v3")])
+def test_under_faults_every_cut_is_raised_and_refetching_yields_every_row(flavor, api):
     faults = Faults(throttle_rate=0.1, error_rate=0.1, cut_rate=0.05, retry_after=0.0)
-    with Simulator(page_rows=1000, seed=7) as sim:
+    with Simulator(page_rows=1000, seed=7, flavor=flavor) as sim:
         client = TerminalClient(sim.url, api=api, sleep=no_sleep, retries=8)
         expirations = expirations_of_the_day(client)
         clean = {e: data_rows(fetch_pages(client, e)) for e in expirations}
@@ -104,7 +104,8 @@ def test_under_faults_every_cut_is_raised_and_refetching_yields_every_row(api):
     assert truncations == counters["cut"]["responses"] > 0
     history_rows = sum(counters["rows_by_request"].values())
     assert rows_in_completed_pages == counters["completed"]["rows"] == history_rows
-    throttled = sum(by_status.get("429", 0) for by_status in counters["requests"].values())
+    throttle = "503" if flavor == "thetadatadx" else "429"  # thetadatadx-server: 503 with Retry-After
+    throttled = sum(by_status.get(throttle, 0) for by_status in counters["requests"].values())
     failed = sum(by_status.get(s, 0) for by_status in counters["requests"].values() for s in ("500", "474", "571"))
     assert throttled > 0 and failed > 0
 
@@ -160,3 +161,14 @@ def test_the_in_flight_cap_holds_across_processes_and_threads():
     assert [worker.exitcode for worker in workers] == [0, 0, 0, 0]
     assert uncapped > cap  # without the semaphore the 8 threads overlap
     assert capped <= cap
+
+
+def test_an_answer_slower_than_the_read_timeout_fails_and_a_longer_timeout_waits_for_it():
+    with Simulator(flavor="thetadatadx") as sim:
+        impatient = TerminalClient(sim.url, api="v3", read_timeout=0.3, retries=0, sleep=no_sleep).connect()
+        patient = TerminalClient(sim.url, api="v3", read_timeout=30.0, retries=0, sleep=no_sleep).connect()
+        expiration = expirations_of_the_day(patient)[0]
+        sim.set_faults(Faults(latency=1.0))  # the server takes a second before its first byte
+        with pytest.raises(TerminalUnavailable, match="did not answer within the read timeout"):
+            fetch_pages(impatient, expiration)
+        assert len(data_rows(fetch_pages(patient, expiration))) > 1000

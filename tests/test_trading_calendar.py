@@ -520,3 +520,23 @@ def test_last_trading_day_of_am_settled_spx_is_the_day_before_settlement():
     assert cal.last_trading_day("SPX", date(2014, 1, 18)) == date(2014, 1, 16)  # an old Saturday expiration
     assert cal.last_trading_day("SPX", date(2019, 4, 18)) == date(2019, 4, 17)  # Good Friday moved it to Thursday
     assert cal.last_trading_day("SPXW", date(2024, 1, 19)) == date(2024, 1, 19)  # PM-settled: trades that day
+
+
+# ---------------------------------------------------------------------------------------------
+# days another source decides (the terminal's calendar)
+
+
+def test_sessions_another_source_decides_win_over_the_rules_and_the_overrides(tmp_path):
+    good_friday, ordinary, eve = date(2024, 3, 29), date(2024, 3, 13), date(2024, 12, 24)
+    decided = TradingCalendar(sessions={good_friday: "open", ordinary: "closed", eve: "open"})
+    assert decided.is_trading_day(good_friday) and not decided.early_close(good_friday)
+    assert not decided.is_trading_day(ordinary) and decided.holiday_name(ordinary) == "Closed (the terminal's calendar)"
+    assert decided.is_trading_day(eve) and not decided.early_close(eve)
+    assert [decided.kind_of(day) for day in (good_friday, ordinary, eve, date(2024, 3, 16))] == [
+        "open", "closed", "open", "closed"]
+    overrides = tmp_path / "closures.txt"
+    overrides.write_text("2024-03-13 early  # the file says early, the terminal closed\n")
+    loaded = load_calendar(overrides, {ordinary: "closed"})
+    assert not loaded.is_trading_day(ordinary)
+    with pytest.raises(CalendarError, match="unknown kind"):
+        TradingCalendar(sessions={ordinary: "half"})

@@ -7,7 +7,9 @@ against the facts of the vendor's OpenAPI document: the path exists, every requi
 present, no parameter the path does not list is sent, enum values and date/time formats are valid.
 The CSV header spxdl pins for each v3 dataset must be the vendor's column list. New datasets,
 intervals and rate names are picked up from spxdl's own tables without editing this file; a new
-greeks setting needs a sample value below, and the test says so when one is missing.
+request setting needs a sample value below, and the test says so when one is missing. A ``*``
+(every expiration of the day) is accepted only where the vendor's own sample URLs of that path
+use it.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ GREEKS_SAMPLES: dict[str, list[Any]] = {
     "rate_value": [0.0533, 0.0],
     "annual_div": [12.5],
 }
+CONTRACT_SAMPLES: dict[str, list[Any]] = {"strike": [5150.0, 5152.5], "right": ["C", "P"]}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -79,8 +82,16 @@ def violations(url: str) -> list[str]:
     return problems
 
 
+def sample_wildcards(entry: dict[str, Any]) -> set[str]:
+    """Parameters the vendor's own sample URLs of a path give as ``*``."""
+    return {key for url in entry["sample_urls"] for key, values in parse_qs(urlsplit(url).query).items()
+            if "*" in values}
+
+
 def value_problems(path: str, spec: dict[str, Any], value: str) -> list[str]:
     where = f"{path}: {spec['name']}={value!r}"
+    if value == "*" and spec["name"] in sample_wildcards(FACTS[path]):
+        return []
     if spec.get("enum") and value not in [str(option) for option in spec["enum"]]:
         return [f"{where} is not one of {spec['enum']}"]
     form = {"date": DATE_FORM, "time": TIME_FORM}.get(spec.get("format") or "")
@@ -98,6 +109,9 @@ def test_the_referee_catches_what_it_claims_to():
     assert any("'end_date' is missing" in v for v in violations(good.replace("&end_date=20240314", "")))
     assert any("is not one of" in v for v in violations(good.replace("eod?", "quote?") + "&interval=2m"))
     assert any("not a date" in v for v in violations(good.replace("20240315", "15/03/2024")))
+    assert violations(good.replace("20240315", "*")) == []  # the vendor's eod samples ask expiration=*
+    assert any("not a date" in v for v in violations(
+        f"{BASE}/v3/option/history/greeks/first_order?symbol=SPXW&expiration=*&date=20240314&interval=1m"))
     assert any("not a time" in v for v in violations(
         f"{BASE}/v3/option/history/quote?symbol=SPXW&expiration=20240315&date=20240314&interval=1m&start_time=9:30"))
     assert violations(f"{BASE}/v3/option/history/nothing") != []
@@ -124,6 +138,8 @@ class Recorder:
         columns = found[1]["csv_columns"] if found else ["x"]
         rows = {"expiration": "SPXW,2024-03-15", "strike": "SPXW,5150.000", "date": "2024-03-14"}
         row = next((value for key, value in rows.items() if key in columns and "/list/" in path), None)
+        if path.endswith("/calendar/on_date"):
+            row = "open,09:30:00,16:00:00"
         body = ",".join(columns) + "\r\n" + (row + "\r\n" if row else "")
         headers = {"Content-Type": "text/csv"}
         if self.next_page and "/history/" in path and len(self.urls) < 4:
@@ -142,8 +158,11 @@ def client() -> TerminalClient:
 
 
 def fetch_history(dataset: Dataset, **settings: Any) -> None:
+    """One history request as the engine makes it: daily datasets ask every expiration, an index none."""
+    expiration = None if dataset.all_expirations or dataset.is_index else EXP
+    root = "SPX" if dataset.is_index else "SPXW"
     with client() as terminal_client:
-        for page in terminal_client.history(dataset, "SPXW", EXP, DAY, **settings):
+        for page in terminal_client.history(dataset, root, expiration, DAY, **settings):
             page.read()
 
 
@@ -170,7 +189,35 @@ def test_status_and_every_list_request_obey_the_contract(mock):
 def test_every_history_request_obeys_the_contract(mock, dataset):
     recorder = Recorder(mock)
     fetch_history(dataset)
-    assert_obeys([url for url in recorder.urls if "/history/" in url])
+    history = [url for url in recorder.urls if "/history/" in url]
+    assert_obeys(history)
+    sent = parse_qs(urlsplit(history[0]).query)
+    if dataset.all_expirations:
+        assert sent["expiration"] == ["*"]  # one request for the whole day
+    if dataset.is_index:
+        assert "expiration" not in sent and sent["symbol"] == ["SPX"]
+
+
+@pytest.mark.parametrize("dataset", [d for d in V3_DATASETS if not d.is_index], ids=lambda d: d.name)
+def test_one_contract_of_every_dataset_is_asked_as_the_contract_spells_it(mock, dataset):
+    recorder = Recorder(mock)
+    for strike in CONTRACT_SAMPLES["strike"]:
+        for right in CONTRACT_SAMPLES["right"]:
+            fetch_history(dataset, strike=strike, right=right)
+    history = [url for url in recorder.urls if "/history/" in url]
+    assert_obeys(history)
+    assert {(parse_qs(urlsplit(url).query)["strike"][0], parse_qs(urlsplit(url).query)["right"][0])
+            for url in history} == {("5150.000", "call"), ("5150.000", "put"), ("5152.500", "call"), ("5152.500", "put")}
+
+
+def test_the_calendar_requests_obey_the_contract(mock):
+    recorder = Recorder(mock)
+    with client() as terminal_client:
+        assert terminal_client.holidays(2026) == []
+        assert terminal_client.schedule(DAY).kind == "open"
+    calendar = [url for url in recorder.urls if "/calendar/" in url]
+    assert len(calendar) == 2
+    assert_obeys(calendar)
 
 
 @pytest.mark.parametrize("interval", list(INTERVALS))
@@ -183,10 +230,10 @@ def test_every_interval_and_window_is_spelled_as_the_contract_says(mock, dataset
 
 
 def greeks_settings() -> list[dict[str, Any]]:
-    """One request per sample of every optional HistoryQuery setting, and one with all of them set."""
-    optional = [f.name for f in dataclasses.fields(HistoryQuery) if f.default is None]
+    """One request per sample of every optional greeks setting of HistoryQuery, and one with all of them set."""
+    optional = [f.name for f in dataclasses.fields(HistoryQuery) if f.default is None and f.name not in CONTRACT_SAMPLES]
     unsampled = sorted(set(optional) - set(GREEKS_SAMPLES))
-    assert not unsampled, f"add sample values for {unsampled} to GREEKS_SAMPLES"
+    assert not unsampled, f"add sample values for {unsampled} to GREEKS_SAMPLES (or CONTRACT_SAMPLES)"
     single = [{name: value} for name in optional for value in GREEKS_SAMPLES[name]]
     return [*single, {name: GREEKS_SAMPLES[name][0] for name in optional}]
 

@@ -14,14 +14,18 @@ from spxdl.cli.options import (
     build_settings,
     calendar_for,
     check_range,
+    is_simulated,
+    open_log_file,
     parse_cli_date,
     read_only,
     require_archive,
+    terminal_calendar,
+    suggested,
     terminal_options,
 )
 from spxdl.config import Settings
-from spxdl.cli.render import human_bytes, human_duration
-from spxdl.ledger import Ledger
+from spxdl.cli.render import describe_run, human_bytes, human_duration
+from spxdl.ledger import Ledger, RunRecordState
 
 
 @cli.command("status", epilog=EXIT_CODES_HELP)
@@ -47,6 +51,12 @@ def status_command(ctx: click.Context, as_json: bool, settings: Settings) -> Non
     states = ", ".join(f"{count} {state}" for state, count in sorted(totals["states"].items())) or "none"
     click.echo(f"\n{totals['tasks']} task(s): {states}; {totals['rows']:,} rows; {human_bytes(totals['bytes'])}")
     click.echo(f"last complete day: {report['last_complete_day'] or 'none yet'}   (* = claimed by a run now)")
+    running = [run for run in report["runs"] if run["state"] == RunRecordState.RUNNING]
+    interrupted = [run for run in report["runs"] if run not in running]
+    for runs, title in ((interrupted, "interrupted run(s); `spxdl resume` finishes them"), (running, "run(s) in progress")):
+        if runs:
+            click.echo(f"\n{len(runs)} {title}:")
+            click.echo("\n".join(f"  {describe_run(run)}" for run in runs))
 
 
 @cli.command("gaps", epilog=EXIT_CODES_HELP)
@@ -67,10 +77,12 @@ def gaps_command(ctx: click.Context, start: str | None, end: str | None, as_json
     first_known = min((line.trade_date for line in audit.task_lines(Ledger(settings.data_dir))), default=None)
     default_start = settings.start_date or first_known or last_session
     first, last = check_range(
+        cal,
         parse_cli_date(start, "--start") if start else default_start,
         parse_cli_date(end, "--end") if end else last_session,
         last_session,
     )
+    cal = calendar_for(terminal_calendar(settings, range(first.year, last.year + 1), required=False))
     gaps = audit.find_gaps(settings.data_dir, cal, first, last, archives=settings.archives(), roots=settings.roots,
                            min_dte=settings.min_dte, max_dte=settings.max_dte)
     if as_json:
@@ -78,7 +90,12 @@ def gaps_command(ctx: click.Context, start: str | None, end: str | None, as_json
     else:
         for gap in gaps:
             click.echo(f"{gap.key:<34} {gap.state}{': ' + gap.error if gap.error else ''}")
-        click.echo(f"{len(gaps)} gap(s) in {first} .. {last}" + ("; fill them with: spxdl backfill" if gaps else ""), err=True)
+        fill = ""
+        if gaps:
+            days = sorted(gap.trade_date for gap in gaps)
+            command = suggested(ctx, "backfill", "--from", str(days[0]), "--to", str(days[-1]), simulated=is_simulated(settings))
+            fill = f"; fill them with: {command}"
+        click.echo(f"{len(gaps)} gap(s) in {first} .. {last}{fill}", err=True)
     if gaps:
         raise Abort("", EXIT_INCOMPLETE)
 
@@ -92,18 +109,21 @@ def gaps_command(ctx: click.Context, start: str | None, end: str | None, as_json
 @click.pass_context
 @handle_errors
 def verify_command(ctx: click.Context, start: str | None, end: str | None, repair: bool, as_json: bool,
-                   terminal_url: str | None, api: str | None, data_dir: Path | None) -> None:
+                   terminal_url: str | None, api: str | None, source: str | None, data_dir: Path | None) -> None:
     """Check every file's sha256, footer, row count and schema version against the ledger.
 
     Also lists data files the ledger does not know and temp files of unfinished writes. Exit 0
     when all is well, 1 when problems were found (after --repair: re-run spxdl to refetch).
     """
 
-    settings = build_settings(ctx, file_logging=repair, **archive_flags(terminal_url, api, data_dir))
+    settings = build_settings(ctx, file_logging=repair, **archive_flags(terminal_url, api, data_dir, source))
     require_archive(settings)
+    resume = suggested(ctx, "resume", simulated=is_simulated(settings))
     first = parse_cli_date(start, "--start") if start else None
     last = parse_cli_date(end, "--end") if end else None
     report = audit.verify_archive(settings.data_dir, first, last)
+    if repair:
+        open_log_file(ctx)
     repaired = audit.repair(settings.data_dir, report) if repair else None
     if as_json:
         payload = {"ok": report.ok, "tasks": report.tasks, "files": report.files, "rows": report.rows,
@@ -114,14 +134,18 @@ def verify_command(ctx: click.Context, start: str | None, end: str | None, repai
         for problem in report.problems:
             click.echo(f"{problem.kind.upper():<10} {problem.path}: {problem.detail}")
         for path, version in report.older_schema:
-            click.echo(f"{'OLDER':<10} {path}: schema version {version} (sound; spxdl --force downloads it again "
-                       "with today's columns, or read with union_by_name)")
+            click.echo(f"{'OLDER':<10} {path}: schema version {version} (sound: read it with union_by_name)")
+        if report.older_days:
+            days = sorted(report.older_days)
+            again = suggested(ctx, "run", "--force", "--start", str(days[0]), "--end", str(days[-1]),
+                              simulated=is_simulated(settings))
+            click.echo(f"to download them again with today's columns: {again}")
         click.echo(f"checked {report.tasks} task(s), {report.files} file(s), {report.rows:,} rows, "
                    f"{human_bytes(report.bytes)}: {len(report.problems)} problem(s)")
         if repaired is not None:
             click.echo(f"repair: moved {len(repaired['moved_aside'])} bad file(s) aside, removed "
-                       f"{len(repaired['temp_removed'])} temp file(s), rebuilt the ledger; run `spxdl resume` to refetch")
+                       f"{len(repaired['temp_removed'])} temp file(s), rebuilt the ledger; refetch with: {resume}")
         elif not report.ok:
-            click.echo("fix with: spxdl verify --repair, then spxdl resume", err=True)
+            click.echo(f"fix with: {suggested(ctx, 'verify', '--repair')}, then {resume}", err=True)
     if not report.ok:
         raise Abort("", EXIT_INCOMPLETE)

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import logging
 import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import click
 
-from spxdl import __version__, errors
+from spxdl import __version__, errors, storage
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +27,11 @@ EXIT_OK = 0
 EXIT_INCOMPLETE = 1
 EXIT_USAGE = 2
 EXIT_WIRE = 65  # sysexits EX_DATAERR: the terminal answers in a format spxdl does not know
+EXIT_NO_SPACE = 74  # sysexits EX_IOERR: a write found no room (disk or quota full, file-size limit)
 EXIT_TRY_LATER = 75
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for any program whose reader went away
 
 EXIT_CODES_HELP = """\b
 Exit codes:
@@ -36,9 +39,13 @@ Exit codes:
   1    some tasks failed, are partial, or have no data yet
   2    usage or configuration error
   65   the terminal's answer is not the CSV spxdl expects (run stopped)
-  75   try later: terminal unreachable or not connected, another terminal
-       on the account (478), ledger busy, or tasks held by another run
-  130  interrupted (Ctrl-C); 143 terminated (SIGTERM)"""
+  74   no space to write (disk or quota full, file-size limit): run
+       stopped, nothing partial kept; free space, then spxdl resume
+  75   try later: terminal unreachable, not connected or gone mid-run,
+       another terminal on the account (478), ledger busy, or tasks held
+       by another run
+  130  interrupted (Ctrl-C); 143 terminated (SIGTERM)
+  141  the output's reader went away (spxdl status | head -1)"""
 
 
 class Abort(Exception):
@@ -57,15 +64,19 @@ def exit_code_for(exc: BaseException) -> int:
         return EXIT_TRY_LATER
     if isinstance(exc, errors.SchemaMismatch):
         return EXIT_WIRE
+    if isinstance(exc, errors.DiskFull) or (isinstance(exc, OSError) and exc.errno in storage.NO_SPACE_ERRNOS):
+        return EXIT_NO_SPACE
     return EXIT_INCOMPLETE
 
 
 def fix_hint(exc: BaseException) -> str:
     """A sentence telling the user what to do about ``exc``, where one helps."""
+    if isinstance(exc, errors.TerminalGone):
+        return " The run stopped; once the terminal answers again, `spxdl resume` finishes it."
     if isinstance(exc, errors.TerminalUnavailable):
         return (
-            " Start the ThetaData Terminal (java -jar ThetaTerminalv3.jar) and log in, pass --terminal-url,"
-            " or try spxdl with --simulate."
+            ". Start the ThetaData Terminal (java -jar ThetaTerminalv3.jar) and log in, or pass --terminal-url;"
+            " --simulate runs spxdl without one."
         )
     if isinstance(exc, errors.PermissionDenied):
         return " Check that your ThetaData subscription includes SPX index options (Standard or Pro for greeks)."
@@ -73,6 +84,8 @@ def fix_hint(exc: BaseException) -> str:
         return " Another spxdl run is using this data dir; wait for it or run again later."
     if isinstance(exc, errors.SchemaMismatch):
         return " Nothing stored was touched; check the terminal's version, and report this line."
+    if isinstance(exc, errors.DiskFull):
+        return " Free space on the data dir's disk (or raise the limit), then run `spxdl resume`."
     return ""
 
 
@@ -88,6 +101,10 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             if str(exc):
                 click.echo(str(exc), err=True)
             ctx.exit(exc.code)
+        except BrokenPipeError:
+            # The reader of the output (`| head -1`) is gone: nothing is wrong, and nothing more to say.
+            silence_output()
+            ctx.exit(EXIT_BROKEN_PIPE)
         except errors.SpxdlError as exc:
             if ctx.obj and ctx.obj.get("verbose"):
                 traceback.print_exc(file=sys.stderr)
@@ -97,8 +114,10 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             if ctx.obj and ctx.obj.get("verbose"):
                 traceback.print_exc(file=sys.stderr)
             where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-            click.echo(f"spxdl: error: {exc.strerror or exc}{where}; check the path and its permissions", err=True)
-            ctx.exit(EXIT_INCOMPLETE)
+            code = exit_code_for(exc)
+            fix = "free space on its disk, then run again" if code == EXIT_NO_SPACE else "check the path and its permissions"
+            click.echo(f"spxdl: error: {exc.strerror or exc}{where}; {fix}", err=True)
+            ctx.exit(code)
 
     return wrapper
 
@@ -120,11 +139,41 @@ def cli(ctx: click.Context, config_path: Path | None, verbose: bool, quiet: bool
     ctx.obj.update(config_path=config_path, verbose=verbose, quiet=quiet, log_json=log_json)
 
 
+class _Discard(io.TextIOBase):
+    """An output that takes everything and keeps nothing."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+
+def silence_output() -> None:
+    """Send what is still to be printed nowhere: the output's reader is gone, and later writes must not fail.
+
+    The broken streams are never flushed again: the command leaves through ``os._exit``.
+    """
+    sys.stdout = sys.stderr = _Discard()
+
+
+@contextlib.contextmanager
+def output_may_vanish() -> Iterator[None]:
+    """Around a report whose reader may be gone: a broken pipe silences the output, the command goes on.
+
+    A download's summary must not turn a complete run's exit code into a broken pipe's.
+    """
+    try:
+        yield
+    except BrokenPipeError:
+        silence_output()
+
+
 def main() -> None:
     """Console entry point: run the command, then exit with its code without interpreter teardown."""
     code: int = EXIT_OK
     try:
         cli(prog_name="spxdl")
+    except BrokenPipeError:  # written outside a command (help, version)
+        silence_output()
+        code = EXIT_BROKEN_PIPE
     except SystemExit as exc:
         if isinstance(exc.code, int) or exc.code is None:
             code = exc.code or EXIT_OK

@@ -2,136 +2,161 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import click
 
-from spxdl import audit, config, engine, errors, trading_calendar
-from spxdl.cli.base import EXIT_CODES_HELP, EXIT_OK, EXIT_TRY_LATER, Abort, cli, handle_errors
+from spxdl import audit, config, engine, errors, storage, trading_calendar
+from spxdl.cli.base import (
+    EXIT_CODES_HELP,
+    EXIT_INCOMPLETE,
+    EXIT_OK,
+    EXIT_TRY_LATER,
+    Abort,
+    cli,
+    handle_errors,
+    output_may_vanish,
+)
 from spxdl.cli.options import (
     CONFIRM_TRADING_DAYS,
     SIM_DEMO_DAYS,
-    SIM_DEMO_MAX_DTE,
+    archive_defaults,
     build_settings,
     calendar_for,
     check_range,
     download_flags,
     download_options,
+    open_log_file,
     parse_cli_date,
+    refuse_simulated_direct,
     require_archive,
     resolve_run_dates,
+    simulate_data_dir,
+    simulated_terminal,
+    suggested,
+    terminal_calendar,
 )
 from spxdl.cli.progress import make_progress
-from spxdl.cli.render import print_plan, print_summary, summary_exit_code
+from spxdl.cli.render import describe_run, human_bytes, print_plan, print_summary, summary_exit_code
 from spxdl.engine.planning import days_back_range, update_range
 from spxdl.engine.records import Plan
-from spxdl.ledger import Ledger
+from spxdl.ledger import Ledger, RunBook
 
 log = logging.getLogger(__name__)
 
-SIM_DATA_DIR = Path("sim-data")
 
+def confirm_large_range(plan: Plan, settings: config.Settings, yes: bool) -> None:
+    """Ask before a long range when a person is at the keyboard, naming its size; No unless they say yes.
 
-@contextlib.contextmanager
-def simulated_terminal(settings: config.Settings, enabled: bool, profile: str) -> Iterator[config.Settings]:
-    """``settings``, pointed at the built-in simulator on a free loopback port for ``--simulate``.
-
-    The simulator speaks both APIs on one port, so ``--api`` (or the config's) still decides.
+    Scripts (no TTY) are not asked.
     """
-    if not enabled:
-        yield settings
+    days = len({task.trade_date for task in plan.tasks})
+    if yes or days <= CONFIRM_TRADING_DAYS or not sys.stdin.isatty():
         return
-    from spxdl.simulator import Simulator  # only here: the download path never imports the simulator
-
-    with Simulator(profile=profile) as sim:
-        log.info("simulated terminal (%s profile) at %s", profile, sim.url)
-        yield settings.replace(terminal_url=sim.url)
-
-
-def simulate_data_dir(simulate: bool, data_dir: Path | None) -> Path | None:
-    """Simulated data never shares a directory with real data: ``--simulate`` defaults to ./sim-data."""
-    if simulate and data_dir is None:
-        return SIM_DATA_DIR
-    return data_dir
-
-
-def confirm_large_range(trading_days: int, yes: bool) -> None:
-    """Ask before a long range when a person is at the keyboard; scripts (no TTY) are not asked."""
-    if yes or trading_days <= CONFIRM_TRADING_DAYS or not sys.stdin.isatty():
-        return
-    if not click.confirm(f"This range covers {trading_days} trading days. Download them?", default=True, err=True):
+    figures = engine.estimate(plan, settings)
+    question = (f"This range covers {days} trading days: {len(plan.tasks)} task(s), about {figures['requests']:,} "
+                f"requests, {figures['rows']:,} rows and {human_bytes(figures['bytes'])} on disk. Download them?")
+    if not click.confirm(question, default=False, err=True):
         raise Abort("nothing downloaded", EXIT_OK)
 
 
-def execute_download(
-    ctx: click.Context,
-    settings: config.Settings,
-    start: date,
-    end: date,
-    *,
-    force: bool = False,
-    dry_run: bool = False,
-    yes: bool = False,
-    simulate: bool = False,
-    sim_profile: str = "realistic",
-) -> None:
-    """Plan and run a download of ``start..end``, render progress and the summary, exit with its code."""
-    with simulated_terminal(settings, simulate, sim_profile) as settings:
-        plan = engine.plan(settings, start, end, force=force)
-        run_plan(ctx, plan, settings, dry_run=dry_run, yes=yes)
+DatesFor = Callable[[config.Settings, trading_calendar.TradingCalendar, date], "tuple[date, date] | None"]
+
+
+def asked_span(settings: config.Settings, dates: DatesFor) -> tuple[date, date]:
+    """The range ``dates`` gives by ``settings``' calendar, or update's range when it gives none."""
+    cal = calendar_for(settings)
+    last_session = cal.last_complete_session()
+    return dates(settings, cal, last_session) or update_range(settings, cal, last_session, settings.lookback)
+
+
+def span_of(settings: config.Settings, dates: DatesFor) -> tuple[config.Settings, tuple[date, date]]:
+    """The range asked for (update's when no dates were given), by the calendar in effect.
+
+    With the terminal's calendar in charge, the years around today are asked first, and the years
+    of an earlier range once it is known.
+    """
+    this_year = trading_calendar.today_ny().year
+    settings = terminal_calendar(settings, range(this_year - 1, this_year + 2))
+    span = asked_span(settings, dates)
+    if span[0].year < this_year - 1 and settings.calendar_source == "terminal":
+        settings = terminal_calendar(settings, range(span[0].year, this_year - 1))
+        span = asked_span(settings, dates)
+    return settings, span
+
+
+def warn_if_relative(settings: config.Settings) -> None:
+    """Under cron or systemd (no terminal), say where a relative data dir lands: where the job was started."""
+    if settings.data_dir.is_absolute() or sys.stdin.isatty():
+        return
+    log.warning("the data dir %s is relative: this run writes to %s (relative to where it was started); set an "
+                "absolute [storage] data_dir for timers and cron", settings.data_dir, settings.data_dir.absolute())
 
 
 def run_plan(ctx: click.Context, plan: Plan, settings: config.Settings, *, dry_run: bool, yes: bool) -> None:
     """Print a dry-run plan, or run it with progress and a summary; exit with the summary's code."""
+    code = run_plan_code(ctx, plan, settings, dry_run=dry_run, yes=yes)
+    if code:
+        raise Abort("", code)
+
+
+def run_plan_code(ctx: click.Context, plan: Plan, settings: config.Settings, *, dry_run: bool, yes: bool) -> int:
+    """``run_plan`` without the exit: the code its summary calls for."""
     if dry_run:
         print_plan(plan, engine.estimate(plan, settings), settings)
-        return
+        return EXIT_OK
     if not plan.tasks:
         held = f"; {len(plan.held)} held by another live run" if plan.held else ""
         click.echo(f"Nothing to do for {plan.start} .. {plan.end}: {len(plan.done)} task(s) already complete{held}.", err=True)
-        if plan.held:
-            raise Abort("", EXIT_TRY_LATER)
-        return
-    confirm_large_range(len({task.trade_date for task in plan.tasks}), yes)
-    progress = make_progress(ctx, len(plan.tasks))
+        return EXIT_TRY_LATER if plan.held else EXIT_OK
+    confirm_large_range(plan, settings, yes)
+    open_log_file(ctx)
+    warn_if_relative(settings)
+    progress = make_progress(ctx, plan, settings)
     try:
-        summary = engine.run(plan, settings, on_event=progress.on_event)
+        summary = engine.run(plan, settings, on_event=progress.on_event, on_tick=progress.tick)
     finally:
         progress.close()
-    print_summary(summary, plan)
-    code = summary_exit_code(summary, plan)
-    if code:
-        raise Abort("", code)
+    with output_may_vanish():
+        print_summary(summary, plan, settings.data_dir)
+    return summary_exit_code(summary, plan)
 
 
 def run_like(
     ctx: click.Context,
     *,
-    dates: Callable[[config.Settings, trading_calendar.TradingCalendar, date], tuple[date, date] | None],
+    dates: DatesFor,
     force: bool,
     dry_run: bool,
     yes: bool,
     simulate: bool,
-    sim_profile: str,
+    sim_profile: str | None,
+    sim_flavor: str = "terminal",
+    capture: Path | None = None,
     **options: Any,
 ) -> None:
     """Shared body of run, backfill and update: settings, date range, then the download."""
     options["data_dir"] = simulate_data_dir(simulate, options.get("data_dir"))
     settings = build_settings(ctx, file_logging=not dry_run, **download_flags(**options))
-    if simulate and "max_dte" not in settings.sources:
-        settings = settings.replace(max_dte=settings.min_dte + SIM_DEMO_MAX_DTE)
-    cal = calendar_for(settings)
-    last_session = cal.last_complete_session()
-    span = dates(settings, cal, last_session) or update_range(settings, cal, last_session, settings.lookback)
-    execute_download(ctx, settings, *span, force=force, dry_run=dry_run, yes=yes, simulate=simulate, sim_profile=sim_profile)
+    if simulate:
+        refuse_simulated_direct(settings)
+    settings, sim_profile = archive_defaults(settings, simulate=simulate, sim_profile=sim_profile)
+    if capture is not None:
+        settings = settings.replace(capture_dir=capture)
+    with simulated_terminal(settings, simulate, sim_profile, sim_flavor) as settings:
+        settings, (start, end) = span_of(settings, dates)
+        plan = engine.plan(settings, start, end, force=force)
+        run_plan(ctx, plan, settings, dry_run=dry_run, yes=yes)
 
 
 @cli.command("run", epilog=EXIT_CODES_HELP)
+@click.option("--capture", type=click.Path(path_type=Path, file_okay=False),
+              help="Write the terminal's first answer of each endpoint, byte for byte, into this directory "
+                   "(to send with a report; see spxdl doctor --capture).")
 @click.option("--date", "on", help="One trade date, YYYY-MM-DD.")
 @click.option("--start", help="First trade date, YYYY-MM-DD.")
 @click.option("--end", help="Last trade date (default: the latest complete session).")
@@ -181,7 +206,7 @@ def backfill_command(ctx: click.Context, first: str | None, last: str | None, **
             )
         begin = parse_cli_date(first, "--from") if first else settings.start_date
         finish = parse_cli_date(last, "--to") if last else last_session
-        return check_range(begin, finish, last_session)
+        return check_range(cal, begin, finish, last_session)
 
     run_like(ctx, dates=dates, **options)
 
@@ -206,16 +231,41 @@ def update_command(ctx: click.Context, lookback: int | None, **options: Any) -> 
 @download_options
 @click.pass_context
 @handle_errors
-def resume_command(ctx: click.Context, force: bool, dry_run: bool, yes: bool, simulate: bool, sim_profile: str, **options: Any) -> None:
-    """Finish everything the ledger holds as incomplete, failed or without data."""
+def resume_command(ctx: click.Context, force: bool, dry_run: bool, yes: bool, simulate: bool, sim_profile: str | None,
+                   sim_flavor: str, **options: Any) -> None:
+    """Finish every interrupted run (days it never started included) and every unfinished task.
+
+    A run stopped or killed part-way is finished with its own roots, datasets, interval and
+    DTE window; other incomplete, failed or no-data tasks with the settings and flags given here.
+    """
     options["data_dir"] = simulate_data_dir(simulate, options.get("data_dir"))
     settings = build_settings(ctx, file_logging=not dry_run, **download_flags(**options))
+    if simulate:
+        refuse_simulated_direct(settings)
     require_archive(settings)
-    wanted = audit.incomplete_tasks(Ledger(settings.data_dir))
-    if not wanted:
+    settings, sim_profile = archive_defaults(settings, simulate=simulate, sim_profile=sim_profile)
+    if next(storage.iter_task_dirs(settings.data_dir), None) is None:
+        click.echo(f"Nothing to resume: {settings.data_dir} holds no task yet; download first with: "
+                   f"{suggested(ctx, 'run')}", err=True)
+        return
+    ledger = Ledger(settings.data_dir)
+    runs = RunBook(ledger).unfinished()
+    wanted = audit.incomplete_tasks(ledger)
+    if not runs and not wanted:
         click.echo(f"Nothing to resume: every task in {settings.data_dir} is complete.", err=True)
         return
-    days = sorted(task.trade_date for task in wanted)
-    with simulated_terminal(settings, simulate, sim_profile) as settings:
-        plan = engine.plan(settings, days[0], days[-1], force=force, only=wanted)
-        run_plan(ctx, plan, settings, dry_run=dry_run, yes=yes)
+    for run in runs:
+        click.echo(f"resuming {describe_run(run.as_dict())}", err=True)
+    with simulated_terminal(settings, simulate, sim_profile, sim_flavor) as settings:
+        first = min([task.trade_date for task in wanted] + [date.fromisoformat(run.record["start"]) for run in runs])
+        this_year = trading_calendar.today_ny().year
+        settings = terminal_calendar(settings, range(min(first.year, this_year - 1), this_year + 2))
+        codes = []
+        for chosen, plan in engine.resume_plans(settings, runs, wanted, force=force):
+            code = run_plan_code(ctx, plan, chosen, dry_run=dry_run, yes=yes)
+            if code not in (EXIT_OK, EXIT_INCOMPLETE, EXIT_TRY_LATER):  # stopped: start nothing more
+                raise Abort("", code)
+            codes.append(code)
+    code = EXIT_INCOMPLETE if EXIT_INCOMPLETE in codes else EXIT_TRY_LATER if EXIT_TRY_LATER in codes else EXIT_OK
+    if code:
+        raise Abort("", code)

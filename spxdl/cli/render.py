@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import signal
+from pathlib import Path
 from typing import Any
 
 import click
@@ -27,13 +28,23 @@ def summary_exit_code(summary: RunSummary, plan: Plan) -> int:
     return EXIT_OK
 
 
-def print_summary(summary: RunSummary, plan: Plan) -> None:
-    """The end-of-run report on stderr: counts, volume, time, the slowest and the failed tasks."""
+def source_line(api: str | None, simulated: bool | None) -> str:
+    """Where a run's data came from, in a few words."""
+    if not api:
+        return "no terminal needed"
+    if api == "direct":
+        return "ThetaData directly, thetadatadx SDK"
+    return f"{'simulated' if simulated else 'real'} terminal, API {api}"
+
+
+def print_summary(summary: RunSummary, plan: Plan, data_dir: Path | None = None) -> None:
+    """The end-of-run report on stderr: where, counts, volume, time, the slowest and the failed tasks."""
     totals = summary.totals()
     states = summary.by_state()
     echo = functools.partial(click.echo, err=True)
-    source = f"{'simulated' if summary.simulated else 'real'} terminal, API {summary.api}" if summary.api else "no terminal needed"
-    echo(f"spxdl: {plan.start} .. {plan.end} ({source})")
+    source = source_line(summary.api, summary.simulated)
+    into = f" into {data_dir.absolute()}" if data_dir is not None else ""
+    echo(f"spxdl: {plan.start} .. {plan.end}{into} ({source})")
     echo("  tasks: " + ", ".join(f"{count} {state}" for state, count in sorted(states.items()))
          + f"; {len(plan.done)} already complete; {summary.held} held by another run")
     echo(f"  rows {totals['rows']:,}; {human_bytes(totals['bytes'])} written; "
@@ -41,9 +52,16 @@ def print_summary(summary: RunSummary, plan: Plan) -> None:
     exps = totals["expirations"]
     if exps:
         echo("  expirations: " + ", ".join(f"{count} {state}" for state, count in sorted(exps.items())))
-    if totals.get("checks"):
-        flagged = ", ".join(f"{name} {count:,}" for name, count in sorted(totals["checks"].items()))
-        echo(f"  checks flagged: {flagged} (per file in each _day.json; [validation] mode decides flag, drop or fail)")
+    from spxdl.checks import OBSERVATIONS  # here: checks loads Arrow's compute, which a summary needs not
+
+    counted = {name: count for name, count in (totals.get("checks") or {}).items() if count}
+    flagged = ", ".join(f"{name} {count:,}" for name, count in sorted(counted.items()) if name not in OBSERVATIONS)
+    observed = ", ".join(f"{name} {count:,}" for name, count in sorted(counted.items()) if name in OBSERVATIONS)
+    if flagged:
+        echo(f"  checks flagged: {flagged} (per file in each _day.json; [validation] mode decides flag, drop or fail; "
+             "README: Checks)")
+    if observed:
+        echo(f"  observed: {observed} (what the vendor sends, kept as it is; README: Checks)")
     slow = [result for result in summary.slowest(3) if result.seconds > 0]
     if slow:
         echo("  slowest: " + "; ".join(f"{r.task.key} {r.seconds:.1f} s" for r in slow))
@@ -61,7 +79,8 @@ def print_summary(summary: RunSummary, plan: Plan) -> None:
     if summary.not_started:
         echo(f"  not started: {len(summary.not_started)} task(s); run again to finish (resume is automatic)")
     if summary.interrupted is not None:
-        echo(f"  interrupted by {signal.Signals(summary.interrupted).name}; run the same command again to resume")
+        kept = f"; the {totals['rows']:,} rows stored are kept" if totals["rows"] else ""
+        echo(f"  interrupted by {signal.Signals(summary.interrupted).name}{kept}; run the same command again to resume")
 
 
 def print_plan(plan: Plan, estimate: dict[str, Any], settings: config.Settings) -> None:
@@ -79,6 +98,17 @@ def print_plan(plan: Plan, estimate: dict[str, Any], settings: config.Settings) 
         click.echo(f"    {task.key}")
     if len(plan.tasks) > 20:
         click.echo(f"    ... and {len(plan.tasks) - 20} more")
+
+
+def describe_run(run: dict[str, Any]) -> str:
+    """One run record (``RunView.as_dict()``) as a line: range, selection, when, state and what is left."""
+    chosen = run["selection"]
+    started = str(run["started_at"])[:19].replace("T", " ")
+    force = ", force" if chosen["force"] else ""
+    why = f" ({run['reason']})" if run.get("reason") else ""
+    return (f"run {run['start']} .. {run['end']} ({','.join(chosen['roots'])}; {','.join(chosen['datasets'])} "
+            f"{chosen['interval']}; DTE {chosen['min_dte']}..{chosen['max_dte']}{force}) started {started} UTC "
+            f"by pid {run['pid']}: {run['state']}{why}; {run['remaining']} of {run['tasks']} task(s) left")
 
 
 def human_bytes(count: float) -> str:

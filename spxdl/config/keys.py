@@ -44,13 +44,16 @@ class KeySpec:
 KEYS: tuple[KeySpec, ...] = (
     KeySpec("terminal", "url", "terminal_url", optional(parse_url), "terminal base URL; empty: try 127.0.0.1:25503 (v3), then :25510 (v2)"),
     KeySpec("terminal", "api", "terminal_api", parse_choice("auto", "v2", "v3"), "API version: auto, v2 or v3"),
+    KeySpec("terminal", "source", "source", parse_choice("terminal", "direct"),
+            "terminal: a ThetaData Terminal or thetadatadx-server at url; direct: ThetaData itself through the thetadatadx-py SDK (Python 3.12+)"),
     KeySpec("terminal", "max_in_flight", "max_in_flight", parse_int(1, 64), "requests in flight across all workers"),
     KeySpec("terminal", "connect_timeout", "connect_timeout", parse_float(0.1, 600), "seconds to connect"),
-    KeySpec("terminal", "read_timeout", "read_timeout", parse_float(0.1, 3600), "seconds without a byte before a read fails"),
+    KeySpec("terminal", "read_timeout", "read_timeout", parse_float(0.1, 3600), "seconds to wait for an answer's first byte (and between two): thetadatadx-server answers only once the whole chain is built, within its own 300 s deadline"),
     KeySpec("terminal", "retries", "retries", parse_int(0, 50), "attempts per request while the terminal is unavailable"),
+    KeySpec("terminal", "outage_limit", "outage_limit", parse_float(1, 86_400), "seconds to wait for a terminal that stopped answering (status probes) before the run stops with exit 75"),
     KeySpec("download", "roots", "roots", parse_roots, "comma list of roots: SPXW (PM weeklies), SPX (AM monthlies)"),
-    KeySpec("download", "datasets", "datasets", parse_datasets, "comma list: greeks, greeks_second_order, quote, ohlc, open_interest, eod"),
-    KeySpec("download", "interval", "interval", parse_interval, "bar interval for greeks, quote and ohlc"),
+    KeySpec("download", "datasets", "datasets", parse_datasets, "comma list: greeks, greeks_second_order, quote, ohlc, open_interest, eod, greeks_eod, index_price"),
+    KeySpec("download", "interval", "interval", parse_interval, "bar interval for greeks, quote, ohlc and index_price"),
     KeySpec("download", "min_dte", "min_dte", parse_int(0, 3650), "keep expirations at least this many days after the trade date"),
     KeySpec("download", "max_dte", "max_dte", parse_int(0, 3650), "keep expirations at most this many days after the trade date"),
     KeySpec("download", "start_date", "start_date", optional(parse_date), "first trade date of the archive (backfill starts here)"),
@@ -74,6 +77,8 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("logging", "format", "log_format", parse_choice("text", "json"), "log file format: text or json (one object per line)"),
     KeySpec("logging", "file", "log_file", optional(parse_path), "log file; empty: <data_dir>/logs/spxdl.log"),
     KeySpec("calendar", "overrides", "calendar_overrides", optional(parse_path), "file of closures announced after this release"),
+    KeySpec("calendar", "source", "calendar_source", parse_choice("builtin", "terminal"),
+            "builtin: the calendar in spxdl (and the overrides file); terminal: the terminal's own calendar wins (v3)"),
 )
 KEYS_BY_FIELD = {spec.field: spec for spec in KEYS}
 KEYS_BY_NAME = {(spec.section, spec.key): spec for spec in KEYS}

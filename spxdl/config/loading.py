@@ -159,6 +159,12 @@ def check_consistency(settings: Settings) -> None:
             f"{settings.stale_after:g}: a live claim could look stale; make stale_after at least twice the heartbeat",
             key="engine.stale_after",
         )
+    if settings.source == "direct" and settings.calendar_source == "terminal":
+        raise ConfigError(
+            "[calendar] source = terminal asks a terminal for its calendar, and [terminal] source = direct has "
+            "none: use [calendar] source = builtin (and the overrides file), or [terminal] source = terminal",
+            key="calendar.source",
+        )
     interval_ms = datasets.interval_ms(settings.interval)
     if interval_ms < 60_000 and (settings.end_ms - settings.start_ms) // interval_ms > 100_000:
         raise ConfigError(

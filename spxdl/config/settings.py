@@ -9,7 +9,7 @@ from datetime import date, time
 from pathlib import Path
 from typing import Any, Mapping
 
-from spxdl import datasets
+from spxdl import datasets, trading_calendar
 
 RATES = ("SOFR",) + tuple(
     f"TREASURY_{t}" for t in ("M1", "M3", "M6", "Y1", "Y2", "Y3", "Y5", "Y7", "Y10", "Y20", "Y30")
@@ -43,10 +43,14 @@ class Settings:
 
     terminal_url: str | None = None
     terminal_api: str = "auto"
+    source: str = "terminal"  # terminal (a ThetaData Terminal or thetadatadx-server) or direct (the SDK)
     max_in_flight: int = 4
     connect_timeout: float = 5.0
-    read_timeout: float = 60.0
+    # thetadatadx-server sends an answer only when the whole chain is built (within its own 300 s
+    # request deadline and upstream retries); a full SPXW chain must not time out before that.
+    read_timeout: float = 360.0
     retries: int = 5
+    outage_limit: float = 120.0
 
     roots: tuple[str, ...] = ("SPXW",)
     datasets: tuple[str, ...] = ("greeks",)
@@ -79,6 +83,12 @@ class Settings:
     log_file: Path | None = None
 
     calendar_overrides: Path | None = None
+    calendar_source: str = "builtin"
+
+    # Set by the program, never by a key: the days the terminal's calendar decides ([calendar]
+    # source = terminal, resolved once before planning), and where to capture answers (--capture).
+    calendar_sessions: tuple[tuple[date, str], ...] = ()
+    capture_dir: Path | None = None
 
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
@@ -106,10 +116,18 @@ class Settings:
         """The archive directory names this configuration writes, e.g. ``["greeks-1m"]``."""
         return [datasets.get_dataset(name).archive_name(self.interval) for name in self.datasets]
 
+    def calendar(self) -> trading_calendar.TradingCalendar:
+        """The trading calendar in effect: built in, the overrides file, and the terminal's days if resolved."""
+        return trading_calendar.load_calendar(self.calendar_overrides, dict(self.calendar_sessions))
+
     def replace(self, **changes: Any) -> "Settings":
         """A copy with ``changes`` applied (values already typed); sources say ``program``."""
+        return self.replace_from("program", **changes)
+
+    def replace_from(self, source: str, **changes: Any) -> "Settings":
+        """A copy with ``changes`` applied (values already typed); ``source`` says where they came from."""
         sources = dict(self.sources)
-        sources.update({name: "program" for name in changes})
+        sources.update({name: source for name in changes})
         return dataclasses.replace(self, sources=sources, **changes)
 
 

@@ -4,6 +4,12 @@ Runs in a worker process only (``worker.py`` builds it for each claimed task). E
 the DTE window is streamed from the terminal, converted, written to a hidden temp file, verified,
 renamed into place and recorded in the ledger the moment it lands; a cut body, an expired page or
 an unavailable terminal fetches that expiration again, within ``expiration_attempts``.
+
+Two kinds of task take another road. A daily dataset (``all_expirations``: eod, open_interest,
+greeks_eod) asks the whole day once, for every expiration; the rows are split by expiration, the
+DTE window keeps some, and each kept expiration becomes the same file and ledger record a
+per-expiration request would have made. An index (``is_index``) has no expirations: one file per
+trade date, recorded under the trade date.
 """
 
 from __future__ import annotations
@@ -16,17 +22,18 @@ import queue
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Mapping
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterator, Mapping
 
 from spxdl import convert, datasets, storage, trading_calendar
 from spxdl.config import Settings
 from spxdl.datasets import Dataset
-from spxdl.engine.planning import window_expirations
-from spxdl.engine.records import EXPIRATION_DONE, RETRY
+from spxdl.engine.planning import in_window, window_expirations
+from spxdl.engine.records import EXPIRATION_DONE, EXPIRATION_PROGRESS, EXPIRATIONS_LISTED, RETRY
 from spxdl.engine.shared import RETRYABLE, RUN_STOPPERS, STOPS, retrying
-from spxdl.engine.streams import stoppable
-from spxdl.errors import Interrupted, NoData, SpxdlError
+from spxdl.engine.streams import Meter, stoppable
+from spxdl.errors import Interrupted, NoData, SpxdlError, StorageError
 from spxdl.ledger import ExpirationState, Task
+from spxdl.sources import SourcePage
 
 if TYPE_CHECKING:
     from spxdl.engine.worker import Worker
@@ -75,27 +82,48 @@ class TaskDownload:
         self.share = share
         self.settings: Settings = worker.settings
         self.dataset: Dataset = worker.archives[task.archive]
+        self.landed: list[Outcome] = []  # expirations stored by this download, also when it is stopped
+
+    def landed_totals(self) -> dict[str, Any]:
+        """Rows, bytes and complete expirations stored so far: what an interrupted task keeps."""
+        landed = list(self.landed)
+        count = {ExpirationState.COMPLETE: len(landed)} if landed else {}
+        return {"rows": sum(o.rows for o in landed), "bytes": sum(o.bytes for o in landed), "expirations": count}
 
     def run(self, turn_over: Callable[[], None] = lambda: None) -> list[Outcome]:
         """Every expiration of the DTE window (or of this worker's share, then the helpers'
         outcomes): complete ones skipped, the rest fetched on the process's fetch threads
-        (``Fetchers``). ``turn_over`` is called as soon as the rest are queued: the next task may
-        then take its turn."""
+        (``Fetchers``; a daily dataset's one request on one of them). ``turn_over`` is called as
+        soon as the rest are queued: the next task may then take its turn."""
+        daily = self.dataset.all_expirations
         try:
-            wanted = list(self.share.expirations) if self.share else self.expirations()
-            complete = set() if self.force else self.complete_expirations()
-            outcomes = [Outcome(e, ExpirationState.COMPLETE, skipped=True) for e in wanted if e in complete]
-            missing = [expiration for expiration in wanted if expiration not in complete]
-            log.info("%s: %d expiration(s) in DTE %d..%d, %d to fetch", self.task.key, len(wanted), self.min_dte,
-                     self.max_dte, len(missing))
-            futures = self.worker.fetchers.submit(self.fetch, missing)
+            if daily:
+                outcomes, futures = [], self.worker.fetchers.submit(lambda _: self.run_day(), [None])
+            else:
+                outcomes, futures = self.queue_missing()
         finally:
             turn_over()
         cf.wait(futures)
         stops = [f.exception() for f in futures if isinstance(f.exception(), STOPS)]
         if stops:
             raise next((exc for exc in stops if isinstance(exc, RUN_STOPPERS)), stops[0])
+        if daily:
+            return futures[0].result()
         return outcomes + [future.result() for future in futures] + self.helpers_outcomes()
+
+    def queue_missing(self) -> tuple[list[Outcome], list[cf.Future]]:
+        """The window's complete expirations (skipped), and the others queued on the fetch threads."""
+        helping = self.share is not None and not self.share.helpers
+        window = [] if helping else [self.task.trade_date] if self.dataset.is_index else self.expirations()
+        wanted = list(self.share.expirations) if self.share else window
+        complete = set() if self.force else self.complete_expirations()
+        outcomes = [Outcome(e, ExpirationState.COMPLETE, skipped=True) for e in wanted if e in complete]
+        missing = [expiration for expiration in wanted if expiration not in complete]
+        log.info("%s: %d expiration(s) in DTE %d..%d, %d to fetch", self.task.key, len(wanted), self.min_dte,
+                 self.max_dte, len(missing))
+        if not helping:  # the task's owner counts the whole window, its helpers' shares too
+            self.worker.emit(EXPIRATIONS_LISTED, self.task, total=sum(e not in complete for e in window))
+        return outcomes, self.worker.fetchers.submit(self.fetch, missing)
 
     def helpers_outcomes(self) -> list[Outcome]:
         """The outcomes the helpers report for the rest of the window (none without helpers)."""
@@ -110,6 +138,69 @@ class TaskDownload:
                 continue
             helpers -= 1
         return outcomes
+
+    def run_day(self) -> list[Outcome]:
+        """A daily dataset: one request for the whole day, then one file per expiration in the window.
+
+        NoData (the day has none) and a fetch that fails ``expiration_attempts`` times raise: the
+        task is then ``no_data`` or ``failed`` as a whole. Expirations already complete are skipped.
+        """
+        split = self.fetch_day()
+        complete = set() if self.force else self.complete_expirations()
+        outcomes = []
+        for expiration, part in sorted(split.parts.items()):
+            if expiration in complete:
+                outcomes.append(Outcome(expiration, ExpirationState.COMPLETE, skipped=True))
+                continue
+            outcomes.append(self.store_part(expiration, part))
+        log.info("%s: %d expiration(s) in DTE %d..%d from one request (%d row(s) of others left out), %d stored",
+                 self.task.key, len(split.parts), self.min_dte, self.max_dte, split.left_out,
+                 sum(not outcome.skipped for outcome in outcomes))
+        return outcomes
+
+    def fetch_day(self) -> convert.DaySplit:
+        """The day's answer split by expiration; fetched again on a cut body or an unavailable terminal."""
+        worker, task, settings = self.worker, self.task, self.settings
+        attempts = settings.expiration_attempts
+        for attempt in range(1, attempts + 1):
+            self.check()
+            try:
+                pages = self.pages(None)
+                with self.worker.fetchers.converting(), contextlib.closing(stoppable(pages, self.check)) as stopping:
+                    return convert.split_by_expiration(stopping, self.convert_spec(None), self.in_window)
+            except STOPS as exc:
+                if isinstance(exc, RUN_STOPPERS):
+                    worker.stop_run()
+                raise
+            except RETRYABLE as exc:
+                worker.check()
+                if attempt == attempts:
+                    raise
+                log.info("%s: attempt %d of %d: %s; again", task.key, attempt, attempts, exc)
+                worker.emit(RETRY, task, attempt=attempt, error=str(exc))
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def store_part(self, expiration: date, part: convert.DayPart) -> Outcome:
+        """Write, verify and record one expiration of a day's answer; a failure fails only it."""
+        written: list[convert.ConvertResult] = []
+
+        def write(sink: BinaryIO) -> int:
+            written.append(convert.write_batches(part.batches, sink, part.spec, part.converter))
+            return written[0].rows
+
+        try:
+            info = storage.write_verified_parquet(self.data_path(expiration), write)
+        except Exception as exc:  # the disk: this expiration fails, the others go on
+            outcome = self.failed(expiration, 1, exc)
+        else:
+            outcome = self.record_complete(expiration, info, written[0], 1)
+        self.worker.emit(EXPIRATION_DONE, self.task, expiration=expiration, state=outcome.state, rows=outcome.rows,
+                         bytes=outcome.bytes, attempt=1)
+        return outcome
+
+    def in_window(self, expiration: date) -> bool:
+        """Whether ``expiration`` is in ``trade_date + [min_dte, max_dte]`` and still trades on the trade date."""
+        return in_window(expiration, self.task, self.min_dte, self.max_dte, self.worker.calendar)
 
     def expirations(self) -> list[date]:
         """The root's expirations (listed once per process) within ``trade_date + [min_dte, max_dte]``
@@ -133,15 +224,37 @@ class TaskDownload:
             raise Interrupted(f"{self.task.key} was taken over by another run")
 
     def complete_expirations(self) -> set[date]:
-        """Expirations the ledger calls complete whose file is in place."""
-        return {
-            expiration
-            for expiration, state in self.worker.ledger.expiration_states(self.task).items()
-            if state == ExpirationState.COMPLETE and self.data_path(expiration).exists()
-        }
+        """Expirations the ledger calls complete whose file is in place, and those a killed run left
+        in place unrecorded (adopted)."""
+        complete = set()
+        for expiration, state in self.worker.ledger.expiration_states(self.task).items():
+            path = self.data_path(expiration)
+            if path.exists() and (state == ExpirationState.COMPLETE
+                                  or state == ExpirationState.PENDING and self.adopted(expiration, path)):
+                complete.add(expiration)
+        return complete
+
+    def adopted(self, expiration: date, path: Path) -> bool:
+        """Record as complete a file in place that a run killed between its rename and its record left.
+
+        A file is renamed into place only after its footer was read back with the rows written, so
+        it is whole; fetching it again would download it twice. Its footer is read once more here.
+        """
+        try:
+            info = storage.verify_parquet(path)
+        except StorageError as exc:
+            log.info("%s exp %s: %s; fetching it again", self.task.key, expiration, exc)
+            return False
+        self.worker.ledger.record_expiration(self.task, expiration, ExpirationState.COMPLETE, info=info)
+        log.info("%s exp %s: %s is whole but was never recorded (its run was killed); adopted", self.task.key,
+                 expiration, path.name)
+        return True
 
     def data_path(self, expiration: date) -> Path:
+        """The file of one expiration (an index: the trade date's one file)."""
         task = self.task
+        if self.dataset.is_index:
+            return storage.day_file_path(self.settings.data_dir, task.archive, task.root, task.trade_date)
         return storage.data_file_path(self.settings.data_dir, task.archive, task.root, task.trade_date, expiration)
 
     def fetch(self, expiration: date) -> Outcome:
@@ -184,30 +297,42 @@ class TaskDownload:
         self.worker.ledger.record_expiration(self.task, expiration, ExpirationState.FAILED, attempts=attempt, error=str(exc))
         return Outcome(expiration, ExpirationState.FAILED, attempts=attempt, error=str(exc))
 
-    def download(self, expiration: date, attempt: int) -> Outcome:
-        """Stream, convert, store atomically, verify and record one expiration."""
-        worker, task, settings, dataset = self.worker, self.task, self.settings, self.dataset
-        spec = self.convert_spec(expiration)
-        pages = worker.client.history(
+    def pages(self, expiration: date | None) -> Iterator[SourcePage]:
+        """The source's pages of one expiration (None: every expiration of the day, or an index's day)."""
+        settings, dataset = self.settings, self.dataset
+        return self.worker.client.history(
             dataset,
-            task.root,
+            self.task.root,
             expiration,
-            task.trade_date,
+            self.task.trade_date,
             interval=settings.interval,
             start_ms=settings.start_ms,
             end_ms=settings.end_ms,
             **greeks_params(dataset, settings),
         )
+
+    def download(self, expiration: date, attempt: int) -> Outcome:
+        """Stream, convert, store atomically, verify and record one expiration (an index: the day)."""
+        asked = None if self.dataset.is_index else expiration
+        spec = self.convert_spec(asked)
+        pages = self.pages(asked)
         converted: list[convert.ConvertResult] = []
+        meter = Meter(functools.partial(self.received, expiration, attempt))
 
         def write(sink: BinaryIO) -> int:
-            with worker.fetchers.converting(), contextlib.closing(stoppable(pages, self.check)) as stopping_pages:
+            with self.worker.fetchers.converting(), contextlib.closing(stoppable(pages, self.check, meter)) as stopping_pages:
                 converted.append(convert.write_parquet(stopping_pages, sink, spec))
             return converted[0].rows
 
         info = storage.write_verified_parquet(self.data_path(expiration), write)
-        result = converted[0]
-        worker.ledger.record_expiration(
+        return self.record_complete(expiration, info, converted[0], attempt)
+
+    def record_complete(
+        self, expiration: date, info: storage.FileInfo, result: convert.ConvertResult, attempt: int
+    ) -> Outcome:
+        """Record a verified file in the ledger the moment it lands; its outcome."""
+        task, settings = self.task, self.settings
+        self.worker.ledger.record_expiration(
             task, expiration, ExpirationState.COMPLETE, info=info, attempts=attempt, checks=result.checks,
             extra_columns=result.extra_columns,
         )
@@ -215,13 +340,19 @@ class TaskDownload:
         if flagged:
             log.debug("%s exp %s: checks flagged %s (validation=%s)", task.key, expiration, flagged,
                       settings.validation_mode)
-        return Outcome(
+        outcome = Outcome(
             expiration, ExpirationState.COMPLETE, rows=info.rows, bytes=info.bytes, attempts=attempt, checks=flagged,
             extra_columns=result.extra_columns,
         )
+        self.landed.append(outcome)
+        return outcome
 
-    def convert_spec(self, expiration: date) -> convert.ConvertSpec:
-        """What the file of ``expiration`` holds and how it is checked."""
+    def received(self, expiration: date, attempt: int, rows: int, count: int) -> None:
+        """Report the rows and bytes one attempt at ``expiration`` has received so far."""
+        self.worker.emit(EXPIRATION_PROGRESS, self.task, expiration=expiration, rows=rows, bytes=count, attempt=attempt)
+
+    def convert_spec(self, expiration: date | None) -> convert.ConvertSpec:
+        """What the file of ``expiration`` holds and how it is checked (None: an index, or a whole day)."""
         settings, dataset, task = self.settings, self.dataset, self.task
         return convert.ConvertSpec(
             dataset=dataset,

@@ -6,8 +6,9 @@ Also the ranges the commands ask for (the latest sessions for ``update``, the la
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, timedelta
-from typing import Collection, Iterable
+from typing import Collection, Iterable, Sequence
 
 from spxdl import audit, datasets, storage, trading_calendar
 from spxdl.config import Settings
@@ -15,7 +16,7 @@ from spxdl.datasets import Dataset
 from spxdl.engine.records import Plan
 from spxdl.engine.shared import ledger_for
 from spxdl.errors import ConfigError
-from spxdl.ledger import Ledger, Task
+from spxdl.ledger import Ledger, RunView, Task
 
 # Rough figures for estimate(): a near-term SPXW chain has ~330 contracts (the simulator's
 # realistic one: 128,248 greeks rows over 391 minutes), and zstd Parquet takes ~13 bytes a row
@@ -35,12 +36,13 @@ def plan(
     """
     if start > end:
         raise ConfigError(f"the start date {start} is after the end date {end}", key="start")
-    calendar = trading_calendar.load_calendar(settings.calendar_overrides)
+    calendar = settings.calendar()
+    by_archive = archive_datasets(settings)
     candidates = [
         Task(archive, root, day)
         for day in calendar.trading_days(start, end)
-        for archive in settings.archives()
-        for root in settings.roots
+        for archive, dataset in by_archive.items()
+        for root in dataset.roots_for(settings.roots)
     ]
     if only is not None:
         wanted = set(only)
@@ -52,7 +54,8 @@ def plan(
     done: list[Task] = []
     held: list[Task] = []
     for task in candidates:
-        if not force and ledger.is_done(task, min_dte=settings.min_dte, max_dte=settings.max_dte):
+        min_dte, max_dte = by_archive[task.archive].dte_window(settings.min_dte, settings.max_dte)
+        if not force and ledger.is_done(task, min_dte=min_dte, max_dte=max_dte):
             done.append(task)
         elif ledger.is_held(task):
             held.append(task)
@@ -61,18 +64,27 @@ def plan(
     return Plan(tuple(todo), tuple(done), tuple(held), start, end, force)
 
 
+def lists_expirations(dataset: Dataset) -> bool:
+    """Whether a task of ``dataset`` fetches expiration by expiration from its root's listing (not
+    a daily dataset, which asks every expiration at once, nor an index, which has none)."""
+    return not (dataset.all_expirations or dataset.is_index)
+
+
+def in_window(
+    expiration: date, task: Task, min_dte: int, max_dte: int, calendar: trading_calendar.TradingCalendar
+) -> bool:
+    """Whether ``expiration`` is in ``task.trade_date + [min_dte, max_dte]`` and still trades on the
+    trade date (an SPX AM monthly stops the day before it settles)."""
+    trade_date = task.trade_date
+    return (trade_date + timedelta(days=min_dte) <= expiration <= trade_date + timedelta(days=max_dte)
+            and trade_date <= calendar.last_trading_day(task.root, expiration))
+
+
 def window_expirations(
     listed: Iterable[date], task: Task, min_dte: int, max_dte: int, calendar: trading_calendar.TradingCalendar
 ) -> list[date]:
-    """The listed expirations of ``task`` within ``trade_date + [min_dte, max_dte]`` that still
-    trade on the trade date (an SPX AM monthly stops the day before it settles), in order."""
-    first = task.trade_date + timedelta(days=min_dte)
-    last = task.trade_date + timedelta(days=max_dte)
-    return [
-        expiration
-        for expiration in listed
-        if first <= expiration <= last and task.trade_date <= calendar.last_trading_day(task.root, expiration)
-    ]
+    """The listed expirations of ``task`` that are ``in_window``, in order."""
+    return [expiration for expiration in listed if in_window(expiration, task, min_dte, max_dte, calendar)]
 
 
 def shares(expirations: list[date], count: int) -> list[list[date]]:
@@ -80,20 +92,55 @@ def shares(expirations: list[date], count: int) -> list[list[date]]:
     return [expirations[index::count] for index in range(count)]
 
 
+def resume_plans(
+    settings: Settings, runs: Sequence[RunView], incomplete: Collection[Task], force: bool = False
+) -> list[tuple[Settings, Plan]]:
+    """What ``resume`` runs: the tasks each interrupted run left (days never started included),
+    with that run's own roots, datasets, interval, DTE window and force, one plan per such
+    selection; then the ledger's other unfinished tasks with ``settings``. Writes nothing.
+    """
+    groups: dict[tuple[object, ...], tuple[Settings, set[Task], list[str]]] = {}
+    for run in (run for run in runs if run.remaining):
+        chosen = run.selection
+        own = settings.replace(roots=tuple(chosen["roots"]), datasets=tuple(chosen["datasets"]),
+                               interval=chosen["interval"], min_dte=chosen["min_dte"], max_dte=chosen["max_dte"])
+        group = groups.setdefault(_selection_key(own, chosen["force"] or force), (own, set(), []))
+        group[1].update(run.remaining)
+        group[2].append(run.id)
+    resumed = set().union(*(tasks for _, tasks, _ in groups.values()))
+    rest = {task for task in incomplete if task not in resumed}
+    if rest:
+        groups.setdefault(_selection_key(settings, force), (settings, set(), []))[1].update(rest)
+    plans = []
+    for key, (chosen_settings, tasks, run_ids) in groups.items():
+        days = sorted(task.trade_date for task in tasks)
+        found = plan(chosen_settings, days[0], days[-1], force=key[-1], only=tasks)
+        plans.append((chosen_settings, dataclasses.replace(found, resumes=tuple(run_ids))))
+    return plans
+
+
+def _selection_key(settings: Settings, force: bool) -> tuple[object, ...]:
+    return (settings.roots, settings.datasets, settings.interval, settings.min_dte, settings.max_dte, force)
+
+
 def estimate(plan: Plan, settings: Settings) -> dict[str, int]:
     """Rough figures for a dry run: requests, expirations, rows and Parquet bytes. Writes nothing."""
-    calendar = trading_calendar.load_calendar(settings.calendar_overrides)
+    calendar = settings.calendar()
     by_archive = archive_datasets(settings)
-    expirations = rows = 0
+    expirations = rows = requests = 0
     for task in plan.tasks:
-        count = _estimated_expirations(calendar, task, settings.min_dte, settings.max_dte)
+        dataset = by_archive[task.archive]
+        count = 1 if dataset.is_index else _estimated_expirations(calendar, task, settings.min_dte, settings.max_dte)
+        contracts = 1 if dataset.is_index else EST_CONTRACTS_PER_EXPIRATION
         expirations += count
-        rows += count * EST_CONTRACTS_PER_EXPIRATION * _rows_per_contract(by_archive[task.archive], settings)
-    listings = len(settings.roots)  # the parent lists each root once for every worker
+        requests += 1 if dataset.all_expirations or dataset.is_index else count
+        rows += count * contracts * _rows_per_contract(dataset, settings)
+    listed = [task for task in plan.tasks if lists_expirations(by_archive[task.archive])]
+    listings = len({task.root for task in listed})  # the parent lists each root once for every worker
     return {
         "tasks": len(plan.tasks),
         "expirations": expirations,
-        "requests": expirations + listings,
+        "requests": requests + listings,
         "rows": rows,
         "bytes": rows * EST_PARQUET_BYTES_PER_ROW,
     }

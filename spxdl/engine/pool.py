@@ -1,11 +1,12 @@
 """The parent side of a run: the worker processes, signals, the event drain and metrics.
 
 ``run`` starts the worker processes (``processes.Crew``) at once and, while they start, prepares
-the data dir (temp-file sweep, terminal detection, archive shapes) and lists each root's
-expirations; then it hands out the tasks, several per worker, as results come back. Progress
-events and worker log records travel through one queue to a parent thread that calls
-``on_event``. A first SIGINT/SIGTERM stops the run cleanly (workers abort and release their
-claims); a second exits at once.
+the data dir (``preparing``: temp-file sweep, terminal detection, archive shapes) and lists each
+root's expirations; it records the run in the ledger (``recording``), then hands out the tasks,
+several per worker, as results come back. Progress events and worker log records travel through
+one queue to a parent thread that calls ``on_event`` (and ``on_tick`` meanwhile). A first
+SIGINT/SIGTERM stops the run cleanly (workers abort and release their claims); a second exits at
+once.
 
 The engine package is the only place that starts processes or threads for downloading. It never
 prints.
@@ -14,7 +15,6 @@ prints.
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import math
 import multiprocessing
@@ -27,49 +27,62 @@ from collections import deque
 from datetime import date
 from typing import Any, Callable, Iterable, Iterator
 
-from spxdl import shapes, storage, trading_calendar
 from spxdl.config import Settings
-from spxdl.datasets import Dataset
 from spxdl.engine import metering
 from spxdl.engine.download import Share
-from spxdl.engine.planning import archive_datasets, shares, window_expirations
-from spxdl.engine.processes import Answer, Crew, Member
+from spxdl.engine.planning import archive_datasets, lists_expirations, shares, window_expirations
+from spxdl.engine.preparing import prepare
+from spxdl.engine.processes import Answer, Crew, Member, release_semaphores
+from spxdl.engine.recording import recorded_run
 from spxdl.engine.records import TASK_DONE, Event, Plan, ResultState, RunSummary, TaskResult
-from spxdl.engine.shared import STOP_SIGNALS, SharedFlag, client_for, ledger_for, retrying
-from spxdl.errors import NoData, SpxdlError
+from spxdl.engine.shared import RUN_CAPTURE, STOP_SIGNALS, SharedFlag, ledger_for
+from spxdl.errors import SpxdlError
 from spxdl.ledger import Task
 
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.2  # how often the parent looks at signals and the stop flag
+TICK_SECONDS = 0.25  # how often ``on_tick`` is called (the progress display's redraws)
 STOP_GRACE_SECONDS = 15.0  # how long a stopping parent waits for workers to abort
 DRAIN_JOIN_SECONDS = 5.0  # how long the event drain may take to empty a closed crew's queue
 CREWS_WITHOUT_ANSWER = 3  # crews in a row that die before any answer: the workers cannot start
 DRAINED = "drained"  # the parent's last item on a crew's event queue, once every worker has ended
 
 
-def run(plan: Plan, settings: Settings, on_event: Callable[[Event], None] | None = None) -> RunSummary:
+def run(
+    plan: Plan,
+    settings: Settings,
+    on_event: Callable[[Event], None] | None = None,
+    on_tick: Callable[[], None] | None = None,
+) -> RunSummary:
     """Download ``plan.tasks`` in worker processes; an interrupted run returns its summary too.
 
-    TerminalUnavailable / PermissionDenied (no usable terminal) and ArchiveMismatch raise before
-    any task starts.
+    ``on_event`` gets every progress event and ``on_tick`` is called every ``TICK_SECONDS`` while
+    the workers run, both from one thread of this process, never at once. TerminalUnavailable /
+    PermissionDenied (no usable terminal) and ArchiveMismatch raise before any task starts. The
+    run is recorded in the ledger before its first task (``recording.py``): a run stopped or
+    killed part-way is what ``spxdl resume`` finishes.
     """
     started = time.monotonic()
     summary = RunSummary(held_at_plan=len(plan.held))
-    if plan.tasks:
-        warn_of_idle_slots(settings)
-        the_run = _Run(plan, settings, on_event, summary)
-        crew = the_run.new_crew(settings, len(plan.tasks))  # the workers start while the terminal is found
-        try:
-            settings, summary.simulated = prepare(settings)
-            listed = list_expirations(settings)
-        except BaseException:
-            crew.kill()
-            crew.close()
-            raise
-        summary.api = settings.terminal_api
-        the_run.settings = settings
-        the_run.execute(crew, listed)
+    try:
+        if plan.tasks:
+            warn_of_idle_slots(settings)
+            the_run = _Run(plan, settings, on_event, summary, on_tick)
+            crew = the_run.new_crew(settings, len(plan.tasks))  # the workers start while the terminal is found
+            try:
+                settings, summary.simulated, listed = prepare(settings, plan.tasks)
+                summary.api = settings.terminal_api
+                the_run.settings = settings
+                with recorded_run(plan, settings, summary):
+                    the_run.execute(crew, listed)
+            finally:
+                crew.discard()  # unless the run used it (and closed it): the terminal was not found, say
+    finally:
+        if settings.capture_dir is not None:
+            from spxdl import capture
+
+            log.info("captured answers are listed in %s", capture.write_manifest(settings.capture_dir, RUN_CAPTURE))
     summary.seconds = time.monotonic() - started
     metering.write_run_row(settings.data_dir, plan, summary)
     log.info("run %s..%s: %s in %.1f s", plan.start, plan.end, summary.by_state() or "nothing to do", summary.seconds)
@@ -87,66 +100,19 @@ def warn_of_idle_slots(settings: Settings) -> None:
         )
 
 
-def prepare(settings: Settings) -> tuple[Settings, bool]:
-    """Make the data dir ready and find the terminal once; settings naming its URL and API, simulated."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    storage.sweep_temp_files(settings.data_dir)
-    with client_for(settings) as client:
-        retrying(client.connect, settings.expiration_attempts, "connecting to the terminal")
-        resolved = settings.replace(terminal_url=client.base_url, terminal_api=client.api)
-        simulated = client.simulated
-    by_archive = archive_datasets(settings)
-    for dataset in by_archive.values():
-        dataset.check_served(resolved.terminal_api, settings.interval)
-    for archive, dataset in by_archive.items():
-        shapes.ensure_archive_shape(settings.data_dir, archive, archive_shape(dataset, settings, simulated))
-    return resolved, simulated
-
-
-def list_expirations(settings: Settings) -> dict[str, list[date]]:
-    """Each root's expirations, listed once for every worker (``settings`` name the found terminal).
-
-    A root the terminal lists nothing for maps to an empty list; one whose listing fails is left
-    out, for the workers to list themselves (and fail its tasks if it fails again).
-    """
-    listed: dict[str, list[date]] = {}
-    with client_for(settings, checked=True) as client:
-        for root in settings.roots:
-            try:
-                listed[root] = retrying(functools.partial(client.expirations, root), settings.expiration_attempts,
-                                        f"listing {root}")
-            except NoData:
-                listed[root] = []
-            except SpxdlError as exc:
-                log.info("listing %s in the parent failed (%s); the workers list it themselves", root, exc)
-    return listed
-
-
-def archive_shape(dataset: Dataset, settings: Settings, simulated: bool) -> dict[str, object]:
-    """What shapes the files of one archive; a run with another shape is refused."""
-    shape: dict[str, object] = {
-        "dataset": dataset.name,
-        "schema_version": dataset.schema_version,
-        "interval": settings.interval if dataset.uses_interval else None,
-        "start_time": settings.start_time.isoformat(),
-        "end_time": settings.end_time.isoformat(),
-        "source": "simulator" if simulated else "terminal",
-    }
-    if dataset.greeks_params:
-        shape.update(rate=settings.rate, rate_value=settings.rate_value, annual_div=settings.annual_div)
-    return shape
-
-
 class _Run:
     """One run's parent side: the crews of workers, handing out tasks, signals, events, results."""
 
     def __init__(
-        self, plan: Plan, settings: Settings, on_event: Callable[[Event], None] | None, summary: RunSummary
+        self, plan: Plan, settings: Settings, on_event: Callable[[Event], None] | None, summary: RunSummary,
+        on_tick: Callable[[], None] | None = None,
     ) -> None:
         context = multiprocessing.get_context("spawn")
         self.plan = plan
         self.settings = settings
         self.on_event = on_event
+        self.on_tick = on_tick
+        self.ticked = time.monotonic()
         self.summary = summary
         self.context = context
         self.stop = SharedFlag(context)
@@ -157,7 +123,8 @@ class _Run:
         self.crews_without_answer = 0
         self.plan_order = {task: index for index, task in enumerate(plan.tasks)}
         self.listed: dict[str, list[date]] = {}
-        self.calendar = trading_calendar.load_calendar(settings.calendar_overrides)
+        self.calendar = settings.calendar()
+        self.archives = archive_datasets(settings)
 
     def new_crew(self, settings: Settings, tasks: int) -> Crew:
         """Start the worker processes for ``tasks`` tasks: one each, and for fewer tasks than that
@@ -182,8 +149,7 @@ class _Run:
                     self._give_up(todo)
             self.summary.not_started = tuple(todo)
         if crew is not None:  # stopped before it was used
-            crew.kill()
-            crew.close()
+            crew.discard()
         self.summary.interrupted = self.signal_number
 
     @contextlib.contextmanager
@@ -243,7 +209,7 @@ class _Run:
         day): each helper gets at least ``threads`` of the window's expirations, dealt in turn.
         """
         idle = crew.idle_members(besides=owner)
-        if not idle or task.root not in self.listed:
+        if not idle or task.root not in self.listed or not lists_expirations(self.archives[task.archive]):
             return None, []
         window = window_expirations(self.listed[task.root], task, self.settings.min_dte, self.settings.max_dte,
                                     self.calendar)
@@ -290,6 +256,7 @@ class _Run:
     def _take(self, result: TaskResult, started: bool, todo: deque[Task]) -> None:
         """A worker's answer: a result, or a task that was stopped before it started (to do still)."""
         if result.state == ResultState.INTERRUPTED and not started:
+            self._stopped_by(result.stopped_by)  # a full disk at its claim, say
             self._requeue(todo, [result.task])
         else:
             self._collect(result)
@@ -303,12 +270,16 @@ class _Run:
 
     def _collect(self, result: TaskResult) -> None:
         """Record a task's result."""
-        if result.stopped_by is not None and self.summary.stopped_by is None:
-            self.summary.stopped_by = result.stopped_by
-            self.stop.set()
+        self._stopped_by(result.stopped_by)
         self._note_extra_columns(result.extra_columns)
         self.summary.results.append(result)
         metering.write_task_row(self.settings.data_dir, result)
+
+    def _stopped_by(self, error: SpxdlError | None) -> None:
+        """One of RUN_STOPPERS stopped a task: the run stops, and its summary says why (the first)."""
+        if error is not None and self.summary.stopped_by is None:
+            self.summary.stopped_by = error
+            self.stop.set()
 
     def _note_extra_columns(self, names: Iterable[str]) -> None:
         """Warn once per run for the columns the terminal added (they are left out of the files)."""
@@ -355,6 +326,7 @@ class _Run:
     def _on_signal(self, signum: int, _frame: Any) -> None:
         if self.signal_number is not None:
             # Atomic renames: no half-written file can stand where a data file is.
+            release_semaphores()
             os._exit(128 + signum)
         self.signal_number = signum
         self.stop.set()
@@ -363,19 +335,31 @@ class _Run:
     # -- events --------------------------------------------------------------------------------
 
     def _drain(self, events: Any, drained: threading.Event) -> None:
-        """Hand worker events and log records to ``on_event`` and the parent's loggers."""
+        """Hand worker events and log records to ``on_event`` and the parent's loggers; tick meanwhile."""
         while True:
             try:
-                item = events.get(timeout=POLL_SECONDS)
+                item = events.get(timeout=min(POLL_SECONDS, TICK_SECONDS))
             except queue.Empty:
                 if drained.is_set():
                     return
+                self._tick()
                 continue
             except (EOFError, OSError):
                 return
             if item == DRAINED:
                 return
             self._deliver(item)
+            self._tick()
+
+    def _tick(self) -> None:
+        if self.on_tick is None or time.monotonic() - self.ticked < TICK_SECONDS:
+            return
+        self.ticked = time.monotonic()
+        with self.deliver_lock:
+            try:
+                self.on_tick()
+            except Exception:
+                log.exception("the progress callback failed on a tick")
 
     def _deliver(self, item: Any) -> None:
         if isinstance(item, logging.LogRecord):

@@ -70,6 +70,7 @@ class Crew:
         init_args = (settings, self.in_flight, stop, self.events, os.getpid(), log_level)
         self.members = [self._start(context, init_args) for _ in range(processes)]
         self.answered = False  # some process said a task started or finished
+        self.closed = False
 
     def _start(self, context: Any, init_args: tuple) -> Member:
         parent_end, child_end = context.Pipe()
@@ -197,8 +198,15 @@ class Crew:
             with contextlib.suppress(OSError, ValueError):
                 member.process.kill()
 
+    def discard(self) -> None:
+        """Kill and close the crew, unless it was closed already (a crew the run never used)."""
+        if not self.closed:
+            self.kill()
+            self.close()
+
     def close(self) -> None:
         """Tell every process to end, wait for it (killing one that does not), release the pipes."""
+        self.closed = True
         for member in self.members:
             if not member.gone and member.process.exitcode is None:
                 self._send(member, None)
@@ -219,3 +227,19 @@ def signals_blocked() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def release_semaphores() -> None:
+    """Unlink this process's named semaphores and tell the resource tracker, before leaving at once.
+
+    Otherwise the tracker, finding the process gone, prints "There appear to be N leaked semaphore
+    objects" after the shell's prompt has returned. Each semaphore registers a finalizer that does
+    exactly this at a normal exit (``multiprocessing.synchronize.SemLock``); a hard exit skips them.
+    Workers still running keep their open handles.
+    """
+    from multiprocessing import synchronize, util
+
+    for finalizer in list(getattr(util, "_finalizer_registry", {}).values()):  # private, but stable since 3.4
+        if getattr(finalizer, "_callback", None) is synchronize.SemLock._cleanup:
+            with contextlib.suppress(Exception):
+                finalizer()

@@ -20,10 +20,10 @@ if TYPE_CHECKING:
 
 
 class ResultState(TaskState):
-    """What became of a task in one run: a ledger task state, or one of two the ledger never stores."""
+    """What became of a task in one run: a ledger task state, ``held`` or ``interrupted`` (never stored)."""
 
     HELD: Final = "held"  # another live run holds the task
-    INTERRUPTED: Final = "interrupted"  # stopped before it finished; its claim was released
+    # INTERRUPTED (TaskState's): stopped before it finished; its claim was released
 
 
 class RunState:
@@ -35,6 +35,8 @@ class RunState:
 
 # Event kinds.
 TASK_STARTED = "task_started"
+EXPIRATIONS_LISTED = "expirations_listed"  # total: the expirations the task will fetch
+EXPIRATION_PROGRESS = "expiration_progress"  # rows and CSV bytes received so far by one attempt
 EXPIRATION_DONE = "expiration_done"
 RETRY = "retry"
 TASK_DONE = "task_done"
@@ -50,11 +52,12 @@ class Plan:
     start: date
     end: date
     force: bool = False
+    resumes: tuple[str, ...] = ()  # ids of the interrupted runs this plan finishes (their records close with it)
 
 
 @dataclass(frozen=True)
 class Event:
-    """A progress event: task_started, expiration_done, retry or task_done."""
+    """A progress event: task_started, expirations_listed, expiration_progress, expiration_done, retry or task_done."""
 
     kind: str
     task: Task
@@ -66,6 +69,7 @@ class Event:
     seconds: float = 0.0
     error: str | None = None
     pid: int = field(default_factory=os.getpid)
+    total: int = 0  # expirations_listed: how many the task fetches
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
-"""What both sides of the process boundary use: the stop flag, the run-stopping errors, retries, the client.
+"""What both sides of the process boundary use: the stop flag, the run-stopping errors, retries, the source.
 
-The parent makes the ``SharedFlag`` and hands it to every worker; a worker builds its own
-``TerminalClient`` with ``client_for`` after it starts (a session must never cross a fork).
+The parent makes the ``SharedFlag`` and hands it to every worker; a worker builds its own source
+(a ``TerminalClient``, or the SDK's ``DirectSource``) with ``client_for`` after it starts (a
+session must never cross a fork).
 """
 
 from __future__ import annotations
@@ -14,40 +15,70 @@ from typing import TYPE_CHECKING, Any, Callable, TypeVar
 from spxdl.config import Settings
 from spxdl.errors import (
     BodyTruncated,
+    ConfigError,
+    DiskFull,
     Interrupted,
     InvalidSession,
     PageExpired,
     PermissionDenied,
     SchemaMismatch,
+    TerminalGone,
     TerminalUnavailable,
 )
 from spxdl.ledger import Ledger
 
 if TYPE_CHECKING:
-    from spxdl.terminal import TerminalClient
+    from spxdl.direct import DirectSource
+    from spxdl.sources import Source
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+RUN_CAPTURE = "spxdl run --capture"
 RETRYABLE = (BodyTruncated, PageExpired, TerminalUnavailable)
-# Answers that would repeat for every request: the first one stops the whole run.
-RUN_STOPPERS = (PermissionDenied, InvalidSession, SchemaMismatch)
+# What would repeat for every request or write: the first one stops the whole run. A terminal
+# gone for longer than outage_limit, or a full disk, leaves the rest to `spxdl resume`.
+RUN_STOPPERS = (PermissionDenied, InvalidSession, SchemaMismatch, TerminalGone, DiskFull)
 STOPS = (Interrupted, *RUN_STOPPERS)
 
 
-def client_for(settings: Settings, **kwargs: Any) -> TerminalClient:
-    """The terminal client ``settings`` describe (URL, API, timeouts, retries, threads); ``kwargs`` override."""
-    from spxdl.terminal import TerminalClient  # here: planning a run with nothing to do never loads HTTP
+def client_for(settings: Settings, **kwargs: Any) -> Source:
+    """The source ``settings`` describe: the terminal client (URL, API, timeouts, retries, threads), or
+    with ``[terminal] source = direct`` the SDK's ``DirectSource`` (retries, deadline); ``kwargs`` override.
 
+    With ``settings.capture_dir`` the client's first answer of each endpoint is captured there.
+    """
+    # Imported here: planning a run with nothing to do never loads HTTP, Arrow or the SDK's shell.
+    from spxdl.sources import DIRECT
+    from spxdl.terminal import TerminalClient
+
+    if settings.source == DIRECT:
+        return direct_source(settings, **kwargs)
     options: dict[str, Any] = {
         "threads": settings.worker_threads,
         "connect_timeout": settings.connect_timeout,
         "read_timeout": settings.read_timeout,
         "retries": settings.retries,
+        "outage_limit": settings.outage_limit,
     }
+    if settings.capture_dir is not None:
+        from spxdl.capture import Capture
+
+        options["observer"] = Capture(settings.capture_dir, first_only=True, command=RUN_CAPTURE)
     options.update(kwargs)
     return TerminalClient(settings.terminal_url, settings.terminal_api, **options)
+
+
+def direct_source(settings: Settings, **kwargs: Any) -> DirectSource:
+    """The SDK's source for ``settings``; a terminal client's options in ``kwargs`` are ignored."""
+    from spxdl.direct import DirectSource
+
+    if settings.capture_dir is not None:
+        raise ConfigError("--capture keeps a terminal's HTTP answers byte for byte; the direct source has none: "
+                          "leave --capture out, or use [terminal] source = terminal", key="source")
+    options: dict[str, Any] = {"retries": settings.retries, "read_timeout": settings.read_timeout, **kwargs}
+    return DirectSource(**options)
 
 
 def ledger_for(settings: Settings) -> Ledger:
@@ -61,6 +92,8 @@ def retrying(call: Callable[[], T], attempts: int, what: str, check: Callable[[]
         check()
         try:
             return call()
+        except RUN_STOPPERS:
+            raise
         except RETRYABLE as exc:
             check()  # a failure caused by the stop is no reason to try again
             if attempt == attempts:

@@ -1,19 +1,72 @@
-"""Pages that stop: every read of a body, and the fetch of each next page, first asks whether to go on."""
+"""Pages that stop: every read of a body, and the fetch of each next page, first asks whether to go on.
+
+They also count what they carry (``Meter``): the rows and bytes an expiration has received so
+far, which the worker reports a few times a second so that the progress display moves while a
+large expiration streams.
+
+A page is a terminal's CSV body or one of the SDK's Arrow chunks (the direct source): a chunk is
+already in memory, so only its fetch asks.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import io
+import time
 from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 from spxdl.errors import Interrupted, SpxdlError
+from spxdl.sources import SourcePage
+
+METER_SECONDS = 0.25  # how often a Meter reports at most
 
 
-def stoppable(pages: Iterable[BinaryIO], check: Callable[[], None]) -> Iterator[BinaryIO]:
+class Meter:
+    """Counts the CSV lines (rows, without each page's header) and bytes read; calls ``report(rows, bytes)``
+    at most every ``every`` seconds."""
+
+    def __init__(self, report: Callable[[int, int], None], every: float = METER_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.report = report
+        self.every = every
+        self.clock = clock
+        self.lines = self.pages = self.bytes = 0
+        self.reported = clock()
+
+    @property
+    def rows(self) -> int:
+        return max(self.lines - self.pages, 0)
+
+    def page(self) -> None:
+        """A new page begins (its first line is a header)."""
+        self.pages += 1
+
+    def read(self, data: bytes) -> None:
+        """Count ``data``, just read from a page; report if it is time."""
+        self.lines += data.count(b"\n")
+        self._add(len(data))
+
+    def chunk(self, rows: int, nbytes: int) -> None:
+        """Count an Arrow chunk of the direct source (rows without a header); report if it is time."""
+        self.lines += rows
+        self._add(nbytes)
+
+    def _add(self, nbytes: int) -> None:
+        self.bytes += nbytes
+        now = self.clock()
+        if now - self.reported >= self.every:
+            self.reported = now
+            self.report(self.rows, self.bytes)
+
+
+def stoppable(
+    pages: Iterable[SourcePage], check: Callable[[], None], meter: Meter | None = None
+) -> Iterator[SourcePage]:
     """``pages`` whose reads, and the fetch of each next page, call ``check`` first (it raises Interrupted to stop).
 
     Every page is closed as soon as the next is asked for or the iteration ends, even by an
     error: a page holds an in-flight slot shared by all workers until it is read or closed.
+    ``meter``, if given, counts every page and byte read.
     """
     iterator = iter(pages)
     try:
@@ -22,7 +75,14 @@ def stoppable(pages: Iterable[BinaryIO], check: Callable[[], None]) -> Iterator[
             page = next(iterator, None)
             if page is None:
                 return
-            with contextlib.closing(StoppablePage(page, check)) as stopping:
+            if not hasattr(page, "readinto"):
+                if meter is not None:
+                    meter.chunk(page.num_rows, page.nbytes)
+                yield page  # an Arrow chunk of the direct source
+                continue
+            if meter is not None:
+                meter.page()
+            with contextlib.closing(StoppablePage(page, check, meter)) as stopping:
                 yield stopping
     finally:
         close = getattr(iterator, "close", None)
@@ -33,10 +93,11 @@ def stoppable(pages: Iterable[BinaryIO], check: Callable[[], None]) -> Iterator[
 class StoppablePage(io.RawIOBase):
     """A page whose every read first calls ``check`` (an expiration aborts within one read)."""
 
-    def __init__(self, page: BinaryIO, check: Callable[[], None]) -> None:
+    def __init__(self, page: BinaryIO, check: Callable[[], None], meter: Meter | None = None) -> None:
         super().__init__()
         self._page = page
         self._check = check
+        self._meter = meter
         self._error: SpxdlError | None = None
 
     @property
@@ -49,11 +110,17 @@ class StoppablePage(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         self._checked()
-        return self._page.readinto(buffer)
+        count = self._page.readinto(buffer)
+        if self._meter is not None and count:
+            self._meter.read(bytes(memoryview(buffer)[:count]))
+        return count
 
     def read(self, size: int = -1) -> bytes:
         self._checked()
-        return self._page.read(size)
+        data = self._page.read(size)
+        if self._meter is not None and data:
+            self._meter.read(data)
+        return data
 
     def _checked(self) -> None:
         try:

@@ -21,7 +21,6 @@ from collections import Counter
 from datetime import date
 from typing import Any, Callable, ClassVar, Mapping
 
-from spxdl import trading_calendar
 from spxdl.config import Settings
 from spxdl.datasets import Dataset
 from spxdl.engine.download import Outcome, Share, TaskDownload
@@ -31,7 +30,7 @@ from spxdl.engine.records import TASK_DONE, TASK_STARTED, Event, ResultState, Ta
 from spxdl.engine.shared import RUN_STOPPERS, STOPS, SharedFlag, client_for, ledger_for
 from spxdl.errors import Interrupted, NoData, SpxdlError
 from spxdl.ledger import ExpirationState, Task, TaskState
-from spxdl.terminal import TerminalClient
+from spxdl.sources import Source
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +49,7 @@ class Worker:
     ) -> None:
         self.settings = settings
         self.in_flight = in_flight
-        self.client: TerminalClient | None = None  # built by setup(), once the parent found the terminal
+        self.client: Source | None = None  # built by setup(), once the parent found the terminal
         self.fetchers: Fetchers | None = None
         self.ledger = ledger_for(settings)
         self.stop = stop  # this process's view of the stop: the shared flag, or the parent gone
@@ -58,7 +57,7 @@ class Worker:
         self.events = events
         self.parent_pid = parent_pid
         self.archives: dict[str, Dataset] = archive_datasets(settings)
-        self.calendar = trading_calendar.load_calendar(settings.calendar_overrides)
+        self.calendar = settings.calendar()
         self.expirations: dict[str, list[date]] = {}  # root -> listed expirations, once per process
         self.active: set[Task] = set()  # claimed: heartbeats go to these
         self.lost: set[Task] = set()  # claims another run took over (stale heartbeat)
@@ -190,12 +189,16 @@ class Worker:
         self, task: Task, min_dte: int, max_dte: int, force: bool, turn_over: Callable[[], None], share: Share | None
     ) -> TaskResult:
         started = time.monotonic()
+        min_dte, max_dte = self.archives[task.archive].dte_window(min_dte, max_dte)  # an index covers [0, 0]
         if self.stop.is_set():
             return TaskResult(task, ResultState.INTERRUPTED)  # never started: no seconds
         try:
             if not force and self.ledger.is_done(task, min_dte=min_dte, max_dte=max_dte):
                 return TaskResult(task, ResultState.SUCCESS, seconds=time.monotonic() - started)  # finished since the plan
             claimed = self.ledger.claim(task, min_dte=min_dte, max_dte=max_dte)
+        except RUN_STOPPERS as exc:  # a full disk: no task can be recorded
+            self.stop_run()
+            return TaskResult(task, ResultState.INTERRUPTED, error=str(exc), stopped_by=exc)
         except SpxdlError as exc:
             return TaskResult(task, ResultState.FAILED, error=f"could not claim: {exc}", seconds=time.monotonic() - started)
         if not claimed:
@@ -221,8 +224,9 @@ class Worker:
                 self.helped[task] = queue.Queue()  # before the parent hears of the claim and sends helpers
         self.announce(task)
         self.emit(TASK_STARTED, task)
+        download = TaskDownload(self, task, min_dte, max_dte, force, share)
         try:
-            outcomes = TaskDownload(self, task, min_dte, max_dte, force, share).run(turn_over)
+            outcomes = download.run(turn_over)
             return self.finish(task, outcomes, min_dte, max_dte, started)
         except NoData as exc:  # the root lists no expiration at all: unknown root, or not in the subscription
             self.finish_quietly(task, TaskState.NO_DATA, min_dte, max_dte, str(exc))
@@ -232,13 +236,17 @@ class Worker:
             if task in self.lost and not self.stop.is_set():
                 return TaskResult(task, ResultState.HELD, seconds=time.monotonic() - started, error=str(exc))
             stopper = exc if isinstance(exc, RUN_STOPPERS) else None
+            if stopper is not None:
+                self.stop_run()
             seconds = time.monotonic() - started
-            return TaskResult(task, ResultState.INTERRUPTED, seconds=seconds, error=str(exc), stopped_by=stopper)
+            return TaskResult(task, ResultState.INTERRUPTED, seconds=seconds, error=str(exc), stopped_by=stopper,
+                              **download.landed_totals())
         except Exception as exc:  # the listing failed, or the ledger did: this task fails, the run goes on
             seconds = time.monotonic() - started
             if self.stop.is_set():
                 self.release_quietly(task)
-                return TaskResult(task, ResultState.INTERRUPTED, seconds=seconds, error=str(exc))
+                return TaskResult(task, ResultState.INTERRUPTED, seconds=seconds, error=str(exc),
+                                  **download.landed_totals())
             expected = isinstance(exc, SpxdlError)
             log.log(logging.WARNING if expected else logging.ERROR, "%s failed: %s", task.key, exc, exc_info=not expected)
             self.finish_quietly(task, TaskState.FAILED, min_dte, max_dte, str(exc))

@@ -7,6 +7,7 @@
   ``inventory.json``, their shape checks, and ``read_json``.
 - ``claims``: who holds a task, and whether that process is still there.
 - ``core``: ``Ledger``, the ledger of one data dir.
+- ``runs``: ``RunBook``, the record each run keeps of its range and tasks (what ``resume`` finishes).
 
 ``docs/ledger.md`` describes the files and the rules. Everything importable from ``spxdl.ledger``
 before it became a package still is.
@@ -14,6 +15,7 @@ before it became a package still is.
 
 from spxdl.ledger.core import Ledger
 from spxdl.ledger.lock import LedgerLock
+from spxdl.ledger.runs import RunBook, RunView
 from spxdl.ledger.records import (
     FORMAT_VERSION,
     day_from_files,
@@ -31,8 +33,10 @@ from spxdl.ledger.records import (
 from spxdl.ledger.task import (
     EXPIRATION_STATES,
     FINAL_STATES,
+    RUN_RECORD_STATES,
     TASK_STATES,
     ExpirationState,
+    RunRecordState,
     Task,
     TaskState,
     parse_timestamp,
@@ -44,10 +48,14 @@ __all__ = [
     "EXPIRATION_STATES",
     "FINAL_STATES",
     "FORMAT_VERSION",
+    "RUN_RECORD_STATES",
     "TASK_STATES",
     "ExpirationState",
     "Ledger",
     "LedgerLock",
+    "RunBook",
+    "RunRecordState",
+    "RunView",
     "Task",
     "TaskState",
     "day_from_files",

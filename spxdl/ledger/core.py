@@ -246,8 +246,6 @@ class Ledger:
             with self.lock():
                 self._repair_day(task, footers, problems)
         with self.lock():
-            self._read_summary(storage.status_path(self.data_dir), is_status, problems)
-            self._read_summary(storage.inventory_path(self.data_dir), is_inventory, problems)
             _status, inventory = self._rebuild_summaries(problems)
         return {"tasks": len(inventory["tasks"]), **inventory["totals"], "problems": problems}
 
@@ -326,7 +324,13 @@ class Ledger:
         return inventory if inventory is not None else self._rebuild_summaries()[1]
 
     def _rebuild_summaries(self, problems: list[str] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Write ``status.json`` and ``inventory.json`` anew from every task's record."""
+        """Write ``status.json`` and ``inventory.json`` anew from every task's record.
+
+        Either may be what is still fine while the other is corrupt: a corrupt one is moved aside
+        first, never overwritten.
+        """
+        self._read_summary(storage.status_path(self.data_dir), is_status, problems)
+        self._read_summary(storage.inventory_path(self.data_dir), is_inventory, problems)
         status: dict[str, Any] = {"version": FORMAT_VERSION, "tasks": {}}
         inventory: dict[str, Any] = {"version": FORMAT_VERSION, "tasks": {}}
         for archive, root, trade_date, _directory in storage.iter_task_dirs(self.data_dir):

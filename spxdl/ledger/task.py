@@ -1,7 +1,7 @@
 """What the ledger speaks of: tasks, their states and expirations' states, and its timestamps.
 
-State names are plain ``str`` constants on two namespaces, ``TaskState`` and ``ExpirationState``
-(not an ``Enum``): they are exactly what the JSON files hold, so a value read back from disk
+State names are plain ``str`` constants on namespaces, ``TaskState``, ``ExpirationState`` and
+``RunRecordState`` (not an ``Enum``): they are exactly what the JSON files hold, so a value read back from disk
 compares equal to them, and they serialize and format as themselves.
 """
 
@@ -21,6 +21,8 @@ class TaskState:
     PARTIAL: Final = "partial"  # some expirations failed, or the state was lost and rebuilt from files
     FAILED: Final = "failed"
     NO_DATA: Final = "no_data"  # no data for the whole day: a gap later runs try again
+    # Never stored: what status shows for an in_progress task no live run holds (its run was stopped or killed).
+    INTERRUPTED: Final = "interrupted"
 
 
 class ExpirationState:
@@ -42,6 +44,17 @@ TASK_STATES: Final = (
     TaskState.NO_DATA,
 )
 FINAL_STATES: Final = (TaskState.SUCCESS, TaskState.PARTIAL, TaskState.FAILED, TaskState.NO_DATA)
+
+
+class RunRecordState:
+    """The states of a run record (``runs/<id>.json``): what each run set out to do."""
+
+    RUNNING: Final = "running"  # stored when the run begins
+    INTERRUPTED: Final = "interrupted"  # stored when it stopped before it tried every task
+    KILLED: Final = "killed"  # never stored: a running record whose process is gone
+
+
+RUN_RECORD_STATES: Final = (RunRecordState.RUNNING, RunRecordState.INTERRUPTED)
 EXPIRATION_STATES: Final = (
     ExpirationState.PENDING,
     ExpirationState.DOWNLOADING,

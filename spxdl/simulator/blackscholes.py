@@ -70,3 +70,32 @@ def call_put(s: float, k: float, t: float, r: float, q: float, sigma: float) -> 
         veta=veta,
     )
     return call, put
+
+
+def higher_order(s: float, k: float, t: float, r: float, q: float, sigma: float, right: str) -> dict[str, float]:
+    """The greeks that only the end-of-day greeks carry: third order, d1, d2 and the dual greeks.
+
+    Per year and per 1.00, like the second-order greeks (a guess: docs/simulator.md).
+    """
+    sqrt_t = math.sqrt(t)
+    sig_t = sigma * sqrt_t
+    d1 = (math.log(s / k) + (r - q + 0.5 * sigma * sigma) * t) / sig_t
+    d2 = d1 - sig_t
+    disc_q, disc_r = math.exp(-q * t), math.exp(-r * t)
+    pdf1 = _INV_SQRT_2PI * math.exp(-0.5 * d1 * d1)
+    pdf2 = _INV_SQRT_2PI * math.exp(-0.5 * d2 * d2)
+    gamma = disc_q * pdf1 / (s * sig_t)
+    vega = s * disc_q * pdf1 * sqrt_t
+    n_d2 = norm_cdf(d2)
+    return {
+        "vera": -k * t * disc_r * pdf2 * d1 / sigma,
+        "speed": -gamma / s * (d1 / sig_t + 1.0),
+        "zomma": gamma * (d1 * d2 - 1.0) / sigma,
+        "color": -disc_q * pdf1 / (2.0 * s * t * sig_t)
+        * (2.0 * q * t + 1.0 + (2.0 * (r - q) * t - d2 * sig_t) / sig_t * d1),
+        "ultima": -vega / (sigma * sigma) * (d1 * d2 * (1.0 - d1 * d2) + d1 * d1 + d2 * d2),
+        "d1": d1,
+        "d2": d2,
+        "dual_delta": -disc_r * n_d2 if right == "C" else disc_r * (1.0 - n_d2),
+        "dual_gamma": disc_r * pdf2 / (k * sig_t),
+    }

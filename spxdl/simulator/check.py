@@ -11,7 +11,19 @@ import requests
 
 from spxdl.errors import DataError, SchemaMismatch, TerminalError, TerminalUnavailable
 from spxdl.simulator import contract
-from spxdl.simulator.columns import DATASETS, DatasetColumns
+from spxdl.simulator.columns import (
+    CALENDAR_DAY_COLUMNS,
+    CALENDAR_DAY_PATH,
+    CALENDAR_YEAR_COLUMNS,
+    CALENDAR_YEAR_PATH,
+    DAILY_DATASETS,
+    DATASETS,
+    INDEX_V2_FORMAT,
+    INDEX_V2_PATH,
+    INDEX_V3_COLUMNS,
+    INDEX_V3_PATH,
+    DatasetColumns,
+)
 
 CHECK_DAY = date(2024, 3, 14)
 ROOT = "SPXW"
@@ -117,6 +129,36 @@ class Checker:
             raise DataError(f"v3 {ds.name}: CSV has {len(rows) - 1} rows, JSON {count}")
         return f"{ds.v3_path} csv+json: {count} rows", rows
 
+    def wildcard(self, ds: DatasetColumns) -> str:
+        """A daily dataset's every expiration of the day in one v3 request."""
+        params = {"symbol": ROOT, "expiration": "*", **v3_day_params(ds.v3_path), "format": "csv"}
+        rows = self._csv(self.get(ds.v3_path, params))
+        expirations = {row[1] for row in rows[1:]}
+        if len(expirations) < 2:
+            raise DataError(f"v3 {ds.name} expiration=*: {len(expirations)} expiration(s), expected several")
+        return f"{ds.v3_path} expiration=*: {len(rows) - 1} rows of {len(expirations)} expirations"
+
+    def index(self) -> list[str]:
+        """SPX at 1h over v2 and v3: the same prices."""
+        day = CHECK_DAY.strftime("%Y%m%d")
+        v2 = self._csv(self.get(INDEX_V2_PATH, {"root": "SPX", "start_date": day, "end_date": day, "ivl": V2_IVL,
+                                                "use_csv": "true"}))
+        v3 = self._csv(self.get(INDEX_V3_PATH, {"symbol": "SPX", "date": day, "interval": V3_INTERVAL,
+                                                "format": "csv"}))
+        if tuple(v2[0]) != INDEX_V2_FORMAT or tuple(v3[0]) != INDEX_V3_COLUMNS:
+            raise SchemaMismatch("index price CSV header differs", columns=v2[0] + v3[0])
+        if [row[1] for row in v2[1:]] != [row[1] for row in v3[1:]]:
+            raise DataError("index price: v2 and v3 differ")
+        return [f"{INDEX_V2_PATH} and {INDEX_V3_PATH}: {len(v3) - 1} rows, equal prices"]
+
+    def calendar(self) -> list[str]:
+        year = self._csv(self.get(CALENDAR_YEAR_PATH, {"year": str(CHECK_DAY.year), "format": "csv"}))
+        day = self._csv(self.get(CALENDAR_DAY_PATH, {"date": CHECK_DAY.strftime("%Y%m%d"), "format": "csv"}))
+        if tuple(year[0]) != CALENDAR_YEAR_COLUMNS or tuple(day[0]) != CALENDAR_DAY_COLUMNS:
+            raise SchemaMismatch("calendar CSV header differs", columns=year[0] + day[0])
+        return [f"{CALENDAR_YEAR_PATH}: {len(year) - 1} days in {CHECK_DAY.year}",
+                f"{CALENDAR_DAY_PATH}: {CHECK_DAY} is {day[1][0]}"]
+
     @staticmethod
     def _csv(r: requests.Response) -> list[list[str]]:
         return list(csv.reader(io.StringIO(r.text)))
@@ -149,11 +191,17 @@ def check(url: str) -> list[str]:
     exp, exp_lines = c.v2_expiration()
     lines += exp_lines + c.v2_lists(exp) + c.v3_lists(exp)
     for ds in DATASETS.values():
-        line, v2_rows = c.v2_history(ds, exp)
-        lines.append(line)
+        v2_rows = None
+        if ds.v2_path:
+            line, v2_rows = c.v2_history(ds, exp)
+            lines.append(line)
         if ds.v3_path:
             line, v3_rows = c.v3_history(ds, exp)
-            same_values(v2_rows, v3_rows, ds)
-            lines.append(line + " (values equal to v2)")
-    return lines
+            if v2_rows is not None:
+                same_values(v2_rows, v3_rows, ds)
+                line += " (values equal to v2)"
+            lines.append(line)
+        if ds.name in DAILY_DATASETS:
+            lines.append(c.wildcard(ds))
+    return lines + c.index() + c.calendar()
 

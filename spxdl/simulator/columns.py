@@ -30,6 +30,8 @@ FIELD_KINDS: dict[str, str] = {
     "bid_size": INT, "bid_exchange": INT, "bid_condition": INT,
     "ask_size": INT, "ask_exchange": INT, "ask_condition": INT,
     "volume": INT, "count": INT, "open_interest": INT,
+    "vera": GREEK, "speed": GREEK, "zomma": GREEK, "color": GREEK, "ultima": GREEK, "d1": GREEK, "d2": GREEK,
+    "dual_delta": GREEK, "dual_gamma": GREEK,
 }
 
 
@@ -39,7 +41,7 @@ class DatasetColumns:
 
     name: str
     fields: tuple[str, ...]                 # canonical row fields; rows also carry the date last
-    v2_path: str
+    v2_path: str | None                      # None: v2 has no such endpoint
     v2_format: tuple[str, ...]               # v2 `header.format` (CSV adds V2_CONTRACT first)
     v3_path: str | None
     v3_columns: tuple[str, ...] | None       # whole v3 CSV header
@@ -148,9 +150,39 @@ EOD = DatasetColumns(
     v3_aliases=(("created", "ms_of_day"), ("last_trade", "ms_of_day2")),
 )
 
+_EOD_GREEKS = _GREEKS_1 + _GREEKS_2 + ("vera", "speed", "zomma", "color", "ultima", "d1", "d2", "dual_delta",
+                                      "dual_gamma")
+
+# The vendor's OpenAPI columns of /v3/option/history/greeks/eod (v3 only).
+GREEKS_EOD = DatasetColumns(
+    name="greeks_eod",
+    fields=("ms_of_day", "open", "high", "low", "close", "volume", "count") + _QUOTE + _EOD_GREEKS
+    + ("implied_vol", "iv_error", "ms_of_day2", "underlying_price"),
+    v2_path=None,
+    v2_format=(),
+    v3_path="/v3/option/history/greeks/eod",
+    v3_columns=V3_CONTRACT + ("timestamp", "open", "high", "low", "close", "volume", "count") + _QUOTE
+    + _EOD_GREEKS + ("implied_vol", "iv_error", "underlying_timestamp", "underlying_price"),
+    # Guess: no greeks EOD JSON was recorded; the CSV order is used.
+    v3_json_keys=("timestamp", "open", "high", "low", "close", "volume", "count") + _QUOTE + _EOD_GREEKS
+    + ("implied_vol", "iv_error", "underlying_timestamp", "underlying_price"),
+    v3_aliases=_TIME_ALIASES,
+)
+
 DATASETS: dict[str, DatasetColumns] = {
-    d.name: d for d in (GREEKS, GREEKS_SECOND_ORDER, QUOTE, OHLC, OPEN_INTEREST, EOD)
+    d.name: d for d in (GREEKS, GREEKS_SECOND_ORDER, QUOTE, OHLC, OPEN_INTEREST, EOD, GREEKS_EOD)
 }
-BY_V2_PATH = {d.v2_path: d for d in DATASETS.values()}
+BY_V2_PATH = {d.v2_path: d for d in DATASETS.values() if d.v2_path}
 BY_V3_PATH = {d.v3_path: d for d in DATASETS.values() if d.v3_path}
 INTERVAL_DATASETS = frozenset({"greeks", "greeks_second_order", "quote", "ohlc"})
+# One row per contract and day; these answer every expiration at once (v3 expiration=*, v2 exp=0).
+DAILY_DATASETS = frozenset({"open_interest", "eod", "greeks_eod"})
+
+# The index endpoints (docs/wire.md §1.4 and the vendor's OpenAPI columns): no contract columns.
+INDEX_V2_PATH, INDEX_V3_PATH = "/v2/hist/index/price", "/v3/index/history/price"
+INDEX_V2_FORMAT = ("ms_of_day", "price", "date")
+INDEX_V3_COLUMNS = ("timestamp", "price")
+# The v3 calendar (the vendor's OpenAPI columns).
+CALENDAR_YEAR_PATH, CALENDAR_DAY_PATH = "/v3/calendar/year_holidays", "/v3/calendar/on_date"
+CALENDAR_YEAR_COLUMNS = ("date", "type", "open", "close")
+CALENDAR_DAY_COLUMNS = ("type", "open", "close")

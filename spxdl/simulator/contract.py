@@ -25,6 +25,7 @@ class Param:
     required: bool = False
     kind: str = STRING
     values: tuple[str, ...] = ()  # the enum, when there is one
+    wildcard: bool = False  # ``*`` is accepted (the vendor's sample URLs of the path use it)
 
 
 FORMATS = ("csv", "json", "ndjson", "html")
@@ -48,6 +49,8 @@ GREEKS = (Param("annual_dividend", kind=FLOAT), Param("rate_type", values=RATE_T
 MAX_DTE = Param("max_dte", kind=INT)
 STRIKE_RANGE = Param("strike_range", kind=INT)
 CONTRACT = (SYMBOL, EXPIRATION, STRIKE, RIGHT)
+# Paths whose vendor samples ask ``expiration=*``: every expiration of the day.
+ANY_EXPIRATION = (SYMBOL, Param("expiration", required=True, kind=DATE, wildcard=True), STRIKE, RIGHT)
 
 PARAMS: Mapping[str, tuple[Param, ...]] = {
     "/v3/option/list/expirations": (Param("symbol", required=True, kind=ARRAY), FORMAT),
@@ -55,13 +58,19 @@ PARAMS: Mapping[str, tuple[Param, ...]] = {
     "/v3/option/list/dates/quote": (*CONTRACT, FORMAT),
     "/v3/option/history/greeks/first_order": (*CONTRACT, *DAY, *WINDOW, INTERVAL, *GREEKS, STRIKE_RANGE, FORMAT),
     "/v3/option/history/greeks/second_order": (*CONTRACT, *DAY, *WINDOW, INTERVAL, *GREEKS, STRIKE_RANGE, FORMAT),
-    "/v3/option/history/quote": (*CONTRACT, *DAY, *WINDOW, INTERVAL, MAX_DTE, STRIKE_RANGE, FORMAT),
+    "/v3/option/history/quote": (*ANY_EXPIRATION, *DAY, *WINDOW, INTERVAL, MAX_DTE, STRIKE_RANGE, FORMAT),
     "/v3/option/history/ohlc": (*CONTRACT, *DAY, INTERVAL, *WINDOW, STRIKE_RANGE, FORMAT),
-    "/v3/option/history/open_interest": (*CONTRACT, *DAY, MAX_DTE, STRIKE_RANGE, FORMAT),
-    "/v3/option/history/eod": (*DAY_RANGE, *CONTRACT, MAX_DTE, STRIKE_RANGE, FORMAT),
+    "/v3/option/history/open_interest": (*ANY_EXPIRATION, *DAY, MAX_DTE, STRIKE_RANGE, FORMAT),
+    "/v3/option/history/eod": (*DAY_RANGE, *ANY_EXPIRATION, MAX_DTE, STRIKE_RANGE, FORMAT),
+    "/v3/option/history/greeks/eod": (*ANY_EXPIRATION, *DAY_RANGE, *GREEKS, Param("underlyer_use_nbbo", kind=BOOL),
+                                      MAX_DTE, STRIKE_RANGE, FORMAT),
+    "/v3/index/history/price": (Param("date", kind=DATE), SYMBOL, *WINDOW, INTERVAL, FORMAT,
+                                Param("start_date", kind=DATE), Param("end_date", kind=DATE)),
+    "/v3/calendar/year_holidays": (Param("year", required=True), FORMAT),
+    "/v3/calendar/on_date": (Param("date", required=True, kind=DATE), FORMAT),
 }
 # Listed by the vendor, not served by the simulator: a request using one gets 473 saying so.
-NOT_SERVED = frozenset({"max_dte", "strike_range", "version"})
+NOT_SERVED = frozenset({"max_dte", "strike_range", "version", "underlyer_use_nbbo"})
 # Values a real terminal accepted beyond the enum: ``right=C`` (tests/data/RECORDED.md, v3 captures).
 ALSO_ACCEPTED = {"right": ("c", "p")}
 
@@ -69,6 +78,7 @@ _DATE = re.compile(r"\d{8}|\d{4}-\d{2}-\d{2}")
 _TIME = re.compile(r"\d{1,2}:\d{2}:\d{2}(\.\d{1,3})?")
 _INT = re.compile(r"-?\d+")
 _FLOAT = re.compile(r"-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+_BOOL = re.compile(r"true|false", re.IGNORECASE)
 
 
 def problems(path: str, params: Mapping[str, list[str]]) -> list[str]:
@@ -91,10 +101,12 @@ def problems(path: str, params: Mapping[str, list[str]]) -> list[str]:
 
 
 def _value_problem(param: Param, value: str) -> str | None:
+    if param.wildcard and value == "*":
+        return None
     if param.values and value.lower() not in (*param.values, *ALSO_ACCEPTED.get(param.name, ())):
         return f"{param.name}={value!r} is not one of {', '.join(param.values)}"
     patterns = {DATE: (_DATE, "YYYYMMDD or YYYY-MM-DD"), TIME: (_TIME, "HH:MM:SS[.SSS]"),
-                INT: (_INT, "an integer"), FLOAT: (_FLOAT, "a number")}
+                INT: (_INT, "an integer"), FLOAT: (_FLOAT, "a number"), BOOL: (_BOOL, "true or false")}
     if param.kind in patterns:
         pattern, form = patterns[param.kind]
         if not pattern.fullmatch(value.strip()):

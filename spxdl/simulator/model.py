@@ -10,6 +10,7 @@ from typing import Callable
 
 from spxdl.errors import ConfigError
 from spxdl.simulator import listing
+from spxdl.trading_calendar import TradingCalendar
 from spxdl.simulator.market import Chain, open_level
 
 MB = 1 << 20
@@ -58,10 +59,12 @@ class SessionRules:
 class MarketModel:
     """Expirations, strikes and chains of one (profile, seed); chains built on first use."""
 
-    def __init__(self, profile: Profile, seed: int, session: SessionRules = SessionRules()) -> None:
+    def __init__(self, profile: Profile, seed: int, session: SessionRules = SessionRules(),
+                 calendar: TradingCalendar | None = None) -> None:
         self.profile = profile
         self.seed = seed
         self.session = session
+        self.calendar = calendar or TradingCalendar()  # what the calendar endpoints answer
         self._chains: OrderedDict[tuple, tuple[Chain, int]] = OrderedDict()
         self._chain_bytes = 0
         self._lock = threading.Lock()

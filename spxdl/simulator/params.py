@@ -13,15 +13,17 @@ from spxdl import trading_calendar
 from spxdl.errors import CalendarError
 
 TEXT_TYPE = "text/plain"
+NO_ROWS = "no_rows"  # a Problem's reason: the query was good, and its window holds no row
 
 
 class Problem(Exception):
-    """An error answer: status and plain-text body."""
+    """An error answer: status and plain-text body; ``reason`` tells a flavour why (``NO_ROWS``)."""
 
-    def __init__(self, status: int, text: str) -> None:
+    def __init__(self, status: int, text: str, *, reason: str = "") -> None:
         super().__init__(text)
         self.status = status
         self.text = text
+        self.reason = reason
 
 
 @dataclass
@@ -35,16 +37,17 @@ class Reply:
     rows: int = 0
     key: str | None = None           # the request a history body belongs to (pages included)
     chunked: bool = False
+    reason: str = ""                 # why an error answer was given (``NO_ROWS``), for the flavour
 
 
 def problem_reply(p: Problem) -> Reply:
-    return Reply(p.status, p.text.encode())
+    return Reply(p.status, p.text.encode(), reason=p.reason)
 
 
-def rows_key(api: str, dataset: str, root: str, expiration: date, first: date, last: date,
+def rows_key(api: str, dataset: str, root: str, expiration: str, first: date, last: date,
              contracts: str = "") -> str:
-    """The counters' name for one history request (all its pages share it)."""
-    key = f"{api} {dataset} {root} {expiration.isoformat()} {first.isoformat()}..{last.isoformat()}"
+    """The counters' name for one history request (all its pages share it); ``expiration`` ISO or ``*``."""
+    key = f"{api} {dataset} {root} {expiration} {first.isoformat()}..{last.isoformat()}"
     return key + (f" {contracts}" if contracts else "")
 
 

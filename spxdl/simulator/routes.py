@@ -8,49 +8,45 @@ answers above ``page_rows`` rows are split into pages served from a bounded page
 from __future__ import annotations
 
 import time
-from datetime import date, timedelta
+from datetime import date
 from functools import partial
 from typing import Callable
 from urllib.parse import parse_qs
 
-from spxdl.simulator import contract, wire
+from spxdl.simulator import contract, holidays, indexes, wire
 from spxdl.simulator.columns import (
     BY_V2_PATH,
     BY_V3_PATH,
-    INTERVAL_DATASETS,
+    CALENDAR_DAY_PATH,
+    CALENDAR_YEAR_PATH,
+    DAILY_DATASETS,
+    INDEX_V2_PATH,
+    INDEX_V3_PATH,
     DatasetColumns,
 )
-from spxdl.simulator.listing import ROOTS, Expiration, trade_dates, trades_on
+from spxdl.simulator.daily import DailyRows
+from spxdl.simulator.flavors import TerminalFlavor
+from spxdl.simulator.listing import ROOTS, Expiration, trade_dates
 from spxdl.simulator.model import MarketModel
 from spxdl.simulator.params import (
+    NO_ROWS,
     Problem,
     Reply,
     days_between,
     param,
     parse_bool,
-    parse_clock,
     parse_date,
-    parse_float,
     parse_int,
     problem_reply,
     required_param,
     rows_key,
 )
-from spxdl.simulator.rows import CLOSE_MS, Query, RowGenerator
+from spxdl.simulator.queries import DAY_END_MS, OPEN_MS, V3_INTERVALS, QueryParser
+from spxdl.simulator.rows import CLOSE_MS, Block, Query, RowGenerator
 from spxdl.simulator.store import BodyCache, PageStore, StoredPage
 
-OPEN_MS = 34_200_000
-DAY_END_MS = 86_399_999
 # Guess: Jetty's default output buffer (32 KiB); larger v3 bodies go out chunked.
 CHUNK_THRESHOLD = 32 * 1024
-V3_INTERVALS = {
-    "tick": 0, "10ms": 10, "100ms": 100, "500ms": 500, "1s": 1000, "5s": 5000, "10s": 10_000,
-    "15s": 15_000, "30s": 30_000, "1m": 60_000, "5m": 300_000, "10m": 600_000, "15m": 900_000,
-    "30m": 1_800_000, "1h": 3_600_000,
-}
-RATE_NAMES = ("SOFR", "TREASURY_M1", "TREASURY_M3", "TREASURY_M6", "TREASURY_Y1", "TREASURY_Y2",
-              "TREASURY_Y3", "TREASURY_Y5", "TREASURY_Y7", "TREASURY_Y10", "TREASURY_Y20",
-              "TREASURY_Y30")
 # v2 names a v3 path answers 410 for; only "exp -> expiration" was recorded, the rest is a guess.
 V2_ONLY_PARAMS = {"root": "symbol", "exp": "expiration", "ivl": "interval", "use_csv": "format",
                   "rate": "rate_type", "annual_div": "annual_dividend"}
@@ -67,9 +63,12 @@ class Terminal:
     """Answers the v2 and v3 paths of a ThetaData Terminal from a MarketModel."""
 
     def __init__(self, model: MarketModel, *, base_url: Callable[[], str], page_rows: int | None = None,
-                 apis: tuple[str, ...] = ("v2", "v3")) -> None:
+                 apis: tuple[str, ...] = ("v2", "v3"), flavor: TerminalFlavor = TerminalFlavor()) -> None:
         self.model = model
+        self.flavor = flavor
         self.rows = RowGenerator(model)
+        self.daily = DailyRows(model)
+        self.queries = QueryParser(model)
         self.base_url = base_url
         self.page_rows = page_rows
         self.apis = apis
@@ -80,7 +79,7 @@ class Terminal:
             self.routes.update({
                 "/v2/system/mdds/status": self._status, "/v2/list/roots/option": self._v2_roots,
                 "/v2/list/expirations": self._v2_expirations, "/v2/list/strikes": self._v2_strikes,
-                "/v2/list/dates/option/quote": self._v2_dates,
+                "/v2/list/dates/option/quote": self._v2_dates, INDEX_V2_PATH: self._v2_index,
             })
             self.routes.update({p: partial(self._v2_history, ds) for p, ds in BY_V2_PATH.items()})
         if "v3" in apis:
@@ -88,7 +87,8 @@ class Terminal:
                 "/v3/terminal/mdds/status": self._status,
                 "/v3/option/list/expirations": self._v3_expirations,
                 "/v3/option/list/strikes": self._v3_strikes,
-                "/v3/option/list/dates/quote": self._v3_dates,
+                "/v3/option/list/dates/quote": self._v3_dates, INDEX_V3_PATH: self._v3_index,
+                CALENDAR_YEAR_PATH: self._calendar_year, CALENDAR_DAY_PATH: self._calendar_day,
             })
             self.routes.update({p: partial(self._v3_history, ds) for p, ds in BY_V3_PATH.items()})
 
@@ -104,9 +104,12 @@ class Terminal:
             if path.startswith("/v3/"):
                 self._reject_v2_params(params)
                 self._check_contract(path, params)
-            return route(params)
+            reply = route(params)
         except Problem as p:
             return problem_reply(p)
+        if reply.status == 200 and reply.content_type == CSV_TYPE and path not in BY_V3_PATH:
+            reply.body = self.flavor.csv_body(reply.body)  # history bodies are printed so once, when rendered
+        return reply
 
     @staticmethod
     def _status(params: dict) -> Reply:
@@ -209,58 +212,29 @@ class Terminal:
 
     # -- history ------------------------------------------------------------------------------
 
-    def _history_days(self, e: Expiration, first: date, last: date) -> tuple[date, ...]:
-        days = tuple(d for d in days_between(first, last) if trades_on(e, d))
-        if not days:
-            raise Problem(472, NO_DATA_TEXT)
-        return days
+    def _generator(self, ds: DatasetColumns) -> RowGenerator | DailyRows:
+        return self.daily if ds.name in DAILY_DATASETS else self.rows
 
-    def _check_size(self, query: Query) -> int:
-        n = self.rows.count_rows(query)
+    def _check_size(self, queries: list[Query]) -> int:
+        n = sum(self._generator(q.dataset).count_rows(q) for q in queries)
         if n == 0:
-            raise Problem(472, NO_DATA_TEXT)
+            raise Problem(472, NO_DATA_TEXT, reason=NO_ROWS)
         if n > self.model.profile.max_rows:
             raise Problem(570, f"The request is too large ({n} rows); split it or use a coarser interval")
         return n
 
-    def _v2_query(self, ds: DatasetColumns, params: dict) -> tuple[Query, str]:
-        root = required_param(params, "root")
-        exp_text = required_param(params, "exp")
-        if exp_text == "0":
-            raise Problem(473, "Invalid parameters: exp=0 is not supported by the simulator")
-        e = self._expiration(root, parse_date(exp_text, "exp"))
-        first = parse_date(required_param(params, "start_date"), "start_date")
-        last = parse_date(required_param(params, "end_date"), "end_date")
-        days = self._history_days(e, first, last)
-        ivl = parse_int(param(params, "ivl", "0"), "ivl") if ds.name in INTERVAL_DATASETS else 60_000
-        if ds.name == "quote" and ivl < 60_000:
-            raise Problem(473, "Invalid parameters: ivl below 60000 is not supported for bulk quote")
-        rth = parse_bool(param(params, "rth", "true"), "rth") and ivl > 0
-        start = param(params, "start_time")
-        end = param(params, "end_time")
-        start_ms = parse_int(start, "start_time") if start else (OPEN_MS if rth else 0)
-        end_ms = parse_int(end, "end_time") if end else (CLOSE_MS if rth else DAY_END_MS)
-        rate = self._v2_rate(params, days[0])
-        div = param(params, "annual_div")
-        query = Query(ds, "v2", e, days, ivl, start_ms, end_ms, rate=rate,
-                      annual_div=parse_float(div, "annual_div") if div else None)
-        return query, rows_key("v2", ds.name, root, e.exp, first, last)
+    def _blocks(self, queries: list[Query]) -> list[Block]:
+        return [block for q in queries for block in self._generator(q.dataset).blocks(q)]
 
     @staticmethod
-    def _v2_rate(params: dict, day: date) -> float | None:
-        value = param(params, "rate_value")
-        if value:
-            return parse_float(value, "rate_value")
-        name = param(params, "rate")
-        if name and name.upper() not in RATE_NAMES:
-            raise Problem(473, f"Invalid parameters: rate={name!r}")
-        return None  # every named rate is the simulator's one market rate (a guess)
+    def _cache_key(queries: list[Query], fmt: str) -> tuple:
+        return tuple(q.cache_key() for q in queries), fmt
 
     def _v2_history(self, ds: DatasetColumns, params: dict) -> Reply:
         fmt = self._v2_format(params)
-        query, key = self._v2_query(ds, params)
-        self._check_size(query)
-        pages, rows = self.bodies.get_or_render((query.cache_key(), fmt), lambda: self._render_v2(query, fmt))
+        queries, key = self.queries.v2(ds, params)
+        self._check_size(queries)
+        pages, rows = self.bodies.get_or_render(self._cache_key(queries, fmt), lambda: self._render_v2(queries, fmt))
         ids = self.pages.allocate(len(pages) - 1)
         urls = [f"{self.base_url()}/v2/page/{i}" for i in ids] + ["null"]
         content_type = CSV_TYPE if fmt == "csv" else JSON_TYPE
@@ -272,12 +246,13 @@ class Terminal:
             self.pages.put(page_id, StoredPage(body, content_type, url, n, key, now))
         return Reply(200, bodies[0], content_type, {"Next-Page": urls[0]}, rows[0], key)
 
-    def _render_v2(self, query: Query, fmt: str) -> tuple[list[bytes], list[int]]:
-        pages = wire.paginate(self.rows.blocks(query), self.page_rows)
+    def _render_v2(self, queries: list[Query], fmt: str) -> tuple[list[bytes], list[int]]:
+        ds = queries[0].dataset
+        pages = wire.paginate(self._blocks(queries), self.page_rows)
         if fmt == "csv":
-            bodies = [wire.v2_csv(query.dataset, p) for p in pages]
+            bodies = [wire.v2_csv(ds, p) for p in pages]
         else:
-            bodies = [wire.v2_json_tail(wire.v2_json_items(query.dataset, p)) for p in pages]
+            bodies = [wire.v2_json_tail(wire.v2_json_items(ds, p)) for p in pages]
         return bodies, [sum(len(b.rows) for b in p) for p in pages]
 
     def _v2_page(self, page_id: str) -> Reply:
@@ -286,60 +261,68 @@ class Terminal:
             raise Problem(477, f"No page found for id {page_id}")
         return Reply(200, page.body, page.content_type, {"Next-Page": page.next_url}, page.rows, page.key)
 
-    def _v3_query(self, ds: DatasetColumns, params: dict) -> tuple[Query, str]:
-        root = required_param(params, "symbol")
-        exp_text = required_param(params, "expiration")
-        if exp_text == "*":
-            raise Problem(473, "Invalid parameters: expiration=* is not supported by the simulator")
-        e = self._expiration(root, parse_date(exp_text, "expiration"))
-        single = param(params, "date")
-        first = parse_date(single or required_param(params, "start_date"), "start_date")
-        last = first if single else parse_date(required_param(params, "end_date"), "end_date")
-        if last - first > timedelta(days=31):
-            raise Problem(473, "Invalid parameters: a request may span at most one month")
-        interval_name = param(params, "interval", "1s")
-        if interval_name not in V3_INTERVALS:
-            raise Problem(473, f"Invalid parameters: interval={interval_name!r}")
-        ivl = V3_INTERVALS[interval_name] if ds.name in INTERVAL_DATASETS else 60_000
-        if ivl < 60_000 and first != last and ds.name in INTERVAL_DATASETS:
-            raise Problem(473, "Invalid parameters: intervals under 1m are served one day at a time")
-        days = self._history_days(e, first, last)
-        start_ms = parse_clock(param(params, "start_time", "09:30:00"), "start_time")
-        end_ms = parse_clock(param(params, "end_time", "16:00:00"), "end_time")
-        strikes, rights, contracts = self._v3_contracts(params)
-        rate_value = param(params, "rate_value")
-        rate_type = param(params, "rate_type")
-        if rate_type and rate_type.upper() not in RATE_NAMES:
-            raise Problem(473, f"Invalid parameters: rate_type={rate_type!r}")
-        div = param(params, "annual_dividend")
-        query = Query(ds, "v3", e, days, ivl, start_ms, end_ms, strikes, rights,
-                      parse_float(rate_value, "rate_value") / 100.0 if rate_value else None,
-                      parse_float(div, "annual_dividend") if div else None)
-        return query, rows_key("v3", ds.name, root, e.exp, first, last, contracts)
-
-    @staticmethod
-    def _v3_contracts(params: dict) -> tuple[frozenset[int] | None, tuple[str, ...], str]:
-        strike_text = param(params, "strike", "*")
-        right_text = param(params, "right", "both").lower()
-        rights = {"both": ("C", "P"), "*": ("C", "P"), "call": ("C",), "c": ("C",), "put": ("P",),
-                  "p": ("P",)}.get(right_text)
-        if rights is None:
-            raise Problem(473, f"Invalid parameters: right={right_text!r}")
-        strikes = None
-        if strike_text != "*":
-            value = parse_float(strike_text, "strike")
-            strikes = frozenset({int(round(value))}) if value == int(value) else frozenset()
-        contracts = " ".join(f"{n}={v}" for n, v in (("strike", strike_text), ("right", right_text))
-                             if v not in ("*", "both"))
-        return strikes, rights, contracts
-
     def _v3_history(self, ds: DatasetColumns, params: dict) -> Reply:
         fmt = self._v3_format(params)
-        query, key = self._v3_query(ds, params)
-        rows = self._check_size(query)
-        render = wire.v3_csv if fmt == "csv" else wire.v3_json
+        queries, key = self.queries.v3(ds, params)
+        rows = self._check_size(queries)
+        render = (lambda d, b: self.flavor.csv_body(wire.v3_csv(d, b))) if fmt == "csv" else wire.v3_json
         (body,), _ = self.bodies.get_or_render(
-            (query.cache_key(), fmt), lambda: ([render(ds, self.rows.blocks(query))], [rows]))
+            self._cache_key(queries, fmt), lambda: ([render(ds, self._blocks(queries))], [rows]))
         content_type = CSV_TYPE if fmt == "csv" else JSON_TYPE
         return Reply(200, body, content_type, {}, rows, key, chunked=len(body) > CHUNK_THRESHOLD)
 
+    # -- the index and the calendar --------------------------------------------------------------
+
+    def _index_reply(self, api: str, params: dict, symbol: str, days: list[date], ivl: int, window: tuple[int, int],
+                     fmt: str) -> Reply:
+        rows = indexes.index_rows(self.model, symbol.upper(), days, ivl, *window, api)
+        if len(rows) > self.model.profile.max_rows:
+            raise Problem(570, f"The request is too large ({len(rows)} rows); split it or use a coarser interval")
+        body = indexes.v2_body(rows, fmt) if api == "v2" else indexes.v3_body(rows, fmt)
+        key = rows_key(api, "index_price", symbol.upper(), "-", days[0], days[-1])
+        reply = Reply(200, body, CSV_TYPE if fmt == "csv" else JSON_TYPE, {}, len(rows), key)
+        if api == "v2":
+            reply.headers["Next-Page"] = "null"
+        else:
+            reply.chunked = len(body) > CHUNK_THRESHOLD
+        return reply
+
+    def _v2_index(self, params: dict) -> Reply:
+        fmt, symbol = self._v2_format(params), required_param(params, "root")
+        first = parse_date(required_param(params, "start_date"), "start_date")
+        last = parse_date(required_param(params, "end_date"), "end_date")
+        ivl = parse_int(param(params, "ivl", "0"), "ivl")
+        rth = parse_bool(param(params, "rth", "true"), "rth") and ivl > 0
+        start, end = param(params, "start_time"), param(params, "end_time")
+        window = (parse_int(start, "start_time") if start else (OPEN_MS if rth else 0),
+                  parse_int(end, "end_time") if end else (CLOSE_MS if rth else DAY_END_MS))
+        return self._index_reply("v2", params, symbol, self._index_days(first, last), ivl, window, fmt)
+
+    def _v3_index(self, params: dict) -> Reply:
+        fmt, symbol = self._v3_format(params), required_param(params, "symbol")
+        first, last = QueryParser.v3_days(params)
+        interval_name = param(params, "interval", "1s")
+        if interval_name not in V3_INTERVALS:
+            raise Problem(473, f"Invalid parameters: interval={interval_name!r}")
+        ivl = V3_INTERVALS[interval_name]
+        if ivl < 60_000 and first != last:
+            raise Problem(473, "Invalid parameters: intervals under 1m are served one day at a time")
+        days = self._index_days(first, last)
+        return self._index_reply("v3", params, symbol, days, ivl, QueryParser.v3_window(params), fmt)
+
+    @staticmethod
+    def _index_days(first: date, last: date) -> list[date]:
+        days = days_between(first, last)
+        if not days:
+            raise Problem(472, NO_DATA_TEXT)
+        return days
+
+    def _calendar_year(self, params: dict) -> Reply:
+        fmt = self._v3_format(params)
+        body = holidays.year_body(self.model.calendar, required_param(params, "year"), fmt)
+        return Reply(200, body, CSV_TYPE if fmt == "csv" else JSON_TYPE)
+
+    def _calendar_day(self, params: dict) -> Reply:
+        fmt = self._v3_format(params)
+        day = parse_date(required_param(params, "date"), "date")
+        return Reply(200, holidays.on_date_body(self.model.calendar, day, fmt), CSV_TYPE if fmt == "csv" else JSON_TYPE)

@@ -1,4 +1,6 @@
-"""The one row generator: a history query becomes blocks of row tuples, one block per contract.
+"""The row generator of the interval datasets: a history query becomes blocks of row tuples, one block per contract.
+
+The daily datasets (open interest, EOD, EOD greeks) are ``daily.py``'s, computed without a chain.
 
 Rows hold numbers in the dataset's canonical field order (``columns.py``); time fields arrive
 already in the API's form (ms of day for v2, ISO text for v3) and v2 rows end with the date.
@@ -8,7 +10,6 @@ everywhere.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from datetime import date
 from itertools import repeat
@@ -155,15 +156,12 @@ class RowGenerator:
     def __init__(self, model: MarketModel) -> None:
         self.model = model
         self._builders: dict[str, Callable[[ContractDay], list[tuple]]] = {
-            "greeks": greeks_rows, "greeks_second_order": greeks2_rows, "quote": quote_rows,
-            "ohlc": ohlc_rows, "open_interest": oi_rows, "eod": self._eod_rows,
+            "greeks": greeks_rows, "greeks_second_order": greeks2_rows, "quote": quote_rows, "ohlc": ohlc_rows,
         }
 
     def count_rows(self, query: Query) -> int:
         """How many rows the query yields (cheap: no chain is built)."""
         contracts = len(self._strikes(query)) * len(query.rights)
-        if query.dataset.name in ("open_interest", "eod"):
-            return contracts * len(query.days)
         session = self.model.session
         per_day = sum(len(row_times(query, day_window(query, d, session))) for d in query.days)
         return contracts * per_day
@@ -190,19 +188,6 @@ class RowGenerator:
                 cd = ContractDay(query, chain, index[c], wire_times, ms, pick, tail, window)
                 blocks[c].rows.extend(build(cd))
         return [blocks[c] for c in order]
-
-    def _eod_rows(self, cd: ContractDay) -> list[tuple]:
-        chain, j = cd.chain, cd.j
-        close_minute = CLOSE_MINUTE
-        if trading_calendar.early_close(chain.day):
-            close_minute = (self.model.session.early_close_ms - OPEN_MS) // MINUTE_MS
-        bar, _ = aggregate(minute_bars(chain, j)[:close_minute + 1], 0.0)
-        h = mix(chain.seed, chain.contracts[j].strike, j, chain.day.toordinal())
-        created = EOD_REPORT_MS + h % 300_000
-        last_trade = OPEN_MS + close_minute * MINUTE_MS - 60_000 + h % 59_999
-        return [(cd.wire_time(created), cd.wire_time(last_trade)) + bar[:6]
-                + quote_fields(chain, j, close_minute) + cd.tail]
-
 
 def _dividend_yield(cd: ContractDay) -> float | None:
     div = cd.query.annual_div
@@ -246,16 +231,6 @@ def ohlc_rows(cd: ContractDay) -> list[tuple]:
     return out
 
 
-def oi_rows(cd: ContractDay) -> list[tuple]:
-    """One open-interest report per day, at about 06:30."""
-    chain, j = cd.chain, cd.j
-    strike, day = chain.contracts[j].strike, chain.day.toordinal()
-    ms = OI_REPORT_MS + mix(chain.seed, strike, j, day) % 1000
-    moneyness = abs(math.log(strike / chain.underlying[0]))
-    oi = int(20_000 * math.exp(-10.0 * moneyness)) + mix(strike, j, day) % 300
-    return [(cd.wire_time(ms), oi) + cd.tail]
-
-
 def quote_sizes(chain: Chain, j: int) -> tuple[list[int], list[int]]:
     """Bid and ask sizes per minute (no bid: size 0)."""
     cache = chain.derived.setdefault("sizes", {})
@@ -265,12 +240,6 @@ def quote_sizes(chain: Chain, j: int) -> tuple[list[int], list[int]]:
         bid_size = [1 + h % 200 if b > 0 else 0 for h, b in zip(hashes, chain.bid[j])]
         cache[j] = (bid_size, [1 + (h >> 8) % 200 for h in hashes])
     return cache[j]
-
-
-def quote_fields(chain: Chain, j: int, m: int) -> tuple:
-    """bid_size, bid_exchange, bid, bid_condition, ask_size, ask_exchange, ask, ask_condition."""
-    bid_size, ask_size = quote_sizes(chain, j)
-    return (bid_size[m], CBOE, chain.bid[j][m], CONDITION, ask_size[m], CBOE, chain.ask[j][m], CONDITION)
 
 
 def minute_bars(chain: Chain, j: int) -> list[tuple[float, float, float, float, int]]:

@@ -19,9 +19,12 @@ from typing import Any, Callable
 from spxdl import __version__
 from spxdl.errors import ConfigError
 from spxdl.simulator.counters import Counters, counter_lines
-from spxdl.simulator.faults import ERROR_TEXTS, FaultDice, Faults
+from spxdl.simulator.faults import FaultDice, Faults
+from spxdl.simulator.flavors import TERMINAL, THETADATADX, TerminalFlavor, check_choices, denied_paths, get_flavor
 from spxdl.simulator.model import MB, MarketModel, SessionRules, get_profile
-from spxdl.simulator.routes import JSON_TYPE, Reply, Terminal
+from spxdl.simulator.quirks import Quirks
+from spxdl.simulator.routes import CSV_TYPE, JSON_TYPE, Reply, Terminal
+from spxdl.trading_calendar import TradingCalendar
 
 logger = logging.getLogger(__name__)
 
@@ -46,11 +49,17 @@ def loopback_address(host: str) -> tuple[int, str]:
 class SimulatorApp:
     """Faults, counters and the terminal behind the HTTP handler."""
 
-    def __init__(self, terminal: Terminal, faults: Faults, identity: str, seed: int) -> None:
+    def __init__(self, terminal: Terminal, faults: Faults, identity: str, seed: int, quirks: Quirks = Quirks(),
+                 tier: str = "pro") -> None:
         self.terminal = terminal
+        self.flavor: TerminalFlavor = terminal.flavor
+        self.denied = denied_paths(tier)
+        self.quirks = quirks
         self.dice = FaultDice(faults, seed)
         self.counters = Counters()
         self.identity = identity
+        self._upstream = threading.Condition()  # requests above max_concurrent queue here (thetadatadx)
+        self._upstream_busy = 0
 
     @property
     def faults(self) -> Faults:
@@ -66,11 +75,16 @@ class SimulatorApp:
             return
         in_flight = self.counters.enter()
         left = []
+        queued = self.flavor.queues and self.faults.max_concurrent is not None
+        if queued:
+            self._take_upstream_slot()
 
         def leave() -> None:
             if not left:
                 left.append(True)
                 self.counters.leave()
+                if queued:
+                    self._give_upstream_slot()
 
         try:
             reply = self._answer(path, query, in_flight)
@@ -96,9 +110,21 @@ class SimulatorApp:
         finally:
             leave()
 
+    def _take_upstream_slot(self) -> None:
+        """Wait until fewer than max_concurrent requests are served (thetadatadx-server queues them)."""
+        with self._upstream:
+            while self.faults.max_concurrent is not None and self._upstream_busy >= self.faults.max_concurrent:
+                self._upstream.wait(0.05)
+            self._upstream_busy += 1
+
+    def _give_upstream_slot(self) -> None:
+        with self._upstream:
+            self._upstream_busy -= 1
+            self._upstream.notify()
+
     def _answer(self, path: str, query: str, in_flight: int) -> Reply:
-        faults = self.faults
-        if faults.max_concurrent is not None and in_flight > faults.max_concurrent:
+        faults, flavor = self.faults, self.flavor
+        if not flavor.queues and faults.max_concurrent is not None and in_flight > faults.max_concurrent:
             return self._throttled(f"Too many concurrent requests (limit {faults.max_concurrent})")
         if faults.latency:
             time.sleep(faults.latency)
@@ -106,17 +132,26 @@ class SimulatorApp:
             return self._throttled("Too many requests")
         status = self.dice.error_status()
         if status is not None:
-            return Reply(status, ERROR_TEXTS[status].encode())
+            return flavor.server_error(status)
         if path.startswith("/v2/page/") and self.dice.expire_page():
             return Reply(477, b"No page found: the page expired")
+        if path in self.denied:
+            return flavor.permission_denied(path)
         try:
-            return self.terminal.handle(path, query)
+            reply = self.terminal.handle(path, query)
         except Exception:  # a simulator bug: answer like the terminal's UNCAUGHT_ERROR, keep serving
             logger.exception("simulator failed on %s?%s", path, query)
-            return Reply(572, b"UNCAUGHT_ERROR: the simulator failed on this request")
+            reply = Reply(572, b"UNCAUGHT_ERROR: the simulator failed on this request")
+        if reply.status == 200 and reply.content_type == CSV_TYPE and self.quirks.active:
+            reply.body = self.quirks.apply(path, reply.body)
+        reply = flavor.shape(path, reply)
+        delay = flavor.assembly_seconds(reply)
+        if delay:
+            time.sleep(delay)  # the whole answer is built before its first byte
+        return reply
 
     def _throttled(self, text: str) -> Reply:
-        return Reply(429, text.encode(), headers={"Retry-After": f"{self.faults.retry_after:g}"})
+        return self.flavor.throttled(text, self.faults.retry_after)
 
     def serve_post(self, h: "Handler") -> None:
         length = int(h.headers.get("Content-Length") or 0)
@@ -128,18 +163,23 @@ class SimulatorApp:
             return json_reply(self.counters.snapshot())
         if path == "/sim/faults":
             return json_reply(self.faults.as_dict())
+        if path == "/sim/quirks":
+            return json_reply(self.quirks.as_dict())
         return Reply(404, f"No implementation for {path}".encode())
 
     def _control_post(self, path: str, data: bytes) -> Reply:
         if path == "/sim/reset":
             self.counters.reset()
             return Reply(200, b"OK")
-        if path != "/sim/faults":
+        if path not in ("/sim/faults", "/sim/quirks"):
             return Reply(404, f"No implementation for {path}".encode())
         try:
             values = json.loads(data or b"{}")
             if not isinstance(values, dict):
-                raise ConfigError("send a JSON object of fault names and values")
+                raise ConfigError("send a JSON object of names and values")
+            if path == "/sim/quirks":
+                self.quirks = Quirks.from_mapping(values)
+                return json_reply(self.quirks.as_dict())
             self.set_faults(Faults.from_mapping(values))
         except (ValueError, ConfigError) as exc:
             return Reply(400, str(exc).encode())
@@ -154,7 +194,8 @@ class SimulatorApp:
         a whole body always finds it in the counters.
         """
         h.send_response(reply.status)
-        h.send_header("Content-Type", reply.content_type)
+        if reply.content_type:
+            h.send_header("Content-Type", reply.content_type)
         h.send_header(SIMULATOR_HEADER, self.identity)
         for name, value in reply.headers.items():
             h.send_header(name, value)
@@ -261,16 +302,27 @@ class SimServer(ThreadingHTTPServer):
 
 
 class Simulator:
-    """A simulated ThetaData Terminal (v2 and v3 on one loopback port)."""
+    """A simulated ThetaData Terminal (v2 and v3 on one loopback port), or thetadatadx-server (v3).
+
+    ``flavor`` is how it speaks (``terminal`` or ``thetadatadx``: flavors.py), ``tier`` the
+    subscription it serves (``free``, ``value``, ``standard``, ``pro``; datasets above it answer
+    the flavour's permission answer).
+    """
 
     def __init__(self, *, profile: str = "tiny", seed: int = 0, host: str = "127.0.0.1", port: int = 0,
                  faults: Faults = Faults(), page_rows: int | None = None,
-                 apis: tuple[str, ...] = ("v2", "v3"), session: SessionRules = SessionRules(),
-                 body_cache_mb: int | None = None) -> None:
+                 apis: tuple[str, ...] | None = None, session: SessionRules = SessionRules(),
+                 quirks: Quirks = Quirks(), calendar_closures: Any = (), flavor: str = TERMINAL,
+                 tier: str = "pro", body_cache_mb: int | None = None) -> None:
+        check_choices(flavor, tier)
+        if apis is None:
+            apis = ("v3",) if flavor == THETADATADX else ("v2", "v3")
         unknown = set(apis) - {"v2", "v3"}
         if unknown or not apis:
             raise ConfigError(f"simulator apis must be v2 and/or v3, not {sorted(unknown) or 'none'}",
                               key="apis")
+        if flavor == THETADATADX and "v2" in apis:
+            raise ConfigError("thetadatadx-server serves API v3 only: leave apis out", key="apis")
         if page_rows is not None and page_rows < 1:
             raise ConfigError("page_rows must be 1 or more", key="page_rows")
         if body_cache_mb is not None and body_cache_mb < 1:
@@ -280,10 +332,15 @@ class Simulator:
         if body_cache_mb is not None:  # benchmarks keep a whole day's bodies rendered
             self.profile = dataclasses.replace(self.profile, body_cache_bytes=body_cache_mb * MB)
         self.seed = seed
-        self.identity = f"spxdl-sim/{__version__}; profile={profile}; seed={seed}"
-        model = MarketModel(self.profile, seed, session)
-        terminal = Terminal(model, base_url=lambda: self.url, page_rows=page_rows, apis=tuple(apis))
-        self.app = SimulatorApp(terminal, faults, self.identity, seed)
+        self.flavor = flavor
+        self.identity = f"spxdl-sim/{__version__}; profile={profile}; seed={seed}" + (
+            f"; flavor={flavor}" if flavor != TERMINAL else "")
+        # Closures given here change only what the calendar endpoints answer (a test's terminal whose
+        # calendar differs from spxdl's); the market keeps the built-in calendar.
+        model = MarketModel(self.profile, seed, session, TradingCalendar(extra_closures=calendar_closures))
+        terminal = Terminal(model, base_url=lambda: self.url, page_rows=page_rows, apis=tuple(apis),
+                            flavor=get_flavor(flavor))
+        self.app = SimulatorApp(terminal, faults, self.identity, seed, quirks, tier)
         try:
             self._server = SimServer(family, (address, port), self.app)
         except OSError as exc:
@@ -337,6 +394,10 @@ class Simulator:
 
     def set_faults(self, faults: Faults) -> None:
         self.app.set_faults(faults)
+
+    def set_quirks(self, quirks: Quirks) -> None:
+        """Answer CSV differently from the documented wire (``Quirks``); ``Quirks()`` restores it."""
+        self.app.quirks = quirks
 
     @property
     def faults(self) -> Faults:

@@ -17,16 +17,28 @@ Every name below is importable from ``spxdl.terminal``.
 from spxdl.terminal.adapter import Request, TerminalAdapter
 from spxdl.terminal.breaker import CircuitBreaker
 from spxdl.terminal.client import TerminalClient
-from spxdl.terminal.page import BODY_IN_ERROR, BODY_READ_ERRORS, ERROR_BODY_BYTES, Page, null_to_none
+from spxdl.terminal.page import (
+    BODY_IN_ERROR,
+    BODY_READ_ERRORS,
+    ERROR_BODY_BYTES,
+    AnswerHead,
+    BodySink,
+    Observer,
+    Page,
+    null_to_none,
+)
 from spxdl.terminal.status import (
     ERROR_TYPE_STATUS,
+    empty_answer,
     error_for_error_type,
     error_for_status,
+    grpc_status,
     parse_retry_after,
     raise_for_status_word,
 )
 from spxdl.urls import check_terminal_url
 from spxdl.terminal.wire import (
+    CALENDAR_PATHS,
     DAY_MS,
     DEFAULT_URLS,
     LIST_PATHS,
@@ -34,11 +46,17 @@ from spxdl.terminal.wire import (
     RTH_START_MS,
     SIMULATOR_HEADER,
     STATUS_PATHS,
+    V2_ALL_EXPIRATIONS,
+    V3_ALL_EXPIRATIONS,
+    CalendarDay,
     HistoryQuery,
+    calendar_params,
     list_params,
+    parse_calendar_body,
     parse_list_body,
     parse_wire_date,
     plain_number,
+    simulator_facts,
     v2_history_params,
     v3_history_params,
     v3_time,
@@ -46,6 +64,15 @@ from spxdl.terminal.wire import (
 )
 
 __all__ = [
+    "CALENDAR_PATHS",
+    "V2_ALL_EXPIRATIONS",
+    "V3_ALL_EXPIRATIONS",
+    "AnswerHead",
+    "BodySink",
+    "CalendarDay",
+    "Observer",
+    "calendar_params",
+    "parse_calendar_body",
     "BODY_IN_ERROR",
     "BODY_READ_ERRORS",
     "DAY_MS",
@@ -64,14 +91,17 @@ __all__ = [
     "TerminalAdapter",
     "TerminalClient",
     "check_terminal_url",
+    "empty_answer",
     "error_for_error_type",
     "error_for_status",
+    "grpc_status",
     "list_params",
     "null_to_none",
     "parse_list_body",
     "parse_retry_after",
     "parse_wire_date",
     "plain_number",
+    "simulator_facts",
     "raise_for_status_word",
     "v2_history_params",
     "v3_history_params",

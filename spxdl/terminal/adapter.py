@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
-from spxdl.terminal.page import Page, read_error_body
+from spxdl.terminal.page import AnswerHead, BodySink, GuardedSink, Observer, Page, read_error_body
 from spxdl.terminal.status import error_for_status, parse_retry_after, unavailable_from
 
 log = logging.getLogger(__name__)
@@ -46,9 +46,12 @@ class TerminalAdapter:
     given back when the answer's body is read to its end, closed or failed.
     """
 
-    def __init__(self, *, threads: int, timeouts: tuple[float, float], in_flight: Any = None) -> None:
+    def __init__(
+        self, *, threads: int, timeouts: tuple[float, float], in_flight: Any = None, observer: Observer | None = None
+    ) -> None:
         self.timeouts = timeouts
         self._in_flight = in_flight
+        self._observer = observer
         self._pid = os.getpid()
         self._session = _new_session(threads)
 
@@ -73,12 +76,17 @@ class TerminalAdapter:
         except BaseException:
             release()
             raise
+        sink = self._observe(request, response)
         if response.status_code != 200:
             try:
-                body = read_error_body(response)
+                raw = read_error_body(response)
             finally:
                 response.close()
                 release()
+            guarded = GuardedSink(sink, endpoint)
+            guarded.write(raw)
+            guarded.finish(True)
+            body = raw.decode("utf-8", "replace")
             status, ms = response.status_code, _ms_since(started)
             log.debug("%s %s -> %s, %d bytes, %.0f ms", endpoint, params, status, len(body), ms)
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
@@ -91,7 +99,27 @@ class TerminalAdapter:
             require_final_newline=request.require_final_newline,
             on_done=release,
             started=started,
+            sink=sink,
         )
+
+    def _observe(self, request: Request, response: requests.Response) -> BodySink | None:
+        """Tell the observer (if any) about this answer; where its body goes. Its failure is only logged."""
+        if self._observer is None:
+            return None
+        head = AnswerHead(
+            url=response.request.url or request.url,
+            endpoint=request.endpoint,
+            params=dict(request.params),
+            number=request.number,
+            status=response.status_code,
+            headers=dict(response.headers),
+            request_headers=dict(response.request.headers),
+        )
+        try:
+            return self._observer(head)
+        except Exception as exc:  # an observer must never fail the request it watches
+            log.warning("%s: the answer's observer failed (%s)", request.endpoint, exc)
+            return None
 
     def _check_process(self) -> None:
         if os.getpid() != self._pid:

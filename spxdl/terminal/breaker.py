@@ -5,14 +5,14 @@ from __future__ import annotations
 import threading
 from typing import Callable
 
-from spxdl.errors import TerminalUnavailable
+from spxdl.errors import TerminalGone, TerminalUnavailable
 
 
 class CircuitBreaker:
     """Shared by one client's threads. Closed: requests flow. Open: one thread probes, the rest wait.
 
-    A probe that gives up fails every request that waited for it; the breaker stays open and the
-    next request probes again.
+    A probe that gives up fails every request that waited for it (with ``TerminalGone`` when the
+    probe's own failure was one); the breaker stays open and the next request probes again.
     """
 
     def __init__(self) -> None:
@@ -20,6 +20,7 @@ class CircuitBreaker:
         self._open = False
         self._probing = False
         self._failed_probes = 0
+        self._gone: TerminalGone | None = None  # what the last failed probe ended in, if the terminal is gone
 
     @property
     def is_open(self) -> bool:
@@ -39,15 +40,18 @@ class CircuitBreaker:
             while self._open and self._probing:
                 self._cond.wait()
                 if self._failed_probes != generation:
+                    if self._gone is not None:
+                        raise TerminalGone(*self._gone.args, endpoint=self._gone.endpoint)
                     raise TerminalUnavailable("the terminal is still unavailable: the status probe gave up")
             if not self._open:
                 return
             self._probing = True
         try:
             probe()
-        except BaseException:
+        except BaseException as exc:
             with self._cond:
                 self._probing = False
+                self._gone = exc if isinstance(exc, TerminalGone) else None
                 self._failed_probes += 1
                 self._cond.notify_all()
             raise

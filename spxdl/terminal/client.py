@@ -26,24 +26,30 @@ from spxdl.errors import (
     ConfigError,
     NoData,
     PageExpired,
+    SchemaMismatch,
     TerminalError,
+    TerminalGone,
     TerminalUnavailable,
     Throttled,
 )
 from spxdl.terminal.adapter import Request, TerminalAdapter
 from spxdl.terminal.breaker import CircuitBreaker
-from spxdl.terminal.page import Page, check_read_to_end
+from spxdl.terminal.page import Observer, Page, check_read_to_end, refuse_empty
 from spxdl.terminal.status import raise_for_status_word
 from spxdl.urls import check_terminal_url, origin
 from spxdl.terminal.wire import (
+    CALENDAR_PATHS,
     DEFAULT_URLS,
     LIST_PATHS,
     RTH_END_MS,
     RTH_START_MS,
     SIMULATOR_HEADER,
     STATUS_PATHS,
+    CalendarDay,
     HistoryQuery,
+    calendar_params,
     list_params,
+    parse_calendar_body,
     parse_list_body,
     parse_wire_date,
     v2_history_params,
@@ -59,7 +65,9 @@ class TerminalClient:
     ``in_flight`` is a ``multiprocessing`` semaphore made by the parent and shared by every
     worker: a slot is held from sending a request until its body is read, closed or failed, and
     never while waiting to retry. ``retries`` counts the retries of an unavailable terminal per
-    request; 429s are waited out outside that budget (at most ``max_throttles`` times).
+    request; 429s are waited out outside that budget (at most ``max_throttles`` times). A request
+    that spends the budget opens the circuit breaker, whose status probes wait up to
+    ``outage_limit`` seconds for the terminal to come back before raising ``TerminalGone``.
     ``checked`` says the caller has just found the terminal at ``base_url`` speaking ``api`` (a
     worker whose parent did): the client then asks no status first.
     """
@@ -71,14 +79,15 @@ class TerminalClient:
         *,
         threads: int = 2,
         connect_timeout: float = 5.0,
-        read_timeout: float = 60.0,
+        read_timeout: float = 360.0,
         retries: int = 5,
         in_flight: Any = None,
         sleep: Callable[[float], None] = time.sleep,
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
         max_throttles: int = 200,
-        probe_attempts: int = 10,
+        observer: Observer | None = None,
+        outage_limit: float = 120.0,
         checked: bool = False,
     ) -> None:
         if api not in ("auto", "v2", "v3"):
@@ -89,17 +98,20 @@ class TerminalClient:
         self.api = api
         self.base_url = self._configured_url or DEFAULT_URLS["v3" if api == "auto" else api]
         self.simulated = False
+        self.simulator: str | None = None  # the simulator's identity (profile, seed), when it is one
         self.retries = retries
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.max_throttles = max_throttles
-        self.probe_attempts = probe_attempts
+        self.outage_limit = outage_limit
         self._sleep = sleep
         self._random = random.Random()
         self._breaker = CircuitBreaker()
         self._connected = checked
         self._connect_lock = threading.Lock()
-        self._adapter = TerminalAdapter(threads=threads, timeouts=(connect_timeout, read_timeout), in_flight=in_flight)
+        self._adapter = TerminalAdapter(
+            threads=threads, timeouts=(connect_timeout, read_timeout), in_flight=in_flight, observer=observer
+        )
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -132,25 +144,26 @@ class TerminalClient:
         return self
 
     def _detect(self) -> None:
-        failures = []
+        failures: list[tuple[str, str, str]] = []  # (URL, API, why)
         # Detection is news; a worker re-checking the version its parent found is not.
         level = logging.INFO if self.api == "auto" else logging.DEBUG
         for base_url, api in self._candidates():
             try:
-                word, simulated = self._probe(base_url, api)
+                word, simulator = self._probe(base_url, api)
             except (TerminalUnavailable, BadRequest) as exc:
                 if isinstance(exc, TerminalUnavailable) and exc.status is not None:
                     raise  # this API answered, unwell: falling back to the other would mix API versions
-                failures.append(f"{base_url}{STATUS_PATHS[api]}: {exc}")
+                failures.append((base_url, api, exc.args[0] if exc.args else str(exc)))
                 continue
-            self.base_url, self.api, self.simulated = base_url, api, simulated
+            self.base_url, self.api, self.simulator = base_url, api, simulator
+            self.simulated = simulator is not None
             raise_for_status_word(word, STATUS_PATHS[api])
-            log.log(level, "terminal at %s speaks API %s%s", base_url, api, " (spxdl simulator)" if simulated else "")
+            log.log(level, "terminal at %s speaks API %s%s", base_url, api, " (spxdl simulator)" if simulator else "")
             return
-        raise TerminalUnavailable("no ThetaData Terminal answered: " + "; ".join(failures))
+        raise TerminalUnavailable(no_terminal_message(failures))
 
-    def _probe(self, base_url: str, api: str) -> tuple[str, bool]:
-        """The status word of ``api`` at ``base_url``.
+    def _probe(self, base_url: str, api: str) -> tuple[str, str | None]:
+        """The status word of ``api`` at ``base_url``, and the simulator's identity if it is one.
 
         No answer at all (refused, timed out) or an unknown path (BadRequest) means "not this
         API": the caller tries the next candidate. An HTTP error (500, 474, 571, a cut answer)
@@ -200,7 +213,7 @@ class TerminalClient:
         self,
         dataset: Dataset,
         root: str,
-        expiration: date,
+        expiration: date | None,
         trade_date: date,
         *,
         interval: str = "1m",
@@ -209,33 +222,65 @@ class TerminalClient:
         rate: str | None = None,
         rate_value: float | None = None,
         annual_div: float | None = None,
+        strike: float | None = None,
+        right: str | None = None,
     ) -> Iterator[Page]:
         """The CSV pages of one expiration on one trade date, in order.
 
-        NoData when the terminal has none (472). The next page is fetched only when the caller
-        asks for it after reading the previous one to its end. ``rate_value`` is a fraction.
+        ``expiration`` None asks every expiration of the day in one request (the daily datasets) and
+        is what an index dataset passes. ``strike`` and ``right`` ("C"/"P") narrow a v3 request to
+        one contract (v2 bulk endpoints serve the whole chain). NoData when the terminal has none
+        (472). A page is fetched only after the previous one was read to its end. ``rate_value`` is a fraction.
         """
         self.connect()
         path = dataset.path(self.api)
         if path is None:
             raise ConfigError(f"dataset {dataset.name} has no endpoint in API {self.api}", key="datasets")
         build = v2_history_params if self.api == "v2" else v3_history_params
-        params = build(
-            HistoryQuery(dataset, root, expiration, trade_date, interval, start_ms, end_ms, rate, rate_value, annual_div)
-        )
+        query = HistoryQuery(dataset, root, expiration, trade_date, interval, start_ms, end_ms, rate, rate_value,
+                             annual_div, strike, right)
+        params = build(query)
         return self._pages(path, params, require_final_newline=True)
+
+    def holidays(self, year: int) -> list[CalendarDay]:
+        """The terminal's holidays and early closes of ``year`` (v3 only; ConfigError on v2)."""
+        return self._calendar("year", calendar_params(year=year))
+
+    def schedule(self, day: date) -> CalendarDay:
+        """The terminal's schedule of one day (v3 only): open, early close or closed."""
+        rows = self._calendar("day", calendar_params(day=day))
+        if len(rows) == 1:
+            return rows[0]
+        raise SchemaMismatch(f"{CALENDAR_PATHS['day']}: {len(rows)} rows for one day", columns=[])
+
+    def _calendar(self, kind: str, params: dict[str, str]) -> list[CalendarDay]:
+        if self.connect().api != "v3":
+            raise ConfigError("the terminal's calendar is served by API v3 only", key="calendar_source")
+        path = CALENDAR_PATHS[kind]
+        return [day for text in self._small_bodies(path, params, lambda text: None)
+                for day in parse_calendar_body(text, endpoint=path, params=params)]
 
     def _list(self, kind: str, columns: tuple[str, ...], root: str, expiration: date | None = None) -> list[Any]:
         """The raw values of a list endpoint, over all its pages."""
         self.connect()
         path, params = LIST_PATHS[self.api][kind], list_params(self.api, root, expiration)
         values: list[Any] = []
-        for page in self._pages(path, params, require_final_newline=False):
-            text = page.read().decode("utf-8")  # list bodies are small
+
+        def parse(text: str) -> str | None:
             page_values, json_next = parse_list_body(text, columns, endpoint=path, params=params)
             values.extend(page_values)
-            page.next_url = page.next_url or json_next
+            return json_next
+
+        self._small_bodies(path, params, parse)
         return values
+
+    def _small_bodies(self, path: str, params: dict[str, str], parse: Callable[[str], str | None]) -> list[str]:
+        """The text of every page of a small answer; ``parse`` reads each and may name a JSON next page."""
+        texts = []
+        for page in self._pages(path, params, require_final_newline=False):
+            texts.append(page.read().decode("utf-8"))  # list and calendar bodies are small
+            page.next_url = page.next_url or parse(texts[-1])
+        return texts
 
     # -- pagination --------------------------------------------------------------------------
 
@@ -258,7 +303,10 @@ class TerminalClient:
 
     def _open_page(self, request: Request, first_endpoint: str) -> Page:
         try:
-            return self._request(request)
+            page = self._request(request)
+            if request.require_final_newline:
+                refuse_empty(page)
+            return page
         except NoData as exc:
             if request.number == 1:
                 raise
@@ -286,7 +334,7 @@ class TerminalClient:
 
     # -- requests ----------------------------------------------------------------------------
 
-    def _status_word(self, base_url: str, api: str, *, use_breaker: bool, retries: int = 0) -> tuple[str, bool]:
+    def _status_word(self, base_url: str, api: str, *, use_breaker: bool, retries: int = 0) -> tuple[str, str | None]:
         path = STATUS_PATHS[api]
         request = Request(base_url + path, path, query=None, params={}, require_final_newline=False)
         with self._request(request, retries=retries, use_breaker=use_breaker) as page:
@@ -294,7 +342,8 @@ class TerminalClient:
                 word = page.read().decode("utf-8", "replace").strip().upper()
             except BodyTruncated as exc:
                 raise TerminalUnavailable(f"the status answer was cut: {exc}", endpoint=path, status=200) from exc
-        return word, _is_truthy(page.headers.get(SIMULATOR_HEADER))
+        identity = page.headers.get(SIMULATOR_HEADER)
+        return word, identity.strip() if _is_truthy(identity) else None
 
     def _request(self, request: Request, *, retries: int | None = None, use_breaker: bool = True) -> Page:
         """Send one request, retrying 429s and unavailability; the 200 answer's body as a Page.
@@ -328,9 +377,10 @@ class TerminalClient:
             self._sleep(delay)
 
     def _probe_until_connected(self) -> None:
-        """Poll the status endpoint with backoff until CONNECTED; TerminalUnavailable if it never is."""
-        last: Exception | None = None
-        for attempt in range(1, self.probe_attempts + 1):
+        """Poll the status endpoint with backoff until CONNECTED; TerminalGone after ``outage_limit`` seconds."""
+        began, slept, attempt = time.monotonic(), 0.0, 0
+        while True:
+            attempt += 1
             try:
                 word, _ = self._status_word(self.base_url, self.api, use_breaker=False)
                 raise_for_status_word(word, STATUS_PATHS[self.api])
@@ -338,13 +388,17 @@ class TerminalClient:
                 return
             except TerminalUnavailable as exc:
                 last = exc
-            delay = self._backoff(attempt)
+            waited = max(slept, time.monotonic() - began)  # the sleeps alone, where sleeping is simulated
+            if waited >= self.outage_limit:
+                why = last.args[0] if last.args else last  # its endpoint is this one's: named once
+                raise TerminalGone(
+                    f"the terminal did not come back within {self.outage_limit:g} s ({attempt} status probes): {why}",
+                    endpoint=STATUS_PATHS[self.api],
+                )
+            delay = min(self._backoff(attempt), self.outage_limit - waited)
             log.warning("terminal still unavailable (%s); probing again in %.2f s", last, delay)
             self._sleep(delay)
-        raise TerminalUnavailable(
-            f"the terminal did not come back after {self.probe_attempts} status probes: {last}",
-            endpoint=STATUS_PATHS[self.api],
-        )
+            slept += delay
 
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2**(attempt-1))]."""
@@ -361,6 +415,19 @@ def _configured_url(base_url: str) -> str:
         return check_terminal_url(base_url)
     except ConfigError as exc:
         raise ConfigError(f"bad terminal URL {base_url!r}: {exc}", key="terminal_url") from None
+
+
+def no_terminal_message(failures: list[tuple[str, str, str]]) -> str:
+    """One sentence for every place a terminal was looked for: each URL once, a shared reason once."""
+    reasons = {why for _, _, why in failures}
+    urls = list(dict.fromkeys(url for url, _, _ in failures))
+    if len(reasons) == 1 and len(urls) == 1:
+        apis = " or ".join(api for _, api, _ in failures)
+        return f"no ThetaData Terminal answered at {urls[0]} ({apis}): {reasons.pop()}"
+    if len(reasons) == 1:
+        where = " or ".join(f"{url} ({api})" for url, api, _ in failures)
+        return f"no ThetaData Terminal answered at {where}: {reasons.pop()}"
+    return "no ThetaData Terminal answered: " + "; ".join(f"{url} ({api}): {why}" for url, api, why in failures)
 
 
 def _is_truthy(value: str | None) -> bool:

@@ -9,12 +9,14 @@ import http.client
 import io
 import logging
 import time
-from typing import Any, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Protocol
 
 import requests
 import urllib3.exceptions
 
 from spxdl.errors import BodyTruncated, TerminalError
+from spxdl.terminal.status import empty_answer
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +25,55 @@ BODY_IN_ERROR = 200
 
 # Errors urllib3 or the socket raise while a body is being read: the body is cut.
 BODY_READ_ERRORS = (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError)
+
+
+@dataclass(frozen=True)
+class AnswerHead:
+    """The head of one answer as an observer sees it: the request as sent, the status and the headers."""
+
+    url: str  # the URL as sent, query string included
+    endpoint: str
+    params: Mapping[str, str]
+    number: int  # the page's place in its answer
+    status: int
+    headers: Mapping[str, str]
+    request_headers: Mapping[str, str]
+
+
+class BodySink(Protocol):
+    """Where an observer takes an answer's body: every byte as read, then whether it was read whole."""
+
+    def write(self, chunk: bytes) -> None: ...
+
+    def finish(self, complete: bool) -> None: ...
+
+
+# Told about every answer (status probes, lists, pages, errors); returns where its body goes, or None.
+Observer = Callable[[AnswerHead], "BodySink | None"]
+
+
+class GuardedSink:
+    """A sink whose failures are logged and end it, never the download that feeds it."""
+
+    def __init__(self, sink: BodySink | None, endpoint: str) -> None:
+        self._sink = sink
+        self._endpoint = endpoint
+
+    def write(self, chunk: bytes) -> None:
+        self._call("write", chunk)
+
+    def finish(self, complete: bool) -> None:
+        self._call("finish", complete)
+        self._sink = None
+
+    def _call(self, method: str, value: Any) -> None:
+        if self._sink is None:
+            return
+        try:
+            getattr(self._sink, method)(value)
+        except Exception as exc:  # an observer (a capture on a full disk, say) must not fail the answer
+            log.warning("%s: the answer's observer failed (%s); it sees no more of this answer", self._endpoint, exc)
+            self._sink = None
 
 
 def null_to_none(value: Any) -> str | None:
@@ -58,8 +109,10 @@ class Page(io.RawIOBase):
         require_final_newline: bool = True,
         on_done: Callable[[], None] | None = None,
         started: float | None = None,
+        sink: BodySink | None = None,
     ) -> None:
         super().__init__()
+        self._sink = GuardedSink(sink, endpoint)
         self._response = response
         self.endpoint = endpoint
         self.params = dict(params)
@@ -74,6 +127,7 @@ class Page(io.RawIOBase):
         self._on_done = on_done
         self._started = time.monotonic() if started is None else started
         self._head = bytearray()  # the first bytes, for error messages
+        self._ahead = b""  # bytes ``is_empty`` read that no reader has had yet
         self._last_byte = b""
         self._finished = False
         if require_final_newline and not _is_framed(response.headers):
@@ -102,21 +156,45 @@ class Page(io.RawIOBase):
     def _next(self, size: int) -> bytes:
         if self.error is not None:
             raise self.error
+        ahead = self._take_ahead(size)
+        if ahead and len(ahead) == size:
+            return ahead
         if self.complete:
-            return b""
+            return ahead
         if self.closed:
             raise ValueError("I/O operation on a closed page")
         if not size:
             return b""  # urllib3 answers b"" to a zero-byte read, which is not the end
         try:
-            chunk = self._response.raw.read(size, decode_content=True)
+            chunk = self._response.raw.read(size - len(ahead), decode_content=True)
         except BODY_READ_ERRORS as exc:
             raise self._truncated(f"the connection failed after {self.bytes_read} bytes of the body: {exc}") from exc
         if not chunk:
             self._reached_end()
-            return b""
+            return ahead
         self._note(chunk)
-        return chunk
+        return ahead + chunk if ahead else chunk
+
+    def _take_ahead(self, size: int) -> bytes:
+        """Up to ``size`` of the bytes read ahead (``is_empty``), taken out."""
+        ahead, self._ahead = self._ahead[:size], self._ahead[size:]
+        return ahead
+
+    def is_empty(self) -> bool:
+        """Whether the body holds no byte at all: its Content-Length says so, or else its first byte is read
+        ahead (and kept for the next read). BodyTruncated when the body is cut before its first byte.
+        """
+        if self.bytes_read or self._ahead:
+            return False
+        if self.complete:
+            return True
+        length = self.headers.get("Content-Length")
+        if length is not None and length.strip().isdigit():
+            return int(length) == 0
+        ahead = bytearray(1)
+        size = self.readinto(ahead)
+        self._ahead = bytes(ahead[:size])
+        return size == 0
 
     def close(self) -> None:
         """Give back the slot; an unfinished body closes its connection instead of reusing it."""
@@ -130,8 +208,10 @@ class Page(io.RawIOBase):
             self._head += chunk[: BODY_IN_ERROR - len(self._head)]
         self.bytes_read += len(chunk)
         self._last_byte = chunk[-1:]
+        self._sink.write(chunk)
 
     def _reached_end(self) -> None:
+        self._sink.finish(True)  # the body arrived whole by its framing, whatever its last byte
         if self._require_final_newline and self.bytes_read and self._last_byte != b"\n":
             raise self._truncated(f"the body ended in the middle of a line after {self.bytes_read} bytes")
         self.complete = True
@@ -155,6 +235,7 @@ class Page(io.RawIOBase):
         if self._finished:
             return
         self._finished = True
+        self._sink.finish(self.complete)
         if self._on_done is not None:
             self._on_done()
         log.debug(
@@ -169,6 +250,18 @@ class Page(io.RawIOBase):
         )
 
 
+def refuse_empty(page: Page) -> None:
+    """NoData (and the page closed) when a history page holds no byte: thetadatadx-server's answer of no row."""
+    try:
+        empty = page.is_empty()
+    except BaseException:
+        page.close()
+        raise
+    if empty:
+        page.close()
+        raise empty_answer(page.endpoint, page.params)
+
+
 def check_read_to_end(page: Page) -> None:
     """Raise the page's own error, or RuntimeError when it was not read to its end."""
     if page.error is not None:
@@ -177,10 +270,9 @@ def check_read_to_end(page: Page) -> None:
         raise RuntimeError(f"page {page.number} of {page.endpoint} was not read to its end before the next one")
 
 
-def read_error_body(response: requests.Response) -> str:
-    """The first ``ERROR_BODY_BYTES`` of a non-200 answer, for its error message ("" if cut)."""
+def read_error_body(response: requests.Response) -> bytes:
+    """The first ``ERROR_BODY_BYTES`` of a non-200 answer, for its error message (b"" if cut)."""
     try:
-        data = response.raw.read(ERROR_BODY_BYTES, decode_content=True)
+        return response.raw.read(ERROR_BODY_BYTES, decode_content=True) or b""
     except BODY_READ_ERRORS:
-        return ""
-    return data.decode("utf-8", "replace")
+        return b""

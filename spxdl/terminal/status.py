@@ -1,6 +1,10 @@
-"""What the terminal's answers mean: HTTP statuses, status words and failed connections.
+"""What the terminal's answers mean: HTTP statuses, status words, error texts and failed connections.
 
-The only place that decides what a status means; everything else asks ``error_for_status``.
+The only place that decides what an answer means; everything else asks ``error_for_status`` (or
+``empty_answer`` for a 200 without a body). An answer is judged by what it says as well as by its
+code, so that one client serves the ThetaData Terminal and thetadatadx-server alike without asking
+which it talks to: the server names the upstream gRPC status in its text (``gRPC status NotFound:
+...`` in a 500) where the terminal has a status code of its own (472).
 """
 
 from __future__ import annotations
@@ -46,6 +50,10 @@ ERROR_TYPE_STATUS = {
     "INVALID_SESSION_ID": 478,
 }
 
+# thetadatadx-server puts the upstream gRPC status in its error texts: ``gRPC status NotFound: ...``
+# (a 500), ``upstream is at capacity; retry shortly: gRPC status ResourceExhausted: ...`` (a 503).
+GRPC_STATUS = re.compile(r"\bgRPC status (\w+)")
+
 
 def error_for_status(
     status: int,
@@ -55,12 +63,17 @@ def error_for_status(
     body: str = "",
     retry_after: float | None = None,
 ) -> TerminalError:
-    """The exception for an HTTP status of the terminal (the only place statuses are decided)."""
+    """The exception for an error answer of the terminal: by the gRPC status its text names, else by its code."""
     info: dict[str, Any] = {"endpoint": endpoint, "params": params, "status": status, "body": body}
+    by_text = _error_for_grpc(grpc_status(body), info, retry_after)
+    if by_text is not None:
+        return by_text
     if status == 472:
         return NoData(f"no data for {_describe(endpoint, params)}", **info)
     if status == 429:
         return Throttled("the terminal is throttling requests (429 OS_LIMIT)", retry_after=retry_after, **info)
+    if status == 503 and retry_after is not None:
+        return Throttled("the server is at capacity (503 with Retry-After)", retry_after=retry_after, **info)
     if status in (471, 403):
         name = "471 PERMISSION" if status == 471 else "403 Forbidden"
         return PermissionDenied(
@@ -87,6 +100,45 @@ def error_for_status(
     return BadRequest(_bad_request_reason(status, body, params or {}), **info)
 
 
+def grpc_status(body: str) -> str | None:
+    """The gRPC status an error text names (``NotFound`` in ``gRPC status NotFound: ...``), if any."""
+    match = GRPC_STATUS.search(body)
+    return match.group(1) if match else None
+
+
+def _error_for_grpc(code: str | None, info: dict[str, Any], retry_after: float | None) -> TerminalError | None:
+    """What the upstream gRPC status named in a server's text means; None for the ones its code decides."""
+    endpoint, params = info["endpoint"], info["params"]
+    if code == "NotFound":
+        return NoData(f"no data for {_describe(endpoint, params)} (gRPC status NotFound)", **info)
+    if code == "PermissionDenied":
+        return PermissionDenied(
+            f"the ThetaData subscription does not include {endpoint} (gRPC status PermissionDenied): "
+            "check the account's tier for this data",
+            **info,
+        )
+    if code == "Unauthenticated":
+        return PermissionDenied(
+            "ThetaData did not accept the server's session (gRPC status Unauthenticated): check the "
+            "credentials thetadatadx-server logs in with, then restart it",
+            **info,
+        )
+    if code == "ResourceExhausted":
+        return Throttled("the server's upstream is at capacity (gRPC status ResourceExhausted)",
+                         retry_after=retry_after, **info)
+    if code == "InvalidArgument":
+        reason = "the server's upstream rejected the request's parameters (gRPC status InvalidArgument)"
+        named = _named_params(info["body"], params or {})
+        return BadRequest(f"{reason}; parameter {', '.join(named)}" if named else reason, **info)
+    return None
+
+
+def empty_answer(endpoint: str, params: Mapping[str, Any] | None = None) -> NoData:
+    """A 200 without a byte of body to a history request: no data (thetadatadx-server's answer of zero rows)."""
+    return NoData(f"no data for {_describe(endpoint, params)} (200 with an empty body)", endpoint=endpoint,
+                  params=params, status=200)
+
+
 def error_for_error_type(
     error_type: str, *, endpoint: str, params: Mapping[str, Any] | None = None, body: str = ""
 ) -> TerminalError:
@@ -106,6 +158,7 @@ def _unavailable_reason(status: int) -> str:
 
 def _bad_request_reason(status: int, body: str, params: Mapping[str, Any]) -> str:
     reasons = {
+        400: "the server rejected the request's parameters (400 Bad Request)",
         404: "the terminal does not know this request (404 NO_IMPL: wrong path or an outdated terminal)",
         410: "the terminal rejected parameters of another API version (410)",
         470: "the terminal rejected the request (470 GENERAL)",
@@ -120,11 +173,14 @@ def _bad_request_reason(status: int, body: str, params: Mapping[str, Any]) -> st
 
 
 def _named_params(text: str, params: Mapping[str, Any]) -> list[str]:
-    """Names of our parameters that the terminal's text mentions, renames first (``exp -> expiration``)."""
+    """Parameters the terminal's text names: renames first (``exp -> expiration``), else a missing one
+    (``missing required parameter: 'start_date'``) and ours that it mentions."""
     renames = re.findall(r"^\s*(\w+)\s*->\s*(\w+)", text, flags=re.MULTILINE)
     if renames:
         return [f"{old} (this API calls it {new})" for old, new in renames]
-    return [name for name in params if re.search(rf"\b{re.escape(name)}\b", text)]
+    quoted = re.findall(r"parameter:?\s+'(\w+)'", text)
+    mentioned = [name for name in params if re.search(rf"\b{re.escape(name)}\b", text)]
+    return list(dict.fromkeys(quoted + mentioned))
 
 
 def _describe(endpoint: str, params: Mapping[str, Any] | None) -> str:

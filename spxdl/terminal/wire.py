@@ -21,7 +21,7 @@ from spxdl.terminal.page import null_to_none
 from spxdl.terminal.status import error_for_error_type
 from spxdl.trading_calendar import DAY_MS
 
-SIMULATOR_HEADER = "X-Spxdl-Simulator"
+SIMULATOR_HEADER = "X-Spxdl-Simulator"  # its value: "spxdl-sim/<version>; profile=<profile>; seed=<seed>"
 DEFAULT_URLS = {"v3": "http://127.0.0.1:25503", "v2": "http://127.0.0.1:25510"}
 STATUS_PATHS = {"v3": "/v3/terminal/mdds/status", "v2": "/v2/system/mdds/status"}
 LIST_PATHS = {
@@ -36,8 +36,11 @@ LIST_PATHS = {
         "dates": "/v3/option/list/dates/quote",
     },
 }
+CALENDAR_PATHS = {"year": "/v3/calendar/year_holidays", "day": "/v3/calendar/on_date"}  # v3 only
 RTH_START_MS = 34_200_000  # 09:30 New York
 RTH_END_MS = 57_600_000  # 16:00 New York
+V2_ALL_EXPIRATIONS, V3_ALL_EXPIRATIONS = "0", "*"
+V3_RIGHTS = {"C": "call", "P": "put"}
 
 
 def wire_date(day: date) -> str:
@@ -72,7 +75,7 @@ class HistoryQuery:
 
     dataset: Dataset
     root: str
-    expiration: date
+    expiration: date | None  # None: every expiration of the day (daily datasets), or none (an index)
     trade_date: date
     interval: str = "1m"
     start_ms: int = RTH_START_MS
@@ -80,6 +83,8 @@ class HistoryQuery:
     rate: str | None = None
     rate_value: float | None = None  # a fraction: 0.0342 = 3.42 %
     annual_div: float | None = None
+    strike: float | None = None  # v3 only: one strike in dollars (v2 bulk endpoints serve whole chains)
+    right: str | None = None  # v3 only, with ``strike``: "C" or "P"
 
     def check_window(self) -> None:
         if not 0 <= self.start_ms < self.end_ms <= DAY_MS:
@@ -88,9 +93,22 @@ class HistoryQuery:
             )
 
 
+def _expiration_text(query: HistoryQuery, every: str) -> str | None:
+    """The expiration on the wire: its date, ``every`` for all of them, None for an index."""
+    if query.dataset.is_index:
+        return None
+    return every if query.expiration is None else wire_date(query.expiration)
+
+
 def v2_history_params(query: HistoryQuery) -> dict[str, str]:
-    """Query parameters of a v2 bulk history request (window only for interval datasets)."""
-    params = {"root": query.root, "exp": wire_date(query.expiration)}
+    """Query parameters of a v2 history request (window only for interval datasets).
+
+    Bulk endpoints take ``exp`` (``0``: every expiration of the day); the index endpoint has none.
+    """
+    params = {"root": query.root}
+    expiration = _expiration_text(query, V2_ALL_EXPIRATIONS)
+    if expiration is not None:
+        params["exp"] = expiration
     params["start_date"] = params["end_date"] = wire_date(query.trade_date)
     if query.dataset.uses_interval:
         query.check_window()
@@ -108,9 +126,17 @@ def v3_history_params(query: HistoryQuery) -> dict[str, str]:
     """Query parameters of a v3 history request; ``rate_value`` (a fraction) goes out in percent.
 
     The day is ``date``, as in the vendor's sample URLs, except where the path has no ``date``
-    parameter (eod): there ``start_date`` and ``end_date``, both the trade date.
+    parameter (eod): there ``start_date`` and ``end_date``, both the trade date. ``expiration=*``
+    asks every expiration of the day; an index has no expiration.
     """
-    params = {"symbol": query.root, "expiration": wire_date(query.expiration)}
+    params = {"symbol": query.root}
+    expiration = _expiration_text(query, V3_ALL_EXPIRATIONS)
+    if expiration is not None:
+        params["expiration"] = expiration
+    if query.strike is not None and not query.dataset.is_index:
+        params["strike"] = f"{query.strike:.3f}"
+        if query.right is not None:
+            params["right"] = V3_RIGHTS[query.right]
     if query.dataset.v3_date_range:
         params["start_date"] = params["end_date"] = wire_date(query.trade_date)
     else:
@@ -151,6 +177,57 @@ def list_params(api: str, root: str, expiration: date | None = None) -> dict[str
     else:
         params = {"symbol": root, "expiration": wire_date(expiration) if expiration else None, "format": "csv"}
     return {key: value for key, value in params.items() if value is not None}
+
+
+def calendar_params(*, year: int | None = None, day: date | None = None) -> dict[str, str]:
+    """Query parameters of the v3 calendar: a year's holidays and early closes, or one day's schedule."""
+    params = {"year": str(year)} if year is not None else {"date": wire_date(day)} if day is not None else {}
+    return {**params, "format": "csv"}
+
+
+@dataclass(frozen=True)
+class CalendarDay:
+    """One row of the terminal's calendar: its date (None in a one-day answer), type word, open and close."""
+
+    day: date | None
+    kind: str  # the terminal's own word, lower case (e.g. "full_close", "early_close", "open")
+    open: str | None
+    close: str | None
+
+
+def parse_calendar_body(text: str, *, endpoint: str, params: Mapping[str, Any] | None = None) -> list[CalendarDay]:
+    """The rows of a calendar answer (CSV with a header, or the v3 JSON list); empty fields are None."""
+    rows = _table_rows(text, endpoint=endpoint, params=params)
+    days = []
+    for row in rows:
+        if "type" not in row:
+            raise SchemaMismatch(f"{endpoint}: no column type in the answer", columns=list(row))
+        day = null_to_none(row.get("date"))
+        days.append(CalendarDay(
+            parse_wire_date(day) if day else None,
+            str(row["type"]).strip().lower(),
+            null_to_none(row.get("open")),
+            null_to_none(row.get("close")),
+        ))
+    return days
+
+
+def _table_rows(text: str, *, endpoint: str, params: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """Every row of a small table answer as a dict: CSV with a header line, or ``{"response": [{...}]}``."""
+    stripped = text.lstrip()
+    if stripped.startswith(("{", "[")):
+        doc = json.loads(text)
+        rows = doc.get("response", []) if isinstance(doc, dict) else doc
+        return [row for row in rows if isinstance(row, dict)]
+    if stripped and not text.endswith("\n"):
+        raise BodyTruncated(
+            "the answer ended in the middle of a line", endpoint=endpoint, params=params, status=200, body=text
+        )
+    lines = [row for row in csv.reader(io.StringIO(text)) if row]
+    if not lines:
+        return []
+    header = [cell.strip().lower() for cell in lines[0]]
+    return [dict(zip(header, (cell.strip() for cell in row))) for row in lines[1:]]
 
 
 def parse_list_body(
@@ -229,3 +306,13 @@ def _parse_csv_list(text: str, columns: tuple[str, ...], *, endpoint: str) -> li
         has_header = not re.fullmatch(r"[\d.\-]+", header[0])
         return [row[0].strip() for row in rows[1 if has_header else 0 :]]
     raise SchemaMismatch(f"{endpoint}: no column {' or '.join(columns)} in the answer", columns=header)
+
+
+def simulator_facts(identity: str | None) -> dict[str, str]:
+    """The ``key=value`` parts of the simulator's identity (``profile``, ``seed``); empty for a real terminal."""
+    facts: dict[str, str] = {}
+    for part in (identity or "").split(";"):
+        key, sep, value = part.strip().partition("=")
+        if sep and key:
+            facts[key] = value
+    return facts

@@ -1,8 +1,8 @@
-"""The checks behind ``spxdl health``: is the terminal there and connected, can the archive be written.
+"""The single checks: is the terminal there and connected, can the archive be written, and how a finding reads.
 
-Each check returns a ``Check`` (ok or not, and a one-line detail); ``health_report`` gathers them
-into a ``HealthReport`` that the CLI renders as text or JSON. Nothing here creates anything on
-disk: the data dir is judged by its nearest existing parent.
+Each check returns a ``Check`` (ok or not, and a one-line detail); ``report.py`` gathers them for
+``spxdl health``, ``doctor.py`` adds the checks of ``spxdl doctor`` as ``Finding`` lines. Nothing
+here creates anything on disk: the data dir is judged by its nearest existing parent.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 from spxdl.config import Settings
 from spxdl.engine.shared import client_for
 from spxdl.errors import TerminalError
+from spxdl.terminal import TerminalClient
 
 MIN_FREE_BYTES = 1024**3
 PROBE_CONNECT_TIMEOUT = 5.0
@@ -30,6 +31,30 @@ class Check:
     detail: str
 
 
+class Verdict:
+    """What a doctor finding says about one check (the JSON spelling; ``SHOWN`` is the text's)."""
+
+    OK = "ok"
+    DIFFERS = "differs"  # spxdl needs it otherwise: exit 1
+    TOLERATED = "tolerated"  # differs from the documented wire, and spxdl reads it all the same
+    NO_SUBSCRIPTION = "no_subscription"
+    NOT_SERVED = "not_served"  # this API version has no such endpoint
+    SHOWN = {OK: "ok", DIFFERS: "differs", TOLERATED: "tolerated", NO_SUBSCRIPTION: "not in your subscription",
+             NOT_SERVED: "not served"}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One line of ``spxdl doctor``: which check, its verdict, and what was seen (and how it differs)."""
+
+    check: str
+    verdict: str
+    detail: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"check": self.check, "verdict": self.verdict, "detail": self.detail}
+
+
 @dataclass(frozen=True)
 class TerminalCheck:
     """What connecting to the terminal found."""
@@ -41,32 +66,12 @@ class TerminalCheck:
     simulated: bool | None = None
     error: str | None = None  # why it failed (the exception's message)
     exception: TerminalError | None = field(default=None, compare=False, repr=False)
+    detail: str | None = None  # the direct source: where the credentials came from, the account's tiers
 
     def as_dict(self) -> dict[str, Any]:
         fields = {"url": self.url, "status": self.status, "api": self.api, "simulated": self.simulated,
-                  "error": self.error}
+                  "error": self.error, "detail": self.detail}
         return {key: value for key, value in fields.items() if value is not None}
-
-
-@dataclass(frozen=True)
-class HealthReport:
-    """Every check of ``spxdl health``; healthy when all passed."""
-
-    terminal: TerminalCheck
-    data_dir: Check
-    disk: Check
-
-    @property
-    def healthy(self) -> bool:
-        return self.terminal.ok and self.data_dir.ok and self.disk.ok
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "healthy": self.healthy,
-            "terminal": self.terminal.as_dict(),
-            "data_dir": {"ok": self.data_dir.ok, "detail": self.data_dir.detail},
-            "disk": {"ok": self.disk.ok, "detail": self.disk.detail},
-        }
 
 
 def nearest_existing(path: Path) -> Path:
@@ -85,7 +90,8 @@ def check_data_dir(data_dir: Path) -> Check:
     if not os.access(existing, os.W_OK | os.X_OK):
         return Check(False, f"{existing} is not writable; fix its permissions or choose another --data-dir")
     note = "exists" if existing == data_dir.absolute() else f"will be created under {existing}"
-    return Check(True, f"{data_dir} is writable ({note})")
+    shown = data_dir if data_dir.is_absolute() else f"{data_dir} (= {data_dir.absolute()})"
+    return Check(True, f"{shown} is writable ({note})")
 
 
 def check_disk(data_dir: Path, minimum: int = MIN_FREE_BYTES) -> Check:
@@ -95,24 +101,23 @@ def check_disk(data_dir: Path, minimum: int = MIN_FREE_BYTES) -> Check:
     return Check(free >= minimum, shown + ("" if free >= minimum else " (below 1 GB: free some space)"))
 
 
-def check_terminal(settings: Settings) -> TerminalCheck:
-    """Connect once (short timeouts, one retry) and report status, API version and whether it is the simulator."""
+def probe_client(settings: Settings, **overrides: Any) -> TerminalClient:
+    """A client of ``settings``' terminal for checks: one thread, short timeouts, one retry."""
+    options: dict[str, Any] = {
+        "threads": 1,
+        "connect_timeout": min(settings.connect_timeout, PROBE_CONNECT_TIMEOUT),
+        "read_timeout": min(settings.read_timeout, PROBE_READ_TIMEOUT),
+        "retries": 1,
+    }
+    return client_for(settings, **{**options, **overrides})
+
+
+def check_terminal(settings: Settings, client: TerminalClient) -> TerminalCheck:
+    """Connect once and report status, API version and whether it is the simulator."""
     url = settings.terminal_url or "auto (127.0.0.1:25503, then :25510)"
     try:
-        with client_for(
-            settings,
-            threads=1,
-            connect_timeout=min(settings.connect_timeout, PROBE_CONNECT_TIMEOUT),
-            read_timeout=min(settings.read_timeout, PROBE_READ_TIMEOUT),
-            retries=1,
-        ) as client:
-            client.connect()
-            status = client.status()
-            return TerminalCheck(status == "CONNECTED", client.base_url, status, client.api, client.simulated)
+        client.connect()
+        status = client.status()
+        return TerminalCheck(status == "CONNECTED", client.base_url, status, client.api, client.simulated)
     except TerminalError as exc:
         return TerminalCheck(False, url, "unreachable", error=str(exc), exception=exc)
-
-
-def health_report(settings: Settings) -> HealthReport:
-    """Every check of ``spxdl health`` for ``settings``."""
-    return HealthReport(check_terminal(settings), check_data_dir(settings.data_dir), check_disk(settings.data_dir))
