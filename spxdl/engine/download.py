@@ -51,6 +51,7 @@ class Outcome:
     skipped: bool = False
     checks: Mapping[str, int] = field(default_factory=dict)  # rows (or contracts) each check flagged
     extra_columns: tuple[str, ...] = ()
+    dropped: int = 0  # rows [validation] mode = drop left out of the file
 
 
 class TaskDownload:
@@ -82,6 +83,7 @@ class TaskDownload:
         missing = [expiration for expiration in wanted if expiration not in complete]
         log.info("%s: %d expiration(s) in DTE %d..%d, %d to fetch", self.task.key, len(wanted), self.min_dte,
                  self.max_dte, len(missing))
+        self.worker.ledger.note_listed(self.task, len(wanted))
         self.worker.emit(EXPIRATIONS_LISTED, self.task, total=len(missing))
         if not missing:
             return outcomes
@@ -101,6 +103,7 @@ class TaskDownload:
         task is then ``no_data`` or ``failed`` as a whole. Expirations already complete are skipped.
         """
         split = self.fetch_day()
+        self.worker.ledger.note_listed(self.task, len(split.parts))
         complete = set() if self.force else self.complete_expirations()
         outcomes = []
         for expiration, part in sorted(split.parts.items()):
@@ -293,7 +296,7 @@ class TaskDownload:
         task, settings = self.task, self.settings
         self.worker.ledger.record_expiration(
             task, expiration, ExpirationState.COMPLETE, info=info, attempts=attempt, checks=result.checks,
-            extra_columns=result.extra_columns,
+            extra_columns=result.extra_columns, dropped=result.dropped,
         )
         flagged = {name: count for name, count in result.checks.items() if count}
         if flagged:
@@ -301,7 +304,7 @@ class TaskDownload:
                       settings.validation_mode)
         outcome = Outcome(
             expiration, ExpirationState.COMPLETE, rows=info.rows, bytes=info.bytes, attempts=attempt, checks=flagged,
-            extra_columns=result.extra_columns,
+            extra_columns=result.extra_columns, dropped=result.dropped,
         )
         self.landed.append(outcome)
         return outcome

@@ -89,6 +89,7 @@ class TaskResult:
     stopped_by: SpxdlError | None = None  # one of RUN_STOPPERS: the whole run stops
     checks: Mapping[str, int] = field(default_factory=dict)  # check name -> rows flagged, this run
     extra_columns: tuple[str, ...] = ()  # columns the terminal sent beyond the pinned ones
+    dropped: int = 0  # rows [validation] mode = drop left out of the files, this run
 
 
 @dataclass
@@ -148,6 +149,7 @@ class RunSummary:
             "rows": rows,
             "bytes": sum(result.bytes for result in self.results),
             "retries": sum(result.retries for result in self.results),
+            "dropped": sum(result.dropped for result in self.results),
             "expirations": dict(expirations),
             "checks": dict(checks),
             "seconds": self.seconds,
