@@ -23,13 +23,14 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Iterator, Mapping
 
-from spxdl import convert, datasets, storage, trading_calendar
+from spxdl import convert, datasets, storage
 from spxdl.config import Settings
 from spxdl.datasets import Dataset
 from spxdl.engine.records import EXPIRATION_DONE, EXPIRATION_PROGRESS, EXPIRATIONS_LISTED, RETRY
 from spxdl.engine.shared import RETRYABLE, RUN_STOPPERS, STOPS, retrying
 from spxdl.engine.streams import Meter, stoppable
 from spxdl.errors import Interrupted, NoData, SpxdlError, StorageError
+from spxdl.instants import early_close_ms
 from spxdl.ledger import ExpirationState, Task
 
 if TYPE_CHECKING:
@@ -332,14 +333,6 @@ class TaskDownload:
             metadata=greeks_params(dataset, settings),
             early_close_ms=early_close_ms(self.worker.calendar, task.trade_date),
         )
-
-
-def early_close_ms(calendar: trading_calendar.TradingCalendar, trade_date: date) -> int | None:
-    """The session's close in ms of day when ``trade_date`` closes early (13:15 New York), else None."""
-    if not calendar.early_close(trade_date):
-        return None
-    close = calendar.session_close(trade_date)
-    return (close.hour * 3600 + close.minute * 60 + close.second) * 1000
 
 
 def greeks_params(dataset: Dataset, settings: Settings) -> dict[str, Any]:
