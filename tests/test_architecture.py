@@ -44,7 +44,7 @@ PACKAGE_ORDER: dict[str, list[set[str]]] = {
     "spxdl.terminal": [{"status"}, {"page"}, {"breaker"}, {"wire"}, {"adapter"}, {"client"}],
     "spxdl.ledger": [{"task"}, {"lock", "records", "claims"}, {"core"}, {"runs"}],
     "spxdl.config": [{"settings"}, {"parsers"}, {"keys"}, {"loading"}],
-    "spxdl.convert": [{"spec"}, {"normalize"}, {"reader"}, {"writer", "split"}],
+    "spxdl.convert": [{"spec"}, {"normalize"}, {"reader"}, {"writer", "split", "recheck"}],
     "spxdl.health": [{"checks"}, {"answers", "report"}, {"rows"}, {"doctor"}],
 }
 CONCURRENCY = {"multiprocessing", "concurrent.futures", "subprocess"}

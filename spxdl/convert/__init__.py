@@ -6,7 +6,8 @@ One responsibility per module, each importing only those before it in this list:
 - ``normalize``: wire columns to output columns per API version (units, rights, instants);
 - ``reader``: ``Converter``, CSV pages to checked output batches (the header checked first);
 - ``writer``: batches to one Parquet file in row groups of an exact size (``write_parquet``);
-- ``split``: one answer of every expiration of a day, split and checked per expiration.
+- ``split``: one answer of every expiration of a day, split and checked per expiration;
+- ``recheck``: a stored file's rows checked again (``spxdl verify --content``).
 
 Every name below is importable from ``spxdl.convert``.
 """
@@ -14,6 +15,7 @@ Every name below is importable from ``spxdl.convert``.
 from spxdl.convert.normalize import NORMALIZERS
 from spxdl.convert.reader import NOT_STORED, NULL_VALUES, Converter, iter_batches
 from spxdl.convert.spec import BLOCK_SIZE, VALIDATION_MODES, ConvertResult, ConvertSpec
+from spxdl.convert.recheck import Recount, recount
 from spxdl.convert.split import DayPart, DaySplit, split_by_expiration
 from spxdl.convert.writer import (
     DICTIONARY_COLUMNS,
@@ -36,9 +38,11 @@ __all__ = [
     "Converter",
     "DayPart",
     "DaySplit",
+    "Recount",
     "RowGroupBuffer",
     "file_metadata",
     "iter_batches",
+    "recount",
     "split_by_expiration",
     "write_batches",
     "write_parquet",
