@@ -29,8 +29,9 @@ LAYERS: list[set[str]] = [
     {"spxdl.trading_calendar", "spxdl.datasets", "spxdl.procs", "spxdl.csvpages", "spxdl.logs", "spxdl.urls"},
     {"spxdl.config", "spxdl.checks", "spxdl.instants"},
     {"spxdl.terminal", "spxdl.storage", "spxdl.convert"},  # siblings: HTTP, files and conversion never meet
-    {"spxdl.ledger", "spxdl.metrics", "spxdl.shapes", "spxdl.calendars", "spxdl.capture"},
+    {"spxdl.ledger", "spxdl.metrics", "spxdl.shapes", "spxdl.calendars", "spxdl.capture", "spxdl.quality"},
     {"spxdl.audit"},
+    {"spxdl.verify"},
     {"spxdl.engine"},
     {"spxdl.health"},
     {"spxdl.cli"},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import signal
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,37 @@ def describe_run(run: dict[str, Any]) -> str:
     return (f"run {run['start']} .. {run['end']} ({','.join(chosen['roots'])}; {','.join(chosen['datasets'])} "
             f"{chosen['interval']}; DTE {chosen['min_dte']}..{chosen['max_dte']}{force}) started {started} UTC "
             f"by pid {run['pid']}: {run['state']}{why}; {run['remaining']} of {run['tasks']} task(s) left")
+
+
+def describe_expirations(line: dict[str, Any]) -> str:
+    """A task's expirations by state; a task a run works on now: how many of its window's are done."""
+    if line.get("done") is not None:
+        return f"{line['done']} of {line['listed']} done" if line.get("listed") is not None else f"{line['done']} done"
+    return ",".join(f"{count} {state}" for state, count in sorted(line["expirations"].items())) or "-"
+
+
+def describe_archive(name: str, archive: dict[str, Any]) -> str:
+    """One archive as a line: files, rows, size, when data last arrived, last complete trade date, mode."""
+    arrived = local_time(archive["last_data_at"]) if archive["last_data_at"] else "never"
+    dropped = f" ({archive['dropped']:,} dropped)" if archive["dropped"] else ""
+    return (f"{name}: {archive['files']:,} file(s), {archive['rows']:,} rows{dropped}, {human_bytes(archive['bytes'])}; "
+            f"data last arrived {arrived}; last complete trade date {archive['last_complete_day'] or 'none yet'}; "
+            f"validation {archive['validation'] or 'not recorded'}")
+
+
+def check_line(line: dict[str, Any], *, with_what: bool = False) -> str:
+    """One check's count with its share of the rows (contracts: the count alone); ``with_what``: a table row
+    with what the check counts."""
+    share = f"{line['share'] * 100:.3g} %" if line["share"] is not None else line["counts"]
+    if not with_what:
+        return f"{line['name']} {line['count']:,} ({share})"
+    kind = "observed: " if line["observation"] else ""
+    return f"{line['name']:<20} {line['count']:>12,} {share:>10}  {kind}{line['what']}"
+
+
+def local_time(stamp: str) -> str:
+    """A stored UTC timestamp as this machine's wall clock, with its zone."""
+    return datetime.fromisoformat(stamp).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 def human_bytes(count: float) -> str:
