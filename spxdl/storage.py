@@ -40,6 +40,7 @@ DAY_JSON = "_day.json"
 ARCHIVE_JSON = "_archive.json"
 STATUS_JSON = "status.json"
 INVENTORY_JSON = "inventory.json"
+LAST_RUN_JSON = "last_run.json"
 LOCK_FILE = ".spxdl.lock"
 LOGS_DIR = "logs"
 RUNS_DIR = "runs"
@@ -119,6 +120,11 @@ def status_path(data_dir: Path) -> Path:
 def inventory_path(data_dir: Path) -> Path:
     """Totals and per-task file counts, bytes and rows."""
     return Path(data_dir) / INVENTORY_JSON
+
+
+def last_run_path(data_dir: Path) -> Path:
+    """How the latest download ended (``notify``'s memory of a failure)."""
+    return Path(data_dir) / LAST_RUN_JSON
 
 
 def lock_path(data_dir: Path) -> Path:

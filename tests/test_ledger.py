@@ -302,6 +302,16 @@ def test_checks_and_dropped_rows_are_recorded_and_summed_per_task_and_archive(le
     assert rebuilt.inventory()["archives"]["greeks-1m"]["checks"] == archive["checks"]  # rebuilt from the days
 
 
+def test_a_failed_download_again_keeps_the_last_files_counts(ledger, data_dir):
+    ledger.claim(TASK, min_dte=0, max_dte=7)
+    info = write_data_file(data_dir, TASK, EXP, rows=4)
+    ledger.record_expiration(TASK, EXP, "complete", info=info, checks={"crossed_quote": 2}, dropped=1)
+    ledger.record_expiration(TASK, EXP, "failed", attempts=3, error="cut body")
+    entry = ledger.day(TASK)["expirations"][EXP.isoformat()]
+    assert (entry["state"], entry["sha256"], entry["checks"], entry["dropped"]) == ("failed", info.sha256,
+                                                                                    {"crossed_quote": 2}, 1)
+
+
 def test_the_status_names_when_a_tasks_last_file_landed(ledger, data_dir):
     ledger.claim(TASK, min_dte=0, max_dte=7)
     ledger.finish(TASK, "no_data", min_dte=0, max_dte=7)

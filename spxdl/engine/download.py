@@ -29,7 +29,7 @@ from spxdl.datasets import Dataset
 from spxdl.engine.records import EXPIRATION_DONE, EXPIRATION_PROGRESS, EXPIRATIONS_LISTED, RETRY
 from spxdl.engine.shared import RETRYABLE, RUN_STOPPERS, STOPS, retrying
 from spxdl.engine.streams import Meter, stoppable
-from spxdl.errors import Interrupted, NoData, SpxdlError, StorageError
+from spxdl.errors import Interrupted, NoData, SpxdlError, StorageError, ValidationFailed
 from spxdl.instants import early_close_ms
 from spxdl.ledger import ExpirationState, Task
 
@@ -258,7 +258,8 @@ class TaskDownload:
     def failed(self, expiration: date, attempt: int, exc: Exception) -> Outcome:
         log.warning("%s exp %s failed after %d attempt(s): %s", self.task.key, expiration, attempt, exc)
         self.worker.ledger.record_expiration(self.task, expiration, ExpirationState.FAILED, attempts=attempt, error=str(exc))
-        return Outcome(expiration, ExpirationState.FAILED, attempts=attempt, error=str(exc))
+        counted = exc.counts if isinstance(exc, ValidationFailed) else {}  # what made [validation] mode = fail fail it
+        return Outcome(expiration, ExpirationState.FAILED, attempts=attempt, error=str(exc), checks=counted)
 
     def pages(self, expiration: date | None) -> Iterator[BinaryIO]:
         """The terminal's pages of one expiration (None: every expiration of the day, or an index's day)."""

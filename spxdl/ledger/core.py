@@ -162,9 +162,9 @@ class Ledger:
         """Store one expiration's state and, with ``info``, its verified file. Touches only ``_day.json``.
 
         A record keeps its last file until another ``info`` replaces it (a failed re-download
-        leaves the previous file in place). ``complete`` needs ``info``. ``checks`` counts what
-        each check flagged in the rows received, ``dropped`` the rows ``[validation] mode = drop``
-        left out of the file.
+        leaves the previous file in place, with its counts). ``complete`` needs ``info``. ``checks``
+        counts what each check flagged in the rows received for the file ``info`` names, ``dropped``
+        the rows ``[validation] mode = drop`` left out of it.
         """
         _check_state(state, EXPIRATION_STATES, "expiration")
         if state == ExpirationState.COMPLETE and info is None:
@@ -172,16 +172,10 @@ class Ledger:
         with self.lock():
             day = self._load_day(task) or new_day(task)
             entry = day["expirations"].setdefault(expiration.isoformat(), new_expiration_entry())
-            if info is not None:
+            if info is not None:  # a new file: its own counts (a failure keeps the last file's)
                 set_file(entry, info)
-            entry.update(
-                state=state,
-                attempts=attempts,
-                error=error,
-                checks=dict(checks or {}),
-                dropped=dropped,
-                updated_at=timestamp(utc_now()),
-            )
+                entry.update(checks=dict(checks or {}), dropped=dropped)
+            entry.update(state=state, attempts=attempts, error=error, updated_at=timestamp(utc_now()))
             if extra_columns:
                 entry["extra_columns"] = list(extra_columns)
             else:
