@@ -241,3 +241,31 @@ def test_status_shows_how_many_expirations_a_running_task_has_done(tmp_path):
         finally:
             run.send_signal(signal.SIGINT)
             run.wait(timeout=60)
+
+
+# ------------------------------------------------------------------ dry runs: a time estimate, the days skipped
+
+
+def test_a_dry_run_estimates_the_time_from_past_runs_or_a_stated_default(invoke, bad_archive, isolated):
+    fresh = invoke("run", "--dry-run", "--date", "2024-03-13", "--data-dir", str(isolated / "empty"),
+                   "--terminal-url", "http://127.0.0.1:9")
+    assert fresh.exit_code == 0, fresh.stderr
+    rows = int(fresh.output.split("~")[2].split(" rows")[0].replace(",", ""))
+    assert "at 100,000 rows/s (a default: no past run in metrics.csv yet)" in fresh.output
+    from spxdl.cli.render import human_duration
+
+    assert f"time: ~{human_duration(round(rows / 100_000))} at" in fresh.output
+    past = invoke("run", "--dry-run", "--date", "2024-03-13", "--data-dir", str(bad_archive), "--max-dte", "7")
+    rate = metrics.past_rows_per_second(bad_archive)
+    assert f"at {round(rate):,} rows/s (the rows/s of past runs in metrics.csv)" in past.output
+
+
+def test_a_dry_run_lists_the_days_it_skips_with_the_reason(invoke, bad_archive):
+    result = invoke("run", "--dry-run", "--start", "2024-03-14", "--end", "2024-04-01", "--data-dir", str(bad_archive),
+                    "--max-dte", "7")
+    assert result.exit_code == 0, result.stderr
+    assert "skipped: 3 day(s) and 6 weekend day(s)" in result.output
+    assert f"    {DAY} (Thu): 1 task(s) complete" in result.output
+    assert f"    {NEXT_DAY} (Fri): 1 task(s) complete" in result.output
+    assert "    2024-03-29 (Fri): markets closed: Good Friday" in result.output
+    assert "2024-03-18" not in result.output.split("skipped:")[1]  # planned, not skipped

@@ -42,7 +42,7 @@ from spxdl.cli.options import (
 from spxdl.cli.notifying import Told, told
 from spxdl.cli.progress import make_progress
 from spxdl.cli.render import describe_run, human_bytes, print_plan, print_summary, summary_exit_code
-from spxdl.engine.planning import days_back_range, update_range
+from spxdl.engine.planning import days_back_range, skipped_days, update_range
 from spxdl.engine.records import Plan
 from spxdl.ledger import Ledger, RunBook
 
@@ -109,7 +109,7 @@ def run_plan_code(ctx: click.Context, plan: Plan, settings: config.Settings, *, 
                   gathered: Told) -> int:
     """``run_plan`` without the exit: the code its summary calls for; what it did goes into ``gathered``."""
     if dry_run:
-        print_plan(plan, engine.estimate(plan, settings), settings)
+        print_plan(plan, engine.estimate(plan, settings), settings, skipped_days(plan, settings.calendar()))
         return EXIT_OK
     if not plan.tasks:
         gathered.arm(settings, (plan.start, plan.end))

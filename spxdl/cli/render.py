@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import signal
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -73,8 +73,9 @@ def print_summary(summary: RunSummary, plan: Plan, data_dir: Path | None = None)
         echo(f"  interrupted by {signal.Signals(summary.interrupted).name}{kept}; run the same command again to resume")
 
 
-def print_plan(plan: Plan, estimate: dict[str, Any], settings: config.Settings) -> None:
-    """The dry-run report: what would be downloaded and roughly how much."""
+def print_plan(plan: Plan, estimate: dict[str, Any], settings: config.Settings,
+               skipped: list[tuple[date, str]] = ()) -> None:
+    """The dry-run report: what would be downloaded, roughly how much and how long, and the days skipped."""
     days = sorted({task.trade_date for task in plan.tasks})
     click.echo(f"Plan for {plan.start} .. {plan.end} into {settings.data_dir} (dry run: nothing written)")
     click.echo(f"  tasks to download: {len(plan.tasks)} over {len(days)} trading day(s)")
@@ -84,10 +85,28 @@ def print_plan(plan: Plan, estimate: dict[str, Any], settings: config.Settings) 
                f"DTE {settings.min_dte}..{settings.max_dte}")
     click.echo(f"  estimate: ~{estimate.get('requests', 0):,} requests, ~{estimate.get('rows', 0):,} rows, "
                f"~{human_bytes(estimate.get('bytes', 0))} on disk")
+    if "seconds" in estimate:
+        source = ("the rows/s of past runs in metrics.csv" if estimate["rate_from"] == "past runs"
+                  else "a default: no past run in metrics.csv yet")
+        click.echo(f"  time: ~{human_duration(estimate['seconds'])} at {estimate['rows_per_s']:,} rows/s ({source})")
     for task in plan.tasks[:20]:
         click.echo(f"    {task.key}")
     if len(plan.tasks) > 20:
         click.echo(f"    ... and {len(plan.tasks) - 20} more")
+    print_skipped(skipped)
+
+
+def print_skipped(skipped: list[tuple[date, str]], most: int = 20) -> None:
+    """The days a plan skips with the reason, weekends counted rather than listed."""
+    weekends = [day for day, _ in skipped if day.weekday() >= 5]
+    listed = [(day, why) for day, why in skipped if day.weekday() < 5]
+    if not skipped:
+        return
+    click.echo(f"  skipped: {len(listed)} day(s)" + (f" and {len(weekends)} weekend day(s)" if weekends else ""))
+    for day, why in listed[:most]:
+        click.echo(f"    {day} ({day:%a}): {why}")
+    if len(listed) > most:
+        click.echo(f"    ... and {len(listed) - most} more")
 
 
 def describe_run(run: dict[str, Any]) -> str:
