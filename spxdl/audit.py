@@ -87,7 +87,9 @@ def task_lines(ledger: Ledger) -> list[TaskLine]:
     for task, entry in ledger.tasks():
         state = shown_state(ledger, task, entry)
         found = files.get(task.key, {})
-        running = _progress(ledger, task) if state == TaskState.IN_PROGRESS else {}
+        # status.json is not rewritten per expiration: a task a run works on (or left) is read from its _day.json
+        unfinished = state in (TaskState.IN_PROGRESS, TaskState.INTERRUPTED)
+        running = _progress(ledger, task) if unfinished else {}
         lines.append(TaskLine(
             key=task.key,
             archive=task.archive,
@@ -104,8 +106,8 @@ def task_lines(ledger: Ledger) -> list[TaskLine]:
             checks=dict(found.get("checks") or {}),
             dropped=found.get("dropped", 0),
             last_file_at=running.get("last_file_at") or _last_file_at(entry),
-            done=running.get("done"),
-            listed=running.get("listed"),
+            done=running.get("done") if state == TaskState.IN_PROGRESS else None,
+            listed=running.get("listed") if state == TaskState.IN_PROGRESS else None,
         ))
     return lines
 

@@ -220,27 +220,34 @@ SPXDL = [sys.executable, "-m", "spxdl"]
 
 def test_status_shows_how_many_expirations_a_running_task_has_done(tmp_path):
     env = {key: value for key, value in os.environ.items() if not key.startswith("SPXDL_")}
+
+    def status(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*SPXDL, "status", "--data-dir", "data", *args], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=60)
+
     with Simulator(profile="tiny", faults=Faults(latency=1.0)) as slow:
         run = subprocess.Popen([*SPXDL, "run", "--date", NEXT_DAY, "--max-dte", "21", "--workers", "1", "--threads", "1",
                                 "--terminal-url", slow.url, "--data-dir", "data"], cwd=tmp_path, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         try:
             seen, deadline = None, time.monotonic() + 60
             while seen is None and time.monotonic() < deadline and run.poll() is None:
                 time.sleep(0.3)
-                if (tmp_path / "data" / "status.json").exists():
-                    result = subprocess.run([*SPXDL, "status", "--json", "--data-dir", "data"], cwd=tmp_path, env=env,
-                                            capture_output=True, text=True, timeout=60)
-                    tasks = json.loads(result.stdout)["tasks"] if result.returncode == 0 else []
-                    seen = next((task for task in tasks if task["listed"] is not None), None)
-            assert seen is not None, "no running task was seen with its expirations listed"
-            assert seen["state"] == "in_progress" and seen["listed"] == 4 and 0 <= seen["done"] < 4
-            text = subprocess.run([*SPXDL, "status", "--data-dir", "data"], cwd=tmp_path, env=env,
-                                  capture_output=True, text=True, timeout=60).stdout
-            assert " of 4 done" in text
+                result = status("--json") if (tmp_path / "data" / "status.json").exists() else None
+                tasks = json.loads(result.stdout)["tasks"] if result and result.returncode == 0 else []
+                seen = next((task for task in tasks if task["listed"] is not None and task["done"]), None)
+            assert seen is not None, "no running task was seen with an expiration done"
+            assert seen["state"] == "in_progress" and seen["listed"] == 4 and 1 <= seen["done"] < 4
+            assert " of 4 done" in status().stdout
         finally:
-            run.send_signal(signal.SIGINT)
+            os.killpg(run.pid, signal.SIGKILL)  # killed: no release rewrites status.json
             run.wait(timeout=60)
+    report = json.loads(status("--json").stdout)
+    (task,) = report["tasks"]
+    day = json.loads(next((tmp_path / "data").rglob("_day.json")).read_text())
+    newest = max(entry["updated_at"] for entry in day["expirations"].values() if entry["state"] == "complete")
+    assert task["state"] == "interrupted" and task["done"] is None  # nobody works on it now (its pids are gone)
+    assert task["last_file_at"] == report["archives"]["greeks-1m"]["last_data_at"] == newest  # read from _day.json
 
 
 # ------------------------------------------------------------------ dry runs: a time estimate, the days skipped
