@@ -276,3 +276,10 @@ def test_a_dry_run_lists_the_days_it_skips_with_the_reason(invoke, bad_archive):
     assert f"    {NEXT_DAY} (Fri): 1 task(s) complete" in result.output
     assert "    2024-03-29 (Fri): markets closed: Good Friday" in result.output
     assert "2024-03-18" not in result.output.split("skipped:")[1]  # planned, not skipped
+
+
+def test_shares_read_as_percentages_and_a_rare_row_is_never_shown_as_zero():
+    from spxdl.cli.render import percent
+
+    assert (percent(0.0199), percent(0.106), percent(1 / 6_000_000), percent(0.0)) == ("1.99 %", "10.60 %", "<0.01 %",
+                                                                                       "0.00 %")

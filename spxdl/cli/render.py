@@ -139,11 +139,16 @@ def describe_archive(name: str, archive: dict[str, Any]) -> str:
 def check_line(line: dict[str, Any], *, with_what: bool = False) -> str:
     """One check's count with its share of the rows (contracts: the count alone); ``with_what``: a table row
     with what the check counts."""
-    share = f"{line['share'] * 100:.3g} %" if line["share"] is not None else line["counts"]
+    share = percent(line["share"]) if line["share"] is not None else line["counts"]
     if not with_what:
         return f"{line['name']} {line['count']:,} ({share})"
     kind = "observed: " if line["observation"] else ""
     return f"{line['name']:<20} {line['count']:>12,} {share:>10}  {kind}{line['what']}"
+
+
+def percent(share: float) -> str:
+    """A share as a percentage with two decimals; a count too small for them is ``<0.01 %``, never 0."""
+    return f"{share * 100:.2f} %" if share * 100 >= 0.005 or share == 0 else "<0.01 %"
 
 
 def local_time(stamp: str) -> str:
