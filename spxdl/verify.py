@@ -101,8 +101,8 @@ def _within(path: Path, directory: Path) -> bool:
 
 @dataclass(frozen=True)
 class ContentCheck:
-    """What ``verify --content`` needs to check a file's rows again: the calendar (early closes) and each
-    archive's recorded validation mode (for files written before each file named its own)."""
+    """What ``verify --content`` needs to check a file's rows again: the calendar (early closes) and, for a
+    file that does not name its validation mode (written before files did), the mode its archive records."""
 
     data_dir: Path
     calendar: TradingCalendar
