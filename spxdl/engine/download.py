@@ -24,14 +24,15 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterator, Mapping
 
-from spxdl import convert, datasets, storage, trading_calendar
+from spxdl import convert, datasets, storage
 from spxdl.config import Settings
 from spxdl.datasets import Dataset
 from spxdl.engine.planning import in_window, window_expirations
 from spxdl.engine.records import EXPIRATION_DONE, EXPIRATION_PROGRESS, EXPIRATIONS_LISTED, RETRY
 from spxdl.engine.shared import RETRYABLE, RUN_STOPPERS, STOPS, retrying
 from spxdl.engine.streams import Meter, stoppable
-from spxdl.errors import Interrupted, NoData, SpxdlError, StorageError
+from spxdl.errors import Interrupted, NoData, SpxdlError, StorageError, ValidationFailed
+from spxdl.instants import early_close_ms
 from spxdl.ledger import ExpirationState, Task
 from spxdl.sources import SourcePage
 
@@ -54,6 +55,7 @@ class Outcome:
     skipped: bool = False
     checks: Mapping[str, int] = field(default_factory=dict)  # rows (or contracts) each check flagged
     extra_columns: tuple[str, ...] = ()
+    dropped: int = 0  # rows [validation] mode = drop left out of the file
 
 
 HELPERS_WAIT_SECONDS = 0.2  # how often a task waiting for its helpers looks at the stop
@@ -122,6 +124,7 @@ class TaskDownload:
         log.info("%s: %d expiration(s) in DTE %d..%d, %d to fetch", self.task.key, len(wanted), self.min_dte,
                  self.max_dte, len(missing))
         if not helping:  # the task's owner counts the whole window, its helpers' shares too
+            self.worker.ledger.note_listed(self.task, len(window))
             self.worker.emit(EXPIRATIONS_LISTED, self.task, total=sum(e not in complete for e in window))
         return outcomes, self.worker.fetchers.submit(self.fetch, missing)
 
@@ -146,6 +149,7 @@ class TaskDownload:
         task is then ``no_data`` or ``failed`` as a whole. Expirations already complete are skipped.
         """
         split = self.fetch_day()
+        self.worker.ledger.note_listed(self.task, len(split.parts))
         complete = set() if self.force else self.complete_expirations()
         outcomes = []
         for expiration, part in sorted(split.parts.items()):
@@ -295,7 +299,8 @@ class TaskDownload:
     def failed(self, expiration: date, attempt: int, exc: Exception) -> Outcome:
         log.warning("%s exp %s failed after %d attempt(s): %s", self.task.key, expiration, attempt, exc)
         self.worker.ledger.record_expiration(self.task, expiration, ExpirationState.FAILED, attempts=attempt, error=str(exc))
-        return Outcome(expiration, ExpirationState.FAILED, attempts=attempt, error=str(exc))
+        counted = exc.counts if isinstance(exc, ValidationFailed) else {}  # what made [validation] mode = fail fail it
+        return Outcome(expiration, ExpirationState.FAILED, attempts=attempt, error=str(exc), checks=counted)
 
     def pages(self, expiration: date | None) -> Iterator[SourcePage]:
         """The source's pages of one expiration (None: every expiration of the day, or an index's day)."""
@@ -334,7 +339,7 @@ class TaskDownload:
         task, settings = self.task, self.settings
         self.worker.ledger.record_expiration(
             task, expiration, ExpirationState.COMPLETE, info=info, attempts=attempt, checks=result.checks,
-            extra_columns=result.extra_columns,
+            extra_columns=result.extra_columns, dropped=result.dropped,
         )
         flagged = {name: count for name, count in result.checks.items() if count}
         if flagged:
@@ -342,7 +347,7 @@ class TaskDownload:
                       settings.validation_mode)
         outcome = Outcome(
             expiration, ExpirationState.COMPLETE, rows=info.rows, bytes=info.bytes, attempts=attempt, checks=flagged,
-            extra_columns=result.extra_columns,
+            extra_columns=result.extra_columns, dropped=result.dropped,
         )
         self.landed.append(outcome)
         return outcome
@@ -370,14 +375,6 @@ class TaskDownload:
             metadata=greeks_params(dataset, settings),
             early_close_ms=early_close_ms(self.worker.calendar, task.trade_date),
         )
-
-
-def early_close_ms(calendar: trading_calendar.TradingCalendar, trade_date: date) -> int | None:
-    """The session's close in ms of day when ``trade_date`` closes early (13:15 New York), else None."""
-    if not calendar.early_close(trade_date):
-        return None
-    close = calendar.session_close(trade_date)
-    return (close.hour * 3600 + close.minute * 60 + close.second) * 1000
 
 
 def greeks_params(dataset: Dataset, settings: Settings) -> dict[str, Any]:

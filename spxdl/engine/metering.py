@@ -27,6 +27,8 @@ def write_task_row(data_dir: Path, result: TaskResult) -> None:
         result.seconds,
         retries=result.retries,
         failures=len(result.failures),
+        dropped=result.dropped,
+        checks=result.checks,
     )
     _append(data_dir, row)
 
@@ -47,6 +49,8 @@ def write_run_row(data_dir: Path, plan: Plan, summary: RunSummary) -> None:
         summary.seconds,
         retries=totals["retries"],
         failures=failures,
+        dropped=totals["dropped"],
+        checks=totals["checks"],
     )
     _append(data_dir, row)
 
