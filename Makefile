@@ -8,8 +8,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-spxdl-$(PYVER)
 SPXDL  := $(BIN)/spxdl
-# direct and direct-test install nothing below Python 3.12 (their requirements say so).
-EXTRAS := test,direct,direct-test
+# direct and direct-test install nothing below Python 3.12 (their requirements say so); dask runs the
+# executor's tests on a real LocalCluster.
+EXTRAS := test,dask,direct,direct-test
 
 # make dist: a wheel and a single-file app (a pex zipapp holding spxdl and its dependencies, pyarrow's
 # binary wheel included), built from a copy of the sources with the versions the .venv tested.

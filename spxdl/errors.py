@@ -169,6 +169,15 @@ class LedgerCorrupt(LedgerError):
         self.moved_to = moved_to
 
 
+class ClusterUnavailable(SpxdlError, ConnectionError):
+    """The Dask scheduler of ``--executor dask://`` does not answer, has no worker, or went away mid-run."""
+
+
+class ClusterMismatch(ConfigError):
+    """The Dask cluster's workers cannot run this run: other versions (spxdl, Python, Dask, pyarrow)
+    than this client's, or a data dir they do not share with it."""
+
+
 class Interrupted(SpxdlError):
     """The run was asked to stop (signal, or the parent process went away)."""
 
@@ -197,5 +206,7 @@ ALL_ERRORS: tuple[type[SpxdlError], ...] = (
     LedgerError,
     LedgerBusy,
     LedgerCorrupt,
+    ClusterUnavailable,
+    ClusterMismatch,
     Interrupted,
 )

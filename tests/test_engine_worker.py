@@ -11,6 +11,7 @@ from datetime import date, timedelta
 
 
 from spxdl.config import Settings
+from spxdl.engine.links import ProcessLink
 from spxdl.engine.shared import SharedFlag
 from spxdl.engine.worker import Worker
 from spxdl.ledger import Ledger, Task
@@ -20,8 +21,8 @@ def test_a_task_that_finishes_is_never_taken_for_taken_over_by_its_own_heartbeat
     # finish() drops the claim; a heartbeat landing between that and the task leaving `active`
     # found no claim and abandoned the task as "taken over by another run"
     caplog.set_level(logging.WARNING, logger="spxdl")
-    worker = Worker(Settings(data_dir=tmp_path), None, threading.Event(), SharedFlag(multiprocessing.get_context("spawn")),
-                    queue.Queue(), os.getppid())
+    worker = Worker(Settings(data_dir=tmp_path), ProcessLink(SharedFlag(multiprocessing.get_context("spawn")), None,
+                                                         queue.Queue(), os.getppid()))
     done = threading.Event()
 
     def beat() -> None:
@@ -49,8 +50,8 @@ def test_a_task_that_finishes_is_never_taken_for_taken_over_by_its_own_heartbeat
 
 
 def test_a_helper_stops_helping_once_the_owners_claim_is_gone(tmp_path):
-    worker = Worker(Settings(data_dir=tmp_path), None, threading.Event(), SharedFlag(multiprocessing.get_context("spawn")),
-                    queue.Queue(), os.getppid())
+    worker = Worker(Settings(data_dir=tmp_path), ProcessLink(SharedFlag(multiprocessing.get_context("spawn")), None,
+                                                         queue.Queue(), os.getppid()))
     task = Task("greeks-1m", "SPXW", date(2024, 1, 10))
     ledger = Ledger(tmp_path)
     assert ledger.claim(task, min_dte=0, max_dte=0)  # this process plays the owner

@@ -44,8 +44,8 @@ Exit codes:
   74   no space to write (disk or quota full, file-size limit): run
        stopped, nothing partial kept; free space, then spxdl resume
   75   try later: terminal unreachable, not connected or gone mid-run,
-       another terminal on the account (478), ledger busy, or tasks held
-       by another run
+       another terminal on the account (478), ledger busy, tasks held
+       by another run, or the Dask scheduler (--executor) unreachable
   130  interrupted (Ctrl-C); 143 terminated (SIGTERM)
   141  the output's reader went away (spxdl status | head -1)"""
 
@@ -62,7 +62,7 @@ def exit_code_for(exc: BaseException) -> int:
     """The documented exit code for an exception that ends a command."""
     if isinstance(exc, (errors.ConfigError, errors.ArchiveMismatch)):
         return EXIT_USAGE
-    if isinstance(exc, (errors.TerminalUnavailable, errors.InvalidSession, errors.LedgerBusy)):
+    if isinstance(exc, (errors.TerminalUnavailable, errors.InvalidSession, errors.LedgerBusy, errors.ClusterUnavailable)):
         return EXIT_TRY_LATER
     if isinstance(exc, errors.SchemaMismatch):
         return EXIT_WIRE

@@ -11,9 +11,10 @@ import shlex
 from datetime import date, time
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 from spxdl import datasets
-from spxdl.config.settings import RATES
+from spxdl.config.settings import PROCESS_EXECUTOR, RATES
 from spxdl.urls import check_terminal_url
 
 ROOT_PATTERN = re.compile(r"^[A-Z]{1,6}$")
@@ -97,6 +98,21 @@ def parse_time(text: str) -> time:
 def parse_url(text: str) -> str:
     """The terminal's base URL, checked by the client's own check (``spxdl.urls``)."""
     return check_terminal_url(text)
+
+
+def parse_executor(text: str) -> str:
+    """``process``, or ``dask://HOST:PORT`` (a Dask scheduler's address; spxdl connects to ``tcp://HOST:PORT``)."""
+    value = text.strip()
+    if value.lower() == PROCESS_EXECUTOR:
+        return PROCESS_EXECUTOR
+    parts = urlsplit(value)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme.lower() != "dask" or not parts.hostname or port is None or parts.path not in ("", "/"):
+        raise ValueError("expected process, or a Dask scheduler as dask://HOST:PORT (e.g. dask://127.0.0.1:8786)")
+    return f"dask://{parts.netloc}"
 
 
 def parse_roots(text: str) -> tuple[str, ...]:

@@ -18,6 +18,7 @@ COMPRESSIONS = ("zstd", "snappy", "gzip", "lz4", "brotli", "none")
 LEVELLED_CODECS = ("zstd", "gzip", "brotli")
 
 
+PROCESS_EXECUTOR = "process"  # [engine] executor: worker processes of this machine (else dask://HOST:PORT)
 DEFAULT_THREADS = 2  # two conversions at once keep a worker within 256 MB on chains of 4x the strikes
 
 
@@ -70,6 +71,7 @@ class Settings:
     expiration_attempts: int = 3
     heartbeat_seconds: float = 10.0
     stale_after: float = 60.0
+    executor: str = PROCESS_EXECUTOR  # or dask://HOST:PORT: the tasks run on that Dask scheduler's workers
 
     data_dir: Path = Path("data")
     compression: str = "zstd"
@@ -114,6 +116,11 @@ class Settings:
     def worker_threads(self) -> int:
         """Download threads per worker process (``threads``, or derived from ``max_in_flight``)."""
         return engine_shape(self.max_in_flight, self.workers, self.threads)[1]
+
+    @property
+    def on_dask(self) -> bool:
+        """Whether the tasks run on a Dask cluster (``executor`` is ``dask://HOST:PORT``)."""
+        return self.executor != PROCESS_EXECUTOR
 
     def archives(self) -> list[str]:
         """The archive directory names this configuration writes, e.g. ``["greeks-1m"]``."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import logging
-import logging.handlers
 import signal
 import threading
 from datetime import date
@@ -23,6 +22,7 @@ from typing import Any
 
 from spxdl.config import Settings
 from spxdl.engine.download import Share
+from spxdl.engine.links import ProcessLink, send_logs_to
 from spxdl.engine.records import ResultState, TaskResult
 from spxdl.engine.shared import STOP_SIGNALS, SharedFlag
 from spxdl.engine.worker import Worker
@@ -38,8 +38,8 @@ def init_worker(
     for signum in STOP_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-    _send_logs_to(events, log_level)
-    Worker.current = Worker(settings, in_flight, threading.Event(), shared_stop, events, parent_pid)
+    send_logs_to(events, log_level)
+    Worker.current = Worker(settings, ProcessLink(shared_stop, in_flight, events, parent_pid))
     threading.Thread(target=Worker.current.watch, name="spxdl-watchdog", daemon=True).start()
 
 
@@ -94,10 +94,7 @@ def serve(inbox: Connection, init_args: tuple, tasks_at_once: int) -> None:
             else:  # a task or a share of one: they take their turns in the order they came
                 job = run_and_answer if kind == "task" else help_and_answer
                 tasks.submit(job, *payload, worker.fetchers.ticket())
-    if worker.fetchers is not None:
-        worker.fetchers.shutdown()
-    if worker.client is not None:
-        worker.client.close()
+    worker.close()
 
 
 def run_task(
@@ -112,12 +109,3 @@ def run_task(
     if worker is None or worker.client is None or worker.fetchers is None:
         raise RuntimeError("run_task needs a worker process set up by serve() (init_worker, then setup)")
     return worker.run_task(task, min_dte, max_dte, force, worker.fetchers.ticket() if ticket is None else ticket, share)
-
-
-def _send_logs_to(events: Any, level: int) -> None:
-    logger = logging.getLogger("spxdl")
-    for handler in list(logger.handlers):
-        logger.removeHandler(handler)
-    logger.addHandler(logging.handlers.QueueHandler(events))
-    logger.setLevel(level)
-    logger.propagate = False

@@ -26,9 +26,10 @@ from spxdl.config import Settings
 from spxdl.datasets import Dataset
 from spxdl.engine.download import Outcome, Share, TaskDownload
 from spxdl.engine.fetchers import Fetchers
+from spxdl.engine.links import Link
 from spxdl.engine.planning import archive_datasets
 from spxdl.engine.records import TASK_DONE, TASK_STARTED, Event, ResultState, TaskResult, task_state
-from spxdl.engine.shared import RUN_STOPPERS, STOPS, SharedFlag, client_for, ledger_for
+from spxdl.engine.shared import RUN_STOPPERS, STOPS, client_for, ledger_for
 from spxdl.errors import Interrupted, NoData, SpxdlError
 from spxdl.ledger import ExpirationState, Task, TaskState
 from spxdl.sources import Source
@@ -44,19 +45,17 @@ class Worker:
 
     current: ClassVar[Worker | None] = None
 
-    def __init__(
-        self, settings: Settings, in_flight: Any, stop: threading.Event, shared_stop: SharedFlag, events: Any,
-        parent_pid: int,
-    ) -> None:
+    def __init__(self, settings: Settings, link: Link, stop: threading.Event | None = None) -> None:
         self.settings = settings
-        self.in_flight = in_flight
+        self.link = link  # what crosses to the driver and the other workers: a crew's or a Dask cluster's
+        self.in_flight = link.in_flight
         self.client: Source | None = None  # built by setup(), once the parent found the terminal
         self.fetchers: Fetchers | None = None
         self.ledger = ledger_for(settings)
-        self.stop = stop  # this process's view of the stop: the shared flag, or the parent gone
-        self.shared_stop = shared_stop
-        self.events = events
-        self.parent_pid = parent_pid
+        self.stop = stop or threading.Event()  # this process's view of the stop: the run's flag, or the driver gone
+        self.shared_stop = link.stop
+        self.events = link.events
+        self.closed = threading.Event()  # the run is over for this process: the watchdog ends
         self.archives: dict[str, Dataset] = archive_datasets(settings)
         self.calendar = settings.calendar()
         self.expirations: dict[str, list[date]] = {}  # root -> listed expirations, once per process
@@ -95,11 +94,11 @@ class Worker:
         self.stop.set()
 
     def watch(self) -> None:
-        """Watchdog: follow the shared stop flag and the parent; heartbeat the claimed tasks."""
+        """Watchdog: follow the shared stop flag and the driver; heartbeat the claimed tasks (until ``close``)."""
         last_beat = time.monotonic()
-        while True:
+        while not self.closed.is_set():
             try:
-                orphaned = os.getppid() != self.parent_pid
+                orphaned = self.link.abandoned()
                 if orphaned or self.shared_stop.is_set():
                     self.stop.set()
                 if orphaned:
@@ -109,7 +108,15 @@ class Worker:
                     self.heartbeat()
             except Exception:  # the watchdog must outlive any one failure, or stops go unseen
                 log.exception("watchdog: unexpected error; going on")
-            time.sleep(WATCH_SECONDS)
+            self.closed.wait(WATCH_SECONDS)
+
+    def close(self) -> None:
+        """This process is done with the run: end the watchdog, the fetch threads and the source."""
+        self.closed.set()
+        if self.fetchers is not None:
+            self.fetchers.shutdown()
+        if self.client is not None:
+            self.client.close()
 
     def exit_when_idle(self) -> None:
         """The parent is gone: let the task abort (temp file removed, claim released), then exit."""
