@@ -364,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-dte", type=int, default=0)
     parser.add_argument("--max-dte", type=int, default=8)
     parser.add_argument("--api", default="auto")
+    parser.add_argument("--executor", default="process")
     args = parser.parse_args(argv)
     settings = make_settings(
         args.data_dir,
@@ -373,6 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         min_dte=args.min_dte,
         max_dte=args.max_dte,
         terminal_api=args.api,
+        executor=args.executor,
     )
     plan = engine.plan(settings, args.start, args.end)
     print(f"planned {len(plan.tasks)} held {len(plan.held)}", flush=True)

@@ -65,6 +65,8 @@ def download_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--workers", type=int, help="Worker processes (default: from --max-in-flight)."),
         click.option("--threads", type=int, help="Download threads per worker (default: 2, or from --max-in-flight with --workers)."),
         click.option("--max-in-flight", type=int, help="Requests in flight across all workers (terminal's limit)."),
+        click.option("--executor", help="Where the tasks run: process (this machine's worker processes) or "
+                                        "dask://HOST:PORT (that Dask scheduler's workers) [engine] executor."),
         click.option("--force", is_flag=True, help="Download again even what is complete; files are replaced atomically."),
         click.option("--dry-run", is_flag=True, help="Print the plan with estimated requests, rows and bytes; write nothing."),
         click.option("--yes", "-y", is_flag=True, help=f"Do not ask before ranges over {CONFIRM_TRADING_DAYS} trading days."),
@@ -211,6 +213,7 @@ def download_flags(
     workers: int | None = None,
     threads: int | None = None,
     max_in_flight: int | None = None,
+    executor: str | None = None,
 ) -> dict[str, Any]:
     """Command-line values keyed by Settings field; strings go through the config parsers."""
     as_text = lambda value: None if value is None else str(value)  # noqa: E731 - parse like file values
@@ -227,6 +230,7 @@ def download_flags(
         "workers": as_text(workers),
         "threads": as_text(threads),
         "max_in_flight": as_text(max_in_flight),
+        "executor": executor,
     }
 
 

@@ -23,6 +23,7 @@ import signal
 import threading
 import time
 from collections import deque
+from datetime import date
 from typing import Any, Callable, Iterable, Iterator
 
 from spxdl.config import Settings
@@ -60,6 +61,15 @@ class Driver:
         self.stop_since: float | None = None
         self.deliver_lock = threading.Lock()
         self.plan_order = {task: index for index, task in enumerate(plan.tasks)}
+
+    def workers_starting(self) -> contextlib.AbstractContextManager[None]:
+        """The workers starting (or the cluster connected) for the block: the run's first step."""
+        raise NotImplementedError
+
+    def execute(self, run_id: str, listed: dict[str, list[date]]) -> None:
+        """Run every task of the plan (or until stopped), recorded as run ``run_id``, with the
+        expirations the driver ``listed`` per root."""
+        raise NotImplementedError
 
     @property
     def task_args(self) -> tuple[int, int, bool]:

@@ -61,6 +61,19 @@ class Link(Protocol):
     def abandoned(self) -> bool: ...
 
 
+class Switch:
+    """A flag of one process without a lock (a signal handler may set it): a Dask run's driver's."""
+
+    def __init__(self) -> None:
+        self._on = False
+
+    def set(self) -> None:
+        self._on = True
+
+    def is_set(self) -> bool:
+        return self._on
+
+
 @dataclass
 class ProcessLink:
     """The crew's link: what the parent made with ``multiprocessing`` and handed to every worker process."""

@@ -82,12 +82,12 @@ def run(
 def _executor_run(
     plan: Plan, settings: Settings, on_event: Callable[[Event], None] | None, summary: RunSummary,
     on_tick: Callable[[], None] | None,
-) -> _Run:
+) -> Driver:
     """The driver for ``settings.executor``: this machine's crew of processes, or a Dask cluster."""
     if settings.on_dask:
         from spxdl.engine.dask_run import DaskRun  # Dask is an optional extra, loaded only when asked for
 
-        return DaskRun(plan, settings, on_event, summary, on_tick)  # type: ignore[return-value]
+        return DaskRun(plan, settings, on_event, summary, on_tick)
     warn_of_idle_slots(settings)
     return _Run(plan, settings, on_event, summary, on_tick)
 

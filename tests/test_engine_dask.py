@@ -1,0 +1,245 @@
+"""Tasks on a Dask cluster (``executor = dask://HOST:PORT``): a real LocalCluster of two worker
+processes (each under its nanny) on loopback, against the simulator.
+
+The same archive file for file as this machine's crew of processes; the terminal's in-flight cap
+held across the cluster's workers; events and log records back to the driver; a worker SIGKILLed
+mid-task (its task run again elsewhere, nothing committed fetched again); a SIGTERM to a driver
+that stops the run cleanly; each worker's own terminal. The scheduler gives a killed worker's
+semaphore leases back after 3 s here (30 s by default).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import dask
+import pytest
+from distributed import Client, LocalCluster
+
+from engine_helpers import (
+    Driver,
+    StandInTerminal,
+    archive_digest,
+    claims,
+    file_rows,
+    ledger_problems,
+    make_settings,
+    served_rows,
+    temp_files,
+    wait_until,
+)
+from spxdl import engine, storage
+from spxdl.engine import dask_run, dask_worker
+from spxdl.engine.links import ProcessLink
+from spxdl.engine.shared import SharedFlag
+from spxdl.engine.worker import Worker
+from spxdl.errors import ClusterMismatch
+from spxdl.ledger import Ledger, RunBook
+from spxdl.simulator import Faults
+
+START, END = date(2024, 1, 8), date(2024, 1, 12)  # five tasks
+MAX_DTE = 29  # four Friday expirations a day in the tiny profile
+THREADS = 2  # each worker's fetch threads; Dask runs THREADS + 1 tasks at once per worker, as a crew's process does
+LEASES = {"distributed.scheduler.locks.lease-timeout": "3s", "distributed.scheduler.locks.lease-validation-interval": "1s"}
+
+
+@dataclass
+class Cluster:
+    executor: str  # dask://HOST:PORT
+    client: Any
+
+    def worker_pids(self) -> set[int]:
+        return set(self.client.run(os.getpid).values())
+
+
+@pytest.fixture(scope="module", name="cluster")
+def fixture_cluster():
+    with dask.config.set(LEASES), LocalCluster(
+        n_workers=2, threads_per_worker=THREADS + 1, processes=True, host="127.0.0.1", dashboard_address=None,
+    ) as local, Client(local, set_as_default=False) as client:
+        yield Cluster(local.scheduler_address.replace("tcp://", "dask://"), client)
+
+
+def settings_for(data_dir: Path, url: str, executor: str = "process", **changes: Any):
+    return make_settings(data_dir, url, max_dte=MAX_DTE, threads=THREADS, executor=executor, **changes)
+
+
+@pytest.fixture(scope="module", name="reference")
+def fixture_reference(sim, tmp_path_factory):
+    """The crew's archive of START..END: path -> sha256."""
+    data_dir = tmp_path_factory.mktemp("crew")
+    sim.set_faults(Faults())
+    settings = settings_for(data_dir, sim.url)
+    assert engine.run(engine.plan(settings, START, END), settings).complete
+    return archive_digest(data_dir)
+
+
+def run_in_thread(settings, on_event=None) -> tuple[threading.Thread, list]:
+    outcome: list = []
+    runner = threading.Thread(target=lambda: outcome.append(
+        engine.run(engine.plan(settings, START, END), settings, on_event=on_event)), daemon=True)
+    runner.start()
+    return runner, outcome
+
+
+def test_a_run_on_the_cluster_gives_the_crews_archive_file_for_file(cluster, clean_sim, reference, tmp_path, caplog):
+    caplog.set_level("INFO", logger="spxdl")
+    settings = settings_for(tmp_path, clean_sim.url, cluster.executor)
+    events: list = []
+    summary = engine.run(engine.plan(settings, START, END), settings, on_event=events.append)
+    assert summary.complete and summary.by_state() == {"success": 5}
+    assert archive_digest(tmp_path) == reference  # sha256 of every file
+    assert served_rows(clean_sim) == file_rows(tmp_path)  # each expiration served once
+    assert ledger_problems(tmp_path) == [] and claims(tmp_path) == [] and temp_files(tmp_path) == []
+    workers = cluster.worker_pids()
+    done = [event for event in events if event.kind == "expiration_done"]
+    assert len(done) == len(reference) and {event.pid for event in done} <= workers  # events from the workers
+    checked = [r for r in caplog.records if "checks flagged" in r.getMessage()]
+    assert len(checked) == 5 and {r.process for r in checked} <= workers  # their log records too
+    assert engine.plan(settings, START, END).tasks == ()
+
+
+def test_the_in_flight_cap_holds_across_the_clusters_workers(cluster, sim, tmp_path):
+    # two workers of two fetch threads each: four request threads for a terminal that allows two
+    settings = settings_for(tmp_path, sim.url, cluster.executor, max_in_flight=2)
+    sim.set_faults(Faults(latency=0.3, max_concurrent=2))
+    sim.reset_counters()
+    try:
+        summary = engine.run(engine.plan(settings, START, END), settings)
+    finally:
+        sim.set_faults(Faults())
+    served = sim.counters()
+    assert summary.complete
+    assert served["max_concurrency"] == 2
+    assert not any("429" in by_status for by_status in served["requests"].values())
+
+
+def test_a_worker_killed_mid_task_loses_only_what_it_had_not_committed(cluster, sim, reference, tmp_path):
+    settings = settings_for(tmp_path, sim.url, cluster.executor)
+    sim.set_faults(Faults(latency=0.5))
+    sim.reset_counters()
+    events: list = []
+    workers = cluster.worker_pids()
+    try:
+        runner, outcome = run_in_thread(settings, events.append)
+
+        def in_progress() -> tuple[int, set] | None:
+            """A worker with a task it has stored an expiration of and not finished: (pid, its tasks)."""
+            seen = list(events)
+            finished = {(e.pid, e.task) for e in seen if e.kind == "task_done"}
+            for event in seen:
+                if event.kind == "expiration_done" and (event.pid, event.task) not in finished:
+                    return event.pid, {e.task for e in seen if e.pid == event.pid and e.kind == "task_started"
+                                       and (e.pid, e.task) not in finished}
+            return None
+
+        assert wait_until(lambda: in_progress() is not None, 60)
+        victim, victims_tasks = in_progress()
+        assert victim in workers
+        committed = [e for e in events if e.pid == victim and e.kind == "expiration_done" and e.task in victims_tasks]
+        os.kill(victim, signal.SIGKILL)
+        runner.join(120)
+    finally:
+        sim.set_faults(Faults())
+    assert outcome, "the run did not end"
+    summary = outcome[0]
+    assert summary.complete, summary.results  # Dask ran the killed worker's tasks again elsewhere
+    assert victim not in cluster.worker_pids()  # the nanny started a new one
+    assert temp_files(tmp_path) == [] or {storage.temp_file_pid(p.name) for p in temp_files(tmp_path)} == {victim}
+    storage.sweep_temp_files(tmp_path)  # what the next run's start does
+    assert archive_digest(tmp_path) == reference
+    assert ledger_problems(tmp_path) == [] and claims(tmp_path) == [] and temp_files(tmp_path) == []
+    # Nothing committed was fetched again: only what the victim had in flight was served twice.
+    served, stored = served_rows(sim), file_rows(tmp_path)
+    twice = {key for key in stored if served[key] != stored[key]}
+    assert all(served[key] == 2 * stored[key] for key in twice), (served, stored)
+    assert {(root, day) for root, day, _ in twice} <= {(t.root, t.trade_date) for t in victims_tasks}
+    assert len(twice) <= THREADS + 1  # its fetch threads, and the one finishing a file
+    results = {result.task: result for result in summary.results}
+    for task in victims_tasks:  # the run again skipped what the victim had stored
+        assert results[task].skipped >= sum(e.task == task for e in committed)
+    assert engine.plan(settings, START, END).tasks == ()
+
+
+def test_a_sigterm_to_the_driver_stops_the_run_on_the_cluster_and_a_rerun_completes(
+        cluster, sim, reference, tmp_path):
+    sim.set_faults(Faults(latency=0.5))
+    try:
+        driver = Driver(tmp_path, sim.url, "--start", str(START), "--end", str(END), "--max-dte", str(MAX_DTE),
+                        "--threads", str(THREADS), "--executor", cluster.executor)
+        assert driver.wait_for("event expiration_done", timeout=60), driver.text()
+        driver.process.send_signal(signal.SIGTERM)
+        assert driver.wait(60) == 128 + signal.SIGTERM, driver.text()
+    finally:
+        sim.set_faults(Faults())
+    assert claims(tmp_path) == [] and temp_files(tmp_path) == [] and ledger_problems(tmp_path) == []
+    assert [run.state for run in RunBook(Ledger(tmp_path)).views()] == ["interrupted"]
+    settings = settings_for(tmp_path, sim.url, cluster.executor)
+    assert engine.run(engine.plan(settings, START, END), settings).complete
+    assert archive_digest(tmp_path) == reference
+
+
+def set_environment(name: str, value: str | None) -> None:
+    """In a worker process (``client.run``): set or remove an environment variable."""
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
+def test_each_worker_talks_to_the_terminal_its_environment_names(cluster, clean_sim, reference, tmp_path):
+    asked: list[str] = []
+    with StandInTerminal(clean_sim.url, intercept=lambda path: asked.append(path)) as own:
+        cluster.client.run(set_environment, dask_worker.TERMINAL_URL_VARIABLE, own.url)
+        try:
+            settings = settings_for(tmp_path, clean_sim.url, cluster.executor)  # the driver's terminal
+            assert engine.run(engine.plan(settings, START, END), settings).complete
+        finally:
+            cluster.client.run(set_environment, dask_worker.TERMINAL_URL_VARIABLE, None)
+    histories = [path for path in asked if "hist" in path.split("?")[0]]
+    assert len(histories) == len(reference)  # every download went to the workers' own terminal
+    assert not [path for path in asked if "list/expirations" in path]  # the driver listed on its own
+    assert archive_digest(tmp_path) == reference
+
+
+# ---------------------------------------------------------------------------------------------
+# the parts
+
+
+def test_a_terminals_semaphore_is_named_by_its_url_and_cap_and_for_loopback_its_host():
+    assert dask_worker.slots_name("http://10.0.0.5:25503", 4, "a") == dask_worker.slots_name("http://10.0.0.5:25503", 4, "b")
+    assert dask_worker.slots_name("http://127.0.0.1:25503", 4, "a") != dask_worker.slots_name("http://127.0.0.1:25503", 4, "b")
+    assert dask_worker.slots_name("http://10.0.0.5:25503", 4) != dask_worker.slots_name("http://10.0.0.5:25503", 8)
+
+
+def test_the_workers_versions_must_be_the_clients(cluster):
+    versions = cluster.client.get_versions(packages=["spxdl", "pyarrow"])
+    dask_run.check_versions(versions)  # the same here: nothing to say
+    worker = sorted(versions["workers"])[0]
+    versions["workers"][worker]["packages"]["spxdl"] = "9.9.9"
+    with pytest.raises(ClusterMismatch, match=rf"spxdl 9\.9\.9 on {worker} \(.+ here\).*pip install 'spxdl\[dask\]'"):
+        dask_run.check_versions(versions)
+    del versions["workers"][worker]["packages"]["pyarrow"]
+    with pytest.raises(ClusterMismatch, match="pyarrow missing on"):
+        dask_run.check_versions(versions)
+
+
+def test_a_worker_that_does_not_see_the_drivers_ledger_refuses_the_run(tmp_path):
+    worker = Worker(settings_for(tmp_path, "http://127.0.0.1:9"),
+                    ProcessLink(SharedFlag(multiprocessing.get_context("spawn")), None, None, 0))
+    with pytest.raises(ClusterMismatch, match="shared POSIX mount"):
+        dask_worker.check_shared_ledger(worker, "20240101T000000.000000Z-1")
+
+
+def test_paths_reach_the_workers_absolute(tmp_path):
+    settings = settings_for(Path("relative/data"), "http://127.0.0.1:9", calendar_overrides=Path("closures.ini"))
+    shipped = dask_run.for_workers(settings)
+    assert shipped.data_dir == Path.cwd() / "relative" / "data"
+    assert shipped.calendar_overrides == Path.cwd() / "closures.ini"
