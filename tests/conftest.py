@@ -40,17 +40,27 @@ def direct_tests_missing() -> str | None:
     return f"{', '.join(missing)} not installed (pip install '.[direct,direct-test]')" if missing else None
 
 
+def dask_tests_missing() -> str | None:
+    """Why the Dask executor's tests cannot run here (the dask extra, which `make install` adds), or None."""
+    return None if importlib.util.find_spec("distributed") else "distributed not installed (pip install '.[dask]')"
+
+
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
-    """The SDK's test files are left out where the SDK cannot run (named in the header and the summary)."""
+    """The SDK's test files are left out where the SDK cannot run, the Dask ones without Dask (named
+    in the header and the summary)."""
     if collection_path.name.startswith("test_direct_") and direct_tests_missing():
+        return True
+    if "dask" in collection_path.name and collection_path.name.startswith("test_") and dask_tests_missing():
         return True
     return None
 
 
-def pytest_report_header(config: pytest.Config) -> str:
-    missing = direct_tests_missing()
-    return ("direct source: the SDK's tests run against loopback doubles" if missing is None else
-            f"direct source: its SDK tests are not collected: {missing}")
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    missing, no_dask = direct_tests_missing(), dask_tests_missing()
+    return [("direct source: the SDK's tests run against loopback doubles" if missing is None else
+             f"direct source: its SDK tests are not collected: {missing}"),
+            ("dask executor: its tests run on a LocalCluster" if no_dask is None else
+             f"dask executor: its tests are not collected: {no_dask}")]
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -58,6 +68,40 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     missing = direct_tests_missing()
     if missing is not None:
         terminalreporter.write_line(f"direct source: its SDK tests (test_direct_*.py) were not collected: {missing}")
+    if dask_tests_missing() is not None:
+        terminalreporter.write_line(f"dask executor: its tests (test_*dask*.py) were not collected: {dask_tests_missing()}")
+
+
+# What a killed Dask worker's semaphore leases wait for before the scheduler frees them (30 s by default).
+DASK_LEASES = {"distributed.scheduler.locks.lease-timeout": "3s",
+               "distributed.scheduler.locks.lease-validation-interval": "1s"}
+DASK_THREADS = 2  # the Dask tests' fetch threads per worker: each worker runs DASK_THREADS + 1 tasks at once
+
+
+@dataclass
+class DaskCluster:
+    """A LocalCluster of two worker processes on loopback, and a client of it."""
+
+    executor: str  # dask://HOST:PORT, as --executor takes it
+    address: str  # tcp://HOST:PORT
+    client: Any
+
+    def worker_pids(self) -> set[int]:
+        return set(self.client.run(os.getpid).values())
+
+
+@pytest.fixture(scope="session", name="dask_cluster")
+def fixture_dask_cluster() -> Iterator[DaskCluster]:
+    """One LocalCluster for every Dask test of the session (processes, two workers, no dashboard)."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    with dask.config.set(DASK_LEASES), LocalCluster(
+        n_workers=2, threads_per_worker=DASK_THREADS + 1, processes=True, host="127.0.0.1", dashboard_address=None,
+        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},  # no dashboard; its HTTP endpoint on a free port
+    ) as local, Client(local, set_as_default=False) as client:
+        address = local.scheduler_address
+        yield DaskCluster(address.replace("tcp://", "dask://"), address, client)
 
 
 @dataclass
