@@ -8,13 +8,16 @@ import os
 import socket
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from engine_helpers import REPO, claims, data_files, ledger_problems, temp_files, wait_until
+from engine_helpers import REPO, Driver, claims, data_files, ledger_problems, make_settings, temp_files, wait_until
+from spxdl import engine, storage
 from spxdl.cli import cli
+from spxdl.simulator import Faults
 
 
 def spxdl(cwd: Path, *args: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess:
@@ -106,3 +109,39 @@ def test_a_cluster_without_workers_and_then_one_of_another_version_are_one_line_
 def test_every_download_command_takes_the_executor(command):
     result = CliRunner().invoke(cli, [command, "--help"])
     assert "--executor" in result.output and "dask://HOST:PORT" in result.output
+
+
+def test_a_scheduler_that_dies_mid_run_stops_the_run_and_its_workers_let_their_claims_go(sim, tmp_path, monkeypatch):
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    scheduler = subprocess.Popen([sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                                  "--no-dashboard"], **quiet)
+    worker = subprocess.Popen([sys.executable, "-m", "dask", "worker", address, "--nthreads", "3", "--no-dashboard",
+                               "--no-nanny"], **quiet)
+    monkeypatch.setenv("SPXDL_ENGINE_HEARTBEAT_SECONDS", "1")  # a worker waits this long for a scheduler gone
+    monkeypatch.setenv("SPXDL_TERMINAL_CONNECT_TIMEOUT", "1")  # and the driver, to reconnect
+    sim.set_faults(Faults(latency=0.5))
+    try:
+        from distributed import Client
+
+        with Client(address, timeout=30, set_as_default=False) as client:
+            client.wait_for_workers(1, timeout=60)
+        data = tmp_path / "data"
+        run = Driver(data, sim.url, "--start", "2024-01-08", "--end", "2024-01-12", "--max-dte", "29", "--threads", "2",
+                     "--executor", f"dask://127.0.0.1:{port}", cli=True)
+        assert wait_until(lambda: bool(data_files(data)), 60), run.text()
+        scheduler.kill()
+        assert run.wait(60) == 75, run.text()
+        assert "STOPPED: the Dask scheduler at " in run.text() and "went away mid-run" in run.text()
+        # the worker's tasks stop within heartbeat_seconds of losing the scheduler: nothing stays claimed
+        assert wait_until(lambda: claims(data) == [], 30), claims(data)
+    finally:
+        sim.set_faults(Faults())
+        for process in (worker, scheduler):
+            process.kill()
+            process.wait(30)
+    storage.sweep_temp_files(data)  # the next run's start
+    settings = make_settings(data, sim.url, max_dte=29)
+    assert engine.run(engine.plan(settings, date(2024, 1, 8), date(2024, 1, 12)), settings).complete
+    assert ledger_problems(data) == [] and claims(data) == [] and temp_files(data) == []

@@ -57,6 +57,8 @@ def import_distributed() -> Any:
     except ImportError:
         raise ConfigError(f"--executor dask://... runs the tasks on a Dask cluster, which needs Dask here and on "
                           f"every worker: {INSTALL}", key="engine.executor") from None
+    # The driver says itself, in one line, when the scheduler goes away: not the client's traceback too.
+    logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
     return distributed
 
 
@@ -147,7 +149,7 @@ class DaskRun(Driver):
         while True:
             if self.stopping() and not told:
                 told = True
-                stop.set()
+                tell_stop(stop)
             if not self.stopping():
                 self._hand_out(executor, run_id, todo, running)
             if not running and (not todo or self.stopping()):
@@ -196,15 +198,24 @@ class DaskRun(Driver):
         except SpxdlError as exc:  # a worker that cannot run the run (versions, data dir): no task can
             self.stopped_by(exc)
             self.requeue(todo, [task])
-        except Exception as exc:  # cancelled, or the scheduler went away
-            if self.client.status not in ("running", "connecting"):
-                self.stopped_by(ClusterUnavailable(f"the Dask scheduler at {self.address} went away mid-run"))
-                self.requeue(todo, [task])
+        except Exception as exc:  # the scheduler went away (and its tasks with it), or a bug
+            if isinstance(exc, cf.CancelledError) or self.client.status != "running":
+                self.stopped_by(ClusterUnavailable(f"the Dask scheduler at {self.address} went away mid-run; once it "
+                                                   "is back, run again (or spxdl resume) to finish"))
+                self.requeue(todo, [task])  # a worker may still finish it: its claim says so
             else:
                 self.collect(self.lost(task, f"its Dask task failed: {exc!r}"))
         else:
             started = not (result.state == ResultState.INTERRUPTED and not result.seconds)
             self.take(result, started, todo)
+
+
+def tell_stop(stop: Any) -> None:
+    """Set the run's Event: every worker stops (unless the scheduler is gone, and the workers' tasks with it)."""
+    try:
+        stop.set()
+    except Exception as exc:
+        log.debug("could not tell the Dask workers to stop: %r", exc)
 
 
 def refuse_what_dask_cannot_run(settings: Settings) -> None:

@@ -12,7 +12,8 @@ The ``DaskLink`` is what crosses between this process, the driver and the other 
 Dask's own parts, bound on a run's first task in each process (they need a task's worker context):
 
 - the stop flag: a ``distributed.Event`` named for the run (``stop_name``), which the watchdog
-  asks every ``WATCH_SECONDS`` (a scheduler round trip of a few ms);
+  asks every ``WATCH_SECONDS`` (a scheduler round trip of a few ms); a scheduler away for
+  ``heartbeat_seconds`` reads as a stop;
 - the in-flight cap: a ``distributed.Semaphore`` named for the terminal and its cap
   (``slots_name``), so that every worker that talks to one terminal shares it, in this run and in
   any other on the cluster; a lease a killed worker held comes back after the scheduler's
@@ -31,6 +32,7 @@ import os
 import pickle
 import socket
 import threading
+import time
 from datetime import date
 from typing import Any, Mapping
 
@@ -74,12 +76,18 @@ def slots_name(terminal_url: str | None, cap: int, host: str | None = None) -> s
 
 
 class DaskFlag:
-    """The run's stop flag: a ``distributed.Event``, bound to this worker's client on the first task."""
+    """The run's stop flag: a ``distributed.Event``, bound to this worker's client on the first task.
 
-    def __init__(self, name: str) -> None:
+    A scheduler that cannot be asked for ``patience`` seconds reads as a stop: its driver has lost
+    this run's tasks (it reports them not started), so they abort and release their claims rather
+    than hold them, heartbeating, for a run that no longer waits for them.
+    """
+
+    def __init__(self, name: str, patience: float) -> None:
         self.name = name
+        self.patience = patience
         self.event: Any = None
-        self.warned = False
+        self.failing_since: float | None = None
 
     def bind(self, client: Any) -> None:
         self.event = distributed.Event(self.name, client=client)
@@ -89,16 +97,18 @@ class DaskFlag:
             self.event.set()
 
     def is_set(self) -> bool:
-        """Whether the run stops (asked of the scheduler); False while the scheduler cannot be asked."""
+        """Whether the run stops (asked of the scheduler), or the scheduler has been away ``patience`` seconds."""
         if self.event is None:
             return False
         try:
-            return bool(self.event.is_set())
-        except Exception as exc:  # the scheduler is away: this run's tasks go on, its driver decides
-            if not self.warned:
-                self.warned = True
+            answer = bool(self.event.is_set())
+        except Exception as exc:
+            if self.failing_since is None:
+                self.failing_since = time.monotonic()
                 log.warning("cannot ask the Dask scheduler whether the run stops: %s", exc)
-            return False
+            return time.monotonic() - self.failing_since > self.patience
+        self.failing_since = None
+        return answer
 
 
 class DaskSlots:
@@ -141,7 +151,7 @@ class DaskLink:
 
     def __init__(self, run_id: str, settings: Settings, log_level: int) -> None:
         self.run_id = run_id
-        self.stop = DaskFlag(stop_name(run_id))
+        self.stop = DaskFlag(stop_name(run_id), patience=settings.heartbeat_seconds)
         self.in_flight = DaskSlots(slots_name(settings.terminal_url, settings.max_in_flight), settings.max_in_flight)
         self.events = DaskSink(events_topic(run_id))
         self.log_level = log_level
@@ -188,11 +198,24 @@ class RunPlugin(distributed.WorkerPlugin):
             RUNS[self.run_id] = spx
 
     def teardown(self, worker: Any) -> None:
+        """The run is over here (unregistered, or the worker closes): its tasks stop, then its parts close.
+
+        Runs on the worker's event loop, which the tasks' Dask calls need: the closing, which waits
+        for them, goes to a thread of its own.
+        """
         with _binding:
             spx = RUNS.pop(self.run_id, None)
         if spx is not None:
-            spx.close()
-            spx.link.unbind()
+            spx.stop.set()
+            threading.Thread(target=close_run, args=(spx,), name=f"spxdl-close-{self.run_id}", daemon=True).start()
+
+
+def close_run(spx: Worker) -> None:
+    """Wait for the run's tasks in this process to stop, close its parts, and stop sending its log records."""
+    try:
+        spx.close()
+    finally:
+        spx.link.unbind()
 
 
 def own_terminal(settings: Settings) -> Settings:

@@ -111,7 +111,9 @@ class Worker:
             self.closed.wait(WATCH_SECONDS)
 
     def close(self) -> None:
-        """This process is done with the run: end the watchdog, the fetch threads and the source."""
+        """This process is done with the run: its tasks still running stop (claims released, temp files
+        removed), then the watchdog, the fetch threads and the source end."""
+        self.stop.set()
         self.closed.set()
         if self.fetchers is not None:
             self.fetchers.shutdown()
