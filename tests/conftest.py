@@ -90,9 +90,10 @@ class DaskCluster:
         return set(self.client.run(os.getpid).values())
 
 
-@pytest.fixture(scope="session", name="dask_cluster")
+@pytest.fixture(scope="module", name="dask_cluster")
 def fixture_dask_cluster() -> Iterator[DaskCluster]:
-    """One LocalCluster for every Dask test of the session (processes, two workers, no dashboard)."""
+    """A LocalCluster for a module's Dask tests (processes, two workers, no dashboard), gone after them:
+    its nannies are this process's children, which tests of the crew count."""
     import dask
     from distributed import Client, LocalCluster
 

@@ -1,5 +1,5 @@
 """`spxdl run --executor dask://HOST:PORT` end to end: real `spxdl` processes against schedulers this
-test started (the session's LocalCluster; another with no worker, then one worker of another
+test started (the module's LocalCluster; another with no worker, then one worker of another
 spxdl version), and the one-line errors: no Dask installed, no scheduler, no worker, versions."""
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ The ``DaskLink`` is what crosses between this process, the driver and the other 
 Dask's own parts, bound on a run's first task in each process (they need a task's worker context):
 
 - the stop flag: a ``distributed.Event`` named for the run (``stop_name``), which the watchdog
-  asks every ``WATCH_SECONDS`` (a scheduler round trip of a few ms); a scheduler away for
+  asks every ``WATCH_SECONDS`` (a scheduler round trip: about 1 ms); a scheduler away for
   ``heartbeat_seconds`` reads as a stop;
 - the in-flight cap: a ``distributed.Semaphore`` named for the terminal and its cap
   (``slots_name``), so that every worker that talks to one terminal shares it, in this run and in
