@@ -10,6 +10,7 @@ semaphore leases back after 3 s here (30 s by default).
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 import signal
@@ -20,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from conftest import DASK_THREADS
+from conftest import DASK_LEASES, DASK_THREADS
 from engine_helpers import (
     Driver,
     StandInTerminal,
@@ -38,7 +39,7 @@ from spxdl.engine import dask_run, dask_worker
 from spxdl.engine.links import ProcessLink
 from spxdl.engine.shared import SharedFlag
 from spxdl.engine.worker import Worker
-from spxdl.errors import ClusterMismatch
+from spxdl.errors import ClusterMismatch, ConfigError
 from spxdl.ledger import Ledger, RunBook
 from spxdl.simulator import Faults
 
@@ -106,6 +107,17 @@ def test_the_in_flight_cap_holds_across_the_clusters_workers(cluster, sim, tmp_p
     assert not any("429" in by_status for by_status in served["requests"].values())
 
 
+def task_in_progress(events: list) -> tuple[int, Any] | None:
+    """A worker's pid and a task of its that has stored an expiration and has two or more to go."""
+    seen = list(events)
+    for event in seen:
+        if event.kind == "expirations_listed":
+            done = sum(e.kind == "expiration_done" and e.task == event.task for e in seen)
+            if done and event.total - done >= 2:
+                return event.pid, event.task
+    return None
+
+
 def test_a_worker_killed_mid_task_loses_only_what_it_had_not_committed(cluster, sim, reference, tmp_path):
     settings = settings_for(tmp_path, sim.url, cluster.executor)
     sim.set_faults(Faults(latency=0.5))
@@ -115,18 +127,8 @@ def test_a_worker_killed_mid_task_loses_only_what_it_had_not_committed(cluster, 
     try:
         runner, outcome = run_in_thread(settings, events.append)
 
-        def in_progress() -> tuple[int, Any] | None:
-            """A worker and a task of its that has stored an expiration and has two or more to go."""
-            seen = list(events)
-            for event in seen:
-                if event.kind == "expirations_listed":
-                    done = sum(e.kind == "expiration_done" and e.task == event.task for e in seen)
-                    if done and event.total - done >= 2:
-                        return event.pid, event.task
-            return None
-
-        assert wait_until(lambda: in_progress() is not None, 60)
-        victim, cut = in_progress()
+        assert wait_until(lambda: task_in_progress(events) is not None, 60)
+        victim, cut = task_in_progress(events)
         assert victim in workers
         victims_tasks = {e.task for e in events if e.pid == victim and e.kind == "task_started"}
         victims_tasks -= {e.task for e in events if e.pid == victim and e.kind == "task_done"}
@@ -154,6 +156,40 @@ def test_a_worker_killed_mid_task_loses_only_what_it_had_not_committed(cluster, 
     assert engine.plan(settings, START, END).tasks == ()
 
 
+def test_a_task_whose_workers_die_too_often_fails_and_the_run_goes_on(sim, reference, tmp_path):
+    import dask
+    from distributed import Client, LocalCluster
+
+    # allowed-failures 0: the first death of a worker running a task is one too many (four by default)
+    with dask.config.set({**DASK_LEASES, "distributed.scheduler.allowed-failures": 0}), LocalCluster(
+        n_workers=2, threads_per_worker=THREADS + 1, processes=True, host="127.0.0.1", dashboard_address=None,
+        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+    ) as local, Client(local, set_as_default=False) as client:
+        settings = settings_for(tmp_path, sim.url, local.scheduler_address.replace("tcp://", "dask://"))
+        sim.set_faults(Faults(latency=0.5))
+        events: list = []
+        try:
+            runner, outcome = run_in_thread(settings, events.append)
+            assert wait_until(lambda: task_in_progress(events) is not None, 60)
+            victim, cut = task_in_progress(events)
+            assert victim in set(client.run(os.getpid).values())
+            os.kill(victim, signal.SIGKILL)
+            runner.join(120)
+        finally:
+            sim.set_faults(Faults())
+    assert outcome, "the run did not end"
+    failed = [result for result in outcome[0].results if result.state == "failed"]
+    # the task cut, and those the victim held besides (up to one per thread: some still waiting for their turn)
+    assert cut in {result.task for result in failed} and len(failed) <= THREADS + 1
+    assert all(result.error == "its Dask workers died while running it" for result in failed)
+    assert {result.state for result in outcome[0].results} == {"success", "failed"}  # the others went on
+    assert claims(tmp_path) == []  # the driver let the dead worker's claims go
+    storage.sweep_temp_files(tmp_path)
+    settings = settings_for(tmp_path, sim.url)  # this machine's processes finish it
+    assert engine.run(engine.plan(settings, START, END), settings).complete
+    assert archive_digest(tmp_path) == reference and ledger_problems(tmp_path) == []
+
+
 def test_a_sigterm_to_the_driver_stops_the_run_on_the_cluster_and_a_rerun_completes(
         cluster, sim, reference, tmp_path):
     sim.set_faults(Faults(latency=0.5))
@@ -166,6 +202,7 @@ def test_a_sigterm_to_the_driver_stops_the_run_on_the_cluster_and_a_rerun_comple
     finally:
         sim.set_faults(Faults())
     assert claims(tmp_path) == [] and temp_files(tmp_path) == [] and ledger_problems(tmp_path) == []
+    assert len(archive_digest(tmp_path)) < len(reference)  # the workers stopped: not everything landed
     assert [run.state for run in RunBook(Ledger(tmp_path)).views()] == ["interrupted"]
     settings = settings_for(tmp_path, sim.url, cluster.executor)
     assert engine.run(engine.plan(settings, START, END), settings).complete
@@ -222,6 +259,15 @@ def test_a_worker_that_does_not_see_the_drivers_ledger_refuses_the_run(tmp_path)
                     ProcessLink(SharedFlag(multiprocessing.get_context("spawn")), None, None, 0))
     with pytest.raises(ClusterMismatch, match="shared POSIX mount"):
         dask_worker.check_shared_ledger(worker, "20240101T000000.000000Z-1")
+
+
+def test_what_runs_only_on_this_machines_processes_is_refused_on_a_cluster(tmp_path):
+    settings = settings_for(tmp_path, "http://127.0.0.1:9", "dask://127.0.0.1:1")
+    with pytest.raises(ConfigError, match="--capture runs with --executor process only"):
+        dask_run.refuse_what_dask_cannot_run(settings.replace(capture_dir=tmp_path / "capture"))
+    with pytest.raises(ConfigError, match="the direct source .* runs with --executor process only"):
+        dask_run.refuse_what_dask_cannot_run(dataclasses.replace(settings, source="direct"))
+    dask_run.refuse_what_dask_cannot_run(settings)
 
 
 def test_paths_reach_the_workers_absolute(tmp_path):
