@@ -303,6 +303,8 @@ INJECTED = [
     ("spxdl.notify", "import multiprocessing", concurrency_violations),
     ("spxdl.audit", "import subprocess", concurrency_violations),
     ("spxdl.engine.pool", "import sys\nsys.stdout.write('x')", user_io_violations),
+    ("spxdl.engine.dask_worker", "from spxdl.engine import dask_run", order_violations),
+    ("spxdl.engine.links", "from spxdl.engine import worker", order_violations),
     ("spxdl.terminal.client", "open('x', 'wb')", file_write_violations),
     ("spxdl.cli.render", "state = 'held'", state_literal_violations),
 ]

@@ -188,6 +188,7 @@ class DaskRun(Driver):
 
     def _answered(self, future: cf.Future, task: Task, todo: deque[Task]) -> None:
         """A task's future is done: its result, a task its workers died running, or a worker that cannot run it."""
+        from distributed.core import Status
         from distributed.scheduler import KilledWorker
 
         try:
@@ -199,7 +200,7 @@ class DaskRun(Driver):
             self.stopped_by(exc)
             self.requeue(todo, [task])
         except Exception as exc:  # the scheduler went away (and its tasks with it), or a bug
-            if isinstance(exc, cf.CancelledError) or self.client.status != "running":
+            if isinstance(exc, cf.CancelledError) or self.client.status != Status.running.name:
                 self.stopped_by(ClusterUnavailable(f"the Dask scheduler at {self.address} went away mid-run; once it "
                                                    "is back, run again (or spxdl resume) to finish"))
                 self.requeue(todo, [task])  # a worker may still finish it: its claim says so
