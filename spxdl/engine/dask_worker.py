@@ -8,12 +8,14 @@ restarted after a crash included), ``setup`` builds a ``worker.Worker`` for the 
 a crew's process runs: its source, ledger and fetch threads. ``run_task`` hands it one task, as a
 crew's process does. ``teardown`` (the plugin unregistered at the run's end) closes it.
 
+A worker that loses its scheduler closes (Dask's rule), and the plugin's ``teardown`` then stops
+the run's tasks there: their claims are released and their temp files removed.
+
 The ``DaskLink`` is what crosses between this process, the driver and the other workers, made of
 Dask's own parts, bound on a run's first task in each process (they need a task's worker context):
 
 - the stop flag: a ``distributed.Event`` named for the run (``stop_name``), which the watchdog
-  asks every ``WATCH_SECONDS`` (a scheduler round trip: about 1 ms); a scheduler away for
-  ``heartbeat_seconds`` reads as a stop;
+  asks every ``WATCH_SECONDS`` (a scheduler round trip: about 1 ms);
 - the in-flight cap: a ``distributed.Semaphore`` named for the terminal and its cap
   (``slots_name``), so that every worker that talks to one terminal shares it, in this run and in
   any other on the cluster; a lease a killed worker held comes back after the scheduler's
@@ -32,7 +34,6 @@ import os
 import pickle
 import socket
 import threading
-import time
 from datetime import date
 from typing import Any, Mapping
 
@@ -76,18 +77,12 @@ def slots_name(terminal_url: str | None, cap: int, host: str | None = None) -> s
 
 
 class DaskFlag:
-    """The run's stop flag: a ``distributed.Event``, bound to this worker's client on the first task.
+    """The run's stop flag: a ``distributed.Event``, bound to this worker's client on the first task."""
 
-    A scheduler that cannot be asked for ``patience`` seconds reads as a stop: its driver has lost
-    this run's tasks (it reports them not started), so they abort and release their claims rather
-    than hold them, heartbeating, for a run that no longer waits for them.
-    """
-
-    def __init__(self, name: str, patience: float) -> None:
+    def __init__(self, name: str) -> None:
         self.name = name
-        self.patience = patience
         self.event: Any = None
-        self.failing_since: float | None = None
+        self.warned = False
 
     def bind(self, client: Any) -> None:
         self.event = distributed.Event(self.name, client=client)
@@ -97,18 +92,17 @@ class DaskFlag:
             self.event.set()
 
     def is_set(self) -> bool:
-        """Whether the run stops (asked of the scheduler), or the scheduler has been away ``patience`` seconds."""
+        """Whether the run stops (asked of the scheduler). A scheduler that cannot be asked is not a
+        stop: a worker that loses its scheduler closes, and its plugin's teardown stops the tasks."""
         if self.event is None:
             return False
         try:
-            answer = bool(self.event.is_set())
+            return bool(self.event.is_set())
         except Exception as exc:
-            if self.failing_since is None:
-                self.failing_since = time.monotonic()
+            if not self.warned:
+                self.warned = True
                 log.warning("cannot ask the Dask scheduler whether the run stops: %s", exc)
-            return time.monotonic() - self.failing_since > self.patience
-        self.failing_since = None
-        return answer
+            return False
 
 
 class DaskSlots:
@@ -151,7 +145,7 @@ class DaskLink:
 
     def __init__(self, run_id: str, settings: Settings, log_level: int) -> None:
         self.run_id = run_id
-        self.stop = DaskFlag(stop_name(run_id), patience=settings.heartbeat_seconds)
+        self.stop = DaskFlag(stop_name(run_id))
         self.in_flight = DaskSlots(slots_name(settings.terminal_url, settings.max_in_flight), settings.max_in_flight)
         self.events = DaskSink(events_topic(run_id))
         self.log_level = log_level
