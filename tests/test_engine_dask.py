@@ -98,11 +98,13 @@ def test_the_in_flight_cap_holds_across_the_clusters_workers(cluster, sim, tmp_p
     sim.set_faults(Faults(latency=0.3, max_concurrent=2))
     sim.reset_counters()
     try:
-        summary = engine.run(engine.plan(settings, START, END), settings)
+        runner, outcome = run_in_thread(settings)
+        runner.join(120)
     finally:
         sim.set_faults(Faults())
+    assert outcome, "the run did not end"
     served = sim.counters()
-    assert summary.complete
+    assert outcome[0].complete
     assert served["max_concurrency"] == 2
     assert not any("429" in by_status for by_status in served["requests"].values())
 

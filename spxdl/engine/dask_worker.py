@@ -200,7 +200,6 @@ class RunPlugin(distributed.WorkerPlugin):
         with _binding:
             spx = RUNS.pop(self.run_id, None)
         if spx is not None:
-            spx.stop.set()
             threading.Thread(target=close_run, args=(spx,), name=f"spxdl-close-{self.run_id}", daemon=True).start()
 
 
