@@ -121,11 +121,12 @@ def test_a_single_day_is_shared_among_the_workers_and_ends_as_if_one_had_done_it
     assert run_range(alone, day, day).complete
     shared = make_settings(tmp_path / "shared", clean_sim.url, workers=3, threads=1, max_dte=29)
     clean_sim.reset_counters()
-    fetched_by: dict = {}
-    summary = run_range(shared, day, day,
-                        on_event=lambda e: fetched_by.setdefault(e.pid, 0) if e.kind == "expiration_done" else None)
+    events: list = []
+    summary = run_range(shared, day, day, on_event=events.append)
     assert summary.complete and summary.totals()["expirations"] == {"complete": 4}
-    assert len(fetched_by) == 3  # the owner and two helpers
+    assert len({e.pid for e in events if e.kind == "expiration_done"}) == 3  # the owner and two helpers
+    # the progress display's count: the owner lists the whole window once, the helpers' shares included
+    assert [e.total for e in events if e.kind == "expirations_listed"] == [4]
     assert served_rows(clean_sim) == file_rows(tmp_path / "shared")  # nothing fetched twice
     assert archive_digest(tmp_path / "shared") == archive_digest(tmp_path / "alone")
     assert ledger_problems(tmp_path / "shared") == [] and claims(tmp_path / "shared") == []
