@@ -99,8 +99,9 @@ class DaskRun(Driver):
 
     def execute(self, run_id: str, listed: dict[str, list[date]]) -> None:
         """Run every task (or until stopped) on the cluster's workers."""
-        from spxdl.engine import dask_worker
         from distributed import Event as DaskEvent
+
+        from spxdl.engine import dask_worker
 
         client = self.client
         plugin = dask_worker.RunPlugin(run_id, for_workers(self.settings), listed, worker_log_level())

@@ -1,11 +1,13 @@
-"""The worker side of a run: one ``Worker`` per child process. Everything in this file runs in a child.
+"""The worker side of a run: one ``Worker`` per worker process and run. Everything in this file runs in a worker.
 
-A ``Worker`` holds the process's client, ledger, fetch threads and view of the run (``serving``
-starts it and feeds it the parent's messages). A task is claimed in the ledger in its turn,
-downloaded (``download.py``: all of its DTE window, or this worker's share while helpers fetch
-the rest) and recorded; a share of another worker's task is fetched without a claim
-(``help_with``). A watchdog thread follows the shared stop flag and the parent process and
-heartbeats every claimed task. Nothing here raises for a task's own trouble.
+A ``Worker`` holds the process's client, ledger, fetch threads and view of the run: in a crew's
+process (``serving`` starts it and feeds it the parent's messages) or in a Dask worker
+(``dask_worker`` sets it up and hands it tasks); only its ``Link`` to the driver differs
+(``links.py``). A task is claimed in the ledger in its turn, downloaded (``download.py``: all of
+its DTE window, or this worker's share while helpers fetch the rest) and recorded; a share of
+another worker's task is fetched without a claim (``help_with``). A watchdog thread follows the
+run's stop flag and the driver and heartbeats every claimed task. Nothing here raises for a
+task's own trouble.
 """
 
 from __future__ import annotations
