@@ -29,6 +29,7 @@ LAYERS: list[set[str]] = [
     {"spxdl.trading_calendar", "spxdl.datasets", "spxdl.procs", "spxdl.csvpages", "spxdl.logs", "spxdl.urls"},
     {"spxdl.config", "spxdl.checks", "spxdl.instants", "spxdl.sources"},
     {"spxdl.terminal", "spxdl.direct", "spxdl.storage", "spxdl.convert"},  # siblings: the sources, files and conversion never meet
+    {"spxdl.archive_fs"},  # where the data lives: local disk (through storage) or an object store
     {"spxdl.ledger", "spxdl.metrics", "spxdl.shapes", "spxdl.calendars", "spxdl.capture"},
     {"spxdl.audit"},
     {"spxdl.engine"},
@@ -43,19 +44,23 @@ PACKAGE_ORDER: dict[str, list[set[str]]] = {
     "spxdl.cli": [{"base"}, {"options"}, {"render"}, {"progress"}, {"archive", "doctor", "download", "service"}],
     "spxdl.terminal": [{"status"}, {"page"}, {"breaker"}, {"wire"}, {"adapter"}, {"client"}],
     "spxdl.direct": [{"status"}, {"sdk"}, {"calls", "chunks"}, {"source"}],
-    "spxdl.ledger": [{"task"}, {"lock", "records", "claims"}, {"core"}, {"runs"}],
+    "spxdl.archive_fs": [{"base", "remote"}, {"local", "objects"}],
+    "spxdl.ledger": [{"task"}, {"lock", "records", "claims"}, {"mirror"}, {"core"}, {"runs"}],
     "spxdl.config": [{"settings"}, {"parsers"}, {"keys"}, {"loading"}],
     "spxdl.convert": [{"spec"}, {"normalize"}, {"reader"}, {"writer", "split"}],
     "spxdl.health": [{"checks"}, {"answers", "direct"}, {"report"}, {"rows"}, {"doctor"}],
 }
 CONCURRENCY = {"multiprocessing", "concurrent.futures", "subprocess"}
 THREAD_HOMES = {"spxdl.engine", "spxdl.simulator"}  # may start threads (locks are allowed anywhere)
-WRITERS = {"spxdl.storage", "spxdl.ledger"}
+WRITERS = {"spxdl.storage", "spxdl.archive_fs", "spxdl.ledger"}
 # Calls that write, move or delete files (``os.replace``, ``Path.write_bytes`` ...); ``x.replace`` alone is
 # too often a string's or a dataclass's to count.
 WRITE_CALLS = {"os.replace", "os.rename", "os.remove", "os.unlink", "os.truncate", "tempfile.mkstemp",
                "tempfile.NamedTemporaryFile", "shutil.move", "shutil.copyfile", "shutil.copy", "shutil.rmtree"}
-WRITE_METHODS = {"write_text", "write_bytes", "unlink", "rename", "touch", "rmdir"}
+WRITE_METHODS = {"write_text", "write_bytes", "unlink", "rename", "touch", "rmdir",
+                 # pyarrow.fs: an object store's writes, moves and deletes
+                 "open_output_stream", "open_append_stream", "delete_file", "delete_dir", "delete_dir_contents",
+                 "copy_file", "move", "create_dir"}
 
 
 def module_name(path: Path) -> str:
@@ -295,6 +300,8 @@ INJECTED = [
     ("spxdl.convert", "import threading", concurrency_violations),
     ("spxdl.engine.pool", "import sys\nsys.stdout.write('x')", user_io_violations),
     ("spxdl.terminal.client", "open('x', 'wb')", file_write_violations),
+    ("spxdl.audit", "fs.open_output_stream('bucket/key')", file_write_violations),
+    ("spxdl.archive_fs.base", "from spxdl.archive_fs import objects", order_violations),
     ("spxdl.cli.render", "state = 'held'", state_literal_violations),
 ]
 
