@@ -14,6 +14,12 @@ the ledger lock (``LedgerLock`` on ``storage.lock_path``):
 A corrupt file is moved aside to ``<name>.corrupt-<UTC time>`` and rebuilt: summaries from the
 ``_day.json`` files, a ``_day.json`` from the Parquet footers in its directory. ``docs/ledger.md``
 describes the formats and the rules.
+
+The data files live in the ledger's ``archive``: by default the ledger's own directory. When they
+live elsewhere (an object store, ``data_dir = s3://...``, with the ledger in ``ledger_dir``), the
+ledger publishes copies of its files next to the data for readers there: a task's ``_day.json``
+when the task finishes or is released, ``status.json`` and ``inventory.json`` when a run ends
+(``publish_summaries``) and after a rebuild.
 """
 
 from __future__ import annotations
@@ -24,9 +30,11 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 from spxdl import storage
+from spxdl.archive_fs import Archive, LocalArchive
 from spxdl.errors import LedgerCorrupt, StorageError
 from spxdl.ledger import claims
 from spxdl.ledger.lock import LedgerLock
+from spxdl.ledger.mirror import publish_copies, published_day, tasks_on_disk
 from spxdl.ledger.records import (
     FORMAT_VERSION,
     archive_totals,
@@ -58,14 +66,22 @@ def _check_state(state: str, allowed: tuple[str, ...], what: str) -> None:
 
 
 class Ledger:
-    """The ledger of one data dir. Every method takes the lock; instances are cheap and stateless."""
+    """The ledger of one data dir. Every method takes the lock; instances are cheap and stateless.
 
-    def __init__(self, data_dir: Path, *, lock_timeout: float = 60.0, stale_after: float = 60.0) -> None:
+    ``data_dir`` is where the ledger's own files live; ``archive``, where the data files do (by
+    default the same directory). ``mirror`` is the archive when it lies elsewhere: the ledger then
+    publishes copies of its files there.
+    """
+
+    def __init__(self, data_dir: Path, *, lock_timeout: float = 60.0, stale_after: float = 60.0,
+                 archive: Archive | None = None) -> None:
         if lock_timeout < 0 or stale_after <= 0:
             raise ValueError("lock_timeout must be >= 0 and stale_after > 0")
         self.data_dir = Path(data_dir)
         self.lock_timeout = lock_timeout
         self.stale_after = stale_after
+        self.archive = archive if archive is not None else LocalArchive(self.data_dir)
+        self.mirror = None if self.archive.holds(self.data_dir) else self.archive
 
     def lock(self) -> LedgerLock:
         """The ledger lock of this data dir, to hold with ``with``: re-entrant within a thread.
@@ -127,6 +143,7 @@ class Ledger:
             day["claim"] = None
             self._save_day(task, day)
             self._publish(task, day, inventory=False)
+            publish_copies(self.data_dir, self.mirror, self._day_path(task))
             return True
 
     def is_held(self, task: Task) -> bool:
@@ -192,6 +209,7 @@ class Ledger:
             day.update(state=state, covered=covered, claim=None, error=error, finished_at=timestamp(utc_now()))
             self._save_day(task, day)
             self._publish(task, day, inventory=True)
+            publish_copies(self.data_dir, self.mirror, self._day_path(task))
             return True
 
     # -- reading -----------------------------------------------------------------------------------
@@ -230,6 +248,10 @@ class Ledger:
         for key in sorted(entries, key=Task.from_key):
             yield Task.from_key(key), entries[key]
 
+    def tasks_on_disk(self) -> list[Task]:
+        """Every task with a directory in the ledger (and where the data lives, when that is elsewhere), sorted."""
+        return tasks_on_disk(self.data_dir, self.mirror)
+
     # -- rebuilding --------------------------------------------------------------------------------
 
     def rebuild(self, *, verify_files: bool = True) -> dict[str, Any]:
@@ -240,14 +262,26 @@ class Ledger:
         download writes into the data dir). Returns tasks, files, rows, bytes and problems.
         """
         problems: list[str] = []
-        for archive, root, trade_date, _directory in storage.iter_task_dirs(self.data_dir):
-            task = Task(archive, root, trade_date)
+        for task in self.tasks_on_disk():
             footers = self._read_footers(task) if verify_files else None
             with self.lock():
+                before = self._day_bytes(task)
                 self._repair_day(task, footers, problems)
+                if self._day_bytes(task) != before:
+                    publish_copies(self.data_dir, self.mirror, self._day_path(task))
         with self.lock():
             _status, inventory = self._rebuild_summaries(problems)
+            publish_copies(self.data_dir, self.mirror, *self._summary_paths())
         return {"tasks": len(inventory["tasks"]), **inventory["totals"], "problems": problems}
+
+    def publish_summaries(self) -> None:
+        """Publish ``status.json`` and ``inventory.json`` next to the data, when it lives elsewhere."""
+        if self.mirror is None:
+            return
+        with self.lock():
+            self._load_status()
+            self._load_inventory()
+            publish_copies(self.data_dir, self.mirror, *self._summary_paths())
 
     def _repair_day(self, task: Task, footers: Mapping[date, Any] | None, problems: list[str]) -> None:
         day = self._load_day(task, problems, footers)
@@ -258,6 +292,13 @@ class Ledger:
                 self._save_day(task, day)
 
     # -- files (callers hold the lock) ---------------------------------------------------------------
+
+    def _summary_paths(self) -> tuple[Path, Path]:
+        return storage.status_path(self.data_dir), storage.inventory_path(self.data_dir)
+
+    def _day_bytes(self, task: Task) -> bytes | None:
+        path = self._day_path(task)
+        return path.read_bytes() if path.is_file() else None
 
     def _day_path(self, task: Task) -> Path:
         return storage.day_json_path(self.data_dir, task.archive, task.root, task.trade_date)
@@ -283,6 +324,14 @@ class Ledger:
             corrupt = True
             if problems is not None:
                 problems.append(str(exc))
+        if self.mirror is not None and not corrupt:
+            if footers is None:
+                return None  # the archive is read for tasks the ledger does not know only when rebuilding
+            published = published_day(self.data_dir, self.mirror, task)
+            if published is not None:
+                log.warning("adopted %s from %s", self._day_path(task), self.mirror)
+                self._save_day(task, published)
+                return published
         if footers is None:
             footers = self._read_footers(task)
         if not footers and not corrupt:
@@ -295,10 +344,10 @@ class Ledger:
     def _read_footers(self, task: Task) -> dict[date, storage.FileInfo | str]:
         """Each data file in the task dir: its verified FileInfo, or why verification failed."""
         footers: dict[date, storage.FileInfo | str] = {}
-        files = storage.data_files(self.data_dir, task.archive, task.root, task.trade_date)
+        files = self.archive.data_files(task.archive, task.root, task.trade_date)
         for expiration, path in files.items():
             try:
-                footers[expiration] = storage.verify_parquet(path)
+                footers[expiration] = self.archive.verify_parquet(path)
             except StorageError as exc:
                 footers[expiration] = f"{path.name} is unreadable: {exc}"
         return footers
