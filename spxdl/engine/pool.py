@@ -25,13 +25,13 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from spxdl import capture, metrics, shapes, storage
+from spxdl import capture, metrics, shapes
 from spxdl.config import Settings
 from spxdl.engine import worker
 from spxdl.engine.planning import archive_datasets
 from spxdl.engine.recording import recorded_run
 from spxdl.engine.records import TASK_DONE, Event, Plan, ResultState, RunState, RunSummary, TaskResult
-from spxdl.engine.shared import RUN_CAPTURE, STOP_SIGNALS, SharedFlag, client_for, ledger_for
+from spxdl.engine.shared import RUN_CAPTURE, STOP_SIGNALS, SharedFlag, client_for, ledger_for, prepare_storage
 from spxdl.errors import SpxdlError, TerminalUnavailable
 from spxdl.ledger import Task
 from spxdl.terminal import TerminalClient, simulator_facts
@@ -69,15 +69,14 @@ def run(
         if settings.capture_dir is not None:
             log.info("captured answers are listed in %s", capture.write_manifest(settings.capture_dir, RUN_CAPTURE))
     summary.seconds = time.monotonic() - started
-    _write_run_metrics(settings.data_dir, plan, summary)
+    _write_run_metrics(settings.ledger_path, plan, summary)
     log.info("run %s..%s: %s in %.1f s", plan.start, plan.end, summary.by_state() or "nothing to do", summary.seconds)
     return summary
 
 
 def prepare(settings: Settings) -> tuple[Settings, bool]:
     """Make the data dir ready and find the terminal once; settings naming its URL and API, simulated."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    storage.sweep_temp_files(settings.data_dir)
+    ledger = prepare_storage(settings)
     with client_for(settings) as client:
         connect(client, settings.expiration_attempts)
         resolved = settings.replace(terminal_url=client.base_url, terminal_api=client.api)
@@ -86,7 +85,8 @@ def prepare(settings: Settings) -> tuple[Settings, bool]:
     for dataset in by_archive.values():
         dataset.check_served(resolved.terminal_api, settings.interval)
     for archive, dataset in by_archive.items():
-        shapes.ensure_archive_shape(settings.data_dir, archive, shapes.archive_shape(dataset, settings, simulator))
+        shapes.ensure_archive_shape(settings.ledger_path, archive, shapes.archive_shape(dataset, settings, simulator),
+                                    mirror=ledger.mirror)
     return resolved, simulator is not None
 
 
@@ -322,7 +322,7 @@ class _Run:
             retries=result.retries,
             failures=len(result.failures),
         )
-        _append_metrics(self.settings.data_dir, row)
+        _append_metrics(self.settings.ledger_path, row)
 
 
 def _write_run_metrics(data_dir: Path, plan: Plan, summary: RunSummary) -> None:
