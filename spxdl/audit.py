@@ -3,6 +3,9 @@
 Everything here reads; only :func:`repair` changes the disk, and it never deletes data: a file
 that fails verification is moved aside (a hidden ``.<name>.corrupt-<time>`` next to it) and its
 task is planned again.
+
+Each function takes the data dir and, optionally, its ``Ledger``: where the data lives apart from
+the ledger (an object store), the ledger knows both (``engine.shared.ledger_for`` builds it).
 """
 
 from __future__ import annotations
@@ -10,15 +13,15 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, Iterable, Iterator
 
-import pyarrow.parquet as pq
-
 from spxdl import datasets, storage
+from spxdl.archive_fs import Archive, Location
 from spxdl.errors import LedgerBusy, StorageError
 from spxdl.ledger import ExpirationState, Ledger, RunBook, RunRecordState, Task, TaskState
 from spxdl.trading_calendar import TradingCalendar
+from spxdl.urls import redact
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +82,10 @@ def task_lines(ledger: Ledger) -> list[TaskLine]:
     return lines
 
 
-def status_report(data_dir: Path) -> dict[str, Any]:
+def status_report(data_dir: Path | str, *, ledger: Ledger | None = None) -> dict[str, Any]:
     """Tasks, totals by state, rows and bytes, the last day whose every task succeeded, and the runs
     now running or interrupted before all their tasks were done (``spxdl resume`` finishes those)."""
-    ledger = Ledger(data_dir)
+    ledger = ledger if ledger is not None else Ledger(Path(data_dir))
     lines = task_lines(ledger)
     runs = [view.as_dict() for view in RunBook(ledger).views()
             if view.state == RunRecordState.RUNNING or view.remaining]
@@ -90,7 +93,7 @@ def status_report(data_dir: Path) -> dict[str, Any]:
     for line in lines:
         states[line.state] = states.get(line.state, 0) + 1
     return {
-        "data_dir": str(data_dir),
+        "data_dir": redact(str(data_dir)),
         "tasks": [asdict(line) for line in lines],
         "totals": {
             "tasks": len(lines),
@@ -136,7 +139,7 @@ class Gap:
 
 
 def find_gaps(
-    data_dir: Path,
+    data_dir: Path | str,
     calendar: TradingCalendar,
     start: date,
     end: date,
@@ -145,13 +148,14 @@ def find_gaps(
     roots: Iterable[str],
     min_dte: int,
     max_dte: int,
+    ledger: Ledger | None = None,
 ) -> list[Gap]:
     """Trading days in ``start..end`` whose task is not done for the DTE window (``no_data`` days too).
 
     Each archive is judged with its dataset's roots and window (an index: its index, no window).
     """
-    ledger = Ledger(data_dir)
-    known = {task: entry for task, entry in ledger.tasks()} if data_dir.exists() else {}
+    ledger = ledger if ledger is not None else Ledger(Path(data_dir))
+    known = {task: entry for task, entry in ledger.tasks()} if ledger.data_dir.exists() else {}
     gaps = []
     roots = tuple(roots)
     for archive in archives:
@@ -171,6 +175,9 @@ def find_gaps(
 
 
 # ------------------------------------------------------------------ verify and repair
+
+
+BAD_KINDS = ("checksum", "rows", "unreadable", "schema")  # a data file whose content cannot be trusted
 
 
 @dataclass(frozen=True)
@@ -201,11 +208,11 @@ class VerifyReport:
 
     def bad_files(self) -> list[Path]:
         """Data files whose content cannot be trusted (moved aside by repair)."""
-        return [Path(p.path) for p in self.problems if p.kind in ("checksum", "rows", "unreadable", "schema")]
+        return [Path(p.path) for p in self.problems if p.kind in BAD_KINDS]
 
 
-def _schema_version_of(path: Path) -> str | None:
-    metadata = pq.read_metadata(path).metadata or {}
+def _schema_version_of(archive: Archive, path: Location) -> str | None:
+    metadata = archive.parquet_metadata(path).metadata or {}
     value = metadata.get(b"schema_version")
     return value.decode() if value is not None else None
 
@@ -216,88 +223,102 @@ def _dataset_of(archive: str) -> datasets.Dataset | None:
     return datasets.DATASETS.get(name)
 
 
-def _verify_recorded_file(task: Task, directory: Path, name: str, entry: dict[str, Any], report: VerifyReport) -> None:
+def _verify_recorded_file(
+    files: Archive, task: Task, directory: Location, name: str, entry: dict[str, Any], report: VerifyReport
+) -> None:
     path = directory / entry["file"]
-    if not path.exists():
-        report.problems.append(Problem("missing", str(path), f"recorded for {name}, not on disk", task.key))
+    shown = files.show(path)
+    if not files.exists(path):
+        report.problems.append(Problem("missing", shown, f"recorded for {name}, not on disk", task.key))
         return
     try:
-        info = storage.verify_parquet(path)
+        info = files.verify_parquet(path)
     except StorageError as exc:
-        report.problems.append(Problem("unreadable", str(path), str(exc), task.key))
+        report.problems.append(Problem("unreadable", shown, str(exc), task.key))
         return
     report.files += 1
     report.rows += info.rows
     report.bytes += info.bytes
     if info.sha256 != entry.get("sha256"):
-        report.problems.append(Problem("checksum", str(path), "sha256 differs from the ledger's", task.key))
+        report.problems.append(Problem("checksum", shown, "sha256 differs from the ledger's", task.key))
     elif info.rows != entry.get("rows"):
-        report.problems.append(Problem("rows", str(path), f"{info.rows} rows, ledger says {entry.get('rows')}", task.key))
+        report.problems.append(Problem("rows", shown, f"{info.rows} rows, ledger says {entry.get('rows')}", task.key))
     dataset = _dataset_of(task.archive)
     if dataset is None:
         return
-    version = _schema_version_of(path)
+    version = _schema_version_of(files, path)
     if version is not None and version.isdigit() and int(version) < dataset.schema_version:
-        report.older_schema.append((str(path), version))  # sound: its columns are a prefix of today's
+        report.older_schema.append((shown, version))  # sound: its columns are a prefix of today's
         report.older_days.add(task.trade_date)
     elif version != str(dataset.schema_version):
-        report.problems.append(Problem("schema", str(path), f"schema version {version} is not {dataset.schema_version}", task.key))
+        report.problems.append(Problem("schema", shown, f"schema version {version} is not {dataset.schema_version}", task.key))
 
 
-def _verify_task(ledger: Ledger, task: Task, directory: Path, report: VerifyReport) -> None:
+def _verify_task(ledger: Ledger, task: Task, directory: Location, report: VerifyReport) -> None:
+    files = ledger.archive
     day = ledger.day(task) or {"expirations": {}}
     recorded = set()
     for name, entry in sorted(day["expirations"].items()):
         if entry.get("state") == ExpirationState.COMPLETE and entry.get("file"):
             recorded.add(entry["file"])
-            _verify_recorded_file(task, directory, name, entry, report)
-    for path in sorted(directory.iterdir()):
-        if storage.temp_file_pid(path.name) is not None:
-            report.problems.append(Problem("temp", str(path), "temp file of an unfinished write", task.key))
-        elif path.suffix == ".parquet" and path.name not in recorded:
-            report.problems.append(Problem("extra", str(path), "data file the ledger does not record as complete", task.key))
+            _verify_recorded_file(files, task, directory, name, entry, report)
+    for name in files.names(directory):
+        shown = files.show(directory / name)
+        if storage.temp_file_pid(name) is not None:
+            report.problems.append(Problem("temp", shown, "temp file of an unfinished write", task.key))
+        elif PurePath(name).suffix == ".parquet" and name not in recorded:
+            report.problems.append(Problem("extra", shown, "data file the ledger does not record as complete", task.key))
 
 
-def iter_tasks_in_range(data_dir: Path, start: date | None, end: date | None) -> Iterator[tuple[Task, Path]]:
-    """Task directories on disk whose trade date lies in ``start..end`` (either bound optional)."""
-    for archive, root, trade_date, directory in storage.iter_task_dirs(data_dir):
-        if (start is None or trade_date >= start) and (end is None or trade_date <= end):
-            yield Task(archive, root, trade_date), directory
+def iter_tasks_in_range(
+    data_dir: Path, start: date | None, end: date | None, *, ledger: Ledger | None = None
+) -> Iterator[tuple[Task, Location]]:
+    """Task directories (in the ledger, or where the data lives) whose trade date lies in ``start..end``
+    (either bound optional)."""
+    ledger = ledger if ledger is not None else Ledger(data_dir)
+    for task in ledger.tasks_on_disk():
+        if (start is None or task.trade_date >= start) and (end is None or task.trade_date <= end):
+            yield task, ledger.archive.task_dir(task.archive, task.root, task.trade_date)
 
 
-def verify_archive(data_dir: Path, start: date | None = None, end: date | None = None) -> VerifyReport:
+def verify_archive(
+    data_dir: Path, start: date | None = None, end: date | None = None, *, ledger: Ledger | None = None
+) -> VerifyReport:
     """Check every recorded file's existence, footer, rows, sha256 and schema version against the ledger.
 
     Also reports data files the ledger does not know and temp files left by unfinished writes.
     """
-    ledger = Ledger(data_dir)
+    ledger = ledger if ledger is not None else Ledger(data_dir)
     report = VerifyReport()
-    for task, directory in iter_tasks_in_range(data_dir, start, end):
+    for task, directory in iter_tasks_in_range(data_dir, start, end, ledger=ledger):
         report.tasks += 1
         _verify_task(ledger, task, directory, report)
     return report
 
 
-def quarantine(path: Path) -> Path:
+def quarantine(path: Location, archive: Archive | None = None) -> Location:
     """Move a bad data file aside (hidden, so readers skip it); returns its new path."""
-    target = storage.move_aside(path, hidden=True)
-    log.warning("moved %s aside to %s", path, target.name)
+    target = archive.move_aside(path, hidden=True) if archive is not None else storage.move_aside(Path(path), hidden=True)
+    log.warning("moved %s aside to %s", archive.show(path) if archive is not None else path, target.name)
     return target
 
 
-def repair(data_dir: Path, report: VerifyReport) -> dict[str, Any]:
+def repair(data_dir: Path, report: VerifyReport, *, ledger: Ledger | None = None) -> dict[str, Any]:
     """Move bad files aside, remove dead temp files, and rebuild the ledger from what is on disk.
 
     Tasks that lost a file drop to ``partial`` and are planned again by the next run. Refused
     (LedgerBusy) while a live run holds a task: a file it is about to record would look bad.
     """
-    ledger = Ledger(data_dir)
+    ledger = ledger if ledger is not None else Ledger(data_dir)
+    files = ledger.archive
     busy = [task.key for task, entry in ledger.tasks() if entry.get("claimed_by") and ledger.is_held(task)]
     if busy:
         raise LedgerBusy(
-            f"a live spxdl run is downloading into {data_dir} ({busy[0]}); repair once it has finished"
+            f"a live spxdl run is downloading into {redact(str(data_dir))} ({busy[0]}); repair once it has finished"
         )
-    moved = [str(quarantine(path)) for path in report.bad_files() if path.exists()]
-    swept = [str(path) for path in storage.sweep_temp_files(data_dir)]
-    rebuilt = Ledger(data_dir).rebuild()
+    bad = [files.location(problem.path) for problem in report.problems if problem.kind in BAD_KINDS]
+    moved = [files.show(quarantine(path, files)) for path in bad if files.exists(path)]
+    swept = [str(path) for path in storage.sweep_temp_files(ledger.data_dir)] if ledger.mirror is not None else []
+    swept += [files.show(path) for path in files.sweep_temp_files()]
+    rebuilt = ledger.rebuild()
     return {"moved_aside": moved, "temp_removed": swept, "ledger": rebuilt}

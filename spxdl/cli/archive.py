@@ -25,7 +25,8 @@ from spxdl.cli.options import (
 )
 from spxdl.config import Settings
 from spxdl.cli.render import describe_run, human_bytes, human_duration
-from spxdl.ledger import Ledger, RunRecordState
+from spxdl.engine.shared import ledger_for
+from spxdl.ledger import RunRecordState
 
 
 @cli.command("status", epilog=EXIT_CODES_HELP)
@@ -36,7 +37,7 @@ from spxdl.ledger import Ledger, RunRecordState
 def status_command(ctx: click.Context, as_json: bool, settings: Settings) -> None:
     """Per-task table (state, expirations, rows, size, duration, error), totals and the last complete day."""
     require_archive(settings)
-    report = audit.status_report(settings.data_dir)
+    report = audit.status_report(settings.data_dir, ledger=ledger_for(settings))
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))
         return
@@ -74,7 +75,7 @@ def gaps_command(ctx: click.Context, start: str | None, end: str | None, as_json
     require_archive(settings)
     cal = calendar_for(settings)
     last_session = cal.last_complete_session()
-    first_known = min((line.trade_date for line in audit.task_lines(Ledger(settings.data_dir))), default=None)
+    first_known = min((line.trade_date for line in audit.task_lines(ledger_for(settings))), default=None)
     default_start = settings.start_date or first_known or last_session
     first, last = check_range(
         cal,
@@ -84,7 +85,7 @@ def gaps_command(ctx: click.Context, start: str | None, end: str | None, as_json
     )
     cal = calendar_for(terminal_calendar(settings, range(first.year, last.year + 1), required=False))
     gaps = audit.find_gaps(settings.data_dir, cal, first, last, archives=settings.archives(), roots=settings.roots,
-                           min_dte=settings.min_dte, max_dte=settings.max_dte)
+                           min_dte=settings.min_dte, max_dte=settings.max_dte, ledger=ledger_for(settings))
     if as_json:
         click.echo(json.dumps({"start": first, "end": last, "gaps": [dict(vars(g), key=g.key) for g in gaps]}, indent=2, default=str))
     else:
@@ -109,22 +110,24 @@ def gaps_command(ctx: click.Context, start: str | None, end: str | None, as_json
 @click.pass_context
 @handle_errors
 def verify_command(ctx: click.Context, start: str | None, end: str | None, repair: bool, as_json: bool,
-                   terminal_url: str | None, api: str | None, source: str | None, data_dir: Path | None) -> None:
+                   terminal_url: str | None, api: str | None, source: str | None, data_dir: str | None,
+                   ledger_dir: Path | None) -> None:
     """Check every file's sha256, footer, row count and schema version against the ledger.
 
     Also lists data files the ledger does not know and temp files of unfinished writes. Exit 0
     when all is well, 1 when problems were found (after --repair: re-run spxdl to refetch).
     """
 
-    settings = build_settings(ctx, file_logging=repair, **archive_flags(terminal_url, api, data_dir, source))
+    settings = build_settings(ctx, file_logging=repair, **archive_flags(terminal_url, api, data_dir, source, ledger_dir))
     require_archive(settings)
     resume = suggested(ctx, "resume", simulated=is_simulated(settings))
     first = parse_cli_date(start, "--start") if start else None
     last = parse_cli_date(end, "--end") if end else None
-    report = audit.verify_archive(settings.data_dir, first, last)
+    ledger = ledger_for(settings)
+    report = audit.verify_archive(settings.data_dir, first, last, ledger=ledger)
     if repair:
         open_log_file(ctx)
-    repaired = audit.repair(settings.data_dir, report) if repair else None
+    repaired = audit.repair(settings.data_dir, report, ledger=ledger) if repair else None
     if as_json:
         payload = {"ok": report.ok, "tasks": report.tasks, "files": report.files, "rows": report.rows,
                    "bytes": report.bytes, "problems": [vars(p) for p in report.problems], "repair": repaired,

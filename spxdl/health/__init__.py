@@ -10,11 +10,20 @@ One responsibility per module, each importing only those before it in this list:
 - ``doctor``: ``doctor_report``, one small request per endpoint family and dataset, every answer judged.
 """
 
-from spxdl.health.checks import Check, Finding, TerminalCheck, Verdict, check_data_dir, check_disk, check_terminal
+from spxdl.health.checks import (
+    Check,
+    Finding,
+    TerminalCheck,
+    Verdict,
+    check_archive,
+    check_data_dir,
+    check_disk,
+    check_terminal,
+)
 from spxdl.health.doctor import DoctorReport, doctor_report
 from spxdl.health.report import CalendarCheck, HealthReport, check_calendar, health_report
 
 __all__ = [
     "CalendarCheck", "Check", "DoctorReport", "Finding", "HealthReport", "TerminalCheck", "Verdict",
-    "check_calendar", "check_data_dir", "check_disk", "check_terminal", "doctor_report", "health_report",
+    "check_archive", "check_calendar", "check_data_dir", "check_disk", "check_terminal", "doctor_report", "health_report",
 ]
