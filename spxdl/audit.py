@@ -289,6 +289,7 @@ def verify_archive(
     Also reports data files the ledger does not know and temp files left by unfinished writes.
     """
     ledger = ledger if ledger is not None else Ledger(data_dir)
+    ledger.archive.check()  # an object store that does not answer, refuses us or lacks the bucket: say so once
     report = VerifyReport()
     for task, directory in iter_tasks_in_range(data_dir, start, end, ledger=ledger):
         report.tasks += 1

@@ -90,13 +90,20 @@ def check_store_uri(text: str) -> str:
                          + ", ".join(f"{name}://" for name in STORE_SCHEMES))
     location, mark, query = text.partition("?")
     bucket = location[len(scheme) + 3:].rpartition("@")[2].split("/", 1)[0]
-    if not bucket:
+    if not bucket and scheme not in ("hdfs", "viewfs"):  # hdfs:///path: the default name node
         raise ValueError(f"expected a bucket after {scheme}://, like {scheme}://bucket/prefix")
     return location.rstrip("/") + mark + query
 
 
 def _is_secret(name: str) -> bool:
     return any(word in name.lower() for word in SECRET_WORDS)
+
+
+def _secret_userinfo(scheme: str, location: str) -> bool:
+    """Whether the part before ``@`` is a credential: ``KEY:SECRET`` anywhere, and any of it for S3 and
+    GCS (an Azure ``container@account`` or an HDFS ``user@host`` names, it does not unlock)."""
+    userinfo = location.rpartition("@")[0]
+    return ":" in userinfo or (bool(userinfo) and scheme in ("s3", "gs", "gcs"))
 
 
 def has_credentials(text: str) -> bool:
@@ -106,7 +113,8 @@ def has_credentials(text: str) -> bool:
     if not match:
         return False
     location, _, query = text[match.end():].partition("?")
-    return "@" in location or any(_is_secret(name) for name, _ in parse_qsl(query, keep_blank_values=True))
+    return _secret_userinfo(match.group("scheme").lower(), location) or any(
+        _is_secret(name) for name, _ in parse_qsl(query, keep_blank_values=True))
 
 
 def redact(text: str) -> str:
@@ -117,7 +125,7 @@ def redact(text: str) -> str:
     if not match or not has_credentials(text):
         return text
     location, mark, query = text[match.end():].partition("?")
-    if "@" in location:
+    if _secret_userinfo(match.group("scheme").lower(), location):
         location = f"{HIDDEN}@{location.rpartition('@')[2]}"
     pairs = parse_qsl(query, keep_blank_values=True)
     if any(_is_secret(name) for name, _ in pairs):

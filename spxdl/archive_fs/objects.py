@@ -41,13 +41,16 @@ class ObjectArchive(Archive):
         self.uri = uri
         self.scheme = uri_scheme(uri) or "s3"
         self.spool = Path(spool)
-        location = uri.partition("?")[0].partition("://")[2].rpartition("@")[2]
-        self.root = PurePosixPath(location.rstrip("/"))  # as pyarrow resolves it: bucket/prefix
 
     @property
     def filesystem(self) -> pafs.FileSystem:
         """The store's filesystem, resolved on first use (once per process)."""
         return remote.resolve(self.uri)[0]
+
+    @property
+    def root(self) -> Location:  # type: ignore[override]
+        """The data dir inside the store as pyarrow resolves it (``bucket/prefix``)."""
+        return PurePosixPath(remote.resolve(self.uri)[1])
 
     def show(self, location: Location) -> str:
         return f"{self.scheme}://{PurePosixPath(location)}"

@@ -37,7 +37,7 @@ from spxdl.errors import (
     ObjectStoreUnreachable,
     StorageError,
 )
-from spxdl.urls import redact
+from spxdl.urls import has_credentials, redact
 
 CHUNK = 8 << 20
 # What the AWS SDK says (through pyarrow) when the endpoint does not answer, or refuses the caller.
@@ -69,7 +69,7 @@ def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
 def scrub(text: str, uri: str | None = None) -> str:
     """``text`` without any credential it could carry: the URI's, and those of the AWS variables."""
     found = [os.environ.get(name) for name in CREDENTIAL_VARIABLES]
-    if uri is not None and "@" in uri.partition("?")[0]:
+    if uri is not None and has_credentials(uri):
         userinfo = uri.partition("://")[2].partition("?")[0].rpartition("@")[0]
         found += [userinfo, *userinfo.split(":", 1)]
         text = text.replace(uri, redact(uri))

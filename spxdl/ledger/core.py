@@ -15,11 +15,8 @@ A corrupt file is moved aside to ``<name>.corrupt-<UTC time>`` and rebuilt: summ
 ``_day.json`` files, a ``_day.json`` from the Parquet footers in its directory. ``docs/ledger.md``
 describes the formats and the rules.
 
-The data files live in the ledger's ``archive``: by default the ledger's own directory. When they
-live elsewhere (an object store, ``data_dir = s3://...``, with the ledger in ``ledger_dir``), the
-ledger publishes copies of its files next to the data for readers there: a task's ``_day.json``
-when the task finishes or is released, ``status.json`` and ``inventory.json`` when a run ends
-(``publish_summaries``) and after a rebuild.
+The data files live in the ledger's ``archive`` (by default its own directory); when they live
+elsewhere (``data_dir = s3://...``), copies of the ledger's files are published there (``mirror.py``).
 """
 
 from __future__ import annotations
@@ -34,7 +31,7 @@ from spxdl.archive_fs import Archive, LocalArchive
 from spxdl.errors import LedgerCorrupt, StorageError
 from spxdl.ledger import claims
 from spxdl.ledger.lock import LedgerLock
-from spxdl.ledger.mirror import publish_copies, published_day, tasks_on_disk
+from spxdl.ledger.mirror import publish_changed, publish_copies, published_day, tasks_on_disk
 from spxdl.ledger.records import (
     FORMAT_VERSION,
     archive_totals,
@@ -68,9 +65,8 @@ def _check_state(state: str, allowed: tuple[str, ...], what: str) -> None:
 class Ledger:
     """The ledger of one data dir. Every method takes the lock; instances are cheap and stateless.
 
-    ``data_dir`` is where the ledger's own files live; ``archive``, where the data files do (by
-    default the same directory). ``mirror`` is the archive when it lies elsewhere: the ledger then
-    publishes copies of its files there.
+    ``data_dir`` holds the ledger's files, ``archive`` the data files (by default the same place);
+    ``mirror`` is the archive when it lies elsewhere, where copies of the ledger's files go.
     """
 
     def __init__(self, data_dir: Path, *, lock_timeout: float = 60.0, stale_after: float = 60.0,
@@ -265,10 +261,8 @@ class Ledger:
         for task in self.tasks_on_disk():
             footers = self._read_footers(task) if verify_files else None
             with self.lock():
-                before = self._day_bytes(task)
                 self._repair_day(task, footers, problems)
-                if self._day_bytes(task) != before:
-                    publish_copies(self.data_dir, self.mirror, self._day_path(task))
+                publish_changed(self.data_dir, self.mirror, self._day_path(task))
         with self.lock():
             _status, inventory = self._rebuild_summaries(problems)
             publish_copies(self.data_dir, self.mirror, *self._summary_paths())
@@ -295,10 +289,6 @@ class Ledger:
 
     def _summary_paths(self) -> tuple[Path, Path]:
         return storage.status_path(self.data_dir), storage.inventory_path(self.data_dir)
-
-    def _day_bytes(self, task: Task) -> bytes | None:
-        path = self._day_path(task)
-        return path.read_bytes() if path.is_file() else None
 
     def _day_path(self, task: Task) -> Path:
         return storage.day_json_path(self.data_dir, task.archive, task.root, task.trade_date)

@@ -35,6 +35,19 @@ def publish_copies(ledger_dir: Path, mirror: Archive | None, *paths: Path) -> No
             log.warning("could not publish %s next to the data: %s", path.name, exc)
 
 
+def publish_changed(ledger_dir: Path, mirror: Archive | None, path: Path) -> None:
+    """Publish a ledger file whose copy next to the data is missing or differs (a repair's catching up)."""
+    if mirror is None or not path.is_file():
+        return
+    try:
+        same = mirror.read_bytes(mirror.at(path.relative_to(ledger_dir))) == path.read_bytes()
+    except (StorageError, OSError) as exc:
+        log.warning("could not read the published copy of %s: %s", path.name, exc)
+        return
+    if not same:
+        publish_copies(ledger_dir, mirror, path)
+
+
 def published_day(ledger_dir: Path, mirror: Archive, task: Task) -> dict[str, Any] | None:
     """The task's ``_day.json`` as published next to the data (for a ledger dir started afresh), if sound."""
     path = storage.day_json_path(ledger_dir, task.archive, task.root, task.trade_date)
