@@ -13,6 +13,7 @@ import logging
 import pickle
 from datetime import date
 from pathlib import PurePosixPath
+from urllib.parse import quote
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -100,7 +101,7 @@ def test_the_local_archive_writes_reads_and_lists_as_storage_does(tmp_path):
 
 
 def test_a_uri_opens_an_object_archive_rooted_at_its_bucket_and_prefix(s3, tmp_path):
-    archive = open_archive(s3.uri("bucket", "a/b", userinfo=f"KEY:{SECRET}"), tmp_path)
+    archive = open_archive(s3.uri("bucket", "a/b", userinfo=f"KEY:{quote(SECRET, safe='')}"), tmp_path)
     assert isinstance(archive, ObjectArchive) and not archive.local and not archive.holds(tmp_path)
     assert archive.root == PurePosixPath("bucket/a/b")
     assert str(archive) == "s3://bucket/a/b" and SECRET not in repr(archive)
@@ -229,8 +230,11 @@ def test_refused_credentials_are_told_apart_and_name_where_credentials_come_from
 
 def test_an_unreadable_uri_is_a_config_error_without_its_credentials():
     with pytest.raises(ConfigError, match="cannot be used") as caught:
-        remote.resolve(f"s3://KEY:{SECRET}@bucket/p?no_such_option=1")
-    assert SECRET not in str(caught.value) and "s3://***@bucket/p" in str(caught.value)
+        remote.resolve(f"s3://KEY:{quote(SECRET, safe='')}@bucket/p?no_such_option=1")
+    assert quote(SECRET, safe="") not in str(caught.value) and "s3://***@bucket/p" in str(caught.value)
+    with pytest.raises(ConfigError, match="must be percent-encoded") as caught:
+        remote.resolve(f"s3://AKIAEXAMPLE:{SECRET}@bucket/p")  # '/' unencoded: pyarrow cannot parse it
+    assert SECRET not in str(caught.value) and "AKIAEXAMPLE" not in str(caught.value)
 
 
 @pytest.mark.parametrize("message, kind", [

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from datetime import date
@@ -126,8 +127,8 @@ def test_duckdb_reads_the_bucket_through_fsspec_and_through_arrow_with_partition
     by_day = "SELECT trade_date, count(*), sum(delta) FROM {} GROUP BY ALL ORDER BY ALL"
     assert con.execute(by_day.format(greeks)).fetchall() == con.execute(by_day.format(local)).fetchall()
     one_day = f"SELECT count(*) FROM {greeks} WHERE trade_date = DATE '2024-03-15'"
-    plan = "\n".join(row[1] for row in con.execute(f"EXPLAIN {one_day}").fetchall())
-    assert "Scanning Files: 2/3" in plan  # the other day's file is pruned by its trade_date= directory
+    plan = con.execute(f"EXPLAIN SELECT strike, delta FROM {greeks} WHERE trade_date = DATE '2024-03-15'").fetchall()
+    assert "Scanning Files: 2/3" in plan[0][1]  # the other day's file is pruned by its trade_date= directory
     filesystem, root = pafs.FileSystem.from_uri(archives["uri"])
     dataset = ds.dataset(f"{root}/greeks-1m", filesystem=filesystem, format="parquet", partitioning=PARTITIONING)
     con.register("greeks", dataset)
@@ -187,10 +188,19 @@ def test_an_object_store_that_starts_refusing_mid_run_stops_the_run_for_resume(a
     assert remote_digests(s3, bucket, "spx") == local_digests(archives["local"])
 
 
+def copy_of(archives, s3: MotoS3, ledger: Path) -> str:
+    """A copy of the module's bucket archive (server-side) with its ledger: a bucket of the test's own."""
+    bucket, fs = s3.new_bucket(), s3.filesystem()
+    for info in fs.get_file_info(pafs.FileSelector(f"{archives['bucket']}/spx", recursive=True)):
+        if info.type == pafs.FileType.File:
+            fs.copy_file(info.path, bucket + info.path[len(archives["bucket"]):])
+    shutil.copytree(archives["ledger"], ledger)
+    return bucket
+
+
 def test_verify_and_gaps_find_a_corrupted_and_a_missing_object_and_repair_and_resume_fix_them(archives, s3, isolated):
-    bucket = s3.new_bucket()
+    bucket = copy_of(archives, s3, isolated / "ledger")
     where = ["--data-dir", s3.uri(bucket, "spx"), "--ledger-dir", str(isolated / "ledger")]
-    assert invoke(*RUN, *where).exit_code == 0
     fs, day14 = s3.filesystem(), f"{bucket}/spx/greeks-1m/root=SPXW/trade_date=2024-03-14"
     other = pa.BufferOutputStream()
     pq.write_table(pa.table({"strike": [1.0]}), other)

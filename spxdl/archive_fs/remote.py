@@ -59,7 +59,9 @@ def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
     try:
         filesystem, root = pafs.FileSystem.from_uri(uri)
     except ValueError as exc:  # pyarrow's ArrowInvalid: an option or a scheme it does not take
-        raise ConfigError(f"[storage] data_dir {redact(uri)} cannot be used: {scrub(str(exc), uri)}",
+        hint = ("; credentials in a URI must be percent-encoded ('/' as %2F), or better left to AWS_ACCESS_KEY_ID "
+                "and AWS_SECRET_ACCESS_KEY" if has_credentials(uri) else "")
+        raise ConfigError(f"[storage] data_dir {redact(uri)} cannot be used: {scrub(str(exc), uri)}{hint}",
                           key="storage.data_dir") from None
     except OSError as exc:
         raise classify(exc, redact(uri), "connecting", uri) from None
