@@ -16,7 +16,7 @@ from datetime import date, datetime
 from pathlib import Path, PurePath
 from typing import Any, Iterable, Iterator
 
-from spxdl import datasets, storage
+from spxdl import datasets, shapes, storage
 from spxdl.archive_fs import Archive, Location
 from spxdl.errors import LedgerBusy, StorageError
 from spxdl.ledger import ExpirationState, Ledger, RunBook, RunRecordState, Task, TaskState
@@ -322,4 +322,7 @@ def repair(data_dir: Path, report: VerifyReport, *, ledger: Ledger | None = None
     swept = [str(path) for path in storage.sweep_temp_files(ledger.data_dir)] if ledger.mirror is not None else []
     swept += [files.show(path) for path in files.sweep_temp_files()]
     rebuilt = ledger.rebuild()
+    if ledger.mirror is not None:  # a ledger dir started afresh takes the shapes too
+        for archive in sorted({task.archive for task in ledger.tasks_on_disk()}):
+            shapes.adopt_published(ledger.data_dir, archive, ledger.mirror)
     return {"moved_aside": moved, "temp_removed": swept, "ledger": rebuilt}

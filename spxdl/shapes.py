@@ -101,15 +101,28 @@ def ensure_archive_shape(data_dir: Path, archive: str, shape: Mapping[str, objec
     afresh must not record another shape over the data's), and the result is published there.
     """
     path = storage.archive_json_path(data_dir, archive)
-    published = mirror.at(path.relative_to(data_dir)) if mirror is not None else None
-    if published is not None and not path.exists():
-        data = mirror.read_bytes(published)
-        if data is not None and storage.create_bytes_once(path, data):
-            log.info("took the shape of %s from %s", archive, mirror.show(published))
+    if mirror is not None:
+        adopt_published(data_dir, archive, mirror)
     where = mirror.show(mirror.at(archive)) if mirror is not None else str(storage.dataset_dir(data_dir, archive))
     _ensure_shape(where, archive, path, _normalized(shape))
-    if published is not None and mirror.read_bytes(published) != path.read_bytes():
-        mirror.publish(published, path.read_bytes())
+    if mirror is not None:
+        published = mirror.at(path.relative_to(data_dir))
+        if mirror.read_bytes(published) != path.read_bytes():
+            mirror.publish(published, path.read_bytes())
+
+
+def adopt_published(data_dir: Path, archive: str, mirror: Archive) -> bool:
+    """Take the shape published next to the data when the ledger (``data_dir``) has none: a ledger dir started
+    afresh for an existing archive. True if taken."""
+    path = storage.archive_json_path(data_dir, archive)
+    if path.exists():
+        return False
+    published = mirror.at(path.relative_to(data_dir))
+    data = mirror.read_bytes(published)
+    if data is None or not storage.create_bytes_once(path, data):
+        return False
+    log.info("took the shape of %s from %s", archive, mirror.show(published))
+    return True
 
 
 def _ensure_shape(where: str, archive: str, path: Path, wanted: dict[str, Any]) -> None:

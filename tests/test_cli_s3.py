@@ -207,24 +207,43 @@ def test_verify_and_gaps_find_a_corrupted_and_a_missing_object_and_repair_and_re
     with fs.open_output_stream(f"{day14}/spxw_exp_20240315.parquet") as out:  # another file's bytes: sha256 differs
         out.write(other.getvalue())
     fs.delete_file(f"{bucket}/spx/greeks-1m/root=SPXW/trade_date=2024-03-15/spxw_exp_20240322.parquet")
+    with fs.open_output_stream(f"{day14}/.spxw_exp_20240315.parquet.tmp-1-0badf00d") as out:  # a killed upload's
+        out.write(b"PAR1")
 
     verify = invoke("verify", *where)
     assert verify.exit_code == 1
     assert f"CHECKSUM   s3://{day14}/spxw_exp_20240315.parquet: sha256 differs" in verify.output
     assert "MISSING    s3://" in verify.output and "spxw_exp_20240322.parquet: recorded" in verify.output
+    assert f"TEMP       s3://{day14}/.spxw_exp_20240315.parquet.tmp-1-0badf00d" in verify.output
     gaps = invoke("gaps", "--start", FIRST, "--end", LAST, *where)
     assert gaps.exit_code == 0  # the ledger still says complete: verify is what reads the files
 
     repair = invoke("verify", "--repair", *where)
-    assert "repair: moved 1 bad file(s) aside" in repair.output
+    assert "repair: moved 1 bad file(s) aside, removed 0 temp file(s)" in repair.output  # younger than an hour
     assert any(".spxw_exp_20240315.parquet.corrupt-" in key for key in s3.keys(bucket))
     gaps = invoke("gaps", "--start", FIRST, "--end", LAST, *where)
     assert gaps.exit_code == 1 and "2 gap(s)" in gaps.stderr
     resume = invoke("resume", "--simulate", *where)
     assert resume.exit_code == 0, resume.stderr
+    fs.delete_file(f"{day14}/.spxw_exp_20240315.parquet.tmp-1-0badf00d")  # what a run an hour later sweeps
     assert invoke("verify", *where).exit_code == 0
     assert invoke("gaps", "--start", FIRST, "--end", LAST, *where).exit_code == 0
     assert remote_digests(s3, bucket, "spx") == local_digests(archives["local"])
+
+
+def test_a_ledger_dir_started_afresh_is_made_whole_from_the_bucket_by_verify_repair(archives, s3, isolated, tmp_path):
+    bucket = copy_of(archives, s3, tmp_path / "old-ledger")  # the old ledger is lost: only the bucket is left
+    where = ["--data-dir", s3.uri(bucket, "spx"), "--ledger-dir", str(isolated / "new-ledger")]
+    assert "spxdl verify --repair" in one_error_line(invoke("status", *where))
+    repair = invoke("verify", "--repair", *where)
+    assert "rebuilt the ledger" in repair.output, repair.output + repair.stderr
+    status = json.loads(invoke("status", "--json", *where).output)
+    assert status["totals"]["states"] == {"success": 2}  # the published records, their coverage included
+    assert (isolated / "new-ledger" / "greeks-1m" / "_archive.json").read_bytes() == \
+        (archives["ledger"] / "greeks-1m" / "_archive.json").read_bytes()
+    assert invoke("verify", *where).exit_code == 0
+    again = invoke(*RUN, *where)
+    assert again.exit_code == 0 and "Nothing to do for 2024-03-14 .. 2024-03-15: 2 task(s) already complete" in again.stderr
 
 
 def test_status_and_health_read_the_object_store(archives, moto_s3, isolated):

@@ -119,6 +119,8 @@ def verify_command(ctx: click.Context, start: str | None, end: str | None, repai
     """
 
     settings = build_settings(ctx, file_logging=repair, **archive_flags(terminal_url, api, data_dir, source, ledger_dir))
+    if repair and settings.ledger_dir is not None:
+        open_log_file(ctx)  # a ledger dir started afresh for an archive elsewhere: the repair builds it
     require_archive(settings)
     resume = suggested(ctx, "resume", simulated=is_simulated(settings))
     first = parse_cli_date(start, "--start") if start else None
