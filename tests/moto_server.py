@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import subprocess
 import sys
 import uuid
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 FAULTS: dict[str, str] = {}  # mode -> text of the keys it hits
+START_TIMEOUT_SECONDS = 60.0
 S3_ENVIRONMENT = {"AWS_ACCESS_KEY_ID": "test-key", "AWS_SECRET_ACCESS_KEY": "test-secret",
                   "AWS_EC2_METADATA_DISABLED": "true", "AWS_DEFAULT_REGION": "us-east-1"}
 
@@ -92,10 +94,12 @@ class MotoS3:
         env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "0"} if auth else dict(os.environ)
         process = subprocess.Popen([sys.executable, str(Path(__file__).resolve())], stdin=subprocess.PIPE,
                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-        line = process.stdout.readline()
+        ready, _, _ = select.select([process.stdout], [], [], START_TIMEOUT_SECONDS)
+        line = process.stdout.readline() if ready else ""
         if not line.startswith("PORT "):
             process.kill()
-            raise RuntimeError(f"moto did not start: {line!r}")
+            process.wait(timeout=10)
+            raise RuntimeError(f"moto did not start within {START_TIMEOUT_SECONDS:.0f} s: {line!r}")
         return cls(process, int(line.split()[1]))
 
     def stop(self) -> None:
@@ -119,7 +123,8 @@ class MotoS3:
     def command(self, line: str) -> None:
         self.process.stdin.write(line + "\n")
         self.process.stdin.flush()
-        assert self.process.stdout.readline().strip() == "ok"
+        ready, _, _ = select.select([self.process.stdout], [], [], START_TIMEOUT_SECONDS)
+        assert ready and self.process.stdout.readline().strip() == "ok", f"moto did not take {line!r}"
 
     def fail_uploads(self, text: str) -> None:
         self.command(f"fail {text}")
