@@ -17,7 +17,7 @@ from pathlib import Path, PurePath
 from typing import Any, Iterable, Iterator
 
 from spxdl import datasets, shapes, storage
-from spxdl.archive_fs import Archive, Location
+from spxdl.archive_fs import Archive, LocalArchive, Location
 from spxdl.errors import LedgerBusy, StorageError
 from spxdl.ledger import ExpirationState, Ledger, RunBook, RunRecordState, Task, TaskState
 from spxdl.trading_calendar import TradingCalendar
@@ -299,8 +299,9 @@ def verify_archive(
 
 def quarantine(path: Location, archive: Archive | None = None) -> Location:
     """Move a bad data file aside (hidden, so readers skip it); returns its new path."""
-    target = archive.move_aside(path, hidden=True) if archive is not None else storage.move_aside(Path(path), hidden=True)
-    log.warning("moved %s aside to %s", archive.show(path) if archive is not None else path, target.name)
+    archive = archive if archive is not None else LocalArchive(Path(path).parent)
+    target = archive.move_aside(path, hidden=True)
+    log.warning("moved %s aside to %s", archive.show(path), target.name)
     return target
 
 

@@ -169,11 +169,11 @@ class ObjectArchive(Archive):
         for info in files:
             if storage.temp_file_pid(info.base_name) is None or info.mtime is None or info.mtime.timestamp() > cutoff:
                 continue
-            with contextlib.suppress(FileNotFoundError), remote.store_errors(self.show(PurePosixPath(info.path)), "removing"):
+            location = PurePosixPath(info.path)
+            with contextlib.suppress(FileNotFoundError), remote.store_errors(self.show(location), "removing"):
                 self.filesystem.delete_file(info.path)
-                removed.append(PurePosixPath(info.path))
-                log.info("removed stale temp object %s (%s old)", self.show(PurePosixPath(info.path)),
-                         _age(info.mtime))
+                removed.append(location)
+                log.info("removed stale temp object %s (%s old)", self.show(location), _age(info.mtime))
         return removed
 
 
