@@ -11,7 +11,13 @@ SPXDL  := $(BIN)/spxdl
 # direct and direct-test install nothing below Python 3.12 (their requirements say so).
 EXTRAS := test,direct,direct-test
 
-.PHONY: install test run bench soak backfill update sim clean help
+# make dist: a wheel and a single-file app (a pex zipapp holding spxdl and its dependencies, pyarrow's
+# binary wheel included), built from a copy of the sources with the versions the .venv tested.
+PEX_VERSION  := 2.105.2
+DIST_SRC     := build/dist-src
+RUNTIME_DEPS := requests|urllib3|pyarrow|click|charset.normalizer|idna|certifi
+
+.PHONY: install test run bench soak backfill update sim dist dist-check clean help
 
 help:
 	@echo "make run       download three simulated days into ./sim-data (built-in simulated terminal)"
@@ -21,6 +27,8 @@ help:
 	@echo "make backfill  fill every gap from [download] start_date (real terminal; see README)"
 	@echo "make update    fetch the latest sessions (what the systemd timer runs)"
 	@echo "make sim       serve the simulated terminal on 127.0.0.1:25503 until Ctrl-C"
+	@echo "make dist      build dist/spxdl-VERSION-py3-none-any.whl and dist/spxdl.pyz (one file: needs only Python)"
+	@echo "make dist-check  run dist/spxdl.pyz --version and a simulated run with a bare Python in a temp dir"
 
 install: $(STAMP)
 
@@ -56,6 +64,31 @@ update: install
 
 sim: install
 	$(SPXDL) sim
+
+dist: install
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check 'pex==$(PEX_VERSION)'
+	rm -rf $(DIST_SRC) dist/spxdl-*.whl dist/spxdl.pyz
+	mkdir -p $(DIST_SRC) dist
+	cp -R setup.cfg pyproject.toml README.md spxdl $(DIST_SRC)/
+	find $(DIST_SRC) -name __pycache__ -prune -exec rm -rf {} +
+	$(BIN)/python -m pip freeze --exclude-editable | grep -iE '^($(RUNTIME_DEPS))==' > build/dist-constraints.txt
+	$(BIN)/python -m pip wheel --quiet --disable-pip-version-check --no-deps --wheel-dir dist $(DIST_SRC)
+	$(BIN)/pex $(DIST_SRC) --constraints build/dist-constraints.txt -c spxdl --venv --pip-version 24.1 \
+		--python-shebang '/usr/bin/env python3' -o dist/spxdl.pyz
+	@ls -l dist
+
+# A new venv without pip or pyarrow, an empty environment and HOME, and PEX_ROOT in the temp dir.
+dist-check:
+	@test -f dist/spxdl.pyz || { echo "no dist/spxdl.pyz: run make dist first"; exit 2; }
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	$(PYTHON) -m venv --without-pip "$$tmp/python" && \
+	if "$$tmp/python/bin/python" -c 'import pyarrow' 2>/dev/null; then echo "the bare Python has pyarrow"; exit 1; fi && \
+	cp dist/spxdl.pyz "$$tmp/" && cd "$$tmp" && \
+	only_python="env -i HOME=$$tmp PEX_ROOT=$$tmp/pex PATH=$$tmp/python/bin:/usr/bin:/bin" && \
+	$$only_python python spxdl.pyz --version && \
+	$$only_python python spxdl.pyz run --simulate --sim-profile tiny --days-back 2 --yes && \
+	$$only_python python spxdl.pyz verify --data-dir sim-data && \
+	echo "dist-check: dist/spxdl.pyz ran --version, a simulated run and verify with only $$($$only_python python --version)"
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

@@ -1,8 +1,6 @@
-"""Reading the archive back: task status, gaps against the trading calendar, verification, repair.
-
-Everything here reads; only :func:`repair` changes the disk, and it never deletes data: a file
-that fails verification is moved aside (a hidden ``.<name>.corrupt-<time>`` next to it) and its
-task is planned again.
+"""Reading the archive's ledger back: task status (per task and per archive, with what the checks
+counted), and gaps against the trading calendar. Everything here reads; ``verify.py`` reads the
+files themselves.
 
 Each function takes the data dir and, optionally, its ``Ledger``: where the data lives apart from
 the ledger (an object store), the ledger knows both (``engine.shared.ledger_for`` builds it).
@@ -12,14 +10,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
-from pathlib import Path, PurePath
-from typing import Any, Iterable, Iterator
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any, Iterable
 
-from spxdl import datasets, shapes, storage
-from spxdl.archive_fs import Archive, LocalArchive, Location
-from spxdl.errors import LedgerBusy, StorageError
+from spxdl import datasets, quality, shapes
+from spxdl.errors import StorageError
 from spxdl.ledger import ExpirationState, Ledger, RunBook, RunRecordState, Task, TaskState
+from spxdl.ledger.records import last_file_at, sum_checks
 from spxdl.trading_calendar import TradingCalendar
 from spxdl.urls import redact
 
@@ -44,6 +42,12 @@ class TaskLine:
     seconds: float | None
     error: str | None
     claimed_by: str | None
+    files: int = 0
+    checks: dict[str, int] = field(default_factory=dict)  # what each check counted in its files (non-zero)
+    dropped: int = 0  # rows [validation] mode = drop left out of its files
+    last_file_at: str | None = None  # when its latest file landed (UTC, ISO)
+    done: int | None = None  # a task a live run works on: expirations complete so far in its window...
+    listed: int | None = None  # ...of this many (None until the run has listed them)
 
 
 def _duration(entry: dict[str, Any]) -> float | None:
@@ -61,11 +65,35 @@ def shown_state(ledger: Ledger, task: Task, entry: dict[str, Any]) -> str:
     return entry["state"]
 
 
+def _progress(ledger: Ledger, task: Task) -> dict[str, Any]:
+    """A task a live run works on, read from its ``_day.json``: expirations complete in the claim's window
+    so far, how many the window holds, and when its latest file landed."""
+    day = ledger.day(task) or {"expirations": {}, "claim": None}
+    claim = day.get("claim") or {}
+    low = task.trade_date + timedelta(days=claim.get("min_dte", 0))
+    high = task.trade_date + timedelta(days=claim.get("max_dte", 0))
+    done = sum(entry.get("state") == ExpirationState.COMPLETE and low <= date.fromisoformat(name) <= high
+               for name, entry in day["expirations"].items())
+    return {"done": done, "listed": claim.get("listed"), "last_file_at": last_file_at(day)}
+
+
+def _last_file_at(entry: dict[str, Any]) -> str | None:
+    """When a task's latest file landed; a status.json written before this was recorded: its finish, if it has rows."""
+    if "last_file_at" in entry:
+        return entry["last_file_at"]
+    return entry.get("finished_at") if entry.get("rows") else None
+
+
 def task_lines(ledger: Ledger) -> list[TaskLine]:
     """Every task the ledger knows, in (archive, root, date) order."""
     lines = []
+    files = ledger.inventory()["tasks"]
     for task, entry in ledger.tasks():
         state = shown_state(ledger, task, entry)
+        found = files.get(task.key, {})
+        # status.json is not rewritten per expiration: a task a run works on (or left) is read from its _day.json
+        unfinished = state in (TaskState.IN_PROGRESS, TaskState.INTERRUPTED)
+        running = _progress(ledger, task) if unfinished else {}
         lines.append(TaskLine(
             key=task.key,
             archive=task.archive,
@@ -78,6 +106,12 @@ def task_lines(ledger: Ledger) -> list[TaskLine]:
             seconds=_duration(entry),
             error=entry.get("error"),
             claimed_by=entry.get("claimed_by") if state == TaskState.IN_PROGRESS else None,
+            files=found.get("files", 0),
+            checks=dict(found.get("checks") or {}),
+            dropped=found.get("dropped", 0),
+            last_file_at=running.get("last_file_at") or _last_file_at(entry),
+            done=running.get("done") if state == TaskState.IN_PROGRESS else None,
+            listed=running.get("listed") if state == TaskState.IN_PROGRESS else None,
         ))
     return lines
 
@@ -102,8 +136,42 @@ def status_report(data_dir: Path | str, *, ledger: Ledger | None = None) -> dict
             "bytes": sum(line.bytes for line in lines),
         },
         "last_complete_day": last_complete_day(lines),
+        "archives": archive_summaries(ledger.data_dir, lines),
         "runs": runs,
     }
+
+
+def archive_summaries(data_dir: Path, lines: list[TaskLine]) -> dict[str, dict[str, Any]]:
+    """Per archive: tasks, files, rows, bytes, rows dropped, when data last arrived, the last complete trade
+    date, the validation mode it was made with and what each check counted (with its share of the rows)."""
+    summaries = {}
+    for archive in sorted({line.archive for line in lines}):
+        mine = [line for line in lines if line.archive == archive]
+        rows, dropped = sum(line.rows for line in mine), sum(line.dropped for line in mine)
+        counts = sum_checks(line.checks for line in mine)
+        arrived = [line.last_file_at for line in mine if line.last_file_at]
+        summaries[archive] = {
+            "tasks": len(mine),
+            "files": sum(line.files for line in mine),
+            "rows": rows,
+            "bytes": sum(line.bytes for line in mine),
+            "dropped": dropped,
+            "last_data_at": max(arrived) if arrived else None,
+            "last_complete_day": last_complete_day(mine),
+            "validation": validation_of(data_dir, archive),
+            "checks": [line.as_dict() for line in quality.check_lines(counts, rows, dropped)],
+        }
+    return summaries
+
+
+def validation_of(data_dir: Path, archive: str) -> str | None:
+    """The validation mode recorded in the archive's shape (None: not recorded, or unreadable)."""
+    try:
+        shape = shapes.recorded_shape(data_dir, archive)
+    except StorageError as exc:
+        log.warning("%s", exc)
+        return None
+    return (shape or {}).get("validation")
 
 
 def last_complete_day(lines: Iterable[TaskLine]) -> date | None:
@@ -159,7 +227,7 @@ def find_gaps(
     gaps = []
     roots = tuple(roots)
     for archive in archives:
-        dataset = _dataset_of(archive)
+        dataset = dataset_of(archive)
         low, high = dataset.dte_window(min_dte, max_dte) if dataset else (min_dte, max_dte)
         for root in dataset.roots_for(roots) if dataset else roots:
             for day in calendar.trading_days(start, end):
@@ -174,156 +242,7 @@ def find_gaps(
     return gaps
 
 
-# ------------------------------------------------------------------ verify and repair
-
-
-BAD_KINDS = ("checksum", "rows", "unreadable", "schema")  # a data file whose content cannot be trusted
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong in the archive: ``kind`` is missing, checksum, rows, unreadable, schema, extra or temp."""
-
-    kind: str
-    path: str
-    detail: str
-    task: str | None = None
-
-
-@dataclass
-class VerifyReport:
-    """What ``verify`` looked at and what it found."""
-
-    tasks: int = 0
-    files: int = 0
-    rows: int = 0
-    bytes: int = 0
-    problems: list[Problem] = field(default_factory=list)
-    older_schema: list[tuple[str, str]] = field(default_factory=list)  # (path, its schema version): sound, older
-    older_days: set[date] = field(default_factory=set)  # trade dates holding such files
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def bad_files(self) -> list[Path]:
-        """Data files whose content cannot be trusted (moved aside by repair)."""
-        return [Path(p.path) for p in self.problems if p.kind in BAD_KINDS]
-
-
-def _schema_version_of(archive: Archive, path: Location) -> str | None:
-    metadata = archive.parquet_metadata(path).metadata or {}
-    value = metadata.get(b"schema_version")
-    return value.decode() if value is not None else None
-
-
-def _dataset_of(archive: str) -> datasets.Dataset | None:
+def dataset_of(archive: str) -> datasets.Dataset | None:
     """The dataset of an archive directory name (``greeks-1m``, ``eod``, ``index_price-1m``)."""
     name = archive.split("-", 1)[0]
     return datasets.DATASETS.get(name)
-
-
-def _verify_recorded_file(
-    files: Archive, task: Task, directory: Location, name: str, entry: dict[str, Any], report: VerifyReport
-) -> None:
-    path = directory / entry["file"]
-    shown = files.show(path)
-    if not files.exists(path):
-        report.problems.append(Problem("missing", shown, f"recorded for {name}, not on disk", task.key))
-        return
-    try:
-        info = files.verify_parquet(path)
-    except StorageError as exc:
-        report.problems.append(Problem("unreadable", shown, str(exc), task.key))
-        return
-    report.files += 1
-    report.rows += info.rows
-    report.bytes += info.bytes
-    if info.sha256 != entry.get("sha256"):
-        report.problems.append(Problem("checksum", shown, "sha256 differs from the ledger's", task.key))
-    elif info.rows != entry.get("rows"):
-        report.problems.append(Problem("rows", shown, f"{info.rows} rows, ledger says {entry.get('rows')}", task.key))
-    dataset = _dataset_of(task.archive)
-    if dataset is None:
-        return
-    version = _schema_version_of(files, path)
-    if version is not None and version.isdigit() and int(version) < dataset.schema_version:
-        report.older_schema.append((shown, version))  # sound: its columns are a prefix of today's
-        report.older_days.add(task.trade_date)
-    elif version != str(dataset.schema_version):
-        report.problems.append(Problem("schema", shown, f"schema version {version} is not {dataset.schema_version}", task.key))
-
-
-def _verify_task(ledger: Ledger, task: Task, directory: Location, report: VerifyReport) -> None:
-    files = ledger.archive
-    day = ledger.day(task) or {"expirations": {}}
-    recorded = set()
-    for name, entry in sorted(day["expirations"].items()):
-        if entry.get("state") == ExpirationState.COMPLETE and entry.get("file"):
-            recorded.add(entry["file"])
-            _verify_recorded_file(files, task, directory, name, entry, report)
-    for name in files.names(directory):
-        shown = files.show(directory / name)
-        if storage.temp_file_pid(name) is not None:
-            report.problems.append(Problem("temp", shown, "temp file of an unfinished write", task.key))
-        elif PurePath(name).suffix == ".parquet" and name not in recorded:
-            report.problems.append(Problem("extra", shown, "data file the ledger does not record as complete", task.key))
-
-
-def iter_tasks_in_range(
-    data_dir: Path, start: date | None, end: date | None, *, ledger: Ledger | None = None
-) -> Iterator[tuple[Task, Location]]:
-    """Task directories (in the ledger, or where the data lives) whose trade date lies in ``start..end``
-    (either bound optional)."""
-    ledger = ledger if ledger is not None else Ledger(data_dir)
-    for task in ledger.tasks_on_disk():
-        if (start is None or task.trade_date >= start) and (end is None or task.trade_date <= end):
-            yield task, ledger.archive.task_dir(task.archive, task.root, task.trade_date)
-
-
-def verify_archive(
-    data_dir: Path, start: date | None = None, end: date | None = None, *, ledger: Ledger | None = None
-) -> VerifyReport:
-    """Check every recorded file's existence, footer, rows, sha256 and schema version against the ledger.
-
-    Also reports data files the ledger does not know and temp files left by unfinished writes.
-    """
-    ledger = ledger if ledger is not None else Ledger(data_dir)
-    ledger.archive.check()  # an object store that does not answer, refuses us or lacks the bucket: say so once
-    report = VerifyReport()
-    for task, directory in iter_tasks_in_range(data_dir, start, end, ledger=ledger):
-        report.tasks += 1
-        _verify_task(ledger, task, directory, report)
-    return report
-
-
-def quarantine(path: Location, archive: Archive | None = None) -> Location:
-    """Move a bad data file aside (hidden, so readers skip it); returns its new path."""
-    archive = archive if archive is not None else LocalArchive(Path(path).parent)
-    target = archive.move_aside(path, hidden=True)
-    log.warning("moved %s aside to %s", archive.show(path), target.name)
-    return target
-
-
-def repair(data_dir: Path, report: VerifyReport, *, ledger: Ledger | None = None) -> dict[str, Any]:
-    """Move bad files aside, remove dead temp files, and rebuild the ledger from what is on disk.
-
-    Tasks that lost a file drop to ``partial`` and are planned again by the next run. Refused
-    (LedgerBusy) while a live run holds a task: a file it is about to record would look bad.
-    """
-    ledger = ledger if ledger is not None else Ledger(data_dir)
-    files = ledger.archive
-    busy = [task.key for task, entry in ledger.tasks() if entry.get("claimed_by") and ledger.is_held(task)]
-    if busy:
-        raise LedgerBusy(
-            f"a live spxdl run is downloading into {redact(str(data_dir))} ({busy[0]}); repair once it has finished"
-        )
-    bad = [files.location(problem.path) for problem in report.problems if problem.kind in BAD_KINDS]
-    moved = [files.show(quarantine(path, files)) for path in bad if files.exists(path)]
-    swept = [str(path) for path in storage.sweep_temp_files(ledger.data_dir)] if ledger.mirror is not None else []
-    swept += [files.show(path) for path in files.sweep_temp_files()]
-    rebuilt = ledger.rebuild()
-    if ledger.mirror is not None:  # a ledger dir started afresh takes the shapes too
-        for archive in sorted({task.archive for task in ledger.tasks_on_disk()}):
-            shapes.adopt_published(ledger.data_dir, archive, ledger.mirror)
-    return {"moved_aside": moved, "temp_removed": swept, "ledger": rebuilt}

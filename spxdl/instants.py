@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from spxdl.datasets import NY_TZ
-from spxdl.trading_calendar import DAY_MS
+from spxdl.trading_calendar import DAY_MS, TradingCalendar
 
 EPOCH = date(1970, 1, 1)
 SESSION_NOON = time(12)
@@ -71,3 +71,11 @@ class TradeDay:
             if low.as_py() == self.day == high.as_py():
                 return instants(wall_ms, self.midnight_ms)
         return pc.assume_timezone(wall_clock, NY_TZ, ambiguous="earliest", nonexistent="earliest")
+
+
+def early_close_ms(calendar: TradingCalendar, trade_date: date) -> int | None:
+    """The session's close in ms of day when ``trade_date`` closes early (13:15 New York), else None."""
+    if not calendar.early_close(trade_date):
+        return None
+    close = calendar.session_close(trade_date)
+    return (close.hour * 3600 + close.minute * 60 + close.second) * 1000

@@ -1,8 +1,9 @@
 """The shape of an archive: what made its files (``_archive.json``), and the refusal of a run of another shape.
 
 Files of two shapes in one directory (two intervals, two greeks rates, simulated and real, two
-simulator profiles) would read as one table and mislead, so the first run records its shape and
-every later run must match it. A newer ``schema_version`` only appends columns: an archive of an
+simulator profiles, two validation modes: flagged rows kept in some files and dropped from others)
+would read as one table and mislead, so the first run records its shape and every later run must
+match it. A newer ``schema_version`` only appends columns: an archive of an
 older one is upgraded.
 
 A simulated archive also records the DTE window it was made with (``window``, never compared):
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 WINDOW = "window"  # [min_dte, max_dte] a simulated archive was made with: a default, not compared
 NOT_COMPARED = frozenset({WINDOW})
 # Keys later versions record: an archive made before lacks them and gets them from the next run.
-ADDED_LATER = ("sim_profile", "sim_seed", WINDOW)
+ADDED_LATER = ("sim_profile", "sim_seed", WINDOW, "validation")
 
 
 def archive_shape(
@@ -42,6 +43,7 @@ def archive_shape(
         "start_time": settings.start_time.isoformat(),
         "end_time": settings.end_time.isoformat(),
         "source": "simulator" if simulator is not None else "terminal",
+        "validation": settings.validation_mode,
     }
     if dataset.greeks_params:
         shape.update(rate=settings.rate, rate_value=settings.rate_value, annual_div=settings.annual_div)

@@ -14,10 +14,12 @@ Everything that is not data starts with ``_`` or ``.``: dataset readers skip tho
 from __future__ import annotations
 
 import contextlib
+import csv
 import dataclasses
 import errno
 import fcntl
 import hashlib
+import io
 import json
 import logging
 import os
@@ -25,7 +27,7 @@ import re
 import tempfile
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import Any, BinaryIO, Callable, Iterable, Iterator, Mapping, Sequence
 
 import pyarrow.parquet as pq
 
@@ -38,6 +40,7 @@ DAY_JSON = "_day.json"
 ARCHIVE_JSON = "_archive.json"
 STATUS_JSON = "status.json"
 INVENTORY_JSON = "inventory.json"
+LAST_RUN_JSON = "last_run.json"
 LOCK_FILE = ".spxdl.lock"
 LOGS_DIR = "logs"
 RUNS_DIR = "runs"
@@ -118,6 +121,11 @@ def status_path(data_dir: Path) -> Path:
 def inventory_path(data_dir: Path) -> Path:
     """Totals and per-task file counts, bytes and rows."""
     return Path(data_dir) / INVENTORY_JSON
+
+
+def last_run_path(data_dir: Path) -> Path:
+    """How the latest download ended (``notify``'s memory of a failure)."""
+    return Path(data_dir) / LAST_RUN_JSON
 
 
 def lock_path(data_dir: Path) -> Path:
@@ -287,19 +295,43 @@ class FileInfo:
     sha256: str
 
 
-def append_lines(path: Path, text: str, *, header: str = "") -> None:
-    """Append ``text`` to ``path`` under an exclusive flock (``header`` first when the file is new).
+def append_csv_rows(path: Path, rows: Sequence[Mapping[str, object]], fields: Sequence[str]) -> None:
+    """Append ``rows`` to the CSV file ``path`` under an exclusive flock, with a header of ``fields`` if new.
 
-    Concurrent writers (a run's parent and another run) never interleave their lines.
+    Concurrent writers (a run's parent and another run) never interleave their lines. A file whose
+    header lacks some of ``fields`` (an older spxdl's) is first rewritten, atomically under the
+    same flock, with those columns added at the end and its rows padded; rows always follow the
+    file's own header. A writer that waited on the file a rewrite replaced appends to the new one.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        first = header if os.fstat(fd).st_size == 0 else ""
-        os.write(fd, (first + text).encode("utf-8"))
-    finally:
-        os.close(fd)  # closing drops the flock
+    while True:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if os.fstat(fd).st_ino != os.stat(path).st_ino:
+                continue  # replaced by a rewrite while we waited: append to the new file
+            with open(path, encoding="utf-8", newline="") as handle:
+                first = handle.readline()
+            header = next(csv.reader([first]), None) or list(fields)
+            missing = [name for name in fields if name not in header]
+            if missing:
+                with open(path, encoding="utf-8", newline="") as handle:
+                    widened = _csv_text([*header, *missing], csv.DictReader(handle), header=True)
+                write_bytes_atomic(path, widened.encode("utf-8"))
+                continue
+            os.write(fd, _csv_text(header, rows, header=not first).encode("utf-8"))
+            return
+        finally:
+            os.close(fd)  # closing drops the flock
+
+
+def _csv_text(fields: Sequence[str], rows: Iterable[Mapping[str, object]], *, header: bool) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(fields), restval="", extrasaction="ignore", lineterminator="\n")
+    if header:
+        writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
 
 
 def sha256_file(path: Path) -> str:

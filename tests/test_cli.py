@@ -95,6 +95,17 @@ def test_version(invoke):
     assert result.exit_code == 0 and "spxdl" in result.output
 
 
+def test_version_names_spxdl_python_and_pyarrow(invoke):
+    import platform
+
+    import pyarrow
+
+    from spxdl import __version__
+
+    result = invoke("--version")
+    assert result.output == f"spxdl {__version__} (Python {platform.python_version()}, pyarrow {pyarrow.__version__})\n"
+
+
 # ------------------------------------------------------------------ run and friends
 
 

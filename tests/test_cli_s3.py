@@ -93,7 +93,8 @@ def test_the_ledger_lives_in_the_ledger_dir_and_its_summaries_are_published_next
     assert (ledger / ".spxdl.lock").exists() and (ledger / "logs" / "spxdl.log").stat().st_size > 0
     assert "kind,key,state" in (ledger / "logs" / "metrics.csv").read_text()
     published = [path.relative_to(ledger).as_posix() for path in sorted(ledger.rglob("*.json"))
-                 if "runs" not in path.parts]
+                 if "runs" not in path.parts and path.name != "last_run.json"]  # notify's memory stays local
+    assert (ledger / "last_run.json").exists()
     assert {"status.json", "inventory.json", "greeks-1m/_archive.json",
             "greeks-1m/root=SPXW/trade_date=2024-03-15/_day.json"} <= set(published)
     for name in published:

@@ -547,6 +547,24 @@ def test_a_row_of_another_date_is_observed_and_kept_in_every_mode(validation):
     assert kept.num_rows == 1  # its own date, not the trade date
 
 
+def test_drop_mode_counts_observations_on_the_rows_it_keeps():
+    rows = make_rows(GREEKS)
+    for row in rows[1:3]:  # two placeholder rows; the second is also crossed, so drop leaves it out
+        row.update(bid=0.0, ask=0.0, delta=0.0, theta=0.0, vega=0.0, rho=0.0, epsilon=0.0)
+    rows[2].update(bid=1.0)
+    flagged = convert([body(GREEKS, "v2", rows)], spec_for(validation="flag"))[1]
+    table, dropped, _ = convert([body(GREEKS, "v2", rows)], spec_for(validation="drop"))
+    assert flagged.checks["greeks_all_zero"] == 2 and flagged.checks["crossed_quote"] == 1
+    assert (dropped.dropped, dropped.checks["crossed_quote"]) == (1, 1)  # counted as received, left out
+    assert table.num_rows == len(rows) - 1 and dropped.checks["greeks_all_zero"] == 1  # what the file holds
+
+
+def test_each_file_names_the_validation_mode_it_was_written_in():
+    for mode in ("flag", "drop"):
+        _, _, data = convert([GOLDEN_V2.read_bytes()], spec_for(validation=mode))
+        assert pq.read_metadata(pa.BufferReader(data)).metadata[b"validation"] == mode.encode()
+
+
 @pytest.mark.parametrize(
     "change, short, long",
     [(lambda rows: rows.pop(4), 1, 0), (lambda rows: rows.insert(4, dict(rows[4])), 0, 1)],

@@ -534,3 +534,41 @@ def test_connecting_asks_a_terminal_that_answered_badly_again_but_not_one_nobody
     with caplog.at_level(logging.INFO, logger="spxdl"), pytest.raises(TerminalUnavailable, match="no ThetaData Terminal"):
         engine.run(engine.plan(settings, START, START), settings)
     assert "trying again" not in caplog.text
+
+
+# ---------------------------------------------------------------------------------------------
+# checks: what each task's bad rows come to, in the ledger, metrics.csv and the log
+
+
+@pytest.fixture(name="crossing_sim")
+def fixture_crossing_sim(clean_sim):
+    """The module's simulator crossing every 7th quote (restored after the test)."""
+    from spxdl.simulator import Quirks
+
+    clean_sim.set_quirks(Quirks(crossed_every=7))
+    yield clean_sim
+    clean_sim.set_quirks(Quirks())
+
+
+@pytest.mark.parametrize("mode", ["flag", "drop"])
+def test_bad_rows_are_counted_per_task_in_the_ledger_metrics_and_the_log(crossing_sim, tmp_path, caplog, mode):
+    import logging
+
+    settings = make_settings(tmp_path, crossing_sim.url, workers=1, validation_mode=mode)
+    with caplog.at_level(logging.INFO, logger="spxdl"):
+        summary = run_range(settings, START, START)
+    crossed = summary.totals()["checks"]["crossed_quote"]
+    assert summary.complete and crossed > 0
+    assert summary.totals()["dropped"] == (crossed if mode == "drop" else 0)
+    key = Task("greeks-1m", "SPXW", START).key
+    entry = Ledger(tmp_path).inventory()["tasks"][key]
+    assert entry["checks"]["crossed_quote"] == crossed and entry.get("dropped", 0) == summary.totals()["dropped"]
+    task_row, run_row = metrics.read(tmp_path)
+    assert task_row["crossed_quote"] == run_row["crossed_quote"] == str(crossed)
+    assert task_row["dropped"] == str(summary.totals()["dropped"])
+    line = next(line for line in caplog.messages if line.startswith(f"{key}: checks flagged "))
+    assert f"crossed_quote {crossed:,}" in line and f"(validation {mode}" in line
+    assert ("row(s) dropped" in line) == (mode == "drop")  # in drop mode, contracts come out short too
+    rows = sum(pq.read_metadata(path).num_rows for path in data_files(tmp_path))
+    assert rows == summary.totals()["rows"]
+    assert all(pq.read_metadata(path).metadata[b"validation"] == mode.encode() for path in data_files(tmp_path))

@@ -278,6 +278,66 @@ def test_finish_records_state_coverage_and_summaries(ledger, data_dir):
     assert inventory["archives"]["greeks-1m"]["tasks"] == 1
 
 
+def test_checks_and_dropped_rows_are_recorded_and_summed_per_task_and_archive(ledger, data_dir):
+    ledger.claim(TASK, min_dte=0, max_dte=7)
+    first, second = EXP, EXP + timedelta(days=1)
+    ledger.record_expiration(TASK, first, "complete", info=write_data_file(data_dir, TASK, first, rows=4),
+                             checks={"crossed_quote": 2, "greeks_all_zero": 1, "negative_quote": 0}, dropped=2)
+    ledger.record_expiration(TASK, second, "complete", info=write_data_file(data_dir, TASK, second, rows=3),
+                             checks={"crossed_quote": 1})
+    assert ledger.finish(TASK, "success", min_dte=0, max_dte=7)
+
+    assert ledger.day(TASK)["expirations"][first.isoformat()]["dropped"] == 2
+    entry = ledger.inventory()["tasks"][TASK.key]
+    assert entry["checks"] == {"crossed_quote": 3, "greeks_all_zero": 1} and entry["dropped"] == 2
+    other = Task("greeks-1m", "SPXW", TASK.trade_date + timedelta(days=1))
+    ledger.claim(other, min_dte=0, max_dte=7)
+    ledger.record_expiration(other, second, "complete", info=write_data_file(data_dir, other, second, rows=1),
+                             checks={"crossed_quote": 5})
+    ledger.finish(other, "success", min_dte=0, max_dte=7)
+    archive = ledger.inventory()["archives"]["greeks-1m"]
+    assert archive["checks"] == {"crossed_quote": 8, "greeks_all_zero": 1} and archive["dropped"] == 2
+    rebuilt = Ledger(data_dir)
+    storage.inventory_path(data_dir).unlink()
+    assert rebuilt.inventory()["archives"]["greeks-1m"]["checks"] == archive["checks"]  # rebuilt from the days
+
+
+def test_a_failed_download_again_keeps_the_last_files_counts(ledger, data_dir):
+    ledger.claim(TASK, min_dte=0, max_dte=7)
+    info = write_data_file(data_dir, TASK, EXP, rows=4)
+    ledger.record_expiration(TASK, EXP, "complete", info=info, checks={"crossed_quote": 2}, dropped=1)
+    ledger.record_expiration(TASK, EXP, "failed", attempts=3, error="cut body")
+    entry = ledger.day(TASK)["expirations"][EXP.isoformat()]
+    assert (entry["state"], entry["sha256"], entry["checks"], entry["dropped"]) == ("failed", info.sha256,
+                                                                                    {"crossed_quote": 2}, 1)
+
+
+def test_the_status_names_when_a_tasks_last_file_landed(ledger, data_dir):
+    ledger.claim(TASK, min_dte=0, max_dte=7)
+    ledger.finish(TASK, "no_data", min_dte=0, max_dte=7)
+    assert ledger.status()["tasks"][TASK.key]["last_file_at"] is None
+    ledger.claim(TASK, min_dte=0, max_dte=7)
+    ledger.record_expiration(TASK, EXP, "complete", info=write_data_file(data_dir, TASK, EXP, rows=1))
+    ledger.record_expiration(TASK, EXP + timedelta(days=1), "failed", error="cut")
+    ledger.finish(TASK, "partial", min_dte=0, max_dte=7)
+    landed = ledger.day(TASK)["expirations"][EXP.isoformat()]["updated_at"]
+    assert ledger.status()["tasks"][TASK.key]["last_file_at"] == landed
+
+
+def test_the_claim_notes_how_many_expirations_the_window_holds(ledger):
+    ledger.claim(TASK, min_dte=0, max_dte=7)
+    ledger.note_listed(TASK, 5)
+    assert ledger.day(TASK)["claim"]["listed"] == 5
+    ledger.finish(TASK, "success", min_dte=0, max_dte=7)
+    ledger.note_listed(TASK, 6)  # no claim of ours: nothing written
+    assert ledger.day(TASK)["claim"] is None
+
+
+def test_another_processs_claim_never_takes_our_count(ledger, holder):
+    ledger.note_listed(TASK, 5)
+    assert "listed" not in ledger.day(TASK)["claim"]
+
+
 def test_expiration_states_lists_every_recorded_expiration(ledger, data_dir):
     ledger.claim(TASK, min_dte=0, max_dte=7)
     ledger.record_expiration(TASK, EXP, "complete", info=write_data_file(data_dir, TASK, EXP, rows=1))

@@ -105,6 +105,25 @@ def test_the_shape_of_a_simulated_run_names_profile_seed_and_window():
     assert real["source"] == "terminal" and not {"sim_profile", "sim_seed", "window"} & set(real)
 
 
+def test_the_validation_mode_is_part_of_the_shape_and_another_mode_is_refused(tmp_path):
+    from spxdl.config import Settings
+    from spxdl.datasets import get_dataset
+
+    greeks = get_dataset("greeks")
+    assert shapes.archive_shape(greeks, Settings(validation_mode="drop"), None)["validation"] == "drop"
+    shapes.ensure_archive_shape(tmp_path, "greeks-1m", shapes.archive_shape(greeks, Settings(), None))
+    with pytest.raises(ArchiveMismatch, match="validation: 'flag' in the archive, 'drop' asked"):
+        shapes.ensure_archive_shape(tmp_path, "greeks-1m", shapes.archive_shape(greeks, Settings(validation_mode="drop"), None))
+
+
+def test_an_archive_recorded_before_validation_modes_gets_the_next_runs_mode(tmp_path):
+    shapes.ensure_archive_shape(tmp_path, "greeks-1m", SHAPE)  # as an older spxdl recorded it
+    shapes.ensure_archive_shape(tmp_path, "greeks-1m", {**SHAPE, "validation": "drop"})
+    assert shapes.recorded_shape(tmp_path, "greeks-1m")["validation"] == "drop"
+    with pytest.raises(ArchiveMismatch, match="validation"):
+        shapes.ensure_archive_shape(tmp_path, "greeks-1m", {**SHAPE, "validation": "flag"})
+
+
 # ------------------------------------------------------------------ the data elsewhere (an object store)
 
 

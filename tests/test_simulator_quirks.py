@@ -45,6 +45,11 @@ def test_each_quirk_changes_one_respect(quirky):
     assert get(quirky, *GREEKS).split(b"\r\n")[1].split(b",")[2] == b"%d" % (strike * 1000)
     v2 = get(quirky, "/v2/list/strikes", {"root": "SPXW", "exp": "20240315", "use_csv": "true"})
     assert v2.split(b"\r\n")[1] == b"%.3f" % strike
+    quirky.set_quirks(Quirks(crossed_every=3))
+    header, *rows = get(quirky, *GREEKS).decode().split("\r\n")[:-1]
+    bid, ask = header.split(",").index("bid"), header.split(",").index("ask")
+    crossed = [n for n, row in enumerate(rows, start=1) if float(row.split(",")[bid]) > float(row.split(",")[ask])]
+    assert crossed == list(range(3, len(rows) + 1, 3))
 
 
 def test_quirks_are_set_over_http_and_checked(quirky):

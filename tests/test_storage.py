@@ -284,3 +284,49 @@ def test_sweep_knows_the_names_that_temp_prefix_makes():
     assert storage.temp_file_pid("spxw_exp_20240116.parquet") is None
 
 
+
+
+# ---------------------------------------------------------------------------------------------
+# CSV appends (metrics.csv)
+
+OLD_HEADER = "kind,key,rows\n"
+
+
+def append_widened_rows(path: Path, writer: int, start) -> None:
+    start.wait()
+    for n in range(20):
+        storage.append_csv_rows(path, [{"kind": "task", "key": f"w{writer}/{n}", "rows": n, "dropped": 1}],
+                                ("kind", "key", "rows", "dropped"))
+
+
+def test_csv_rows_get_a_header_once_and_follow_the_files_own_column_order(tmp_path):
+    path = tmp_path / "logs" / "m.csv"
+    storage.append_csv_rows(path, [{"a": 1, "b": 2}], ("a", "b"))
+    storage.append_csv_rows(path, [{"a": 3, "b": 4, "unknown": 5}], ("a", "b"))
+    assert path.read_text() == "a,b\n1,2\n3,4\n"
+
+
+def test_an_older_header_is_widened_and_its_rows_padded_keeping_every_row(tmp_path):
+    path = tmp_path / "m.csv"
+    path.write_text(OLD_HEADER + "task,x,5\nrun,y,7\n")
+    storage.append_csv_rows(path, [{"kind": "task", "key": "z", "rows": 9, "dropped": 2}], ("kind", "key", "rows", "dropped"))
+    assert path.read_text() == "kind,key,rows,dropped\ntask,x,5,\nrun,y,7,\ntask,z,9,2\n"
+    assert not [p for p in tmp_path.iterdir() if p.name != "m.csv"]  # no temp file left
+
+
+def test_writers_waiting_while_the_header_is_widened_lose_no_row(tmp_path):
+    import multiprocessing
+
+    path = tmp_path / "m.csv"
+    path.write_text(OLD_HEADER + "task,old,1\n")
+    context = multiprocessing.get_context("fork")
+    start = context.Event()
+    writers = [context.Process(target=append_widened_rows, args=(path, w, start)) for w in range(4)]
+    for process in writers:
+        process.start()
+    start.set()
+    for process in writers:
+        process.join(timeout=60)
+    lines = path.read_text().splitlines()
+    assert lines[0] == "kind,key,rows,dropped" and lines[1] == "task,old,1,"
+    assert sorted(lines[2:]) == sorted(f"task,w{w}/{n},{n},1" for w in range(4) for n in range(20))

@@ -12,6 +12,7 @@ from datetime import date
 from pathlib import PurePath
 from typing import BinaryIO, Callable, Iterator
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from spxdl import storage
@@ -89,6 +90,10 @@ class Archive(abc.ABC):
     @abc.abstractmethod
     def parquet_metadata(self, location: Location) -> pq.FileMetaData:
         """The footer of a Parquet file."""
+
+    @abc.abstractmethod
+    def open_input(self, location: Location) -> pa.NativeFile:
+        """A random-access reader of one file (its rows read back by ``verify --content``); close it (``with``)."""
 
     @abc.abstractmethod
     def read_bytes(self, location: Location) -> bytes | None:

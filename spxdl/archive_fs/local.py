@@ -6,6 +6,7 @@ from datetime import date
 from pathlib import Path, PurePath
 from typing import BinaryIO, Callable, Iterator
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from spxdl import storage
@@ -47,6 +48,9 @@ class LocalArchive(Archive):
 
     def parquet_metadata(self, location: Location) -> pq.FileMetaData:
         return pq.read_metadata(Path(location))
+
+    def open_input(self, location: Location) -> pa.NativeFile:
+        return pa.OSFile(str(location), "r")
 
     def read_bytes(self, location: Location) -> bytes | None:
         path = Path(location)

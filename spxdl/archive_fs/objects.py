@@ -16,6 +16,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path, PurePath, PurePosixPath
 from typing import BinaryIO, Callable, Iterator
 
+import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
@@ -105,6 +106,10 @@ class ObjectArchive(Archive):
     def parquet_metadata(self, location: Location) -> pq.FileMetaData:
         with remote.store_errors(self.show(location), "reading"), self.filesystem.open_input_file(str(location)) as f:
             return pq.read_metadata(f)
+
+    def open_input(self, location: Location) -> pa.NativeFile:
+        with remote.store_errors(self.show(location), "reading"):
+            return self.filesystem.open_input_file(str(location))
 
     def read_bytes(self, location: Location) -> bytes | None:
         if not self.exists(location):

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.metadata
 import io
 import logging
 import os
+import platform
 import sys
 import traceback
 from pathlib import Path
@@ -124,12 +126,29 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def versions() -> str:
+    """``spxdl X (Python Y, pyarrow Z)``: what a bug report needs first (pyarrow's without importing it)."""
+    try:
+        arrow = importlib.metadata.version("pyarrow")
+    except importlib.metadata.PackageNotFoundError:
+        arrow = "not installed"
+    return f"spxdl {__version__} (Python {platform.python_version()}, pyarrow {arrow})"
+
+
+def print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """``--version``: print the versions and exit."""
+    if value and not ctx.resilient_parsing:
+        click.echo(versions())
+        ctx.exit(EXIT_OK)
+
+
 @click.group(epilog=EXIT_CODES_HELP, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="Config file (default: $SPXDL_CONFIG, ~/.config/spxdl/spxdl.ini, ./spxdl.ini).")
 @click.option("--verbose", "-v", is_flag=True, help="Debug logging, and a traceback with errors.")
 @click.option("--quiet", "-q", is_flag=True, help="Only warnings and errors on the console.")
 @click.option("--log-json", is_flag=True, help="Log as JSON lines (console and file).")
-@click.version_option(__version__, prog_name="spxdl")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=print_version,
+              help="Show spxdl's, Python's and pyarrow's versions and exit.")
 @click.pass_context
 def cli(ctx: click.Context, config_path: Path | None, verbose: bool, quiet: bool, log_json: bool) -> None:
     """Keep a local Parquet archive of SPX/SPXW option data from a ThetaData Terminal.

@@ -40,9 +40,10 @@ from spxdl.cli.options import (
     suggested,
     terminal_calendar,
 )
+from spxdl.cli.notifying import Told, told
 from spxdl.cli.progress import make_progress
 from spxdl.cli.render import describe_run, human_bytes, print_plan, print_summary, summary_exit_code
-from spxdl.engine.planning import days_back_range, update_range
+from spxdl.engine.planning import days_back_range, skipped_days, update_range
 from spxdl.engine.records import Plan
 from spxdl.engine.shared import ledger_for
 from spxdl.ledger import RunBook
@@ -100,23 +101,27 @@ def warn_if_relative(settings: config.Settings) -> None:
                 "absolute [storage] %s for timers and cron", what, where, where.absolute(), key)
 
 
-def run_plan(ctx: click.Context, plan: Plan, settings: config.Settings, *, dry_run: bool, yes: bool) -> None:
+def run_plan(ctx: click.Context, plan: Plan, settings: config.Settings, *, dry_run: bool, yes: bool,
+             gathered: Told) -> None:
     """Print a dry-run plan, or run it with progress and a summary; exit with the summary's code."""
-    code = run_plan_code(ctx, plan, settings, dry_run=dry_run, yes=yes)
+    code = run_plan_code(ctx, plan, settings, dry_run=dry_run, yes=yes, gathered=gathered)
     if code:
         raise Abort("", code)
 
 
-def run_plan_code(ctx: click.Context, plan: Plan, settings: config.Settings, *, dry_run: bool, yes: bool) -> int:
-    """``run_plan`` without the exit: the code its summary calls for."""
+def run_plan_code(ctx: click.Context, plan: Plan, settings: config.Settings, *, dry_run: bool, yes: bool,
+                  gathered: Told) -> int:
+    """``run_plan`` without the exit: the code its summary calls for; what it did goes into ``gathered``."""
     if dry_run:
-        print_plan(plan, engine.estimate(plan, settings), settings)
+        print_plan(plan, engine.estimate(plan, settings), settings, skipped_days(plan, settings.calendar()))
         return EXIT_OK
     if not plan.tasks:
+        gathered.arm(settings, (plan.start, plan.end))
         held = f"; {len(plan.held)} held by another live run" if plan.held else ""
         click.echo(f"Nothing to do for {plan.start} .. {plan.end}: {len(plan.done)} task(s) already complete{held}.", err=True)
         return EXIT_TRY_LATER if plan.held else EXIT_OK
     confirm_large_range(plan, settings, yes)
+    gathered.arm(settings, (plan.start, plan.end))
     open_log_file(ctx)
     warn_if_relative(settings)
     progress = make_progress(ctx, plan, settings)
@@ -124,6 +129,7 @@ def run_plan_code(ctx: click.Context, plan: Plan, settings: config.Settings, *, 
         summary = engine.run(plan, settings, on_event=progress.on_event, on_tick=progress.tick)
     finally:
         progress.close()
+    gathered.summaries.append(summary)
     with output_may_vanish():
         print_summary(summary, plan, settings.data_dir if settings.data_is_local else settings.data_dir_shown)
     return summary_exit_code(summary, plan)
@@ -142,7 +148,7 @@ def run_like(
     capture: Path | None = None,
     **options: Any,
 ) -> None:
-    """Shared body of run, backfill and update: settings, date range, then the download."""
+    """Shared body of run, backfill and update: settings, date range, then the download (told to notify)."""
     options["data_dir"] = simulate_data_dir(simulate, options.get("data_dir"))
     settings = build_settings(ctx, file_logging=not dry_run, **download_flags(**options))
     if simulate:
@@ -150,10 +156,10 @@ def run_like(
     settings, sim_profile = archive_defaults(settings, simulate=simulate, sim_profile=sim_profile)
     if capture is not None:
         settings = settings.replace(capture_dir=capture)
-    with simulated_terminal(settings, simulate, sim_profile, sim_flavor) as settings:
+    with told(ctx.command.name) as gathered, simulated_terminal(settings, simulate, sim_profile, sim_flavor) as settings:
         settings, (start, end) = span_of(settings, dates)
         plan = engine.plan(settings, start, end, force=force)
-        run_plan(ctx, plan, settings, dry_run=dry_run, yes=yes)
+        run_plan(ctx, plan, settings, dry_run=dry_run, yes=yes, gathered=gathered)
 
 
 @cli.command("run", epilog=EXIT_CODES_HELP)
@@ -259,16 +265,16 @@ def resume_command(ctx: click.Context, force: bool, dry_run: bool, yes: bool, si
         return
     for run in runs:
         click.echo(f"resuming {describe_run(run.as_dict())}", err=True)
-    with simulated_terminal(settings, simulate, sim_profile, sim_flavor) as settings:
+    with told(ctx.command.name) as gathered, simulated_terminal(settings, simulate, sim_profile, sim_flavor) as settings:
         first = min([task.trade_date for task in wanted] + [date.fromisoformat(run.record["start"]) for run in runs])
         this_year = trading_calendar.today_ny().year
         settings = terminal_calendar(settings, range(min(first.year, this_year - 1), this_year + 2))
         codes = []
         for chosen, plan in engine.resume_plans(settings, runs, wanted, force=force):
-            code = run_plan_code(ctx, plan, chosen, dry_run=dry_run, yes=yes)
+            code = run_plan_code(ctx, plan, chosen, dry_run=dry_run, yes=yes, gathered=gathered)
             if code not in (EXIT_OK, EXIT_INCOMPLETE, EXIT_TRY_LATER):  # stopped: start nothing more
                 raise Abort("", code)
             codes.append(code)
-    code = EXIT_INCOMPLETE if EXIT_INCOMPLETE in codes else EXIT_TRY_LATER if EXIT_TRY_LATER in codes else EXIT_OK
-    if code:
-        raise Abort("", code)
+        code = EXIT_INCOMPLETE if EXIT_INCOMPLETE in codes else EXIT_TRY_LATER if EXIT_TRY_LATER in codes else EXIT_OK
+        if code:
+            raise Abort("", code)

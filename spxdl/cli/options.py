@@ -422,11 +422,13 @@ def suggested(ctx: click.Context, command: str, *args: str, simulated: bool = Fa
 
 
 def _option_words(param: click.Parameter, value: Any) -> list[str]:
-    """An option and its value(s) as typed on a command line."""
+    """An option and its value(s) as typed on a command line (an argument: its values alone)."""
+    values = value if isinstance(value, (tuple, list)) else (value,)
+    if isinstance(param, click.Argument):
+        return [redact(str(item)) for item in values]
     name = next((opt for opt in param.opts if opt.startswith("--")), param.opts[0])
     if isinstance(param, click.Option) and param.is_flag:
         return [name] if value else []
-    values = value if isinstance(value, (tuple, list)) else (value,)
     return [word for item in values for word in (name, redact(str(item)))]  # no credentials in a printed command
 
 

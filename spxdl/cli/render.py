@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import signal
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -82,8 +83,9 @@ def print_summary(summary: RunSummary, plan: Plan, data_dir: Path | str | None =
         echo(f"  interrupted by {signal.Signals(summary.interrupted).name}{kept}; run the same command again to resume")
 
 
-def print_plan(plan: Plan, estimate: dict[str, Any], settings: config.Settings) -> None:
-    """The dry-run report: what would be downloaded and roughly how much."""
+def print_plan(plan: Plan, estimate: dict[str, Any], settings: config.Settings,
+               skipped: list[tuple[date, str]] = ()) -> None:
+    """The dry-run report: what would be downloaded, roughly how much and how long, and the days skipped."""
     days = sorted({task.trade_date for task in plan.tasks})
     click.echo(f"Plan for {plan.start} .. {plan.end} into {settings.data_dir_shown} (dry run: nothing written)")
     click.echo(f"  tasks to download: {len(plan.tasks)} over {len(days)} trading day(s)")
@@ -93,10 +95,28 @@ def print_plan(plan: Plan, estimate: dict[str, Any], settings: config.Settings) 
                f"DTE {settings.min_dte}..{settings.max_dte}")
     click.echo(f"  estimate: ~{estimate.get('requests', 0):,} requests, ~{estimate.get('rows', 0):,} rows, "
                f"~{human_bytes(estimate.get('bytes', 0))} on disk")
+    if "seconds" in estimate:
+        source = ("the rows/s of past runs in metrics.csv" if estimate["rate_from"] == "past runs"
+                  else "a default: no past run in metrics.csv yet")
+        click.echo(f"  time: ~{human_duration(estimate['seconds'])} at {estimate['rows_per_s']:,} rows/s ({source})")
     for task in plan.tasks[:20]:
         click.echo(f"    {task.key}")
     if len(plan.tasks) > 20:
         click.echo(f"    ... and {len(plan.tasks) - 20} more")
+    print_skipped(skipped)
+
+
+def print_skipped(skipped: list[tuple[date, str]], most: int = 20) -> None:
+    """The days a plan skips with the reason, weekends counted rather than listed."""
+    weekends = [day for day, _ in skipped if day.weekday() >= 5]
+    listed = [(day, why) for day, why in skipped if day.weekday() < 5]
+    if not skipped:
+        return
+    click.echo(f"  skipped: {len(listed)} day(s)" + (f" and {len(weekends)} weekend day(s)" if weekends else ""))
+    for day, why in listed[:most]:
+        click.echo(f"    {day} ({day:%a}): {why}")
+    if len(listed) > most:
+        click.echo(f"    ... and {len(listed) - most} more")
 
 
 def describe_run(run: dict[str, Any]) -> str:
@@ -108,6 +128,42 @@ def describe_run(run: dict[str, Any]) -> str:
     return (f"run {run['start']} .. {run['end']} ({','.join(chosen['roots'])}; {','.join(chosen['datasets'])} "
             f"{chosen['interval']}; DTE {chosen['min_dte']}..{chosen['max_dte']}{force}) started {started} UTC "
             f"by pid {run['pid']}: {run['state']}{why}; {run['remaining']} of {run['tasks']} task(s) left")
+
+
+def describe_expirations(line: dict[str, Any]) -> str:
+    """A task's expirations by state; a task a run works on now: how many of its window's are done."""
+    if line.get("done") is not None:
+        return f"{line['done']} of {line['listed']} done" if line.get("listed") is not None else f"{line['done']} done"
+    return ",".join(f"{count} {state}" for state, count in sorted(line["expirations"].items())) or "-"
+
+
+def describe_archive(name: str, archive: dict[str, Any]) -> str:
+    """One archive as a line: files, rows, size, when data last arrived, last complete trade date, mode."""
+    arrived = local_time(archive["last_data_at"]) if archive["last_data_at"] else "never"
+    dropped = f" ({archive['dropped']:,} dropped)" if archive["dropped"] else ""
+    return (f"{name}: {archive['files']:,} file(s), {archive['rows']:,} rows{dropped}, {human_bytes(archive['bytes'])}; "
+            f"data last arrived {arrived}; last complete trade date {archive['last_complete_day'] or 'none yet'}; "
+            f"validation {archive['validation'] or 'not recorded'}")
+
+
+def check_line(line: dict[str, Any], *, with_what: bool = False) -> str:
+    """One check's count with its share of the rows (contracts: the count alone); ``with_what``: a table row
+    with what the check counts."""
+    share = percent(line["share"]) if line["share"] is not None else line["counts"]
+    if not with_what:
+        return f"{line['name']} {line['count']:,} ({share})"
+    kind = "observed: " if line["observation"] else ""
+    return f"{line['name']:<20} {line['count']:>12,} {share:>10}  {kind}{line['what']}"
+
+
+def percent(share: float) -> str:
+    """A share as a percentage with two decimals; a count too small for them is ``<0.01 %``, never 0."""
+    return f"{share * 100:.2f} %" if share * 100 >= 0.005 or share == 0 else "<0.01 %"
+
+
+def local_time(stamp: str) -> str:
+    """A stored UTC timestamp as this machine's wall clock, with its zone."""
+    return datetime.fromisoformat(stamp).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 def human_bytes(count: float) -> str:

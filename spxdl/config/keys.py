@@ -8,6 +8,7 @@ from typing import Any, Callable
 from spxdl.config.parsers import (
     optional,
     parse_choice,
+    parse_command,
     parse_data_dir,
     parse_date,
     parse_datasets,
@@ -86,6 +87,10 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("calendar", "overrides", "calendar_overrides", optional(parse_path), "file of closures announced after this release"),
     KeySpec("calendar", "source", "calendar_source", parse_choice("builtin", "terminal"),
             "builtin: the calendar in spxdl (and the overrides file); terminal: the terminal's own calendar wins (v3)"),
+    KeySpec("notify", "command", "notify_command", optional(parse_command),
+            "run by /bin/sh after a download that failed, found no data or was interrupted, and after the first success "
+            "after one; the run's summary as JSON on its stdin; empty: none"),
+    KeySpec("notify", "timeout", "notify_timeout", parse_float(1, 3600), "seconds the notify command may take before it is killed"),
 )
 KEYS_BY_FIELD = {spec.field: spec for spec in KEYS}
 KEYS_BY_NAME = {(spec.section, spec.key): spec for spec in KEYS}

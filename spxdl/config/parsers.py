@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 from datetime import date, time
 from pathlib import Path
 from typing import Any, Callable
@@ -145,3 +146,13 @@ def parse_log_level(text: str) -> str:
     if value not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ValueError("expected one of: DEBUG, INFO, WARNING, ERROR")
     return value
+
+
+def parse_command(text: str) -> str:
+    """A shell command line (``/bin/sh -c`` runs it); its quotes must balance."""
+    command = text.strip()
+    try:
+        shlex.split(command)
+    except ValueError as exc:
+        raise ValueError(f"not a command line /bin/sh can run ({exc})") from None
+    return command

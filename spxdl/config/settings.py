@@ -73,6 +73,9 @@ class Settings:
     calendar_overrides: Path | None = None
     calendar_source: str = "builtin"
 
+    notify_command: str | None = None
+    notify_timeout: float = 60.0
+
     # Set by the program, never by a key: the days the terminal's calendar decides ([calendar]
     # source = terminal, resolved once before planning), and where to capture answers (--capture).
     calendar_sessions: tuple[tuple[date, str], ...] = ()

@@ -7,7 +7,8 @@ One responsibility per module, each importing only those before it in this list:
 - ``reader``: ``Converter``, CSV pages (or the SDK's Arrow chunks) to checked output batches (the
   header, or the chunk's columns, checked first);
 - ``writer``: batches to one Parquet file in row groups of an exact size (``write_parquet``);
-- ``split``: one answer of every expiration of a day, split and checked per expiration.
+- ``split``: one answer of every expiration of a day, split and checked per expiration;
+- ``recheck``: a stored file's rows checked again (``spxdl verify --content``).
 
 Every name below is importable from ``spxdl.convert``.
 """
@@ -15,6 +16,7 @@ Every name below is importable from ``spxdl.convert``.
 from spxdl.convert.normalize import NORMALIZERS
 from spxdl.convert.reader import NOT_STORED, NULL_VALUES, Converter, SourcePage, iter_batches
 from spxdl.convert.spec import BLOCK_SIZE, VALIDATION_MODES, ConvertResult, ConvertSpec
+from spxdl.convert.recheck import Recount, recount
 from spxdl.convert.split import DayPart, DaySplit, split_by_expiration
 from spxdl.convert.writer import (
     DICTIONARY_COLUMNS,
@@ -37,10 +39,12 @@ __all__ = [
     "Converter",
     "DayPart",
     "DaySplit",
+    "Recount",
     "RowGroupBuffer",
     "SourcePage",
     "file_metadata",
     "iter_batches",
+    "recount",
     "split_by_expiration",
     "write_batches",
     "write_parquet",

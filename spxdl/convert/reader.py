@@ -146,17 +146,24 @@ class Converter:
         length = len(columns["ms_of_day"])
         batch = pa.RecordBatch.from_arrays([columns[name] for name in dataset.schema.names], schema=dataset.schema)
         masks = checks.row_checks(dataset, self.expected, columns, length)
-        counts = {name: mask.true_count for name, mask in masks.items()}
-        counts.update(checks.observations(dataset, columns))
-        for name, count in counts.items():
+        failing = {name: mask.true_count for name, mask in masks.items() if name not in checks.OBSERVATIONS}
+        for name, count in failing.items():
             self._count(name, count)
-        failing = {name: count for name, count in counts.items() if count and name not in checks.OBSERVATIONS}
+        failing = {name: count for name, count in failing.items() if count}
         if failing and self.spec.validation == "fail":
             raise self._validation_failed(failing)
+        observed = {name: mask for name, mask in masks.items() if name in checks.OBSERVATIONS}
         if failing and self.spec.validation == "drop":
-            flagged = checks.any_of([masks[name] for name in failing], length)
-            self.dropped += flagged.true_count
-            batch = batch.filter(pc.invert(flagged))
+            kept = pc.invert(checks.any_of([masks[name] for name in failing], length))
+            self.dropped += length - kept.true_count
+            batch = batch.filter(kept)
+            columns = dict(zip(batch.schema.names, batch.columns))
+            observed = {name: pc.filter(mask, kept) for name, mask in observed.items()}
+        # Observations count the rows stored (as the contract checks do), so verify --content finds them again.
+        for name, mask in observed.items():
+            self._count(name, mask.true_count)
+        for name, count in checks.observations(dataset, columns).items():
+            self._count(name, count)
         if self.spec.expected_rows_per_contract is not None:
             self.contracts.add(batch)
         self.rows += batch.num_rows

@@ -80,6 +80,7 @@ def file_metadata(spec: ConvertSpec) -> dict[str, str]:
         "start_ms": str(spec.start_ms),
         "end_ms": str(spec.end_ms),
         "interval_ms": "" if spec.interval_ms is None else str(spec.interval_ms),
+        "validation": spec.validation,
     }
     metadata.update({str(key): _metadata_text(value) for key, value in spec.metadata.items() if value is not None})
     return {key: value for key, value in metadata.items() if value is not None}

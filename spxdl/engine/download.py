@@ -22,14 +22,15 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any, BinaryIO, Iterator, Mapping
 
-from spxdl import convert, datasets, storage, trading_calendar
+from spxdl import convert, datasets, storage
 from spxdl.archive_fs import Archive, Location
 from spxdl.config import Settings
 from spxdl.datasets import Dataset
 from spxdl.engine.records import EXPIRATION_DONE, EXPIRATION_PROGRESS, EXPIRATIONS_LISTED, RETRY
 from spxdl.engine.shared import RETRYABLE, RUN_STOPPERS, STOPS, STORE_STOPPERS, retrying
 from spxdl.engine.streams import Meter, stoppable
-from spxdl.errors import Interrupted, NoData, SpxdlError, StorageError
+from spxdl.errors import Interrupted, NoData, SpxdlError, StorageError, ValidationFailed
+from spxdl.instants import early_close_ms
 from spxdl.ledger import ExpirationState, Task
 from spxdl.sources import SourcePage
 
@@ -52,6 +53,7 @@ class Outcome:
     skipped: bool = False
     checks: Mapping[str, int] = field(default_factory=dict)  # rows (or contracts) each check flagged
     extra_columns: tuple[str, ...] = ()
+    dropped: int = 0  # rows [validation] mode = drop left out of the file
 
 
 class TaskDownload:
@@ -84,6 +86,7 @@ class TaskDownload:
         missing = [expiration for expiration in wanted if expiration not in complete]
         log.info("%s: %d expiration(s) in DTE %d..%d, %d to fetch", self.task.key, len(wanted), self.min_dte,
                  self.max_dte, len(missing))
+        self.worker.ledger.note_listed(self.task, len(wanted))
         self.worker.emit(EXPIRATIONS_LISTED, self.task, total=len(missing))
         if not missing:
             return outcomes
@@ -103,6 +106,7 @@ class TaskDownload:
         task is then ``no_data`` or ``failed`` as a whole. Expirations already complete are skipped.
         """
         split = self.fetch_day()
+        self.worker.ledger.note_listed(self.task, len(split.parts))
         complete = set() if self.force else self.complete_expirations()
         outcomes = []
         for expiration, part in sorted(split.parts.items()):
@@ -261,7 +265,8 @@ class TaskDownload:
     def failed(self, expiration: date, attempt: int, exc: Exception) -> Outcome:
         log.warning("%s exp %s failed after %d attempt(s): %s", self.task.key, expiration, attempt, exc)
         self.worker.ledger.record_expiration(self.task, expiration, ExpirationState.FAILED, attempts=attempt, error=str(exc))
-        return Outcome(expiration, ExpirationState.FAILED, attempts=attempt, error=str(exc))
+        counted = exc.counts if isinstance(exc, ValidationFailed) else {}  # what made [validation] mode = fail fail it
+        return Outcome(expiration, ExpirationState.FAILED, attempts=attempt, error=str(exc), checks=counted)
 
     def pages(self, expiration: date | None) -> Iterator[SourcePage]:
         """The source's pages of one expiration (None: every expiration of the day, or an index's day)."""
@@ -300,7 +305,7 @@ class TaskDownload:
         task, settings = self.task, self.settings
         self.worker.ledger.record_expiration(
             task, expiration, ExpirationState.COMPLETE, info=info, attempts=attempt, checks=result.checks,
-            extra_columns=result.extra_columns,
+            extra_columns=result.extra_columns, dropped=result.dropped,
         )
         flagged = {name: count for name, count in result.checks.items() if count}
         if flagged:
@@ -308,7 +313,7 @@ class TaskDownload:
                       settings.validation_mode)
         outcome = Outcome(
             expiration, ExpirationState.COMPLETE, rows=info.rows, bytes=info.bytes, attempts=attempt, checks=flagged,
-            extra_columns=result.extra_columns,
+            extra_columns=result.extra_columns, dropped=result.dropped,
         )
         self.landed.append(outcome)
         return outcome
@@ -336,14 +341,6 @@ class TaskDownload:
             metadata=greeks_params(dataset, settings),
             early_close_ms=early_close_ms(self.worker.calendar, task.trade_date),
         )
-
-
-def early_close_ms(calendar: trading_calendar.TradingCalendar, trade_date: date) -> int | None:
-    """The session's close in ms of day when ``trade_date`` closes early (13:15 New York), else None."""
-    if not calendar.early_close(trade_date):
-        return None
-    close = calendar.session_close(trade_date)
-    return (close.hour * 3600 + close.minute * 60 + close.second) * 1000
 
 
 def greeks_params(dataset: Dataset, settings: Settings) -> dict[str, Any]:

@@ -7,10 +7,11 @@ Also the ranges the commands ask for (the latest sessions for ``update``, the la
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from datetime import date, timedelta
-from typing import Collection, Sequence
+from typing import Any, Collection, Sequence
 
-from spxdl import audit, datasets, storage, trading_calendar
+from spxdl import audit, datasets, metrics, storage, trading_calendar
 from spxdl.config import Settings
 from spxdl.datasets import Dataset
 from spxdl.engine.records import Plan
@@ -24,6 +25,9 @@ from spxdl.ledger import RunView, Task
 EST_CONTRACTS_PER_EXPIRATION = 330
 EST_PARQUET_BYTES_PER_ROW = 20
 MONTHLY_ROOTS = frozenset({"SPX"})  # AM-settled monthlies: third Fridays only
+# A dry run's clock before any run has been measured: about what one worker stores from a real
+# terminal (the simulator serves 450-600k rows/s on loopback, bench/engine_run.py; a terminal is slower).
+DEFAULT_ROWS_PER_SECOND = 100_000
 
 
 def plan(
@@ -95,8 +99,9 @@ def _selection_key(settings: Settings, force: bool) -> tuple[object, ...]:
     return (settings.roots, settings.datasets, settings.interval, settings.min_dte, settings.max_dte, force)
 
 
-def estimate(plan: Plan, settings: Settings) -> dict[str, int]:
-    """Rough figures for a dry run: requests, expirations, rows and Parquet bytes. Writes nothing."""
+def estimate(plan: Plan, settings: Settings) -> dict[str, Any]:
+    """Rough figures for a dry run: requests, expirations, rows, Parquet bytes, and seconds at the rows/s of
+    past runs in metrics.csv (``rate_from`` "past runs"), else at a stated default. Writes nothing."""
     calendar = settings.calendar()
     by_archive = archive_datasets(settings)
     expirations = rows = requests = 0
@@ -109,13 +114,38 @@ def estimate(plan: Plan, settings: Settings) -> dict[str, int]:
         rows += count * contracts * _rows_per_contract(dataset, settings)
     listed = [task for task in plan.tasks if not (by_archive[task.archive].all_expirations or by_archive[task.archive].is_index)]
     listings = len({task.root for task in listed}) * min(settings.workers, len(listed))
+    past = metrics.past_rows_per_second(settings.data_dir)
+    rate = past or DEFAULT_ROWS_PER_SECOND
     return {
         "tasks": len(plan.tasks),
         "expirations": expirations,
         "requests": requests + listings,
         "rows": rows,
         "bytes": rows * EST_PARQUET_BYTES_PER_ROW,
+        "seconds": round(rows / rate),
+        "rows_per_s": round(rate),
+        "rate_from": "past runs" if past else "default",
     }
+
+
+def skipped_days(plan: Plan, calendar: trading_calendar.TradingCalendar) -> list[tuple[date, str]]:
+    """The days of the plan's range it downloads nothing for, each with why: the market is closed, every
+    task of the day is complete or held by another live run, or (resume) nothing of the day is asked."""
+    planned = {task.trade_date for task in plan.tasks}
+    done = Counter(task.trade_date for task in plan.done)
+    held = Counter(task.trade_date for task in plan.held)
+    skipped = []
+    day = plan.start
+    while day <= plan.end:
+        if not calendar.is_trading_day(day):
+            holiday = calendar.holiday_name(day)
+            skipped.append((day, f"markets closed: {holiday}" if holiday else f"a {day:%A}"))
+        elif day not in planned:
+            why = [f"{done[day]} task(s) complete"] if done[day] else []
+            why += [f"{held[day]} held by another live run"] if held[day] else []
+            skipped.append((day, "; ".join(why) or "nothing asked of it"))
+        day += timedelta(days=1)
+    return skipped
 
 
 def _estimated_expirations(calendar: trading_calendar.TradingCalendar, task: Task, min_dte: int, max_dte: int) -> int:

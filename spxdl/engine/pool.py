@@ -321,6 +321,8 @@ class _Run:
             result.seconds,
             retries=result.retries,
             failures=len(result.failures),
+            dropped=result.dropped,
+            checks=result.checks,
         )
         _append_metrics(self.settings.ledger_path, row)
 
@@ -340,6 +342,8 @@ def _write_run_metrics(data_dir: Path, plan: Plan, summary: RunSummary) -> None:
         summary.seconds,
         retries=totals["retries"],
         failures=failures,
+        dropped=totals["dropped"],
+        checks=totals["checks"],
     )
     _append_metrics(data_dir, row)
 

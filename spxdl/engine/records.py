@@ -7,6 +7,7 @@ CLI renders (``Plan``, ``RunSummary``). Importing this module is cheap: no proce
 from __future__ import annotations
 
 import os
+import signal
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
@@ -89,6 +90,7 @@ class TaskResult:
     stopped_by: SpxdlError | None = None  # one of RUN_STOPPERS: the whole run stops
     checks: Mapping[str, int] = field(default_factory=dict)  # check name -> rows flagged, this run
     extra_columns: tuple[str, ...] = ()  # columns the terminal sent beyond the pinned ones
+    dropped: int = 0  # rows [validation] mode = drop left out of the files, this run
 
 
 @dataclass
@@ -148,6 +150,7 @@ class RunSummary:
             "rows": rows,
             "bytes": sum(result.bytes for result in self.results),
             "retries": sum(result.retries for result in self.results),
+            "dropped": sum(result.dropped for result in self.results),
             "expirations": dict(expirations),
             "checks": dict(checks),
             "seconds": self.seconds,
@@ -157,6 +160,32 @@ class RunSummary:
     def slowest(self, count: int = 5) -> list[TaskResult]:
         """The tasks that took longest."""
         return sorted(self.results, key=lambda result: result.seconds, reverse=True)[:count]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The run in plain JSON values: tasks by state, volume, what the checks counted, the tasks that
+        failed (with their errors and failed expirations) or had no data, and what stopped the run."""
+        totals = self.totals()
+        return {
+            "tasks": self.by_state(),
+            "rows": totals["rows"],
+            "bytes": totals["bytes"],
+            "seconds": round(self.seconds, 3),
+            "retries": totals["retries"],
+            "dropped": totals["dropped"],
+            "checks": {name: count for name, count in sorted(totals["checks"].items()) if count},
+            "failed_tasks": [
+                {"task": result.task.key, "state": result.state, "error": result.error,
+                 "expirations": [{"expiration": day.isoformat(), "error": why} for day, why in result.failures]}
+                for result in self.failed
+            ],
+            "no_data_tasks": [{"task": result.task.key, "error": result.error} for result in self.no_data],
+            "held_tasks": self.held,
+            "not_started": [task.key for task in self.not_started],
+            "interrupted_by": signal.Signals(self.interrupted).name if self.interrupted is not None else None,
+            "stopped_by": str(self.stopped_by) if self.stopped_by is not None else None,
+            "api": self.api,
+            "simulated": self.simulated,
+        }
 
 
 

@@ -21,6 +21,7 @@ from collections import Counter
 from datetime import date
 from typing import Any, ClassVar
 
+from spxdl import checks
 from spxdl.config import Settings
 from spxdl.datasets import Dataset
 from spxdl.engine.download import Outcome, TaskDownload
@@ -200,6 +201,10 @@ class Worker:
             error = f"the terminal answered no data (472) for all {len(outcomes)} expiration(s)"
         if not self.ledger.finish(task, state, min_dte=min_dte, max_dte=max_dte, error=error):
             return TaskResult(task, ResultState.HELD, seconds=time.monotonic() - started, error="taken over by another run")
+        counted = dict(sum((Counter(outcome.checks) for outcome in outcomes), Counter()))
+        dropped = sum(outcome.dropped for outcome in outcomes)
+        stored = any(o.state == ExpirationState.COMPLETE and not o.skipped for o in outcomes)
+        log_checks(task, counted, dropped, self.settings.validation_mode, stored=stored)
         return TaskResult(
             task,
             state,
@@ -211,8 +216,9 @@ class Worker:
             retries=sum(max(outcome.attempts - 1, 0) for outcome in outcomes),
             error=error,
             failures=failures,
-            checks=dict(sum((Counter(outcome.checks) for outcome in outcomes), Counter())),
+            checks=counted,
             extra_columns=tuple(dict.fromkeys(name for outcome in outcomes for name in outcome.extra_columns)),
+            dropped=dropped,
         )
 
     def release_quietly(self, task: Task) -> None:
@@ -227,6 +233,18 @@ class Worker:
         except (SpxdlError, OSError) as exc:
             log.warning("could not record %s as %s: %s", task.key, state, exc)
             self.release_quietly(task)
+
+
+def log_checks(task: Task, counts: dict[str, int], dropped: int, mode: str, *, stored: bool) -> None:
+    """One INFO line per task that stored files: what its checks counted this run (and what drop left out)."""
+    if not stored:
+        return
+    flagged = ", ".join(f"{name} {count:,}" for name, count in sorted(counts.items())
+                        if count and name not in checks.OBSERVATIONS) or "nothing"
+    observed = ", ".join(f"{name} {count:,}" for name, count in sorted(counts.items())
+                         if count and name in checks.OBSERVATIONS) or "nothing"
+    left_out = f"; {dropped:,} row(s) dropped" if dropped else ""
+    log.info("%s: checks flagged %s; observed %s (validation %s%s)", task.key, flagged, observed, mode, left_out)
 
 
 def init_worker(

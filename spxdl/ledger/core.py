@@ -142,6 +142,15 @@ class Ledger:
             publish_copies(self.data_dir, self.mirror, self._day_path(task))
             return True
 
+    def note_listed(self, task: Task, count: int) -> None:
+        """Note in our claim how many expirations the task's DTE window holds (``status`` shows the share done)."""
+        with self.lock():
+            day = self._load_day(task)
+            claim = day["claim"] if day else None
+            if claim and claims.is_own(claim):
+                claim["listed"] = count
+                self._save_day(task, day)
+
     def is_held(self, task: Task) -> bool:
         """Whether another process holds a live claim on ``task``."""
         day = self.day(task)
@@ -161,11 +170,14 @@ class Ledger:
         error: str | None = None,
         checks: Mapping[str, int] | None = None,
         extra_columns: tuple[str, ...] = (),
+        dropped: int = 0,
     ) -> None:
         """Store one expiration's state and, with ``info``, its verified file. Touches only ``_day.json``.
 
         A record keeps its last file until another ``info`` replaces it (a failed re-download
-        leaves the previous file in place). ``complete`` needs ``info``.
+        leaves the previous file in place, with its counts). ``complete`` needs ``info``. ``checks``
+        counts what each check flagged in the rows received for the file ``info`` names, ``dropped``
+        the rows ``[validation] mode = drop`` left out of it.
         """
         _check_state(state, EXPIRATION_STATES, "expiration")
         if state == ExpirationState.COMPLETE and info is None:
@@ -173,15 +185,10 @@ class Ledger:
         with self.lock():
             day = self._load_day(task) or new_day(task)
             entry = day["expirations"].setdefault(expiration.isoformat(), new_expiration_entry())
-            if info is not None:
+            if info is not None:  # a new file: its own counts (a failure keeps the last file's)
                 set_file(entry, info)
-            entry.update(
-                state=state,
-                attempts=attempts,
-                error=error,
-                checks=dict(checks or {}),
-                updated_at=timestamp(utc_now()),
-            )
+                entry.update(checks=dict(checks or {}), dropped=dropped)
+            entry.update(state=state, attempts=attempts, error=error, updated_at=timestamp(utc_now()))
             if extra_columns:
                 entry["extra_columns"] = list(extra_columns)
             else:

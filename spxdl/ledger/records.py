@@ -12,7 +12,7 @@ import json
 import logging
 from datetime import date
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from spxdl import storage
 from spxdl.errors import LedgerCorrupt
@@ -139,6 +139,7 @@ def new_expiration_entry() -> dict[str, Any]:
         "attempts": 0,
         "error": None,
         "checks": {},
+        "dropped": 0,
         "updated_at": None,
     }
 
@@ -174,14 +175,38 @@ def window_covered(covered: list[list[int]], min_dte: int, max_dte: int) -> bool
     return any(low <= min_dte and max_dte <= high for low, high in covered)
 
 
-def file_totals(day: Mapping[str, Any]) -> dict[str, int]:
-    """Files, rows and bytes the task's records point at."""
+def file_totals(day: Mapping[str, Any]) -> dict[str, Any]:
+    """Files, rows and bytes the task's records point at; with the checks' counts and the rows dropped, when any."""
     entries = [entry for entry in day["expirations"].values() if entry.get("file")]
-    return {
+    totals: dict[str, Any] = {
         "files": len(entries),
         "rows": sum(entry.get("rows", 0) for entry in entries),
         "bytes": sum(entry.get("bytes", 0) for entry in entries),
     }
+    checks = sum_checks(entry.get("checks") or {} for entry in entries)
+    if checks:
+        totals["checks"] = checks
+    dropped = sum(entry.get("dropped", 0) for entry in entries)
+    if dropped:
+        totals["dropped"] = dropped
+    return totals
+
+
+def sum_checks(counts: Iterable[Mapping[str, int]]) -> dict[str, int]:
+    """Check name -> the sum of its counts, the checks that counted something only."""
+    summed: dict[str, int] = {}
+    for one in counts:
+        for name, count in one.items():
+            if count:
+                summed[name] = summed.get(name, 0) + count
+    return summed
+
+
+def last_file_at(day: Mapping[str, Any]) -> str | None:
+    """When the task's latest file landed (the newest record of a complete expiration), or None."""
+    times = [entry.get("updated_at") for entry in day["expirations"].values()
+             if entry.get("state") == ExpirationState.COMPLETE and entry.get("file") and entry.get("updated_at")]
+    return max(times) if times else None
 
 
 def task_summary(day: Mapping[str, Any]) -> dict[str, Any]:
@@ -201,6 +226,7 @@ def task_summary(day: Mapping[str, Any]) -> dict[str, Any]:
         "bytes": totals["bytes"],
         "error": day.get("error"),
         "claimed_by": f"{claim['host']}:{claim['pid']}" if claim else None,
+        "last_file_at": last_file_at(day),
     }
 
 
@@ -274,14 +300,19 @@ def state_counts(tasks: Mapping[str, Mapping[str, Any]]) -> dict[str, int]:
     return counts
 
 
-def archive_totals(tasks: Mapping[str, Mapping[str, int]]) -> dict[str, dict[str, int]]:
-    """Tasks, files, rows and bytes per archive, from the ``inventory.json`` entries ``tasks``."""
-    archives: dict[str, dict[str, int]] = {}
+def archive_totals(tasks: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Tasks, files, rows and bytes per archive (and checks and dropped rows, when any), from the
+    ``inventory.json`` entries ``tasks``."""
+    archives: dict[str, dict[str, Any]] = {}
     for key, entry in tasks.items():
         totals = archives.setdefault(Task.from_key(key).archive, {"tasks": 0, "files": 0, "rows": 0, "bytes": 0})
         totals["tasks"] += 1
         for field in TOTALS:
             totals[field] += entry[field]
+        if entry.get("checks"):
+            totals["checks"] = sum_checks([totals.get("checks", {}), entry["checks"]])
+        if entry.get("dropped"):
+            totals["dropped"] = totals.get("dropped", 0) + entry["dropped"]
     return archives
 
 
