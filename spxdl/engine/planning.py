@@ -114,7 +114,7 @@ def estimate(plan: Plan, settings: Settings) -> dict[str, Any]:
         rows += count * contracts * _rows_per_contract(dataset, settings)
     listed = [task for task in plan.tasks if not (by_archive[task.archive].all_expirations or by_archive[task.archive].is_index)]
     listings = len({task.root for task in listed}) * min(settings.workers, len(listed))
-    past = metrics.past_rows_per_second(settings.data_dir)
+    past = metrics.past_rows_per_second(settings.ledger_path)
     rate = past or DEFAULT_ROWS_PER_SECOND
     return {
         "tasks": len(plan.tasks),
