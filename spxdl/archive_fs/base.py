@@ -10,12 +10,13 @@ from __future__ import annotations
 import abc
 from datetime import date
 from pathlib import PurePath
-from typing import BinaryIO, Callable, Iterator
-
-import pyarrow as pa
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING, BinaryIO, Callable, Iterator
 
 from spxdl import storage
+
+if TYPE_CHECKING:  # a run with nothing to do never loads Parquet: each backend imports it where it reads
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
 Location = PurePath
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path, PurePath
-from typing import BinaryIO, Callable, Iterator
-
-import pyarrow as pa
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING, BinaryIO, Callable, Iterator
 
 from spxdl import storage
 from spxdl.archive_fs.base import Archive, Location
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
 
 class LocalArchive(Archive):
@@ -47,9 +48,13 @@ class LocalArchive(Archive):
         return storage.verify_parquet(Path(location), expected_rows)
 
     def parquet_metadata(self, location: Location) -> pq.FileMetaData:
+        import pyarrow.parquet as pq  # here: the ledger and a run with nothing to do never load Parquet
+
         return pq.read_metadata(Path(location))
 
     def open_input(self, location: Location) -> pa.NativeFile:
+        import pyarrow as pa
+
         return pa.OSFile(str(location), "r")
 
     def read_bytes(self, location: Location) -> bytes | None:

@@ -14,17 +14,19 @@ import os
 import time
 from datetime import date, datetime, timezone
 from pathlib import Path, PurePath, PurePosixPath
-from typing import BinaryIO, Callable, Iterator
+from typing import TYPE_CHECKING, BinaryIO, Callable, Iterator
 
-import pyarrow as pa
 import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 
 from spxdl import storage
 from spxdl.archive_fs import remote
 from spxdl.archive_fs.base import Archive, Location
 from spxdl.errors import BucketMissing, StorageError
 from spxdl.urls import redact, uri_scheme
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +106,8 @@ class ObjectArchive(Archive):
         return storage.FileInfo(path=Path(location), rows=rows, bytes=info.size, sha256=digest)
 
     def parquet_metadata(self, location: Location) -> pq.FileMetaData:
+        import pyarrow.parquet as pq  # here, as in remote.parquet_rows
+
         with remote.store_errors(self.show(location), "reading"), self.filesystem.open_input_file(str(location)) as f:
             return pq.read_metadata(f)
 

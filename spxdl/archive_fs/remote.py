@@ -26,7 +26,6 @@ from pathlib import PurePosixPath
 from typing import Callable, Iterator
 
 import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 
 from spxdl import storage
 from spxdl.errors import (
@@ -161,6 +160,8 @@ def copy_from(path: os.PathLike[str] | str) -> Callable[[pafs.NativeFile], None]
 
 def parquet_rows(filesystem: pafs.FileSystem, key: str, shown: str) -> int:
     """The row count in an object's Parquet footer (ranged reads); StorageError if it is not readable Parquet."""
+    import pyarrow.parquet as pq  # here: the ledger and a run with nothing to do never load Parquet
+
     try:
         with filesystem.open_input_file(key) as handle:
             return pq.read_metadata(handle).num_rows
