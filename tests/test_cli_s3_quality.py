@@ -129,6 +129,8 @@ def test_verify_takes_objects_and_prefixes_of_the_bucket_as_its_selection(archiv
     assert outside.exit_code == 2 and "is not in the data dir" in one_error_line(outside)
     absent = invoke("verify", f"{day}/spxw_exp_20991231.parquet", *archive["where"])
     assert absent.exit_code == 2 and "does not exist in s3://" in one_error_line(absent)
+    secret = invoke("verify", f"s3://AKIAKEYID:s3cr3tkey@{archive['bucket']}/spx/{DAY14}", *archive["where"])
+    assert secret.exit_code == 2 and "s3://***@" in one_error_line(secret) and "s3cr3tkey" not in secret.stderr
 
 
 def test_status_reads_the_mode_and_the_checks_from_the_ledger_dir(archive):
