@@ -22,7 +22,7 @@ RUNTIME_DEPS := requests|urllib3|pyarrow|click|charset.normalizer|idna|certifi
 help:
 	@echo "make run       download three simulated days into ./sim-data (built-in simulated terminal)"
 	@echo "make test      run the whole test suite"
-	@echo "make bench     measure throughput, memory and ledger cost; prints figures"
+	@echo "make bench     measure throughput, memory, ledger cost and terminal slots; ends with one JSON line"
 	@echo "make soak      kills, overlapping runs, a terminal restart, a full disk, a corrupted ledger (~2.5 min); ends in JSON"
 	@echo "make backfill  fill every gap from [download] start_date (real terminal; see README)"
 	@echo "make update    fetch the latest sessions (what the systemd timer runs)"

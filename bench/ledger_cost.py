@@ -6,7 +6,7 @@ its ``status.json`` and ``inventory.json`` with ``Ledger.rebuild``, then times
 ``Ledger.record_expiration`` on new tasks there and in an empty data dir, alternating rounds so
 that both see the same disk. Also times claim + finish, which rewrite the two summaries.
 
-    .venv/bin/python bench/ledger_cost.py [--dir DIR] [--years 10] [--expirations 30]
+    .venv/bin/python bench/ledger_cost.py [--dir DIR] [--years 10] [--expirations 30] [--json]
 
 The build writes its JSON plainly (no fsync) to save time; every timed call is the real one.
 """
@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--expirations", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--tasks-per-round", type=int, default=10)
+    parser.add_argument("--json", action="store_true", help="end with one JSON line of the median figures")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="spxdl-ledger-bench-") as scratch:
@@ -131,6 +132,11 @@ def main(argv: list[str] | None = None) -> int:
             count = len(results["empty"][kind])
             print(f"{label:>18}: empty archive {empty:.3f} ms, 10-year archive {big:.3f} ms, "
                   f"ratio {big / empty:.2f} ({average.__name__} of {count} calls each)")
+    if args.json:
+        print(json.dumps({
+            "ledger_record_ms_empty": round(statistics.median(results["empty"]["record"]) * 1000, 3),
+            "ledger_record_ms_10y": round(statistics.median(results["ten-years"]["record"]) * 1000, 3),
+        }))
     return 0
 
 

@@ -12,12 +12,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Iterable, Mapping
+from typing import TYPE_CHECKING, Iterable, Mapping
 
 from spxdl.config import Settings
 from spxdl.errors import ConfigError, DataError, NoData
-from spxdl.terminal import TerminalClient
 from spxdl.trading_calendar import CLOSED, EARLY, OPEN, TradingCalendar, today_ny
+
+if TYPE_CHECKING:
+    from spxdl.terminal import TerminalClient
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Mapping
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from spxdl.datasets import Dataset
 
@@ -39,9 +38,6 @@ CHECKS: Mapping[str, str] = {
 }
 OBSERVATIONS = frozenset({"date_mismatch", "no_quote_yet", "greeks_all_zero"})
 
-ZERO = pa.scalar(0.0)
-MAX_IV = pa.scalar(10.0)
-RIGHTS = pa.array(["C", "P"])
 CONTRACT_KEYS = ["expiration", "strike", "right"]
 
 
@@ -55,8 +51,17 @@ class Expected:
     end_ms: pa.Scalar
 
 
+@functools.cache
+def _constants() -> tuple[pa.Scalar, pa.Scalar, pa.Array]:
+    """0.0, the highest implied vol and the rights, made once (on first use: making an Arrow value
+    loads Arrow's compute, which the command line, reading ``CHECKS``, needs not)."""
+    return pa.scalar(0.0), pa.scalar(10.0), pa.array(["C", "P"])
+
+
 def any_of(masks: list[pa.Array], length: int) -> pa.Array:
     """Row-wise OR of boolean masks (all False when there are none)."""
+    import pyarrow.compute as pc
+
     if not masks:
         return pc.fill_null(pa.nulls(length, pa.bool_()), False)
     return functools.reduce(pc.or_, masks)
@@ -64,27 +69,32 @@ def any_of(masks: list[pa.Array], length: int) -> pa.Array:
 
 def _flag(mask: pa.Array, null_means: bool = False) -> pa.Array:
     """``mask`` with its nulls (comparisons with a null value) read as ``null_means``."""
+    import pyarrow.compute as pc
+
     return pc.fill_null(mask, null_means) if mask.null_count else mask
 
 
 def row_checks(dataset: Dataset, expected: Expected, columns: Mapping[str, pa.Array], length: int) -> dict[str, pa.Array]:
     """Boolean masks of flagged rows, one per row check that applies to the dataset."""
+    import pyarrow.compute as pc  # here: the command line reads CHECKS without loading Arrow's compute
+
+    zero, max_iv, rights = _constants()
     names = dataset.schema.names
     required = [columns[name] for name in dataset.required if columns[name].null_count]
     masks = {"null_required": any_of([pc.is_null(column) for column in required], length)}
     if "strike" in names:
-        masks["strike_nonpositive"] = _flag(pc.less_equal(columns["strike"], ZERO))
-        masks["right_invalid"] = pc.invert(pc.is_in(columns["right"], value_set=RIGHTS))
+        masks["strike_nonpositive"] = _flag(pc.less_equal(columns["strike"], zero))
+        masks["right_invalid"] = pc.invert(pc.is_in(columns["right"], value_set=rights))
     if expected.expiration is not None:
         masks["expiration_mismatch"] = _flag(pc.not_equal(columns["expiration"], expected.expiration), True)
     masks["date_mismatch"] = _flag(pc.not_equal(columns["date"], expected.trade_date), True)
     if "bid" in names and "ask" in names:
         bid, ask = columns["bid"], columns["ask"]
-        masks["negative_quote"] = _flag(pc.or_(pc.less(bid, ZERO), pc.less(ask, ZERO)))
+        masks["negative_quote"] = _flag(pc.or_(pc.less(bid, zero), pc.less(ask, zero)))
         masks["crossed_quote"] = _flag(pc.greater(bid, ask))
     if "implied_vol" in names:
         iv = columns["implied_vol"]
-        masks["implied_vol_range"] = _flag(pc.or_(pc.less(iv, ZERO), pc.greater(iv, MAX_IV)))
+        masks["implied_vol_range"] = _flag(pc.or_(pc.less(iv, zero), pc.greater(iv, max_iv)))
     if dataset.uses_interval:
         ms = columns["ms_of_day"]
         masks["outside_window"] = _flag(pc.or_(pc.less(ms, expected.start_ms), pc.greater(ms, expected.end_ms)))
@@ -93,14 +103,17 @@ def row_checks(dataset: Dataset, expected: Expected, columns: Mapping[str, pa.Ar
 
 def observations(dataset: Dataset, columns: Mapping[str, pa.Array]) -> dict[str, int]:
     """Counts of the observations that apply to the dataset (rows the vendor sends as they are)."""
+    import pyarrow.compute as pc
+
+    zero = _constants()[0]
     counts: dict[str, int] = {}
     names = dataset.schema.names
     if "bid" in names and "ask" in names and dataset.greek_columns:
-        unquoted = pc.and_(_flag(pc.equal(columns["bid"], ZERO)), _flag(pc.equal(columns["ask"], ZERO)))
+        unquoted = pc.and_(_flag(pc.equal(columns["bid"], zero)), _flag(pc.equal(columns["ask"], zero)))
         counts["no_quote_yet"] = unquoted.true_count
     greeks = [name for name in dataset.greek_columns if name != "lambda"]
     if greeks:
-        zeros = functools.reduce(pc.and_, [_flag(pc.equal(columns[name], ZERO)) for name in greeks])
+        zeros = functools.reduce(pc.and_, [_flag(pc.equal(columns[name], zero)) for name in greeks])
         counts["greeks_all_zero"] = zeros.true_count
     return counts
 
@@ -154,6 +167,8 @@ class ContractCounter:
 
     def short_and_long(self, fewest: int, most: int | None = None) -> tuple[int, int]:
         """Contracts with fewer rows than ``fewest`` and with more than ``most`` (default: ``fewest``)."""
+        import pyarrow.compute as pc
+
         counts = self.totals()["count_all"]
         low = pa.scalar(fewest, pa.int64())
         high = pa.scalar(fewest if most is None else most, pa.int64())

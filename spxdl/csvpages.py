@@ -71,14 +71,14 @@ class PageBody:
     def read(self, size: int = -1) -> bytes:
         """``size`` bytes (everything left when negative); fewer only at the end of the page."""
         want = sys.maxsize if size is None or size < 0 else size
-        parts = [self._pending[:want]]
+        parts = [self._pending[:want]] if self._pending else []
         self._pending = self._pending[want:]
-        have = len(parts[0])
+        have = len(parts[0]) if parts else 0
         while have < want and not self._eof:
             chunk = self._read_page(min(want - have, self._block_size))
             parts.append(chunk)
             have += len(chunk)
-        return b"".join(parts)
+        return parts[0] if len(parts) == 1 else b"".join(parts)  # one part: no copy
 
     def header_line(self) -> bytes:
         """The first line of the page (at most MAX_HEADER_BYTES); what follows stays for ``read``."""

@@ -11,10 +11,12 @@ each touched; ``content_differences`` says where a file's rows, checked again
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from spxdl import checks
-from spxdl.convert import Recount
+
+if TYPE_CHECKING:
+    from spxdl.convert import Recount  # here only: status and gaps never load the converter
 
 CONTRACT_CHECKS = frozenset({"contracts_short", "contracts_long"})  # count contracts, not rows
 DEFAULT_MODE = "flag"  # what a file written before modes were recorded was (the default then too)

@@ -29,8 +29,6 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable, Iterator, Mapping, Sequence
 
-import pyarrow.parquet as pq
-
 from spxdl import procs
 from spxdl.errors import DiskFull, StorageError
 
@@ -345,6 +343,8 @@ def sha256_file(path: Path) -> str:
 
 def parquet_rows(path: Path) -> int:
     """The row count in the Parquet footer; StorageError if the file is not readable Parquet."""
+    import pyarrow.parquet as pq  # here: the ledger and a run with nothing to do never load Arrow
+
     try:
         return pq.ParquetFile(path).metadata.num_rows
     except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError

@@ -21,9 +21,7 @@ from typing import Any, Iterator
 
 from spxdl import audit, datasets, quality, shapes, storage
 from spxdl.archive_fs import Archive, LocalArchive, Location
-from spxdl.convert import recount
 from spxdl.errors import LedgerBusy, StorageError
-from spxdl.instants import early_close_ms
 from spxdl.ledger import ExpirationState, Ledger, Task
 from spxdl.trading_calendar import TradingCalendar
 from spxdl.urls import redact
@@ -167,6 +165,9 @@ def _verify_recorded_file(files: Archive, task: Task, directory: Location, name:
 def _verify_content(files: Archive, task: Task, path: Location, entry: dict[str, Any], dataset: datasets.Dataset,
                     report: VerifyReport, content: ContentCheck) -> None:
     """Check a file's rows again and compare the counts with those the ledger recorded when it was written."""
+    from spxdl.convert import recount  # here: the command line loads this module, a run with nothing to do no Arrow
+    from spxdl.instants import early_close_ms
+
     shown = files.show(path)
     recorded = entry.get("checks") or {}
     if not recorded:

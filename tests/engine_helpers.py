@@ -27,6 +27,8 @@ from typing import Callable
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+import pyarrow.parquet as pq  # noqa: E402
+
 from spxdl import engine  # noqa: E402
 from spxdl.config import Settings  # noqa: E402
 
@@ -65,6 +67,28 @@ def archive_digest(data_dir: Path) -> dict[str, str]:
     return {
         str(path.relative_to(data_dir)): hashlib.sha256(path.read_bytes()).hexdigest() for path in data_files(data_dir)
     }
+
+
+def served_rows(sim) -> dict[tuple[str, date, date], int]:
+    """(root, trade date, expiration) -> rows the simulator served in complete history bodies."""
+    served = {}
+    for key, rows in sim.counters()["rows_by_request"].items():
+        _api, _dataset, root, expiration, days = key.split()[:5]
+        first, last = days.split("..")
+        assert first == last, key  # the engine asks for one trade date at a time
+        served[(root, date.fromisoformat(first), date.fromisoformat(expiration))] = rows
+    return served
+
+
+def file_rows(data_dir: Path) -> dict[tuple[str, date, date], int]:
+    """(root, trade date, expiration) -> rows, from the data files' footers."""
+    rows = {}
+    for path in data_files(data_dir):
+        root = path.parent.parent.name.split("=")[1]
+        trade_date = date.fromisoformat(path.parent.name.split("=")[1])
+        expiration = date.fromisoformat(pq.ParquetFile(path).schema_arrow.metadata[b"expiration"].decode())
+        rows[(root, trade_date, expiration)] = pq.ParquetFile(path).metadata.num_rows
+    return rows
 
 
 def temp_files(data_dir: Path) -> list[Path]:

@@ -41,7 +41,8 @@ LAYERS: list[set[str]] = [
 APART = {"spxdl.simulator"}  # the simulated terminal: its own world, below only errors and the calendar
 # Inside a package, members in order (lowest first); ``__init__`` (the package itself) comes last.
 PACKAGE_ORDER: dict[str, list[set[str]]] = {
-    "spxdl.engine": [{"records"}, {"shared"}, {"streams", "planning", "recording"}, {"download"}, {"worker"}, {"pool"}],
+    "spxdl.engine": [{"records"}, {"shared"}, {"streams", "planning", "recording", "fetchers", "metering"},
+                     {"download", "preparing"}, {"worker"}, {"serving"}, {"processes"}, {"pool"}],
     "spxdl.cli": [{"base"}, {"options"}, {"render"}, {"progress", "notifying"}, {"archive", "doctor", "download", "service"}],
     "spxdl.terminal": [{"status"}, {"page"}, {"breaker"}, {"wire"}, {"adapter"}, {"client"}],
     "spxdl.direct": [{"status"}, {"sdk"}, {"calls", "chunks"}, {"source"}],

@@ -69,6 +69,27 @@ def test_run_status_verify_gaps_as_separate_processes(sim_process, tmp_path):
     assert gaps.returncode == 0, gaps.stdout + gaps.stderr
 
 
+# A run with nothing to do: which of the heavy modules it loaded (it needs none of them).
+NOTHING_TO_DO_PROBE = """
+import sys
+from spxdl.cli import cli
+cli(sys.argv[1:], prog_name="spxdl", standalone_mode=False)
+heavy = ("requests", "urllib3", "pyarrow.parquet", "pyarrow.csv", "pyarrow.compute", "concurrent.futures.process")
+print("loaded:" + ",".join(name for name in heavy if name in sys.modules))
+"""
+
+
+def test_a_run_with_nothing_to_do_loads_neither_http_nor_parquet(sim_process, tmp_path):
+    _, url = sim_process
+    env = clean_env(tmp_path)
+    args = ["run", "--date", DAY, "--terminal-url", url, "--data-dir", str(tmp_path / "data"), "--max-dte", "3"]
+    assert spxdl(*args, cwd=tmp_path, env=env).returncode == 0
+    again = subprocess.run([sys.executable, "-c", NOTHING_TO_DO_PROBE, *args], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert "Nothing to do" in again.stderr, again.stderr
+    assert again.stdout.strip() == "loaded:", again.stdout  # what a nightly run with nothing to do pays for
+
+
 def test_sim_stops_on_sigterm_and_prints_its_counters(sim_process):
     process, url = sim_process
     import urllib.request
@@ -196,6 +217,16 @@ def test_backfill_wrapper_without_a_start_date_exits_2(tmp_path):
 def test_python_dash_m_reports_the_version(tmp_path):
     result = spxdl("--version", cwd=tmp_path, env=clean_env(tmp_path))
     assert result.returncode == 0 and "spxdl" in result.stdout
+
+
+def test_the_main_module_a_worker_imports_again_loads_no_command_line(tmp_path):
+    # every spawned worker runs its parent's main module again: `spxdl` and `python -m spxdl` alike
+    probe = "import sys, spxdl.__main__; print(sorted(m for m in ('click', 'spxdl.cli') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=clean_env(tmp_path),
+                          capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
+    console_script = Path(sys.executable).with_name("spxdl")
+    assert "from spxdl.__main__ import main" in console_script.read_text()
 
 
 # ------------------------------------------------------------------ at a terminal (a real pseudo-terminal)

@@ -38,7 +38,8 @@ def test_defaults_without_any_source(tmp_path, monkeypatch):
     assert settings.datasets == ("greeks",)
     assert (settings.min_dte, settings.max_dte) == (0, 60)
     assert settings.max_in_flight == 4
-    assert settings.threads == 2 and settings.expiration_attempts == 3
+    assert (settings.workers, settings.threads) == (None, None)  # auto: derived from max_in_flight
+    assert (settings.worker_processes, settings.worker_threads) == (3, 2) and settings.expiration_attempts == 3
     assert settings.data_dir == Path("data")
     assert settings.validation_mode == "flag"
     assert settings.start_ms == 34_200_000 and settings.end_ms == 57_600_000
@@ -149,7 +150,33 @@ def test_window_and_url_are_normalised():
 
 
 def test_workers_auto_means_the_default():
-    assert load(env={"SPXDL_ENGINE_WORKERS": "auto"}).workers == config.Settings().workers
+    assert load(env={"SPXDL_ENGINE_WORKERS": "auto"}).workers == config.Settings().workers is None
+    assert load(env={"SPXDL_ENGINE_THREADS": "AUTO"}).threads is None
+    with pytest.raises(ConfigError, match="engine.threads = 'some'.*or auto"):
+        load(env={"SPXDL_ENGINE_THREADS": "some"})
+
+
+@pytest.mark.parametrize("max_in_flight, workers, threads", [(1, 2, 2), (2, 2, 2), (4, 3, 2), (8, 5, 2), (16, 9, 2)])
+def test_workers_and_threads_derive_from_max_in_flight(max_in_flight, workers, threads):
+    # more request threads than slots, by one worker's threads: a worker writing its files or
+    # between tasks leaves its slots to another's waiting threads
+    settings = load(env={"SPXDL_TERMINAL_MAX_IN_FLIGHT": str(max_in_flight)})
+    assert (settings.worker_processes, settings.worker_threads) == (workers, threads)
+    assert settings.worker_processes * settings.worker_threads >= max_in_flight + settings.worker_threads
+
+
+def test_a_worker_count_given_alone_gets_threads_enough_for_max_in_flight():
+    assert load(flags={"max_in_flight": "8", "workers": "2"}).worker_threads == 5
+    assert load(flags={"max_in_flight": "2", "workers": "4"}).worker_threads == 2
+    given = load(flags={"max_in_flight": "8", "workers": "1", "threads": "3"})
+    assert (given.worker_processes, given.worker_threads) == (1, 3)  # both given: as given
+    assert load(flags={"max_in_flight": "8", "threads": "4"}).worker_processes == 3
+
+
+def test_config_show_names_the_derived_counts():
+    shown = dict((key, value) for key, value, _ in config.describe(load(flags={"max_in_flight": "8"})))
+    assert shown["engine.workers"] == "auto (5 for max_in_flight 8)"
+    assert shown["engine.threads"] == "auto (2 for max_in_flight 8)"
 
 
 def test_archives_follow_datasets_and_interval():

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from spxdl import storage
-from spxdl.convert import ConvertSpec, RowGroupBuffer, iter_batches, write_parquet
+from spxdl.convert import ConvertSpec, RowGroupBuffer, gathered, iter_batches, write_parquet
 from spxdl.instants import session_utc_offset_ms
 from spxdl.datasets import DATASETS, EOD, GREEKS, OHLC, OPEN_INTEREST, QUOTE, Dataset
 from spxdl.errors import BodyTruncated, ConfigError, DataError, SchemaMismatch, ValidationFailed
@@ -303,6 +303,14 @@ def test_a_large_chain_is_streamed_and_never_buffers_more_than_a_row_group():
     assert result.checks["contracts_short"] == result.checks["contracts_long"] == 0
 
 
+def test_the_readers_small_batches_are_gathered_in_order_up_to_a_bound():
+    batches = [pa.record_batch({"x": pa.array(range(start, start + size))})
+               for start, size in ((0, 3), (3, 3), (6, 3), (9, 10), (19, 2))]
+    together = list(gathered(batches, 7))
+    assert [b.num_rows for b in together] == [6, 3, 10, 2]  # at most 7, unless one batch alone is longer
+    assert pa.Table.from_batches(together)["x"].to_pylist() == list(range(21))
+
+
 def test_row_group_buffer_cuts_exact_groups_across_batch_boundaries():
     buffer = RowGroupBuffer(5)
     batch = pa.record_batch({"x": pa.array(range(7))})
@@ -351,7 +359,7 @@ def test_file_metadata_names_the_source_without_host_or_time():
     assert "127.0.0.1" not in data.decode("latin-1")
 
 
-def test_parquet_is_zstd_with_dictionaries_for_contract_columns_and_statistics():
+def test_parquet_is_zstd_with_dictionaries_for_contract_columns_and_statistics_for_contract_and_time():
     _, _, data = convert([GOLDEN_V2.read_bytes()], spec_for())
     group = pq.read_metadata(pa.BufferReader(data)).row_group(0)
     columns = {group.column(i).path_in_schema: group.column(i) for i in range(group.num_columns)}
@@ -359,6 +367,8 @@ def test_parquet_is_zstd_with_dictionaries_for_contract_columns_and_statistics()
     assert "RLE_DICTIONARY" in columns["right"].encodings
     assert "RLE_DICTIONARY" not in columns["delta"].encodings
     assert columns["strike"].statistics.min == 5600.0 and columns["strike"].statistics.max == 5612.5
+    with_statistics = {name for name, column in columns.items() if column.is_stats_set}
+    assert with_statistics == {"expiration", "strike", "right", "timestamp", "ms_of_day"}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -105,7 +105,10 @@ def test_a_permission_answer_stops_the_run(fresh, tmp_path):
     summary = run_days(settings, date(2024, 3, 12), DAY)  # three trading days
     assert isinstance(summary.stopped_by, PermissionDenied)
     assert "does not include option_history_greeks_first_order" in str(summary.stopped_by)
-    assert [result.state for result in summary.results] == ["interrupted"] and len(summary.not_started) == 2
+    # A worker claims its next task while the previous one's requests are in flight (engine/fetchers.py):
+    # every task that had started is interrupted, the others were never started.
+    states = [result.state for result in summary.results]
+    assert states and set(states) == {"interrupted"} and len(states) + len(summary.not_started) == 3
     assert data_files(tmp_path) == [] and temp_files(tmp_path) == [] and claims(tmp_path) == []
 
 

@@ -100,10 +100,24 @@ def test_a_wider_window_asks_the_day_once_more_and_writes_only_the_new_expiratio
     assert all(path.stat().st_ino == before[path] for path in before)  # untouched
 
 
+def test_a_daily_task_is_never_shared_and_a_daily_run_lists_no_expirations(clean_sim, tmp_path):
+    # greeks then eod on one day: eod is the run's last task, with idle workers beside it
+    mixed = make_settings(tmp_path / "mixed", clean_sim.url, datasets=("greeks", "eod"), workers=3, threads=1,
+                          max_dte=29)
+    summary = run_range(mixed, START, START)
+    assert summary.complete and summary.totals()["expirations"]["complete"] >= 8  # a window worth sharing
+    assert history_requests(clean_sim, get_dataset("eod").v3_path) == 1  # no helper asked the day again
+    clean_sim.reset_counters()
+    daily = make_settings(tmp_path / "daily", clean_sim.url, datasets=DAILY)
+    assert run_range(daily).complete
+    assert not [path for path in clean_sim.counters()["requests"] if "expirations" in path]
+
+
 def test_a_cut_day_is_asked_again_and_ends_as_a_clean_runs(clean_sim, tmp_path):
     clean = make_settings(tmp_path / "clean", clean_sim.url, datasets=("open_interest",), workers=1)
     run_range(clean, START, START)
-    clean_sim.set_faults(Faults(cut_rate=0.6))
+    # The draws are seeded: at 0.8 the day's first answers are cut however many status answers came first.
+    clean_sim.set_faults(Faults(cut_rate=0.8))
     cut = make_settings(tmp_path / "cut", clean_sim.url, datasets=("open_interest",), workers=1,
                         expiration_attempts=20)
     summary = run_range(cut, START, START)

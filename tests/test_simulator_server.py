@@ -356,10 +356,18 @@ def test_busy_port_is_a_config_error(sim):
         Simulator(port=urlsplit(sim.url).port)
 
 
-@pytest.mark.parametrize("kwargs", [{"profile": "huge"}, {"apis": ("v1",)}, {"page_rows": 0}])
+@pytest.mark.parametrize("kwargs", [{"profile": "huge"}, {"apis": ("v1",)}, {"page_rows": 0}, {"body_cache_mb": 0}])
 def test_bad_constructor_arguments_are_config_errors(kwargs):
     with pytest.raises(ConfigError):
         Simulator(**kwargs)
+
+
+def test_the_body_cache_can_be_made_larger_than_the_profiles():
+    with Simulator(profile="tiny", body_cache_mb=300) as s:  # a benchmark keeps a whole day's bodies
+        assert s.app.terminal.bodies.max_bytes == 300 << 20
+        assert get(s, "/v2/system/mdds/status").text == "CONNECTED"
+    with Simulator(profile="tiny") as s:
+        assert s.app.terminal.bodies.max_bytes == 32 << 20
 
 
 def test_counters_over_http_and_reset(sim):

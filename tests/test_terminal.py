@@ -547,6 +547,20 @@ def test_auto_detects_v3_and_notes_the_simulator_header(rsps, sleeps):
     assert (client.api, client.base_url, client.simulated) == ("v3", "http://localhost:9999", True)
 
 
+def test_a_checked_terminal_is_not_asked_its_status_again(rsps, sleeps):
+    # a worker whose parent found the terminal a moment ago goes straight to its data
+    rsps.get(V2_GREEKS, body=body("handmade-v2-bulk-greeks-SPXW-page1.csv"))
+    client = TerminalClient(V2, api="v2", sleep=sleeps, checked=True)
+    assert read_history(client)
+    assert [call.request.url.split("?")[0] for call in rsps.calls] == [V2_GREEKS]
+
+
+@pytest.mark.parametrize("kwargs", [{"api": "auto", "base_url": V2}, {"api": "v2", "base_url": None}])
+def test_a_checked_terminal_needs_its_url_and_api(kwargs):
+    with pytest.raises(ConfigError, match="URL and API"):
+        TerminalClient(checked=True, **kwargs)
+
+
 def test_auto_falls_back_to_v2_on_the_same_url(rsps, sleeps):
     rsps.get("http://127.0.0.1:9999/v3/terminal/mdds/status", status=404, body=b"No such path")
     rsps.get("http://127.0.0.1:9999/v2/system/mdds/status", body=b"CONNECTED")

@@ -69,8 +69,8 @@ def selection_options(func: Callable[..., Any]) -> Callable[..., Any]:
 def download_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """What to download and how hard to work: shared by run, backfill, update and resume."""
     options = [
-        click.option("--workers", type=int, help="Worker processes."),
-        click.option("--threads", type=int, help="Download threads per worker."),
+        click.option("--workers", type=int, help="Worker processes (default: from --max-in-flight)."),
+        click.option("--threads", type=int, help="Download threads per worker (default: 2, or from --max-in-flight with --workers)."),
         click.option("--max-in-flight", type=int, help="Requests in flight across all workers (terminal's limit)."),
         click.option("--force", is_flag=True, help="Download again even what is complete; files are replaced atomically."),
         click.option("--dry-run", is_flag=True, help="Print the plan with estimated requests, rows and bytes; write nothing."),

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from spxdl import checks, config
+from spxdl import config
 from spxdl.cli.base import EXIT_INCOMPLETE, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, EXIT_TRY_LATER, exit_code_for, fix_hint
 from spxdl.engine.records import Plan, ResultState, RunSummary
 
@@ -54,9 +54,11 @@ def print_summary(summary: RunSummary, plan: Plan, data_dir: Path | str | None =
     exps = totals["expirations"]
     if exps:
         echo("  expirations: " + ", ".join(f"{count} {state}" for state, count in sorted(exps.items())))
+    from spxdl.checks import OBSERVATIONS  # here: checks loads Arrow's compute, which a summary needs not
+
     counted = {name: count for name, count in (totals.get("checks") or {}).items() if count}
-    flagged = ", ".join(f"{name} {count:,}" for name, count in sorted(counted.items()) if name not in checks.OBSERVATIONS)
-    observed = ", ".join(f"{name} {count:,}" for name, count in sorted(counted.items()) if name in checks.OBSERVATIONS)
+    flagged = ", ".join(f"{name} {count:,}" for name, count in sorted(counted.items()) if name not in OBSERVATIONS)
+    observed = ", ".join(f"{name} {count:,}" for name, count in sorted(counted.items()) if name in OBSERVATIONS)
     if flagged:
         echo(f"  checks flagged: {flagged} (per file in each _day.json; [validation] mode decides flag, drop or fail; "
              "README: Checks)")

@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 from spxdl.config.parsers import (
     optional,
+    parse_auto_int,
     parse_choice,
     parse_command,
     parse_data_dir,
@@ -21,7 +22,6 @@ from spxdl.config.parsers import (
     parse_roots,
     parse_time,
     parse_url,
-    parse_workers,
 )
 from spxdl.config.settings import COMPRESSIONS, Settings, format_value
 from spxdl.urls import redact
@@ -66,8 +66,8 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("download", "rate_value", "rate_value", optional(parse_float(-0.5, 1.0)), "greeks interest rate as a fraction (0.0342 = 3.42%); overrides rate"),
     KeySpec("download", "annual_div", "annual_div", optional(parse_float(0.0, 1000.0)), "greeks annual dividend in index points"),
     KeySpec("download", "lookback", "lookback", parse_int(0, 60), "trading days that update re-checks before the latest session"),
-    KeySpec("engine", "workers", "workers", parse_workers, "worker processes; auto: min(4, CPUs)"),
-    KeySpec("engine", "threads", "threads", parse_int(1, 32), "download threads per worker"),
+    KeySpec("engine", "workers", "workers", parse_auto_int(1, 64), "worker processes; auto: max_in_flight / threads, plus one"),
+    KeySpec("engine", "threads", "threads", parse_auto_int(1, 32), "download threads per worker; auto: 2 (max_in_flight / workers, plus one, when workers is set)"),
     KeySpec("engine", "expiration_attempts", "expiration_attempts", parse_int(1, 20), "fetches of one expiration before it is marked failed"),
     KeySpec("engine", "heartbeat_seconds", "heartbeat_seconds", parse_float(0.05, 600), "seconds between a worker's heartbeats on the tasks it claimed"),
     KeySpec("engine", "stale_after", "stale_after", parse_float(0.2, 86_400), "seconds without a heartbeat after which another run takes a claim over"),
@@ -97,10 +97,19 @@ KEYS_BY_NAME = {(spec.section, spec.key): spec for spec in KEYS}
 SECTIONS = tuple(dict.fromkeys(spec.section for spec in KEYS))
 
 
+DERIVED = {"workers": "worker_processes", "threads": "worker_threads"}  # auto: the value in use
+
+
 def describe(settings: Settings) -> list[tuple[str, str, str]]:
     """``(section.key, value, source)`` for every setting, in documentation order."""
     return [
-        (f"{spec.section}.{spec.key}", redact(format_value(getattr(settings, spec.field))),
-         settings.sources.get(spec.field, "default"))
+        (f"{spec.section}.{spec.key}", redact(_shown(settings, spec.field)), settings.sources.get(spec.field, "default"))
         for spec in KEYS
     ]
+
+
+def _shown(settings: Settings, name: str) -> str:
+    value = getattr(settings, name)
+    if value is None and name in DERIVED:
+        return f"auto ({getattr(settings, DERIVED[name])} for max_in_flight {settings.max_in_flight})"
+    return format_value(value)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from spxdl import datasets
-from spxdl.config.settings import RATES, default_workers
+from spxdl.config.settings import RATES
 from spxdl.urls import check_store_uri, check_terminal_url, uri_scheme
 
 ROOT_PATTERN = re.compile(r"^[A-Z]{1,6}$")
@@ -45,11 +45,19 @@ def parse_float(low: float, high: float) -> Callable[[str], float]:
     return parse_number(low, high)
 
 
-def parse_workers(text: str) -> int:
-    """A worker count, or ``auto`` for min(4, CPUs)."""
-    if text.strip().lower() == "auto":
-        return default_workers()
-    return parse_int(1, 64)(text)
+def parse_auto_int(low: int, high: int) -> Callable[[str], int | None]:
+    """Whole numbers from ``low`` to ``high``, or ``auto`` (None: derived from other settings)."""
+    parse = parse_int(low, high)
+
+    def parse_auto(text: str) -> int | None:
+        if text.strip().lower() == "auto":
+            return None
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise ValueError(f"{exc}, or auto") from None
+
+    return parse_auto
 
 
 def parse_choice(*choices: str) -> Callable[[str], str]:

@@ -14,12 +14,13 @@ Every name below is importable from ``spxdl.convert``.
 """
 
 from spxdl.convert.normalize import NORMALIZERS
-from spxdl.convert.reader import NOT_STORED, NULL_VALUES, Converter, SourcePage, iter_batches
+from spxdl.convert.reader import GROUP_ROWS, NOT_STORED, NULL_VALUES, Converter, SourcePage, gathered, iter_batches
 from spxdl.convert.spec import BLOCK_SIZE, VALIDATION_MODES, ConvertResult, ConvertSpec
 from spxdl.convert.recheck import Recount, recount
 from spxdl.convert.split import DayPart, DaySplit, split_by_expiration
 from spxdl.convert.writer import (
     DICTIONARY_COLUMNS,
+    STATISTICS_COLUMNS,
     RowGroupBuffer,
     file_metadata,
     write_batches,
@@ -30,9 +31,11 @@ from spxdl.convert.writer import (
 __all__ = [
     "BLOCK_SIZE",
     "DICTIONARY_COLUMNS",
+    "GROUP_ROWS",
     "NORMALIZERS",
     "NOT_STORED",
     "NULL_VALUES",
+    "STATISTICS_COLUMNS",
     "VALIDATION_MODES",
     "ConvertResult",
     "ConvertSpec",
@@ -43,6 +46,7 @@ __all__ = [
     "RowGroupBuffer",
     "SourcePage",
     "file_metadata",
+    "gathered",
     "iter_batches",
     "recount",
     "split_by_expiration",

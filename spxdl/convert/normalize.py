@@ -35,7 +35,13 @@ def yyyymmdd_to_date(values: pa.Array) -> pa.Array:
 
 
 def short_right(right: pa.Array) -> pa.Array:
-    """v3 CALL/PUT -> C/P; other values are kept so that the right check flags them."""
+    """CALL/PUT -> C/P strings; other values are kept so that the right check flags them.
+
+    A dictionary (v3's CSV reader parses the column into one; gathering unifies the batches'
+    dictionaries) has only its few values compared.
+    """
+    if isinstance(right, pa.DictionaryArray):
+        return pc.take(short_right(right.dictionary), right.indices)
     return pc.if_else(pc.equal(right, CALL), C, pc.if_else(pc.equal(right, PUT), P, right))
 
 
@@ -52,7 +58,7 @@ def normalize_v2(columns: dict[str, pa.Array], dataset: Dataset, day: TradeDay) 
 
 
 def normalize_v3(columns: dict[str, pa.Array], dataset: Dataset, day: TradeDay) -> dict[str, pa.Array]:
-    """v3 sends full wall-clock timestamps: each keeps its own date."""
+    """v3 sends CALL/PUT and full wall-clock timestamps: each keeps its own date."""
     if "right" in columns:
         columns["right"] = short_right(columns["right"])
     wall_clock = columns["ms_of_day"]

@@ -5,8 +5,10 @@ wire column (extra columns are left out and reported; a missing one, or an answe
 at all, is a SchemaMismatch that stops the run); then pyarrow's streaming CSV reader parses the
 rest with the pinned wire types (never inferred). The direct source hands over Arrow tables
 instead (one per gRPC chunk): their columns are checked against the pinned ones the same way and
-cast to the pinned types. Batches are normalised to the output schema (``normalize.py``) and
-checked (``checks.py``) with ``pyarrow.compute`` only.
+cast to the pinned types. The reader's small batches (one per block) are gathered into batches of
+about ``GROUP_ROWS`` rows, so that each step below is one call per gathered batch rather than one
+per block; those are normalised to the output schema (``normalize.py``) and checked
+(``checks.py``) with ``pyarrow.compute`` only.
 """
 
 from __future__ import annotations
@@ -28,6 +30,11 @@ from spxdl.instants import TradeDay
 
 NULL_VALUES = ["", "null", "NULL"]
 NOT_STORED = ("root", "symbol")  # the root is a partition directory, not a column
+# The reader's batches (one per block, a few thousand rows) are gathered up to this many rows before
+# they are normalised and checked: each compute call then costs its Python overhead a tenth as often
+# (bench/convert_rate.py); held for one gathered batch at a time, it adds a few MB per conversion.
+GROUP_ROWS = 1 << 15
+RIGHT_WIRE_TYPE = pa.dictionary(pa.int32(), pa.string())  # v3 CALL/PUT: parsed once into a dictionary
 
 
 class Converter:
@@ -62,10 +69,11 @@ class Converter:
 
     def columns(self, pages: Iterable[SourcePage]) -> Iterator[dict[str, pa.Array]]:
         """Every wire batch of every page (or Arrow chunk), normalised to output names (plus ``date``)."""
+        gather = min(GROUP_ROWS, self.spec.row_group_rows // 2)  # a row group's worth stays the bound
         for page in pages:
             self.pages += 1
             read = self._table_batches if isinstance(page, pa.Table) else self._page_batches
-            for wire_batch in read(page, self.pages):
+            for wire_batch in gathered(read(page, self.pages), gather):
                 yield self._to_output(wire_batch)
 
     def result(self, row_groups: int) -> ConvertResult:
@@ -81,10 +89,15 @@ class Converter:
                 self.extra_columns.append(name)
 
     def _csv_options(self, header: list[str]) -> tuple[pacsv.ReadOptions, pacsv.ParseOptions, pacsv.ConvertOptions]:
-        read = pacsv.ReadOptions(column_names=header, block_size=self.spec.block_size)
+        # One thread: the reader's own threads cost about a tenth more CPU and gain nothing here (a
+        # worker already converts several chains at once; bench/convert_rate.py)
+        read = pacsv.ReadOptions(column_names=header, block_size=self.spec.block_size, use_threads=False)
         parse = pacsv.ParseOptions(newlines_in_values=False)
+        types = dict(self.wire_types)
+        if self.spec.api == "v3":  # a type for a column a page lacks (an index) is ignored
+            types["right"] = RIGHT_WIRE_TYPE
         convert = pacsv.ConvertOptions(
-            column_types=self.wire_types,
+            column_types=types,
             include_columns=self.stored_columns,  # pinned order, whatever the header's
             null_values=NULL_VALUES,
             strings_can_be_null=True,
@@ -99,9 +112,7 @@ class Converter:
             self.note_extra(extra)
             if body.at_end():
                 return  # a header without rows
-            reader = pacsv.open_csv(body, *self._csv_options(header))
-            for batch in reader:
-                yield batch
+            yield from pacsv.open_csv(body, *self._csv_options(header))
         except Exception as exc:
             failure = page_failure(page, page_number, exc)
             if failure is exc:
@@ -193,3 +204,21 @@ class Converter:
 def iter_batches(pages: Iterable[SourcePage], spec: ConvertSpec) -> Iterator[pa.RecordBatch]:
     """The pages' rows as checked batches of the dataset's output schema."""
     return Converter(spec).batches(pages)
+
+
+def gathered(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
+    """``batches`` concatenated, in order, into batches of at most ``rows`` rows (a longer one alone)."""
+    pending: list[pa.RecordBatch] = []
+    count = 0
+    for batch in batches:
+        if pending and count + batch.num_rows > rows:
+            yield concatenated(pending)
+            pending, count = [], 0
+        pending.append(batch)
+        count += batch.num_rows
+    if pending:
+        yield concatenated(pending)
+
+
+def concatenated(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
+    return batches[0] if len(batches) == 1 else pa.concat_batches(batches)

@@ -1,8 +1,10 @@
 """The batch engine: a date range becomes tasks, worker processes download them, signals stop cleanly.
 
 ``records`` (Plan, Event, TaskResult, RunSummary, state names), ``planning`` (plan, estimate,
-ranges, what resume runs), ``recording`` (the run's record in the ledger), ``pool`` (the parent:
-run, signals, events, metrics), ``worker`` and ``download`` (the child processes), ``streams``
+ranges, what resume runs), ``recording`` (the run's record in the ledger), ``metering``
+(metrics.csv rows), ``preparing`` (the data dir, the terminal, the listings before the first
+task), ``pool`` and ``processes`` (the parent: run, the crew of workers, signals, events),
+``serving``, ``worker``, ``download`` and ``fetchers`` (the child processes), ``streams``
 (stop-aware pages), ``shared`` (what both sides use).
 
 Names are loaded on first use, so that ``from spxdl.engine.records import Plan`` (the CLI) does
@@ -19,8 +21,8 @@ _EXPORTS = {
     "task_state": "records", "ResultState": "records", "RunState": "records",
     "plan": "planning", "estimate": "planning", "archive_datasets": "planning", "days_back_range": "planning",
     "update_range": "planning", "resume_plans": "planning",
-    "run": "pool", "prepare": "pool",
-    "run_task": "worker", "init_worker": "worker",
+    "run": "pool", "prepare": "preparing",
+    "run_task": "serving", "init_worker": "serving",
     "client_for": "shared", "retrying": "shared", "SharedFlag": "shared", "RUN_STOPPERS": "shared",
 }
 __all__ = sorted(_EXPORTS)

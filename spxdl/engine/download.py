@@ -18,14 +18,16 @@ import concurrent.futures as cf
 import contextlib
 import functools
 import logging
+import queue
 from dataclasses import dataclass, field
-from datetime import date, timedelta
-from typing import TYPE_CHECKING, Any, BinaryIO, Iterator, Mapping
+from datetime import date
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterator, Mapping
 
 from spxdl import convert, datasets, storage
 from spxdl.archive_fs import Archive, Location
 from spxdl.config import Settings
 from spxdl.datasets import Dataset
+from spxdl.engine.planning import in_window, window_expirations
 from spxdl.engine.records import EXPIRATION_DONE, EXPIRATION_PROGRESS, EXPIRATIONS_LISTED, RETRY
 from spxdl.engine.shared import RETRYABLE, RUN_STOPPERS, STOPS, STORE_STOPPERS, retrying
 from spxdl.engine.streams import Meter, stoppable
@@ -56,15 +58,30 @@ class Outcome:
     dropped: int = 0  # rows [validation] mode = drop left out of the file
 
 
-class TaskDownload:
-    """The expirations of one claimed task, fetched on a small thread pool of this worker."""
+HELPERS_WAIT_SECONDS = 0.2  # how often a task waiting for its helpers looks at the stop
 
-    def __init__(self, worker: Worker, task: Task, min_dte: int, max_dte: int, force: bool) -> None:
+
+@dataclass(frozen=True)
+class Share:
+    """A task's work split among workers: this worker's expirations, and how many other workers
+    (helpers) fetch the rest of the window and report their outcomes (``Worker.helped``)."""
+
+    expirations: tuple[date, ...]
+    helpers: int = 0
+
+
+class TaskDownload:
+    """The expirations of one claimed task (or one share of them), fetched on the worker's fetch threads."""
+
+    def __init__(
+        self, worker: Worker, task: Task, min_dte: int, max_dte: int, force: bool, share: Share | None = None
+    ) -> None:
         self.worker = worker
         self.task = task
         self.min_dte = min_dte
         self.max_dte = max_dte
         self.force = force
+        self.share = share
         self.settings: Settings = worker.settings
         self.dataset: Dataset = worker.archives[task.archive]
         self.archive: Archive = worker.ledger.archive  # where the data files go: the data dir, or an object store
@@ -76,28 +93,55 @@ class TaskDownload:
         count = {ExpirationState.COMPLETE: len(landed)} if landed else {}
         return {"rows": sum(o.rows for o in landed), "bytes": sum(o.bytes for o in landed), "expirations": count}
 
-    def run(self) -> list[Outcome]:
-        """Every expiration of the DTE window: complete ones skipped, the rest fetched on threads."""
-        if self.dataset.all_expirations:
-            return self.run_day()
-        wanted = [self.task.trade_date] if self.dataset.is_index else self.expirations()
-        complete = set() if self.force else self.complete_expirations()
-        outcomes = [Outcome(expiration, ExpirationState.COMPLETE, skipped=True) for expiration in wanted if expiration in complete]
-        missing = [expiration for expiration in wanted if expiration not in complete]
-        log.info("%s: %d expiration(s) in DTE %d..%d, %d to fetch", self.task.key, len(wanted), self.min_dte,
-                 self.max_dte, len(missing))
-        self.worker.ledger.note_listed(self.task, len(wanted))
-        self.worker.emit(EXPIRATIONS_LISTED, self.task, total=len(missing))
-        if not missing:
-            return outcomes
-        threads = min(self.settings.threads, len(missing))
-        with cf.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="spxdl-fetch") as pool:
-            futures = [pool.submit(self.fetch, expiration) for expiration in missing]
-            cf.wait(futures)
+    def run(self, turn_over: Callable[[], None] = lambda: None) -> list[Outcome]:
+        """Every expiration of the DTE window (or of this worker's share, then the helpers'
+        outcomes): complete ones skipped, the rest fetched on the process's fetch threads
+        (``Fetchers``; a daily dataset's one request on one of them). ``turn_over`` is called as
+        soon as the rest are queued: the next task may then take its turn."""
+        daily = self.dataset.all_expirations
+        try:
+            if daily:
+                outcomes, futures = [], self.worker.fetchers.submit(lambda _: self.run_day(), [None])
+            else:
+                outcomes, futures = self.queue_missing()
+        finally:
+            turn_over()
+        cf.wait(futures)
         stops = [f.exception() for f in futures if isinstance(f.exception(), STOPS)]
         if stops:
             raise next((exc for exc in stops if isinstance(exc, RUN_STOPPERS)), stops[0])
-        return outcomes + [future.result() for future in futures]
+        if daily:
+            return futures[0].result()
+        return outcomes + [future.result() for future in futures] + self.helpers_outcomes()
+
+    def queue_missing(self) -> tuple[list[Outcome], list[cf.Future]]:
+        """The window's complete expirations (skipped), and the others queued on the fetch threads."""
+        helping = self.share is not None and not self.share.helpers
+        window = [] if helping else [self.task.trade_date] if self.dataset.is_index else self.expirations()
+        wanted = list(self.share.expirations) if self.share else window
+        complete = set() if self.force else self.complete_expirations()
+        outcomes = [Outcome(e, ExpirationState.COMPLETE, skipped=True) for e in wanted if e in complete]
+        missing = [expiration for expiration in wanted if expiration not in complete]
+        log.info("%s: %d expiration(s) in DTE %d..%d, %d to fetch", self.task.key, len(wanted), self.min_dte,
+                 self.max_dte, len(missing))
+        if not helping:  # the task's owner counts the whole window, its helpers' shares too
+            self.worker.ledger.note_listed(self.task, len(window))
+            self.worker.emit(EXPIRATIONS_LISTED, self.task, total=sum(e not in complete for e in window))
+        return outcomes, self.worker.fetchers.submit(self.fetch, missing)
+
+    def helpers_outcomes(self) -> list[Outcome]:
+        """The outcomes the helpers report for the rest of the window (none without helpers)."""
+        helpers = self.share.helpers if self.share else 0
+        box = self.worker.helped.get(self.task)
+        outcomes: list[Outcome] = []
+        while helpers:
+            self.check()  # a stop, or a claim taken over: the helpers stop too and are not waited for
+            try:
+                outcomes += box.get(timeout=HELPERS_WAIT_SECONDS)
+            except queue.Empty:
+                continue
+            helpers -= 1
+        return outcomes
 
     def run_day(self) -> list[Outcome]:
         """A daily dataset: one request for the whole day, then one file per expiration in the window.
@@ -127,8 +171,8 @@ class TaskDownload:
             self.check()
             try:
                 pages = self.pages(None)
-                with contextlib.closing(stoppable(pages, self.check)) as stopping_pages:
-                    return convert.split_by_expiration(stopping_pages, self.convert_spec(None), self.in_window)
+                with self.worker.fetchers.converting(), contextlib.closing(stoppable(pages, self.check)) as stopping:
+                    return convert.split_by_expiration(stopping, self.convert_spec(None), self.in_window)
             except STOPS as exc:
                 if isinstance(exc, RUN_STOPPERS):
                     worker.stop_run()
@@ -163,11 +207,7 @@ class TaskDownload:
 
     def in_window(self, expiration: date) -> bool:
         """Whether ``expiration`` is in ``trade_date + [min_dte, max_dte]`` and still trades on the trade date."""
-        task = self.task
-        first = task.trade_date + timedelta(days=self.min_dte)
-        last = task.trade_date + timedelta(days=self.max_dte)
-        return first <= expiration <= last and task.trade_date <= self.worker.calendar.last_trading_day(
-            task.root, expiration)
+        return in_window(expiration, self.task, self.min_dte, self.max_dte, self.worker.calendar)
 
     def expirations(self) -> list[date]:
         """The root's expirations (listed once per process) within ``trade_date + [min_dte, max_dte]``
@@ -182,7 +222,7 @@ class TaskDownload:
             worker.expirations[task.root] = listed
         if not worker.expirations[task.root]:
             raise NoData(f"the terminal lists no expiration for {task.root} (unknown root, or not in the subscription)")
-        return [expiration for expiration in worker.expirations[task.root] if self.in_window(expiration)]
+        return window_expirations(worker.expirations[task.root], task, self.min_dte, self.max_dte, worker.calendar)
 
     def check(self) -> None:
         """Raise Interrupted once the run stops or another run has taken this task's claim over."""
@@ -291,7 +331,7 @@ class TaskDownload:
         meter = Meter(functools.partial(self.received, expiration, attempt))
 
         def write(sink: BinaryIO) -> int:
-            with contextlib.closing(stoppable(pages, self.check, meter)) as stopping_pages:
+            with self.worker.fetchers.converting(), contextlib.closing(stoppable(pages, self.check, meter)) as stopping_pages:
                 converted.append(convert.write_parquet(stopping_pages, sink, spec))
             return converted[0].rows
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 from datetime import date, timedelta
-from typing import Any, Collection, Sequence
+from typing import Any, Collection, Iterable, Sequence
 
 from spxdl import audit, datasets, metrics, storage, trading_calendar
 from spxdl.config import Settings
@@ -68,6 +68,34 @@ def plan(
     return Plan(tuple(todo), tuple(done), tuple(held), start, end, force)
 
 
+def lists_expirations(dataset: Dataset) -> bool:
+    """Whether a task of ``dataset`` fetches expiration by expiration from its root's listing (not
+    a daily dataset, which asks every expiration at once, nor an index, which has none)."""
+    return not (dataset.all_expirations or dataset.is_index)
+
+
+def in_window(
+    expiration: date, task: Task, min_dte: int, max_dte: int, calendar: trading_calendar.TradingCalendar
+) -> bool:
+    """Whether ``expiration`` is in ``task.trade_date + [min_dte, max_dte]`` and still trades on the
+    trade date (an SPX AM monthly stops the day before it settles)."""
+    trade_date = task.trade_date
+    return (trade_date + timedelta(days=min_dte) <= expiration <= trade_date + timedelta(days=max_dte)
+            and trade_date <= calendar.last_trading_day(task.root, expiration))
+
+
+def window_expirations(
+    listed: Iterable[date], task: Task, min_dte: int, max_dte: int, calendar: trading_calendar.TradingCalendar
+) -> list[date]:
+    """The listed expirations of ``task`` that are ``in_window``, in order."""
+    return [expiration for expiration in listed if in_window(expiration, task, min_dte, max_dte, calendar)]
+
+
+def shares(expirations: list[date], count: int) -> list[list[date]]:
+    """``expirations`` dealt in turn into ``count`` shares (near and far ones mixed in each)."""
+    return [expirations[index::count] for index in range(count)]
+
+
 def resume_plans(
     settings: Settings, runs: Sequence[RunView], incomplete: Collection[Task], force: bool = False
 ) -> list[tuple[Settings, Plan]]:
@@ -112,8 +140,8 @@ def estimate(plan: Plan, settings: Settings) -> dict[str, Any]:
         expirations += count
         requests += 1 if dataset.all_expirations or dataset.is_index else count
         rows += count * contracts * _rows_per_contract(dataset, settings)
-    listed = [task for task in plan.tasks if not (by_archive[task.archive].all_expirations or by_archive[task.archive].is_index)]
-    listings = len({task.root for task in listed}) * min(settings.workers, len(listed))
+    listed = [task for task in plan.tasks if lists_expirations(by_archive[task.archive])]
+    listings = len({task.root for task in listed})  # the parent lists each root once for every worker
     past = metrics.past_rows_per_second(settings.ledger_path)
     rate = past or DEFAULT_ROWS_PER_SECOND
     return {

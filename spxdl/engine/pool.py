@@ -1,10 +1,12 @@
-"""The parent side of a run: the pool of worker processes, signals, the event drain and metrics.
+"""The parent side of a run: the worker processes, signals, the event drain and metrics.
 
-``run`` prepares the data dir in the parent (temp-file sweep, terminal detection, archive
-shapes), then runs one future per task in a ``ProcessPoolExecutor`` of spawned workers
-(``worker.py``), submitting as workers free up. Progress events and worker log records travel
-through one queue to a parent thread that calls ``on_event``. A first SIGINT/SIGTERM stops the
-run cleanly (workers abort and release their claims); a second exits at once.
+``run`` starts the worker processes (``processes.Crew``) at once and, while they start, prepares
+the data dir (``preparing``: temp-file sweep, terminal detection, archive shapes) and lists each
+root's expirations; it records the run in the ledger (``recording``), then hands out the tasks,
+several per worker, as results come back. Progress events and worker log records travel through
+one queue to a parent thread that calls ``on_event`` (and ``on_tick`` meanwhile). A first
+SIGINT/SIGTERM stops the run cleanly (workers abort and release their claims); a second exits at
+once.
 
 The engine package is the only place that starts processes or threads for downloading. It never
 prints.
@@ -12,9 +14,9 @@ prints.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import contextlib
 import logging
+import math
 import multiprocessing
 import os
 import queue
@@ -22,25 +24,29 @@ import signal
 import threading
 import time
 from collections import deque
-from pathlib import Path
+from datetime import date
 from typing import Any, Callable, Iterable, Iterator
 
-from spxdl import capture, metrics, shapes
 from spxdl.config import Settings
-from spxdl.engine import worker
-from spxdl.engine.planning import archive_datasets
+from spxdl.engine import metering
+from spxdl.engine.download import Share
+from spxdl.engine.planning import archive_datasets, lists_expirations, shares, window_expirations
+from spxdl.engine.preparing import prepare
+from spxdl.engine.processes import Answer, Crew, Member, release_semaphores
 from spxdl.engine.recording import recorded_run
-from spxdl.engine.records import TASK_DONE, Event, Plan, ResultState, RunState, RunSummary, TaskResult
-from spxdl.engine.shared import RUN_CAPTURE, STOP_SIGNALS, SharedFlag, client_for, ledger_for, prepare_storage
-from spxdl.errors import SpxdlError, TerminalUnavailable
+from spxdl.engine.records import TASK_DONE, Event, Plan, ResultState, RunSummary, TaskResult
+from spxdl.engine.shared import RUN_CAPTURE, STOP_SIGNALS, SharedFlag, ledger_for
+from spxdl.errors import SpxdlError
 from spxdl.ledger import Task
-from spxdl.terminal import TerminalClient, simulator_facts
 
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.2  # how often the parent looks at signals and the stop flag
 TICK_SECONDS = 0.25  # how often ``on_tick`` is called (the progress display's redraws)
 STOP_GRACE_SECONDS = 15.0  # how long a stopping parent waits for workers to abort
+DRAIN_JOIN_SECONDS = 5.0  # how long the event drain may take to empty a closed crew's queue
+CREWS_WITHOUT_ANSWER = 3  # crews in a row that die before any answer: the workers cannot start
+DRAINED = "drained"  # the parent's last item on a crew's event queue, once every worker has ended
 
 
 def run(
@@ -53,7 +59,7 @@ def run(
 
     ``on_event`` gets every progress event and ``on_tick`` is called every ``TICK_SECONDS`` while
     the workers run, both from one thread of this process, never at once. TerminalUnavailable /
-    PermissionDenied (no usable terminal) and ArchiveMismatch raise before any worker starts. The
+    PermissionDenied (no usable terminal) and ArchiveMismatch raise before any task starts. The
     run is recorded in the ledger before its first task (``recording.py``): a run stopped or
     killed part-way is what ``spxdl resume`` finishes.
     """
@@ -61,50 +67,41 @@ def run(
     summary = RunSummary(held_at_plan=len(plan.held))
     try:
         if plan.tasks:
-            settings, summary.simulated = prepare(settings)
-            summary.api = settings.terminal_api
-            with recorded_run(plan, settings, summary):
-                _Run(plan, settings, on_event, summary, on_tick).execute()
+            warn_of_idle_slots(settings)
+            the_run = _Run(plan, settings, on_event, summary, on_tick)
+            crew = the_run.new_crew(settings, len(plan.tasks))  # the workers start while the terminal is found
+            try:
+                settings, summary.simulated, listed = prepare(settings, plan.tasks)
+                summary.api = settings.terminal_api
+                the_run.settings = settings
+                with recorded_run(plan, settings, summary):
+                    the_run.execute(crew, listed)
+            finally:
+                crew.discard()  # unless the run used it (and closed it): the terminal was not found, say
     finally:
         if settings.capture_dir is not None:
+            from spxdl import capture
+
             log.info("captured answers are listed in %s", capture.write_manifest(settings.capture_dir, RUN_CAPTURE))
     summary.seconds = time.monotonic() - started
-    _write_run_metrics(settings.ledger_path, plan, summary)
+    metering.write_run_row(settings.ledger_path, plan, summary)
     log.info("run %s..%s: %s in %.1f s", plan.start, plan.end, summary.by_state() or "nothing to do", summary.seconds)
     return summary
 
 
-def prepare(settings: Settings) -> tuple[Settings, bool]:
-    """Make the data dir ready and find the terminal once; settings naming its URL and API, simulated."""
-    ledger = prepare_storage(settings)
-    with client_for(settings) as client:
-        connect(client, settings.expiration_attempts)
-        resolved = settings.replace(terminal_url=client.base_url, terminal_api=client.api)
-        simulator = simulator_facts(client.simulator) if client.simulated else None
-    by_archive = archive_datasets(settings)
-    for dataset in by_archive.values():
-        dataset.check_served(resolved.terminal_api, settings.interval)
-    for archive, dataset in by_archive.items():
-        shapes.ensure_archive_shape(settings.ledger_path, archive, shapes.archive_shape(dataset, settings, simulator),
-                                    mirror=ledger.mirror)
-    return resolved, simulator is not None
-
-
-def connect(client: TerminalClient, attempts: int) -> None:
-    """Find the terminal; a terminal that answered badly (a cut status) is asked again, one that nobody
-    answers for fails at once (asking again would only repeat the same line)."""
-    for attempt in range(1, attempts + 1):
-        try:
-            client.connect()
-            return
-        except TerminalUnavailable as exc:
-            if exc.status is None or attempt == attempts:
-                raise
-            log.info("connecting to the terminal: attempt %d of %d failed (%s); trying again", attempt, attempts, exc)
+def warn_of_idle_slots(settings: Settings) -> None:
+    """Say so when the workers' threads cannot fill the terminal's slots (workers and threads set by hand)."""
+    threads = settings.worker_processes * settings.worker_threads
+    if threads < settings.max_in_flight:
+        log.warning(
+            "workers x threads = %d x %d = %d request threads for max_in_flight %d: at most %d requests in flight; "
+            "leave workers and threads unset (auto) to use every slot",
+            settings.worker_processes, settings.worker_threads, threads, settings.max_in_flight, threads,
+        )
 
 
 class _Run:
-    """One run's parent side: the pool, submission as workers free up, signals, events, results."""
+    """One run's parent side: the crews of workers, handing out tasks, signals, events, results."""
 
     def __init__(
         self, plan: Plan, settings: Settings, on_event: Callable[[Event], None] | None, summary: RunSummary,
@@ -123,90 +120,166 @@ class _Run:
         self.stop_since: float | None = None
         self.deliver_lock = threading.Lock()
         self.task_args = (settings.min_dte, settings.max_dte, plan.force)
+        self.crews_without_answer = 0
+        self.plan_order = {task: index for index, task in enumerate(plan.tasks)}
+        self.listed: dict[str, list[date]] = {}
+        self.calendar = settings.calendar()
+        self.archives = archive_datasets(settings)
 
-    def execute(self) -> None:
-        """Run every task (or until stopped); results land in the summary."""
+    def new_crew(self, settings: Settings, tasks: int) -> Crew:
+        """Start the worker processes for ``tasks`` tasks: one each, and for fewer tasks than that
+        still enough to fill the terminal's slots (they share the tasks), never more than
+        ``worker_processes``."""
+        slots = math.ceil(settings.max_in_flight / settings.worker_threads)
+        count = min(settings.worker_processes, max(tasks, slots))
+        return Crew(self.context, settings, self.stop, count, _worker_log_level())
+
+    def execute(self, crew: Crew | None, listed: dict[str, list[date]]) -> None:
+        """Run every task (or until stopped) with ``crew``, then new crews after one broke."""
+        self.listed = listed
         with self._signals_handled():
             todo = deque(self.plan.tasks)
-            while todo and not self._stopping():  # a new pool after one broke
-                with self._pool() as executor:
-                    self._feed(executor, todo)
+            while todo and not self._stopping():
+                crew = crew or self.new_crew(self.settings, len(todo))
+                with self._drained(crew):
+                    crew.setup(self.settings, listed)
+                    self._feed(crew, todo)
+                crew = None
+                if self.crews_without_answer >= CREWS_WITHOUT_ANSWER:
+                    self._give_up(todo)
             self.summary.not_started = tuple(todo)
+        if crew is not None:  # stopped before it was used
+            crew.discard()
         self.summary.interrupted = self.signal_number
 
     @contextlib.contextmanager
-    def _pool(self) -> Iterator[cf.ProcessPoolExecutor]:
-        """A pool of spawned workers with an event queue and in-flight semaphore of its own.
-
-        A worker killed while it held the lock of either (writing an event, or a request in
-        flight) leaves it taken for good: the next pool must not inherit that.
-        """
-        events = self.context.Queue()
-        in_flight = self.context.BoundedSemaphore(self.settings.max_in_flight)
+    def _drained(self, crew: Crew) -> Iterator[Crew]:
+        """The crew with a thread delivering its events; closed (or killed) and drained at the end."""
         drained = threading.Event()
-        drainer = threading.Thread(target=self._drain, args=(events, drained), name="spxdl-events", daemon=True)
+        drainer = threading.Thread(target=self._drain, args=(crew.events, drained), name="spxdl-events", daemon=True)
         drainer.start()
-        executor = cf.ProcessPoolExecutor(
-            max_workers=self.settings.workers,
-            mp_context=self.context,
-            initializer=worker.init_worker,
-            initargs=(self.settings, in_flight, self.stop, events, os.getpid(), _worker_log_level()),
-        )
         try:
-            yield executor
+            yield crew
         finally:
-            executor.shutdown(wait=True, cancel_futures=True)
+            killed = crew.died() or self._stop_overdue()
+            if killed:
+                crew.kill()
+            crew.close()
             drained.set()
-            drainer.join()
-            events.close()
+            if not killed:  # every worker ended cleanly: nothing follows this, the drain ends at once
+                crew.events.put(DRAINED)
+            drainer.join(DRAIN_JOIN_SECONDS)  # a worker killed mid-event may leave half a message
+            crew.events.close()
 
-    def _feed(self, executor: cf.ProcessPoolExecutor, todo: deque[Task]) -> None:
-        """Keep one task per worker in flight until done, stopped or the pool breaks."""
-        running: dict[cf.Future[TaskResult], Task] = {}
-        broken = False
-        while running or (todo and not self._stopping() and not broken):
-            while todo and len(running) < self.settings.workers and not self._stopping() and not broken:
-                try:
-                    with _signals_blocked():  # a worker starts with them blocked, then ignores them
-                        future = executor.submit(worker.run_task, todo[0], *self.task_args)
-                except cf.process.BrokenProcessPool:  # a worker died since the last result
-                    broken = self._broken(executor, broken)  # the task waits for the next pool
-                    break
-                running[future] = todo.popleft()
-            finished, _ = cf.wait(running, timeout=POLL_SECONDS, return_when=cf.FIRST_COMPLETED)
-            if any(isinstance(future.exception(), cf.process.BrokenProcessPool) for future in finished):
-                broken = self._broken(executor, broken)
-            elif not broken and _a_worker_died(executor):
-                broken = self._broken(executor, broken)
-            for future in finished:
-                self._collect(running.pop(future), future)
-            if running and not broken and self._stop_overdue():
-                self._kill_workers(executor, f"workers did not stop within {STOP_GRACE_SECONDS:.0f} s")
-                broken = True
+    def _feed(self, crew: Crew, todo: deque[Task]) -> None:
+        """Keep every worker busy until done, stopped or the crew breaks."""
+        while True:
+            if not self._stopping():
+                self._hand_out(crew, todo)
+            if not crew.outstanding() and (not todo or self._stopping() or crew.died()):
+                return
+            for answer in crew.receive(POLL_SECONDS):
+                self._heard(crew, answer, todo)
+            if crew.died():
+                self._broken(crew, todo, "its worker process died", "a worker process died")
+                return
+            if crew.outstanding() and self._stop_overdue():
+                self._broken(crew, todo, "its worker did not stop in time",
+                             f"workers did not stop within {STOP_GRACE_SECONDS:.0f} s")
+                return
 
-    def _broken(self, executor: cf.ProcessPoolExecutor, already: bool) -> bool:
-        """A worker died: end the others (True, the pool is broken)."""
-        if not already:
-            # The pool ends its other workers with SIGTERM, which they ignore: without SIGKILL its
-            # shutdown would wait for them forever.
-            self._kill_workers(executor, "a worker process died")
-        return True
+    def _hand_out(self, crew: Crew, todo: deque[Task]) -> None:
+        """Give waiting tasks to the workers with room for them; the last one shared with idle ones."""
+        while todo:
+            member = crew.free_member()
+            if member is None:
+                return
+            task = todo[0]
+            share, helpers = self._shares(crew, member, task) if len(todo) == 1 else (None, [])
+            if not crew.assign(member, task, (*self.task_args, share)):
+                return
+            todo.popleft()
+            for helper, expirations in helpers:
+                crew.reserve(helper, task, expirations)
 
-    def _collect(self, task: Task, future: cf.Future[TaskResult]) -> None:
-        """Record a finished future's result (a failure of its own when its worker died)."""
-        try:
-            result = future.result()
-        except cf.process.BrokenProcessPool:
-            result = self._lost(task, "its worker process died")
-        except Exception as exc:  # a bug in a worker: the run goes on
-            log.error("%s failed unexpectedly: %r", task.key, exc)
-            result = self._lost(task, f"unexpected error: {exc!r}")
-        if result.stopped_by is not None and self.summary.stopped_by is None:
-            self.summary.stopped_by = result.stopped_by
-            self.stop.set()
+    def _shares(self, crew: Crew, owner: Member, task: Task) -> tuple[Share | None, list[tuple[Member, tuple]]]:
+        """How ``task`` is shared out: the owner's share and each idle helper's (no share: alone).
+
+        A task is shared when workers would otherwise stand idle (the run's last task, a single
+        day): each helper gets at least ``threads`` of the window's expirations, dealt in turn.
+        """
+        idle = crew.idle_members(besides=owner)
+        if not idle or task.root not in self.listed or not lists_expirations(self.archives[task.archive]):
+            return None, []
+        window = window_expirations(self.listed[task.root], task, self.settings.min_dte, self.settings.max_dte,
+                                    self.calendar)
+        count = min(len(idle) + 1, len(window) // self.settings.worker_threads)
+        if count < 2:
+            return None, []
+        parts = shares(window, count)
+        return Share(tuple(parts[0]), helpers=count - 1), list(zip(idle, (tuple(part) for part in parts[1:])))
+
+    def _heard(self, crew: Crew, answer: Answer, todo: deque[Task]) -> None:
+        """What a worker said: a task claimed (its helpers start), a helper's outcomes, a result."""
+        if answer.result is not None:
+            crew.unreserve(answer.task)
+            self._take(answer.result, answer.started, todo)
+        elif answer.outcomes is not None:
+            crew.forward(answer.task, answer.outcomes)
+        else:
+            crew.help(answer.task, self.task_args, answer.member)
+
+    def _broken(self, crew: Crew, todo: deque[Task], reason: str, warning: str) -> None:
+        """Kill the crew; its started tasks are lost, the others wait for the next crew."""
+        log.warning("%s; killing the other workers", warning)
+        # A worker killed while it held the event queue's or the semaphore's lock leaves it taken:
+        # the whole crew goes, and a new one (with a queue and a semaphore of its own) runs the rest.
+        crew.kill()
+        answers, started, waiting = crew.lost()
+        for answer in answers:
+            if answer.result is not None:
+                self._take(answer.result, answer.started, todo)
+        for task in started:
+            self._collect(self._lost(task, reason))
+        self._requeue(todo, waiting)
+        self.crews_without_answer = 0 if crew.answered else self.crews_without_answer + 1
+
+    def _give_up(self, todo: deque[Task]) -> None:
+        """Workers that die before answering anything: fail the rest instead of starting them forever."""
+        reason = f"{CREWS_WITHOUT_ANSWER} crews of worker processes died before doing anything; see the log"
+        log.error(reason)
+        while todo:
+            task = todo.popleft()
+            self._collect(TaskResult(task, ResultState.FAILED, error=reason))
+            self._deliver(Event(TASK_DONE, task, state=ResultState.FAILED, error=reason))
+
+    def _take(self, result: TaskResult, started: bool, todo: deque[Task]) -> None:
+        """A worker's answer: a result, or a task that was stopped before it started (to do still)."""
+        if result.state == ResultState.INTERRUPTED and not started:
+            self._stopped_by(result.stopped_by)  # a full disk at its claim, say
+            self._requeue(todo, [result.task])
+        else:
+            self._collect(result)
+
+    def _requeue(self, todo: deque[Task], tasks: Iterable[Task]) -> None:
+        """Put tasks back among those to do, in the plan's order."""
+        todo.extend(tasks)
+        ordered = sorted(todo, key=self.plan_order.__getitem__)
+        todo.clear()
+        todo.extend(ordered)
+
+    def _collect(self, result: TaskResult) -> None:
+        """Record a task's result."""
+        self._stopped_by(result.stopped_by)
         self._note_extra_columns(result.extra_columns)
         self.summary.results.append(result)
-        self._write_task_metrics(result)
+        metering.write_task_row(self.settings.ledger_path, result)
+
+    def _stopped_by(self, error: SpxdlError | None) -> None:
+        """One of RUN_STOPPERS stopped a task: the run stops, and its summary says why (the first)."""
+        if error is not None and self.summary.stopped_by is None:
+            self.summary.stopped_by = error
+            self.stop.set()
 
     def _note_extra_columns(self, names: Iterable[str]) -> None:
         """Warn once per run for the columns the terminal added (they are left out of the files)."""
@@ -235,13 +308,6 @@ class _Run:
     def _stop_overdue(self) -> bool:
         return self._stopping() and time.monotonic() - self.stop_since > STOP_GRACE_SECONDS
 
-    def _kill_workers(self, executor: cf.ProcessPoolExecutor, reason: str) -> None:
-        """SIGKILL the pool's workers; their temp files are swept at the next start."""
-        log.warning("%s; killing the pool's workers", reason)
-        for process in list((executor._processes or {}).values()):  # private, but stable since 3.8
-            with contextlib.suppress(OSError):
-                process.kill()
-
     # -- signals -------------------------------------------------------------------------------
 
     @contextlib.contextmanager
@@ -260,7 +326,7 @@ class _Run:
     def _on_signal(self, signum: int, _frame: Any) -> None:
         if self.signal_number is not None:
             # Atomic renames: no half-written file can stand where a data file is.
-            _release_semaphores()
+            release_semaphores()
             os._exit(128 + signum)
         self.signal_number = signum
         self.stop.set()
@@ -279,6 +345,8 @@ class _Run:
                 self._tick()
                 continue
             except (EOFError, OSError):
+                return
+            if item == DRAINED:
                 return
             self._deliver(item)
             self._tick()
@@ -306,90 +374,6 @@ class _Run:
                 self.on_event(item)
             except Exception:
                 log.exception("the progress callback failed on %s", item)
-
-    # -- metrics -------------------------------------------------------------------------------
-
-    def _write_task_metrics(self, result: TaskResult) -> None:
-        if result.state == ResultState.HELD:  # another run did (or does) the work: its row is that run's
-            return
-        row = metrics.MetricsRow(
-            "task",
-            result.task.key,
-            result.state,
-            result.rows,
-            result.bytes,
-            result.seconds,
-            retries=result.retries,
-            failures=len(result.failures),
-            dropped=result.dropped,
-            checks=result.checks,
-        )
-        _append_metrics(self.settings.ledger_path, row)
-
-
-def _write_run_metrics(data_dir: Path, plan: Plan, summary: RunSummary) -> None:
-    if not plan.tasks:
-        return
-    totals = summary.totals()
-    state = RunState.INTERRUPTED if summary.interrupted else RunState.COMPLETE if summary.complete else RunState.INCOMPLETE
-    failures = sum(len(result.failures) for result in summary.results)
-    row = metrics.MetricsRow(
-        "run",
-        f"{plan.start}..{plan.end}",
-        state,
-        totals["rows"],
-        totals["bytes"],
-        summary.seconds,
-        retries=totals["retries"],
-        failures=failures,
-        dropped=totals["dropped"],
-        checks=totals["checks"],
-    )
-    _append_metrics(data_dir, row)
-
-
-def _append_metrics(data_dir: Path, row: metrics.MetricsRow) -> None:
-    try:
-        metrics.append(data_dir, [row])
-    except OSError as exc:  # metrics are a by-product: never fail a download for them
-        log.warning("could not append to %s: %s", metrics.metrics_path(data_dir), exc)
-
-
-def _a_worker_died(executor: cf.ProcessPoolExecutor) -> bool:
-    """Whether a worker process of ``executor`` has ended, seen from here.
-
-    The pool's own manager thread can miss it: a worker the pool spawns right after waking its
-    manager is not among the processes that thread waits on until something else wakes it, and a
-    worker killed while sending its result leaves the result queue's lock taken, so nothing else
-    ever does (CPython 3.11, concurrent/futures/process.py). Killing the other workers wakes it.
-    """
-    return any(process.exitcode is not None for process in list((executor._processes or {}).values()))
-
-
-def _release_semaphores() -> None:
-    """Unlink this process's named semaphores and tell the resource tracker, before leaving at once.
-
-    Otherwise the tracker, finding the process gone, prints "There appear to be N leaked semaphore
-    objects" after the shell's prompt has returned. Each semaphore registers a finalizer that does
-    exactly this at a normal exit (``multiprocessing.synchronize.SemLock``); a hard exit skips them.
-    Workers still running keep their open handles.
-    """
-    from multiprocessing import synchronize, util
-
-    for finalizer in list(getattr(util, "_finalizer_registry", {}).values()):  # private, but stable since 3.4
-        if getattr(finalizer, "_callback", None) is synchronize.SemLock._cleanup:
-            with contextlib.suppress(Exception):
-                finalizer()
-
-
-@contextlib.contextmanager
-def _signals_blocked() -> Iterator[None]:
-    """Block SIGINT/SIGTERM in this thread: a process started meanwhile inherits the mask."""
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _worker_log_level() -> int:

@@ -10,13 +10,11 @@ from __future__ import annotations
 import ctypes
 import logging
 import signal
-from typing import Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from spxdl import storage
 from spxdl.archive_fs import Archive, open_archive
-from spxdl.capture import Capture
 from spxdl.config import Settings
-from spxdl.direct import DirectSource
 from spxdl.errors import (
     BodyTruncated,
     BucketMissing,
@@ -33,8 +31,10 @@ from spxdl.errors import (
     TerminalUnavailable,
 )
 from spxdl.ledger import Ledger
-from spxdl.sources import DIRECT, Source
-from spxdl.terminal import TerminalClient
+
+if TYPE_CHECKING:
+    from spxdl.direct import DirectSource
+    from spxdl.sources import Source
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -56,16 +56,22 @@ def client_for(settings: Settings, **kwargs: Any) -> Source:
 
     With ``settings.capture_dir`` the client's first answer of each endpoint is captured there.
     """
+    # Imported here: planning a run with nothing to do never loads HTTP, Arrow or the SDK's shell.
+    from spxdl.sources import DIRECT
+    from spxdl.terminal import TerminalClient
+
     if settings.source == DIRECT:
         return direct_source(settings, **kwargs)
     options: dict[str, Any] = {
-        "threads": settings.threads,
+        "threads": settings.worker_threads,
         "connect_timeout": settings.connect_timeout,
         "read_timeout": settings.read_timeout,
         "retries": settings.retries,
         "outage_limit": settings.outage_limit,
     }
     if settings.capture_dir is not None:
+        from spxdl.capture import Capture
+
         options["observer"] = Capture(settings.capture_dir, first_only=True, command=RUN_CAPTURE)
     options.update(kwargs)
     return TerminalClient(settings.terminal_url, settings.terminal_api, **options)
@@ -73,6 +79,8 @@ def client_for(settings: Settings, **kwargs: Any) -> Source:
 
 def direct_source(settings: Settings, **kwargs: Any) -> DirectSource:
     """The SDK's source for ``settings``; a terminal client's options in ``kwargs`` are ignored."""
+    from spxdl.direct import DirectSource
+
     if settings.capture_dir is not None:
         raise ConfigError("--capture keeps a terminal's HTTP answers byte for byte; the direct source has none: "
                           "leave --capture out, or use [terminal] source = terminal", key="source")

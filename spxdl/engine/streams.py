@@ -109,15 +109,25 @@ class StoppablePage(io.RawIOBase):
         return True
 
     def readinto(self, buffer: Any) -> int:
+        self._checked()
+        count = self._page.readinto(buffer)
+        if self._meter is not None and count:
+            self._meter.read(bytes(memoryview(buffer)[:count]))
+        return count
+
+    def read(self, size: int = -1) -> bytes:
+        self._checked()
+        data = self._page.read(size)
+        if self._meter is not None and data:
+            self._meter.read(data)
+        return data
+
+    def _checked(self) -> None:
         try:
             self._check()
         except Interrupted as exc:
             self._error = exc
             raise
-        count = self._page.readinto(buffer)
-        if self._meter is not None and count:
-            self._meter.read(bytes(memoryview(buffer)[:count]))
-        return count
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -1,33 +1,34 @@
 """The worker side of a run: one ``Worker`` per child process. Everything in this file runs in a child.
 
-The pool's initializer (``init_worker``) makes the process's ``Worker``: it ignores the stop
-signals (the parent decides), sends log records to the parent through the event queue, builds
-its own terminal client, and starts a watchdog thread that follows the shared stop flag and the
-parent process and heartbeats every claimed task. ``run_task`` (a picklable module function, as
-``ProcessPoolExecutor`` needs) claims a task in the ledger, downloads it (``download.py``) and
-records its final state; it never raises for a task's own trouble.
+A ``Worker`` holds the process's client, ledger, fetch threads and view of the run (``serving``
+starts it and feeds it the parent's messages). A task is claimed in the ledger in its turn,
+downloaded (``download.py``: all of its DTE window, or this worker's share while helpers fetch
+the rest) and recorded; a share of another worker's task is fetched without a claim
+(``help_with``). A watchdog thread follows the shared stop flag and the parent process and
+heartbeats every claimed task. Nothing here raises for a task's own trouble.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
-import logging.handlers
 import os
-import signal
+import queue
 import threading
 import time
 from collections import Counter
 from datetime import date
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar, Mapping
 
 from spxdl import checks
 from spxdl.config import Settings
 from spxdl.datasets import Dataset
-from spxdl.engine.download import Outcome, TaskDownload
+from spxdl.engine.download import Outcome, Share, TaskDownload
+from spxdl.engine.fetchers import Fetchers
 from spxdl.engine.planning import archive_datasets
 from spxdl.engine.records import TASK_DONE, TASK_STARTED, Event, ResultState, TaskResult, task_state
-from spxdl.engine.shared import RUN_STOPPERS, STOP_SIGNALS, STOPS, SharedFlag, client_for, ledger_for
+from spxdl.engine.shared import RUN_STOPPERS, STOPS, SharedFlag, client_for, ledger_for
 from spxdl.errors import Interrupted, NoData, SpxdlError
 from spxdl.ledger import ExpirationState, Task, TaskState
 from spxdl.sources import Source
@@ -44,11 +45,13 @@ class Worker:
     current: ClassVar[Worker | None] = None
 
     def __init__(
-        self, settings: Settings, client: Source, stop: threading.Event, shared_stop: SharedFlag,
-        events: Any, parent_pid: int,
+        self, settings: Settings, in_flight: Any, stop: threading.Event, shared_stop: SharedFlag, events: Any,
+        parent_pid: int,
     ) -> None:
         self.settings = settings
-        self.client = client
+        self.in_flight = in_flight
+        self.client: Source | None = None  # built by setup(), once the parent found the terminal
+        self.fetchers: Fetchers | None = None
         self.ledger = ledger_for(settings)
         self.stop = stop  # this process's view of the stop: the shared flag, or the parent gone
         self.shared_stop = shared_stop
@@ -59,10 +62,24 @@ class Worker:
         self.expirations: dict[str, list[date]] = {}  # root -> listed expirations, once per process
         self.active: set[Task] = set()  # claimed: heartbeats go to these
         self.lost: set[Task] = set()  # claims another run took over (stale heartbeat)
+        self.helped: dict[Task, queue.Queue] = {}  # claimed here, shared: the helpers' outcomes arrive here
+        self.helping: dict[Task, int] = {}  # another worker's task this one helps with -> that worker's pid
         self.busy = 0  # tasks in run_task, claimed or about to be
         self.lock = threading.Lock()
+        self.beating = threading.Lock()  # held by a round of heartbeats; a task leaves `active` between rounds
+        self.announce: Callable[[Task], None] = lambda task: None  # tells the parent a task was claimed
 
     # -- the process --------------------------------------------------------------------------
+
+    def setup(self, settings: Settings, listed: Mapping[str, list[date]]) -> None:
+        """The parent found the terminal: its settings (URL, API) and the expirations it listed per root."""
+        self.settings = settings
+        self.ledger = ledger_for(settings)
+        self.archives = archive_datasets(settings)
+        self.expirations.update(listed)
+        sleep = functools.partial(_sleep_unless_stopped, self.stop)
+        self.client = client_for(settings, in_flight=self.in_flight, sleep=sleep, checked=True)
+        self.fetchers = Fetchers(settings.worker_threads, self.stop.is_set)
 
     def emit(self, kind: str, task: Task, **fields: Any) -> None:
         self.events.put(Event(kind, task, **fields))
@@ -105,6 +122,10 @@ class Worker:
 
     def heartbeat(self) -> None:
         """Refresh every claim this process holds; a claim another run took over is marked lost."""
+        with self.beating:
+            self.beat_once()
+
+    def beat_once(self) -> None:
         with self.lock:
             tasks = list(self.active)
         for task in tasks:
@@ -117,29 +138,61 @@ class Worker:
                 log.warning("%s was taken over by another run; abandoning it", task.key)
                 with self.lock:
                     self.lost.add(task)
+        with self.lock:
+            helping = dict(self.helping)
+        for task, owner in helping.items():
+            try:
+                claim = (self.ledger.day(task) or {}).get("claim") or {}
+            except (SpxdlError, OSError) as exc:
+                log.warning("could not read the claim of %s: %s", task.key, exc)
+                continue
+            if claim.get("pid") != owner:  # released (a stop) or taken over: stop helping
+                with self.lock:
+                    self.lost.add(task)
+
+    def stop_beating(self, task: Task) -> None:
+        """No heartbeat for ``task`` from now on: call it before the ledger drops the claim (finish,
+        release), or a beat in between would find no claim and take the task for taken over."""
+        with self.beating, self.lock:
+            self.active.discard(task)
 
     # -- a task -------------------------------------------------------------------------------
 
-    def run_task(self, task: Task, min_dte: int, max_dte: int, force: bool) -> TaskResult:
-        """Claim, download and record one task; its result (never raises for the task's trouble)."""
+    def run_task(
+        self, task: Task, min_dte: int, max_dte: int, force: bool, ticket: int, share: Share | None = None
+    ) -> TaskResult:
+        """Claim (in the turn of ``ticket``), download (all of the window, or ``share`` of it while
+        helpers fetch the rest) and record one task; its result (never raises for the task's trouble)."""
         with self.lock:
             self.busy += 1  # an orphaned worker exits only when no task is between claim and release
         try:
-            result = self.claim_and_run(task, min_dte, max_dte, force)
+            result = self.claim_and_run(task, min_dte, max_dte, force, ticket, share)
         finally:
             with self.lock:
                 self.busy -= 1
+        if result.state == ResultState.INTERRUPTED and not result.seconds:
+            return result  # stopped while it waited for its turn: it never started, no event
         self.emit(
             TASK_DONE, task, state=result.state, rows=result.rows, bytes=result.bytes, seconds=result.seconds,
             error=result.error,
         )
         return result
 
-    def claim_and_run(self, task: Task, min_dte: int, max_dte: int, force: bool) -> TaskResult:
+    def claim_and_run(
+        self, task: Task, min_dte: int, max_dte: int, force: bool, ticket: int, share: Share | None
+    ) -> TaskResult:
+        """Claim in the task's turn (``Fetchers.turn``), which ends once its expirations are queued."""
+        with contextlib.ExitStack() as turn:
+            turn.enter_context(self.fetchers.turn(ticket))
+            return self.claim_in_turn(task, min_dte, max_dte, force, turn.close, share)
+
+    def claim_in_turn(
+        self, task: Task, min_dte: int, max_dte: int, force: bool, turn_over: Callable[[], None], share: Share | None
+    ) -> TaskResult:
         started = time.monotonic()
         min_dte, max_dte = self.archives[task.archive].dte_window(min_dte, max_dte)  # an index covers [0, 0]
         if self.stop.is_set():
-            return TaskResult(task, ResultState.INTERRUPTED)
+            return TaskResult(task, ResultState.INTERRUPTED)  # never started: no seconds
         try:
             if not force and self.ledger.is_done(task, min_dte=min_dte, max_dte=max_dte):
                 return TaskResult(task, ResultState.SUCCESS, seconds=time.monotonic() - started)  # finished since the plan
@@ -155,18 +208,26 @@ class Worker:
         with self.lock:
             self.active.add(task)
         try:
-            return self.run_claimed(task, min_dte, max_dte, force, started)
+            return self.run_claimed(task, min_dte, max_dte, force, started, turn_over, share)
         finally:
             with self.lock:
                 self.active.discard(task)
                 self.lost.discard(task)
+                self.helped.pop(task, None)
 
-    def run_claimed(self, task: Task, min_dte: int, max_dte: int, force: bool, started: float) -> TaskResult:
+    def run_claimed(
+        self, task: Task, min_dte: int, max_dte: int, force: bool, started: float, turn_over: Callable[[], None],
+        share: Share | None = None,
+    ) -> TaskResult:
         """The body of a claimed task: download, then finish (or release when stopped)."""
+        if share and share.helpers:
+            with self.lock:
+                self.helped[task] = queue.Queue()  # before the parent hears of the claim and sends helpers
+        self.announce(task)
         self.emit(TASK_STARTED, task)
-        download = TaskDownload(self, task, min_dte, max_dte, force)
+        download = TaskDownload(self, task, min_dte, max_dte, force, share)
         try:
-            outcomes = download.run()
+            outcomes = download.run(turn_over)
             return self.finish(task, outcomes, min_dte, max_dte, started)
         except NoData as exc:  # the root lists no expiration at all: unknown root, or not in the subscription
             self.finish_quietly(task, TaskState.NO_DATA, min_dte, max_dte, str(exc))
@@ -199,6 +260,7 @@ class Worker:
         error = f"{len(failures)} expiration(s) failed; first: {failures[0][0]}: {failures[0][1]}" if failures else None
         if state == TaskState.NO_DATA:
             error = f"the terminal answered no data (472) for all {len(outcomes)} expiration(s)"
+        self.stop_beating(task)
         if not self.ledger.finish(task, state, min_dte=min_dte, max_dte=max_dte, error=error):
             return TaskResult(task, ResultState.HELD, seconds=time.monotonic() - started, error="taken over by another run")
         counted = dict(sum((Counter(outcome.checks) for outcome in outcomes), Counter()))
@@ -221,13 +283,42 @@ class Worker:
             dropped=dropped,
         )
 
+    def help_with(
+        self, task: Task, min_dte: int, max_dte: int, force: bool, expirations: tuple[date, ...], owner: int,
+        ticket: int,
+    ) -> list[Outcome]:
+        """Fetch ``expirations`` of a task another worker of this run claimed (pid ``owner``), in
+        the turn of ``ticket``; their outcomes for that worker (none when the run stops or the
+        claim goes: the owner does not wait for them then)."""
+        with self.lock:
+            self.helping[task] = owner
+            self.busy += 1
+        try:
+            with contextlib.ExitStack() as turn:
+                turn.enter_context(self.fetchers.turn(ticket))
+                if self.stop.is_set():
+                    return []
+                return TaskDownload(self, task, min_dte, max_dte, force, Share(expirations)).run(turn.close)
+        except STOPS:
+            return []
+        except Exception as exc:  # the ledger, say: these expirations fail, the owner records the task
+            log.warning("%s: helping with %d expiration(s) failed: %s", task.key, len(expirations), exc)
+            return [Outcome(e, ExpirationState.FAILED, error=str(exc)) for e in expirations]
+        finally:
+            with self.lock:
+                self.helping.pop(task, None)
+                self.lost.discard(task)
+                self.busy -= 1
+
     def release_quietly(self, task: Task) -> None:
+        self.stop_beating(task)
         try:
             self.ledger.release(task)
         except (SpxdlError, OSError) as exc:  # a claim left behind goes stale and is taken over
             log.warning("could not release %s: %s", task.key, exc)
 
     def finish_quietly(self, task: Task, state: str, min_dte: int, max_dte: int, error: str) -> None:
+        self.stop_beating(task)
         try:
             self.ledger.finish(task, state, min_dte=min_dte, max_dte=max_dte, error=error)
         except (SpxdlError, OSError) as exc:
@@ -245,36 +336,6 @@ def log_checks(task: Task, counts: dict[str, int], dropped: int, mode: str, *, s
                          if count and name in checks.OBSERVATIONS) or "nothing"
     left_out = f"; {dropped:,} row(s) dropped" if dropped else ""
     log.info("%s: checks flagged %s; observed %s (validation %s%s)", task.key, flagged, observed, mode, left_out)
-
-
-def init_worker(
-    settings: Settings, in_flight: Any, shared_stop: SharedFlag, events: Any, parent_pid: int, log_level: int
-) -> None:
-    """Pool initializer: ignore the stop signals, build this process's Worker and start its watchdog."""
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-    _send_logs_to(events, log_level)
-    stop = threading.Event()
-    client = client_for(settings, in_flight=in_flight, sleep=functools.partial(_sleep_unless_stopped, stop))
-    Worker.current = Worker(settings, client, stop, shared_stop, events, parent_pid)
-    threading.Thread(target=Worker.current.watch, name="spxdl-watchdog", daemon=True).start()
-
-
-def run_task(task: Task, min_dte: int, max_dte: int, force: bool = False) -> TaskResult:
-    """Download one task's missing expirations in this worker process; never raises for a task's trouble."""
-    if Worker.current is None:
-        raise RuntimeError("run_task needs the engine's worker initializer (init_worker) to have run")
-    return Worker.current.run_task(task, min_dte, max_dte, force)
-
-
-def _send_logs_to(events: Any, level: int) -> None:
-    logger = logging.getLogger("spxdl")
-    for handler in list(logger.handlers):
-        logger.removeHandler(handler)
-    logger.addHandler(logging.handlers.QueueHandler(events))
-    logger.setLevel(level)
-    logger.propagate = False
 
 
 def _sleep_unless_stopped(stop: threading.Event, seconds: float) -> None:

@@ -8,22 +8,27 @@ One responsibility per module, each importing only those before it in this list:
 - ``report``: ``health_report`` (with the terminal's calendar against spxdl's);
 - ``rows``: the rows of one history answer against what was asked;
 - ``doctor``: ``doctor_report``, one small request per endpoint family and dataset, every answer judged.
+
+Names are loaded on first use, so that the command line (which registers ``health`` and
+``doctor``) loads neither HTTP nor Arrow for a run with nothing to do.
 """
 
-from spxdl.health.checks import (
-    Check,
-    Finding,
-    TerminalCheck,
-    Verdict,
-    check_archive,
-    check_data_dir,
-    check_disk,
-    check_terminal,
-)
-from spxdl.health.doctor import DoctorReport, doctor_report
-from spxdl.health.report import CalendarCheck, HealthReport, check_calendar, health_report
+from __future__ import annotations
 
-__all__ = [
-    "CalendarCheck", "Check", "DoctorReport", "Finding", "HealthReport", "TerminalCheck", "Verdict",
-    "check_archive", "check_calendar", "check_data_dir", "check_disk", "check_terminal", "doctor_report", "health_report",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Check": "checks", "Finding": "checks", "TerminalCheck": "checks", "Verdict": "checks",
+    "check_archive": "checks", "check_data_dir": "checks", "check_disk": "checks", "check_terminal": "checks",
+    "DoctorReport": "doctor", "doctor_report": "doctor",
+    "CalendarCheck": "report", "HealthReport": "report", "check_calendar": "report", "health_report": "report",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'spxdl.health' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"spxdl.health.{module}"), name)

@@ -1,17 +1,27 @@
-"""What the simulator has served: requests by path and status, rows and bytes, concurrency."""
+"""What the simulator has served: requests by path and status, rows and bytes, concurrency.
+
+Concurrency is also kept as a time integral: ``in_flight_seconds`` adds up, for every moment, how
+many requests were in flight (a request counts from its arrival until just before its answer's
+last byte), between the first request's arrival and the last answer (``busy_from`` and
+``busy_until``, ``time.monotonic()`` seconds). Over a run, ``in_flight_seconds / (cap *
+(busy_until - busy_from))`` is the busy fraction of a terminal that allows ``cap`` at once.
+"""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import defaultdict
-from typing import Any
+from typing import Any, Callable
 
 
 class Counters:
     """Thread-safe tallies; ``snapshot()`` is plain JSON-ready data."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._lock = threading.Lock()
+        self._clock = clock
+        self._in_flight = 0  # a gauge, not a tally: a reset leaves the requests in flight counted
         self.reset()
 
     def reset(self) -> None:
@@ -19,9 +29,21 @@ class Counters:
             self._requests: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
             self._totals = {"completed": [0, 0, 0], "cut": [0, 0, 0]}   # responses, rows, bytes
             self._rows_by_request: dict[str, int] = defaultdict(int)
-            self._in_flight = 0
-            self._max_concurrency = 0
+            self._max_concurrency = self._in_flight
             self._connections = 0
+            self._in_flight_seconds = 0.0
+            now = self._clock() if self._in_flight else None
+            self._changed_at: float | None = now  # the last change of the in-flight count
+            self._busy_from: float | None = now
+            self._busy_until: float | None = None
+
+    def _advance(self) -> float:
+        """Add the in-flight time since the last change; now (under the lock)."""
+        now = self._clock()
+        if self._changed_at is not None:
+            self._in_flight_seconds += self._in_flight * (now - self._changed_at)
+        self._changed_at = now
+        return now
 
     def connection_opened(self) -> None:
         with self._lock:
@@ -30,12 +52,16 @@ class Counters:
     def enter(self) -> int:
         """A request started; returns how many are now in flight."""
         with self._lock:
+            now = self._advance()
+            if self._busy_from is None:
+                self._busy_from = now
             self._in_flight += 1
             self._max_concurrency = max(self._max_concurrency, self._in_flight)
             return self._in_flight
 
     def leave(self) -> None:
         with self._lock:
+            self._busy_until = self._advance()
             self._in_flight -= 1
 
     def record(self, path: str, status: int, *, rows: int = 0, sent: int = 0, cut: bool = False,
@@ -76,7 +102,16 @@ class Counters:
                 "rows_by_request": dict(sorted(self._rows_by_request.items())),
                 "max_concurrency": self._max_concurrency,
                 "connections": self._connections,
+                "in_flight_seconds": self._in_flight_seconds_until(self._clock()),
+                "busy_from": self._busy_from,
+                "busy_until": self._busy_until,
             }
+
+    def _in_flight_seconds_until(self, now: float) -> float:
+        """The integral including the requests still in flight now (under the lock)."""
+        if self._changed_at is None:
+            return self._in_flight_seconds
+        return self._in_flight_seconds + self._in_flight * (now - self._changed_at)
 
 
 def counter_lines(snapshot: dict[str, Any]) -> list[str]:

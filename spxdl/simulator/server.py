@@ -6,6 +6,7 @@ thread (context manager) or in the foreground (``serve_forever``, for ``spxdl si
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import logging
@@ -20,7 +21,7 @@ from spxdl.errors import ConfigError
 from spxdl.simulator.counters import Counters, counter_lines
 from spxdl.simulator.faults import FaultDice, Faults
 from spxdl.simulator.flavors import TERMINAL, THETADATADX, TerminalFlavor, check_choices, denied_paths, get_flavor
-from spxdl.simulator.model import MarketModel, SessionRules, get_profile
+from spxdl.simulator.model import MB, MarketModel, SessionRules, get_profile
 from spxdl.simulator.quirks import Quirks
 from spxdl.simulator.routes import CSV_TYPE, JSON_TYPE, Reply, Terminal
 from spxdl.trading_calendar import TradingCalendar
@@ -312,7 +313,7 @@ class Simulator:
                  faults: Faults = Faults(), page_rows: int | None = None,
                  apis: tuple[str, ...] | None = None, session: SessionRules = SessionRules(),
                  quirks: Quirks = Quirks(), calendar_closures: Any = (), flavor: str = TERMINAL,
-                 tier: str = "pro") -> None:
+                 tier: str = "pro", body_cache_mb: int | None = None) -> None:
         check_choices(flavor, tier)
         if apis is None:
             apis = ("v3",) if flavor == THETADATADX else ("v2", "v3")
@@ -324,8 +325,12 @@ class Simulator:
             raise ConfigError("thetadatadx-server serves API v3 only: leave apis out", key="apis")
         if page_rows is not None and page_rows < 1:
             raise ConfigError("page_rows must be 1 or more", key="page_rows")
+        if body_cache_mb is not None and body_cache_mb < 1:
+            raise ConfigError("body_cache_mb must be 1 or more", key="body_cache_mb")
         family, address = loopback_address(host)
         self.profile = get_profile(profile)
+        if body_cache_mb is not None:  # benchmarks keep a whole day's bodies rendered
+            self.profile = dataclasses.replace(self.profile, body_cache_bytes=body_cache_mb * MB)
         self.seed = seed
         self.flavor = flavor
         self.identity = f"spxdl-sim/{__version__}; profile={profile}; seed={seed}" + (

@@ -68,6 +68,8 @@ class TerminalClient:
     request; 429s are waited out outside that budget (at most ``max_throttles`` times). A request
     that spends the budget opens the circuit breaker, whose status probes wait up to
     ``outage_limit`` seconds for the terminal to come back before raising ``TerminalGone``.
+    ``checked`` says the caller has just found the terminal at ``base_url`` speaking ``api`` (a
+    worker whose parent did): the client then asks no status first.
     """
 
     def __init__(
@@ -86,9 +88,12 @@ class TerminalClient:
         max_throttles: int = 200,
         observer: Observer | None = None,
         outage_limit: float = 120.0,
+        checked: bool = False,
     ) -> None:
         if api not in ("auto", "v2", "v3"):
             raise ConfigError(f"unknown terminal API {api!r}: use auto, v2 or v3", key="terminal_api")
+        if checked and (api == "auto" or not base_url):
+            raise ConfigError("a checked terminal needs its URL and API version", key="terminal_api")
         self._configured_url = _configured_url(base_url) if base_url else None
         self.api = api
         self.base_url = self._configured_url or DEFAULT_URLS["v3" if api == "auto" else api]
@@ -102,7 +107,7 @@ class TerminalClient:
         self._sleep = sleep
         self._random = random.Random()
         self._breaker = CircuitBreaker()
-        self._connected = False
+        self._connected = checked
         self._connect_lock = threading.Lock()
         self._adapter = TerminalAdapter(
             threads=threads, timeouts=(connect_timeout, read_timeout), in_flight=in_flight, observer=observer

@@ -141,37 +141,44 @@ class Page(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         """Fill ``buffer`` with the next bytes of the body; 0 at its end; BodyTruncated if cut."""
+        view = memoryview(buffer).cast("B")
+        chunk = self._next(len(view))
+        view[: len(chunk)] = chunk
+        return len(chunk)
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` next bytes of the body (all the rest when negative), as urllib3 gives
+        them (no copy); b"" at its end; BodyTruncated if cut."""
+        if size is None or size < 0:
+            return self.readall()
+        return self._next(size)
+
+    def _next(self, size: int) -> bytes:
         if self.error is not None:
             raise self.error
-        view = memoryview(buffer).cast("B")
-        ahead = self._take_ahead(view)
-        if ahead == len(view) and ahead:
+        ahead = self._take_ahead(size)
+        if ahead and len(ahead) == size:
             return ahead
-        view = view[ahead:]
         if self.complete:
             return ahead
         if self.closed:
             raise ValueError("I/O operation on a closed page")
-        if not view:
-            return 0  # urllib3 answers b"" to a zero-byte read, which is not the end
+        if not size:
+            return b""  # urllib3 answers b"" to a zero-byte read, which is not the end
         try:
-            chunk = self._response.raw.read(len(view), decode_content=True)
+            chunk = self._response.raw.read(size - len(ahead), decode_content=True)
         except BODY_READ_ERRORS as exc:
             raise self._truncated(f"the connection failed after {self.bytes_read} bytes of the body: {exc}") from exc
         if not chunk:
             self._reached_end()
             return ahead
-        size = len(chunk)
-        view[:size] = chunk
         self._note(chunk)
-        return ahead + size
+        return ahead + chunk if ahead else chunk
 
-    def _take_ahead(self, view: memoryview) -> int:
-        """Copy bytes read ahead (``is_empty``) into ``view``; how many."""
-        size = min(len(view), len(self._ahead))
-        if size:
-            view[:size], self._ahead = self._ahead[:size], self._ahead[size:]
-        return size
+    def _take_ahead(self, size: int) -> bytes:
+        """Up to ``size`` of the bytes read ahead (``is_empty``), taken out."""
+        ahead, self._ahead = self._ahead[:size], self._ahead[size:]
+        return ahead
 
     def is_empty(self) -> bool:
         """Whether the body holds no byte at all: its Content-Length says so, or else its first byte is read

@@ -1,0 +1,245 @@
+"""The worker processes of a run, from the parent's side: started early, set up, given tasks, watched.
+
+A ``Crew`` is one generation of worker processes (``serving.serve``) and what they share: the
+in-flight semaphore and the event queue. The parent starts it before it has found the terminal (a
+spawned process takes a moment to import Arrow), sends ``setup`` once it knows the terminal, then
+hands out tasks: up to ``threads + 1`` per process, each to the process with the fewest. Each
+process answers through a pipe of its own (``("started", task)`` once a task is claimed, then its
+``TaskResult``), so a process killed in the middle of an answer spoils only its own pipe.
+
+A process that dies breaks the crew: the parent kills the others (one killed while it held the
+event queue's or the semaphore's lock leaves that lock taken for good) and starts another crew.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+from dataclasses import dataclass, field
+from datetime import date
+from multiprocessing.connection import Connection, wait
+from typing import Any, Iterator, Mapping
+
+from spxdl.config import Settings
+from spxdl.engine import serving
+from spxdl.engine.records import TaskResult
+from spxdl.engine.shared import STOP_SIGNALS, SharedFlag
+from spxdl.ledger import Task
+
+log = logging.getLogger(__name__)
+
+JOIN_SECONDS = 5.0  # how long a closing crew waits for each process to exit before killing it
+
+
+@dataclass
+class Member:
+    """One worker process, the pipe to it, its tasks (task -> whether it said it started) and the
+    shares of other workers' tasks it helps with (task -> its expirations, None once sent)."""
+
+    process: Any
+    pipe: Connection
+    tasks: dict[Task, bool] = field(default_factory=dict)
+    helping: dict[Task, tuple | None] = field(default_factory=dict)
+    gone: bool = False  # its pipe failed: it died, or is dying
+
+    @property
+    def load(self) -> int:
+        return len(self.tasks) + len(self.helping)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a worker said: a task ``started``, its ``result``, or a helper's ``outcomes``."""
+
+    member: Member
+    task: Task
+    result: TaskResult | None = None
+    started: bool = False  # the task had started (for a result) / it starts now (alone)
+    outcomes: list | None = None  # a helper's outcomes for its share
+
+
+class Crew:
+    """One generation of worker processes: start, set up, hand out tasks, collect answers, end."""
+
+    def __init__(self, context: Any, settings: Settings, stop: SharedFlag, processes: int, log_level: int) -> None:
+        self.events = context.Queue()  # progress events and log records, for the parent's drain thread
+        self.in_flight = context.BoundedSemaphore(settings.max_in_flight)
+        self.tasks_per_worker = settings.worker_threads + 1
+        init_args = (settings, self.in_flight, stop, self.events, os.getpid(), log_level)
+        self.members = [self._start(context, init_args) for _ in range(processes)]
+        self.answered = False  # some process said a task started or finished
+        self.closed = False
+
+    def _start(self, context: Any, init_args: tuple) -> Member:
+        parent_end, child_end = context.Pipe()
+        process = context.Process(
+            target=serving.serve, args=(child_end, init_args, self.tasks_per_worker), name="spxdl-worker"
+        )
+        with signals_blocked():  # a worker starts with them blocked, then ignores them
+            process.start()
+        child_end.close()  # only the child holds its end: its death reads as the end of the pipe
+        return Member(process, parent_end)
+
+    # -- telling ----------------------------------------------------------------------------
+
+    def setup(self, settings: Settings, listed: Mapping[str, list[date]]) -> None:
+        """Every process: the resolved settings and the expirations the parent listed per root."""
+        for member in self.members:
+            self._send(member, ("setup", settings, dict(listed)))
+
+    def free_member(self) -> Member | None:
+        """The live process with the fewest tasks, if it can take another."""
+        live = [m for m in self.members if not m.gone and m.load < self.tasks_per_worker]
+        return min(live, key=lambda member: member.load, default=None)
+
+    def idle_members(self, besides: Member) -> list[Member]:
+        """Live processes with nothing to do (``besides`` aside): helpers for a task's shares."""
+        return [m for m in self.members if m is not besides and not m.gone and not m.load]
+
+    def assign(self, member: Member, task: Task, args: tuple) -> bool:
+        """Hand ``task`` to ``member``; False if its pipe is broken (the task was not handed out)."""
+        if not self._send(member, ("task", task, *args)):
+            return False
+        member.tasks[task] = False
+        return True
+
+    def reserve(self, helper: Member, task: Task, expirations: tuple) -> None:
+        """Keep ``helper`` for a share of ``task``, sent once its owner has claimed it (``help``)."""
+        helper.helping[task] = expirations
+
+    def help(self, task: Task, args: tuple, owner: Member) -> None:
+        """Send the reserved shares of ``task``, now claimed by ``owner``, to their helpers."""
+        for member in self.members:
+            expirations = member.helping.get(task)
+            if expirations is not None:
+                member.helping[task] = None
+                self._send(member, ("help", task, *args, expirations, owner.process.pid))
+
+    def forward(self, task: Task, outcomes: list) -> None:
+        """A helper's outcomes, to the worker that claimed ``task`` (if it still waits)."""
+        for member in self.members:
+            if member.tasks.get(task):
+                self._send(member, ("helped", task, outcomes))
+
+    def unreserve(self, task: Task) -> None:
+        """``task`` is over: its shares not sent yet are not needed (those sent are answered still)."""
+        for member in self.members:
+            if member.helping.get(task) is not None:
+                del member.helping[task]
+
+    def _send(self, member: Member, message: object) -> bool:
+        try:
+            member.pipe.send(message)
+        except OSError as exc:
+            log.debug("worker %s: cannot send (%s)", member.process.pid, exc)
+            member.gone = True
+            return False
+        return True
+
+    # -- hearing ----------------------------------------------------------------------------
+
+    def receive(self, timeout: float) -> list[Answer]:
+        """What the workers said within ``timeout``."""
+        pipes = {member.pipe: member for member in self.members if not member.gone}
+        answers: list[Answer] = []
+        for pipe in wait(list(pipes), timeout):
+            answers += self._read(pipes[pipe])
+        return answers
+
+    def _read(self, member: Member) -> list[Answer]:
+        """Everything ``member`` has sent so far; a broken pipe marks it gone."""
+        answers: list[Answer] = []
+        try:
+            while member.pipe.poll():
+                message = member.pipe.recv()
+                self.answered = True
+                if isinstance(message, TaskResult):
+                    started = member.tasks.pop(message.task, False)
+                    answers.append(Answer(member, message.task, result=message, started=started))
+                elif message[0] == "started":
+                    member.tasks[message[1]] = True
+                    answers.append(Answer(member, message[1], started=True))
+                else:  # ("helped", task, outcomes)
+                    member.helping.pop(message[1], None)
+                    answers.append(Answer(member, message[1], outcomes=message[2]))
+        except (EOFError, OSError):  # it died, perhaps part-way through a message
+            member.gone = True
+        return answers
+
+    def outstanding(self) -> int:
+        """Tasks handed out whose result has not come back, and shares sent and not answered."""
+        return sum(len(m.tasks) + sum(sent is None for sent in m.helping.values()) for m in self.members)
+
+    def died(self) -> bool:
+        """Whether a process of the crew has ended (or its pipe broke) while the crew runs."""
+        return any(member.gone or member.process.exitcode is not None for member in self.members)
+
+    def lost(self) -> tuple[list[Answer], list[Task], list[Task]]:
+        """After a death, every process read to the end: what it still said, then the tasks
+        without a result that had started and those that had not (shares are dropped)."""
+        answers: list[Answer] = []
+        started: list[Task] = []
+        waiting: list[Task] = []
+        for member in self.members:
+            answers += self._read(member)
+            for task, began in member.tasks.items():
+                (started if began else waiting).append(task)
+            member.tasks.clear()
+            member.helping.clear()
+        return answers, started, waiting
+
+    # -- ending -----------------------------------------------------------------------------
+
+    def kill(self) -> None:
+        """SIGKILL every process (their temp files are swept at the next start)."""
+        for member in self.members:
+            with contextlib.suppress(OSError, ValueError):
+                member.process.kill()
+
+    def discard(self) -> None:
+        """Kill and close the crew, unless it was closed already (a crew the run never used)."""
+        if not self.closed:
+            self.kill()
+            self.close()
+
+    def close(self) -> None:
+        """Tell every process to end, wait for it (killing one that does not), release the pipes."""
+        self.closed = True
+        for member in self.members:
+            if not member.gone and member.process.exitcode is None:
+                self._send(member, None)
+        for member in self.members:
+            member.process.join(JOIN_SECONDS)
+            if member.process.exitcode is None:
+                log.warning("worker %s did not exit; killing it", member.process.pid)
+                member.process.kill()
+                member.process.join()
+            member.pipe.close()
+
+
+@contextlib.contextmanager
+def signals_blocked() -> Iterator[None]:
+    """Block SIGINT/SIGTERM in this thread: a process started meanwhile inherits the mask."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def release_semaphores() -> None:
+    """Unlink this process's named semaphores and tell the resource tracker, before leaving at once.
+
+    Otherwise the tracker, finding the process gone, prints "There appear to be N leaked semaphore
+    objects" after the shell's prompt has returned. Each semaphore registers a finalizer that does
+    exactly this at a normal exit (``multiprocessing.synchronize.SemLock``); a hard exit skips them.
+    Workers still running keep their open handles.
+    """
+    from multiprocessing import synchronize, util
+
+    for finalizer in list(getattr(util, "_finalizer_registry", {}).values()):  # private, but stable since 3.4
+        if getattr(finalizer, "_callback", None) is synchronize.SemLock._cleanup:
+            with contextlib.suppress(Exception):
+                finalizer()
