@@ -1,6 +1,9 @@
 """Reading the archive's ledger back: task status (per task and per archive, with what the checks
 counted), and gaps against the trading calendar. Everything here reads; ``verify.py`` reads the
 files themselves.
+
+Each function takes the data dir and, optionally, its ``Ledger``: where the data lives apart from
+the ledger (an object store), the ledger knows both (``engine.shared.ledger_for`` builds it).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from spxdl.errors import StorageError
 from spxdl.ledger import ExpirationState, Ledger, RunBook, RunRecordState, Task, TaskState
 from spxdl.ledger.records import last_file_at, sum_checks
 from spxdl.trading_calendar import TradingCalendar
+from spxdl.urls import redact
 
 log = logging.getLogger(__name__)
 
@@ -112,10 +116,10 @@ def task_lines(ledger: Ledger) -> list[TaskLine]:
     return lines
 
 
-def status_report(data_dir: Path) -> dict[str, Any]:
+def status_report(data_dir: Path | str, *, ledger: Ledger | None = None) -> dict[str, Any]:
     """Tasks, totals by state, rows and bytes, the last day whose every task succeeded, and the runs
     now running or interrupted before all their tasks were done (``spxdl resume`` finishes those)."""
-    ledger = Ledger(data_dir)
+    ledger = ledger if ledger is not None else Ledger(Path(data_dir))
     lines = task_lines(ledger)
     runs = [view.as_dict() for view in RunBook(ledger).views()
             if view.state == RunRecordState.RUNNING or view.remaining]
@@ -123,7 +127,7 @@ def status_report(data_dir: Path) -> dict[str, Any]:
     for line in lines:
         states[line.state] = states.get(line.state, 0) + 1
     return {
-        "data_dir": str(data_dir),
+        "data_dir": redact(str(data_dir)),
         "tasks": [asdict(line) for line in lines],
         "totals": {
             "tasks": len(lines),
@@ -132,7 +136,7 @@ def status_report(data_dir: Path) -> dict[str, Any]:
             "bytes": sum(line.bytes for line in lines),
         },
         "last_complete_day": last_complete_day(lines),
-        "archives": archive_summaries(data_dir, lines),
+        "archives": archive_summaries(ledger.data_dir, lines),
         "runs": runs,
     }
 
@@ -203,7 +207,7 @@ class Gap:
 
 
 def find_gaps(
-    data_dir: Path,
+    data_dir: Path | str,
     calendar: TradingCalendar,
     start: date,
     end: date,
@@ -212,13 +216,14 @@ def find_gaps(
     roots: Iterable[str],
     min_dte: int,
     max_dte: int,
+    ledger: Ledger | None = None,
 ) -> list[Gap]:
     """Trading days in ``start..end`` whose task is not done for the DTE window (``no_data`` days too).
 
     Each archive is judged with its dataset's roots and window (an index: its index, no window).
     """
-    ledger = Ledger(data_dir)
-    known = {task: entry for task, entry in ledger.tasks()} if data_dir.exists() else {}
+    ledger = ledger if ledger is not None else Ledger(Path(data_dir))
+    known = {task: entry for task, entry in ledger.tasks()} if ledger.data_dir.exists() else {}
     gaps = []
     roots = tuple(roots)
     for archive in archives:

@@ -152,6 +152,25 @@ class ArchiveMismatch(StorageError):
     """The data dir holds data of another shape (interval, window, greeks parameters, source)."""
 
 
+class ObjectStoreError(StorageError):
+    """The object store holding the archive (``data_dir = s3://...``) refused or failed a request.
+
+    ``path`` is the object's URI as shown (never with credentials).
+    """
+
+
+class ObjectStoreUnreachable(ObjectStoreError):
+    """The object store's endpoint does not answer: every later request would fail too (exit 75)."""
+
+
+class ObjectStoreDenied(ObjectStoreError):
+    """The object store refused the credentials or the permission (403): a configuration to fix (exit 2)."""
+
+
+class BucketMissing(ObjectStoreError):
+    """The bucket ``data_dir`` names does not exist: a configuration to fix (exit 2)."""
+
+
 class LedgerError(SpxdlError):
     """The ledger cannot be read or written."""
 
@@ -203,6 +222,10 @@ ALL_ERRORS: tuple[type[SpxdlError], ...] = (
     StorageError,
     DiskFull,
     ArchiveMismatch,
+    ObjectStoreError,
+    ObjectStoreUnreachable,
+    ObjectStoreDenied,
+    BucketMissing,
     LedgerError,
     LedgerBusy,
     LedgerCorrupt,

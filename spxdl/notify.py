@@ -65,7 +65,7 @@ def summary_payload(
         "command": command,
         "exit_code": exit_code,
         "host": socket.gethostname(),
-        "data_dir": str(settings.data_dir.absolute()),
+        "data_dir": str(settings.data_dir.absolute()) if settings.data_is_local else settings.data_dir_shown,
         "start": span[0].isoformat() if span else None,
         "end": span[1].isoformat() if span else None,
         "tasks": states,
@@ -107,9 +107,11 @@ def report_outcome(settings: Settings, *, command: str, failed: bool | None, exi
     failed_before = None
     if failed is not None:
         try:
-            failed_before = record_run(Ledger(settings.data_dir), failed=failed, exit_code=exit_code, command=command)
+            failed_before = record_run(Ledger(settings.ledger_path), failed=failed, exit_code=exit_code,
+                                       command=command)
         except (SpxdlError, OSError) as exc:  # a failure is still told; a recovery cannot be known
-            log.warning("could not record how this run ended in %s: %s", settings.data_dir, exc)
+            log.warning("could not record how this run ended in %s: %s", settings.ledger_dir or settings.data_dir_shown,
+                        exc)
     event = is_due(failed, failed_before)
     if event is not None and settings.notify_command:
         try:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from spxdl import storage
+from spxdl.archive_fs import Archive
 from spxdl.config import Settings
 from spxdl.datasets import Dataset
 from spxdl.errors import ArchiveMismatch, StorageError
@@ -87,7 +88,8 @@ def shape_differences(recorded: Mapping[str, Any], wanted: Mapping[str, Any]) ->
     ]
 
 
-def ensure_archive_shape(data_dir: Path, archive: str, shape: Mapping[str, object]) -> None:
+def ensure_archive_shape(data_dir: Path, archive: str, shape: Mapping[str, object], *,
+                         mirror: Archive | None = None) -> None:
     """Record ``shape`` in the archive's ``_archive.json`` on first use; refuse a different one.
 
     ArchiveMismatch lists the differing keys and says to use another data dir: files of two
@@ -95,9 +97,37 @@ def ensure_archive_shape(data_dir: Path, archive: str, shape: Mapping[str, objec
     ``schema_version`` only appends columns, so an archive of an older one is upgraded (new files
     get the new columns; old files read with them through ``union_by_name``); an archive of a
     newer one is refused (it was written by a newer spxdl).
+
+    ``data_dir`` is where the ledger lives; with the data elsewhere (``mirror``, an object store),
+    the shape published there is taken first when the ledger has none (a ledger dir started
+    afresh must not record another shape over the data's), and the result is published there.
     """
     path = storage.archive_json_path(data_dir, archive)
-    wanted = _normalized(shape)
+    if mirror is not None:
+        adopt_published(data_dir, archive, mirror)
+    where = mirror.show(mirror.at(archive)) if mirror is not None else str(storage.dataset_dir(data_dir, archive))
+    _ensure_shape(where, archive, path, _normalized(shape))
+    if mirror is not None:
+        published = mirror.at(path.relative_to(data_dir))
+        if mirror.read_bytes(published) != path.read_bytes():
+            mirror.publish(published, path.read_bytes())
+
+
+def adopt_published(data_dir: Path, archive: str, mirror: Archive) -> bool:
+    """Take the shape published next to the data when the ledger (``data_dir``) has none: a ledger dir started
+    afresh for an existing archive. True if taken."""
+    path = storage.archive_json_path(data_dir, archive)
+    if path.exists():
+        return False
+    published = mirror.at(path.relative_to(data_dir))
+    data = mirror.read_bytes(published)
+    if data is None or not storage.create_bytes_once(path, data):
+        return False
+    log.info("took the shape of %s from %s", archive, mirror.show(published))
+    return True
+
+
+def _ensure_shape(where: str, archive: str, path: Path, wanted: dict[str, Any]) -> None:
     if not path.exists() and storage.create_bytes_once(path, storage.json_bytes(wanted)):
         log.info("recorded the shape of %s in %s", archive, path)
         return
@@ -106,14 +136,14 @@ def ensure_archive_shape(data_dir: Path, archive: str, shape: Mapping[str, objec
         log.warning(
             "%s holds files of schema version %s; new files are version %s (columns appended at the end): "
             "read both with DuckDB's union_by_name, or download again with --force (docs/storage.md)",
-            storage.dataset_dir(data_dir, archive), recorded.get("schema_version"), wanted.get("schema_version"),
+            where, recorded.get("schema_version"), wanted.get("schema_version"),
         )
         storage.write_json_atomic(path, {**recorded, "schema_version": wanted.get("schema_version")})
         recorded = _read_shape(path)
     differences = shape_differences(recorded, wanted)
     if differences:
         raise ArchiveMismatch(
-            f"{storage.dataset_dir(data_dir, archive)} holds data of another shape ({'; '.join(differences)}); "
+            f"{where} holds data of another shape ({'; '.join(differences)}); "
             "use another data dir for these settings, or the settings the archive was made with",
             path=str(path),
         )

@@ -42,6 +42,7 @@ LAST_RUN_JSON = "last_run.json"
 LOCK_FILE = ".spxdl.lock"
 LOGS_DIR = "logs"
 RUNS_DIR = "runs"
+SPOOL_DIR = "spool"
 TEMP_MARKER = ".tmp-"
 HASH_CHUNK = 1 << 20
 # ".<target name>.tmp-<pid>-<random>", as made by temp_prefix + tempfile.mkstemp
@@ -143,6 +144,11 @@ def run_record_path(data_dir: Path, run_id: str) -> Path:
 def run_record_paths(data_dir: Path) -> list[Path]:
     """Every run record, oldest first (run ids start with their UTC start time)."""
     return sorted((Path(data_dir) / RUNS_DIR).glob("*.json"))
+
+
+def spool_dir(ledger_dir: Path) -> Path:
+    """Where files bound for an object store are written and verified before their upload."""
+    return Path(ledger_dir) / SPOOL_DIR
 
 
 def temp_prefix(target: Path) -> str:

@@ -5,6 +5,9 @@ Everything here reads, except :func:`repair`, which never deletes data: a file t
 verification is moved aside (a hidden ``.<name>.corrupt-<time>`` next to it, which readers skip),
 and the ledger is rebuilt from what is on disk, so the next run fetches it again. A selection
 (trade dates, datasets, roots, files or directories) narrows what is checked.
+
+Every look at a data file goes through the ledger's ``Archive``: the data dir on disk, or an
+object store (``engine.shared.ledger_for`` builds the ledger that knows both).
 """
 
 from __future__ import annotations
@@ -13,13 +16,15 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, Iterator
 
-from spxdl import audit, datasets, quality, storage
+from spxdl import audit, datasets, quality, shapes, storage
+from spxdl.archive_fs import Archive, LocalArchive, Location
 from spxdl.errors import LedgerBusy, StorageError
 from spxdl.ledger import ExpirationState, Ledger, Task
 from spxdl.trading_calendar import TradingCalendar
+from spxdl.urls import redact
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +65,9 @@ class VerifyReport:
     def files_per_second(self) -> float:
         return self.files / self.seconds if self.seconds > 0 else 0.0
 
-    def bad_files(self) -> list[Path]:
-        """Data files whose content cannot be trusted (moved aside by repair)."""
-        return list(dict.fromkeys(Path(p.path) for p in self.problems if p.kind in BAD_CONTENT))
+    def bad_files(self) -> list[str]:
+        """Data files whose content cannot be trusted (moved aside by repair), as the problems show them."""
+        return list(dict.fromkeys(p.path for p in self.problems if p.kind in BAD_CONTENT))
 
 
 @dataclass(frozen=True)
@@ -73,11 +78,12 @@ class Selection:
     end: date | None = None
     datasets: frozenset[str] = frozenset()  # dataset names (every interval's archive); empty: all
     roots: frozenset[str] = frozenset()
-    paths: tuple[Path, ...] = ()  # absolute; empty: all
+    paths: tuple[Location, ...] = ()  # absolute (in an object store: bucket/prefix/...); empty: all
 
-    def takes_task(self, task: Task, directory: Path) -> bool:
+    def takes_task(self, task: Task, directory: Location) -> bool:
         """Whether a task directory is (partly) selected."""
         dataset = audit.dataset_of(task.archive)
+        directory = _absolute(directory)
         return (
             (self.start is None or task.trade_date >= self.start)
             and (self.end is None or task.trade_date <= self.end)
@@ -86,155 +92,173 @@ class Selection:
             and (not self.paths or any(_within(directory, path) or _within(path, directory) for path in self.paths))
         )
 
-    def takes_file(self, path: Path) -> bool:
+    def takes_file(self, path: Location) -> bool:
         """Whether a file of a selected task directory is selected."""
-        return not self.paths or any(_within(path.absolute(), chosen) for chosen in self.paths)
+        return not self.paths or any(_within(_absolute(path), chosen) for chosen in self.paths)
 
 
-def _within(path: Path, directory: Path) -> bool:
+def _within(path: Location, directory: Location) -> bool:
     return path == directory or directory in path.parents
+
+
+def _absolute(location: Location) -> Location:
+    """A local path made absolute (an object store's location already is)."""
+    return location.absolute() if isinstance(location, Path) else location
 
 
 @dataclass(frozen=True)
 class ContentCheck:
     """What ``verify --content`` needs to check a file's rows again: the calendar (early closes) and, for a
-    file that does not name its validation mode (written before files did), the mode its archive records."""
+    file that does not name its validation mode (written before files did), the mode its archive records
+    (in the ledger dir: the data dir, unless the data lives elsewhere)."""
 
-    data_dir: Path
+    ledger_dir: Path
     calendar: TradingCalendar
     modes: dict[str, str | None] = field(default_factory=dict)
 
     def mode_of(self, archive: str) -> str | None:
         if archive not in self.modes:
-            self.modes[archive] = audit.validation_of(self.data_dir, archive)
+            self.modes[archive] = audit.validation_of(self.ledger_dir, archive)
         return self.modes[archive]
 
 
-def _schema_version_of(path: Path) -> str | None:
-    import pyarrow.parquet as pq  # here: the command line loads this module, a run with nothing to do no Arrow
-
-    metadata = pq.read_metadata(path).metadata or {}
+def _schema_version_of(files: Archive, path: Location) -> str | None:
+    metadata = files.parquet_metadata(path).metadata or {}
     value = metadata.get(b"schema_version")
     return value.decode() if value is not None else None
 
 
-def _verify_recorded_file(task: Task, directory: Path, name: str, entry: dict[str, Any], report: VerifyReport,
-                          content: ContentCheck | None) -> None:
+def _verify_recorded_file(files: Archive, task: Task, directory: Location, name: str, entry: dict[str, Any],
+                          report: VerifyReport, content: ContentCheck | None) -> None:
     path = directory / entry["file"]
-    if not path.exists():
-        report.problems.append(Problem("missing", str(path), f"recorded for {name}, not on disk", task.key))
+    shown = files.show(path)
+    if not files.exists(path):
+        report.problems.append(Problem("missing", shown, f"recorded for {name}, not on disk", task.key))
         return
     try:
-        info = storage.verify_parquet(path)
+        info = files.verify_parquet(path)
     except StorageError as exc:
-        report.problems.append(Problem("unreadable", str(path), str(exc), task.key))
+        report.problems.append(Problem("unreadable", shown, str(exc), task.key))
         return
     report.files += 1
     report.rows += info.rows
     report.bytes += info.bytes
     if info.sha256 != entry.get("sha256"):
-        report.problems.append(Problem("checksum", str(path), "sha256 differs from the ledger's", task.key))
+        report.problems.append(Problem("checksum", shown, "sha256 differs from the ledger's", task.key))
     elif info.rows != entry.get("rows"):
-        report.problems.append(Problem("rows", str(path), f"{info.rows} rows, ledger says {entry.get('rows')}", task.key))
+        report.problems.append(Problem("rows", shown, f"{info.rows} rows, ledger says {entry.get('rows')}", task.key))
     dataset = audit.dataset_of(task.archive)
     if dataset is None:
         return
-    version = _schema_version_of(path)
+    version = _schema_version_of(files, path)
     if version is not None and version.isdigit() and int(version) < dataset.schema_version:
-        report.older_schema.append((str(path), version))  # sound: its columns are a prefix of today's
+        report.older_schema.append((shown, version))  # sound: its columns are a prefix of today's
         report.older_days.add(task.trade_date)
         if content is not None:
-            report.not_compared.append((str(path), f"schema version {version}: checked as written, not again"))
+            report.not_compared.append((shown, f"schema version {version}: checked as written, not again"))
     elif version != str(dataset.schema_version):
-        report.problems.append(Problem("schema", str(path), f"schema version {version} is not {dataset.schema_version}", task.key))
+        report.problems.append(Problem("schema", shown, f"schema version {version} is not {dataset.schema_version}", task.key))
     elif content is not None:
-        _verify_content(task, path, entry, dataset, report, content)
+        _verify_content(files, task, path, entry, dataset, report, content)
 
 
-def _verify_content(task: Task, path: Path, entry: dict[str, Any], dataset: datasets.Dataset, report: VerifyReport,
-                    content: ContentCheck) -> None:
+def _verify_content(files: Archive, task: Task, path: Location, entry: dict[str, Any], dataset: datasets.Dataset,
+                    report: VerifyReport, content: ContentCheck) -> None:
     """Check a file's rows again and compare the counts with those the ledger recorded when it was written."""
-    from spxdl.convert import recount  # here, as Arrow above
+    from spxdl.convert import recount  # here: the command line loads this module, a run with nothing to do no Arrow
     from spxdl.instants import early_close_ms
 
+    shown = files.show(path)
     recorded = entry.get("checks") or {}
     if not recorded:
-        report.not_compared.append((str(path), "the ledger holds no counts for it (rebuilt from the file)"))
+        report.not_compared.append((shown, "the ledger holds no counts for it (rebuilt from the file)"))
         return
     try:
-        found = recount(path, dataset, early_close_ms(content.calendar, task.trade_date))
+        with files.open_input(path) as source:
+            found = recount(source, dataset, early_close_ms(content.calendar, task.trade_date), shown=shown)
     except StorageError as exc:
-        report.problems.append(Problem("unreadable", str(path), str(exc), task.key))
+        report.problems.append(Problem("unreadable", shown, str(exc), task.key))
         return
     report.rechecked += 1
     mode = content.mode_of(task.archive)
     differences = quality.content_differences(found, recorded, mode)
     if differences:
-        report.problems.append(Problem("content", str(path), "; ".join(differences), task.key))
+        report.problems.append(Problem("content", shown, "; ".join(differences), task.key))
 
 
-def _verify_task(ledger: Ledger, task: Task, directory: Path, report: VerifyReport, selection: Selection,
+def _verify_task(ledger: Ledger, task: Task, directory: Location, report: VerifyReport, selection: Selection,
                  content: ContentCheck | None) -> None:
+    files = ledger.archive
     day = ledger.day(task) or {"expirations": {}}
     recorded = set()
     for name, entry in sorted(day["expirations"].items()):
         if entry.get("state") == ExpirationState.COMPLETE and entry.get("file"):
             recorded.add(entry["file"])
             if selection.takes_file(directory / entry["file"]):
-                _verify_recorded_file(task, directory, name, entry, report, content)
-    for path in sorted(directory.iterdir()):
-        if not selection.takes_file(path):
+                _verify_recorded_file(files, task, directory, name, entry, report, content)
+    for name in files.names(directory):
+        if not selection.takes_file(directory / name):
             continue
-        if storage.temp_file_pid(path.name) is not None:
-            report.problems.append(Problem("temp", str(path), "temp file of an unfinished write", task.key))
-        elif path.suffix == ".parquet" and path.name not in recorded:
-            report.problems.append(Problem("extra", str(path), "data file the ledger does not record as complete", task.key))
+        shown = files.show(directory / name)
+        if storage.temp_file_pid(name) is not None:
+            report.problems.append(Problem("temp", shown, "temp file of an unfinished write", task.key))
+        elif PurePath(name).suffix == ".parquet" and name not in recorded:
+            report.problems.append(Problem("extra", shown, "data file the ledger does not record as complete", task.key))
 
 
-def iter_selected_tasks(data_dir: Path, selection: Selection) -> Iterator[tuple[Task, Path]]:
-    """Task directories on disk that ``selection`` takes."""
-    for archive, root, trade_date, directory in storage.iter_task_dirs(data_dir):
-        task = Task(archive, root, trade_date)
-        if selection.takes_task(task, directory.absolute()):
+def iter_selected_tasks(ledger: Ledger, selection: Selection) -> Iterator[tuple[Task, Location]]:
+    """Task directories (in the ledger, or where the data lives) that ``selection`` takes."""
+    for task in ledger.tasks_on_disk():
+        directory = ledger.archive.task_dir(task.archive, task.root, task.trade_date)
+        if selection.takes_task(task, directory):
             yield task, directory
 
 
-def verify_archive(data_dir: Path, selection: Selection = Selection(), content: ContentCheck | None = None) -> VerifyReport:
+def verify_archive(data_dir: Path | str, selection: Selection = Selection(), content: ContentCheck | None = None, *,
+                   ledger: Ledger | None = None) -> VerifyReport:
     """Check every selected recorded file's existence, footer, rows, sha256 and schema version against the
     ledger, and with ``content`` its rows' checks against the counts the ledger recorded when it was written.
 
     Also reports data files the ledger does not know and temp files left by unfinished writes.
     """
     started = time.monotonic()
-    ledger = Ledger(data_dir)
+    ledger = ledger if ledger is not None else Ledger(data_dir)
+    ledger.archive.check()  # an object store that does not answer, refuses us or lacks the bucket: say so once
     report = VerifyReport()
-    for task, directory in iter_selected_tasks(data_dir, selection):
+    for task, directory in iter_selected_tasks(ledger, selection):
         report.tasks += 1
         _verify_task(ledger, task, directory, report, selection, content)
     report.seconds = time.monotonic() - started
     return report
 
 
-def quarantine(path: Path) -> Path:
+def quarantine(path: Location, archive: Archive | None = None) -> Location:
     """Move a bad data file aside (hidden, so readers skip it); returns its new path."""
-    target = storage.move_aside(path, hidden=True)
-    log.warning("moved %s aside to %s", path, target.name)
+    archive = archive if archive is not None else LocalArchive(Path(path).parent)
+    target = archive.move_aside(path, hidden=True)
+    log.warning("moved %s aside to %s", archive.show(path), target.name)
     return target
 
 
-def repair(data_dir: Path, report: VerifyReport) -> dict[str, Any]:
-    """Move bad files aside, remove dead temp files, and rebuild the ledger from what is on disk.
+def repair(data_dir: Path | str, report: VerifyReport, *, ledger: Ledger | None = None) -> dict[str, Any]:
+    """Move bad files aside, remove dead temp files, and rebuild the ledger from what is on disk (or in the store).
 
     Tasks that lost a file drop to ``partial`` and are planned again by the next run. Refused
     (LedgerBusy) while a live run holds a task: a file it is about to record would look bad.
     """
-    ledger = Ledger(data_dir)
+    ledger = ledger if ledger is not None else Ledger(data_dir)
+    files = ledger.archive
     busy = [task.key for task, entry in ledger.tasks() if entry.get("claimed_by") and ledger.is_held(task)]
     if busy:
         raise LedgerBusy(
-            f"a live spxdl run is downloading into {data_dir} ({busy[0]}); repair once it has finished"
+            f"a live spxdl run is downloading into {redact(str(data_dir))} ({busy[0]}); repair once it has finished"
         )
-    moved = [str(quarantine(path)) for path in report.bad_files() if path.exists()]
-    swept = [str(path) for path in storage.sweep_temp_files(data_dir)]
-    rebuilt = Ledger(data_dir).rebuild()
+    bad = [files.location(shown) for shown in report.bad_files()]
+    moved = [files.show(quarantine(path, files)) for path in bad if files.exists(path)]
+    swept = [str(path) for path in storage.sweep_temp_files(ledger.data_dir)] if ledger.mirror is not None else []
+    swept += [files.show(path) for path in files.sweep_temp_files()]
+    rebuilt = ledger.rebuild()
+    if ledger.mirror is not None:  # a ledger dir started afresh takes the shapes too
+        for archive in sorted({task.archive for task in ledger.tasks_on_disk()}):
+            shapes.adopt_published(ledger.data_dir, archive, ledger.mirror)
     return {"moved_aside": moved, "temp_removed": swept, "ledger": rebuilt}

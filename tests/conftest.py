@@ -1,4 +1,5 @@
-"""Suite-wide fixtures and hooks: every test isolated from the machine, the shared simulators, seeds.
+"""Suite-wide fixtures and hooks: every test isolated from the machine, the shared simulators, the object
+store (``moto_s3``, ``s3``: moto's S3 API in a process of its own, tests/moto_server.py), seeds.
 
 Every test runs in its own working directory with its own HOME and without any ``SPXDL_*``
 variable of the machine (``isolated``, autouse), so that no user's config or archive can leak in.
@@ -185,6 +186,28 @@ def fixture_sim():
     """A tiny-profile simulated terminal on a free loopback port, shared by a module's tests."""
     with Simulator(profile="tiny") as simulator:
         yield simulator
+
+
+@pytest.fixture(scope="session", name="moto_s3")
+def fixture_moto_s3() -> Iterator[Any]:
+    """moto's S3 API on a free loopback port, in a process of its own, for the whole session."""
+    from moto_server import MotoS3
+
+    server = MotoS3.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(name="s3")
+def fixture_s3(moto_s3: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The session's S3 server with no faults, and AWS credentials in the environment (worker processes
+    inherit them; pyarrow never probes a cloud's metadata service)."""
+    from moto_server import use_test_aws_environment
+
+    use_test_aws_environment(monkeypatch)
+    moto_s3.clear_faults()
+    yield moto_s3
+    moto_s3.clear_faults()
 
 
 @pytest.fixture(name="clean_sim")

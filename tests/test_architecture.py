@@ -29,6 +29,7 @@ LAYERS: list[set[str]] = [
     {"spxdl.trading_calendar", "spxdl.datasets", "spxdl.procs", "spxdl.csvpages", "spxdl.logs", "spxdl.urls"},
     {"spxdl.config", "spxdl.checks", "spxdl.instants", "spxdl.sources"},
     {"spxdl.terminal", "spxdl.direct", "spxdl.storage", "spxdl.convert"},  # siblings: the sources, files and conversion never meet
+    {"spxdl.archive_fs"},  # where the data lives: local disk (through storage) or an object store
     {"spxdl.ledger", "spxdl.metrics", "spxdl.shapes", "spxdl.calendars", "spxdl.capture", "spxdl.quality"},
     {"spxdl.audit"},
     {"spxdl.verify"},
@@ -46,7 +47,8 @@ PACKAGE_ORDER: dict[str, list[set[str]]] = {
     "spxdl.cli": [{"base"}, {"options"}, {"render"}, {"progress", "notifying"}, {"archive", "doctor", "download", "service"}],
     "spxdl.terminal": [{"status"}, {"page"}, {"breaker"}, {"wire"}, {"adapter"}, {"client"}],
     "spxdl.direct": [{"status"}, {"sdk"}, {"calls", "chunks"}, {"source"}],
-    "spxdl.ledger": [{"task"}, {"lock", "records", "claims"}, {"core"}, {"runs", "outcome"}],
+    "spxdl.archive_fs": [{"base", "remote"}, {"local", "objects"}],
+    "spxdl.ledger": [{"task"}, {"lock", "records", "claims"}, {"mirror"}, {"core"}, {"runs", "outcome"}],
     "spxdl.config": [{"settings"}, {"parsers"}, {"keys"}, {"loading"}],
     "spxdl.convert": [{"spec"}, {"normalize"}, {"reader"}, {"writer", "split", "recheck"}],
     "spxdl.health": [{"checks"}, {"answers", "direct"}, {"report"}, {"rows"}, {"doctor"}],
@@ -56,12 +58,15 @@ THREAD_HOMES = {"spxdl.engine", "spxdl.simulator"}  # may start threads (locks a
 # The notify command ([notify] command) is the one process spxdl starts that is not a download worker: a
 # user's shell line, run once after a run ends, from the CLI through spxdl.notify (subprocess only).
 SUBPROCESS_HOMES = {"spxdl.notify": {"subprocess"}}
-WRITERS = {"spxdl.storage", "spxdl.ledger"}
+WRITERS = {"spxdl.storage", "spxdl.archive_fs", "spxdl.ledger"}
 # Calls that write, move or delete files (``os.replace``, ``Path.write_bytes`` ...); ``x.replace`` alone is
 # too often a string's or a dataclass's to count.
 WRITE_CALLS = {"os.replace", "os.rename", "os.remove", "os.unlink", "os.truncate", "tempfile.mkstemp",
                "tempfile.NamedTemporaryFile", "shutil.move", "shutil.copyfile", "shutil.copy", "shutil.rmtree"}
-WRITE_METHODS = {"write_text", "write_bytes", "unlink", "rename", "touch", "rmdir"}
+WRITE_METHODS = {"write_text", "write_bytes", "unlink", "rename", "touch", "rmdir",
+                 # pyarrow.fs: an object store's writes, moves and deletes
+                 "open_output_stream", "open_append_stream", "delete_file", "delete_dir", "delete_dir_contents",
+                 "copy_file", "move", "create_dir"}
 
 
 def module_name(path: Path) -> str:
@@ -306,6 +311,8 @@ INJECTED = [
     ("spxdl.engine.dask_worker", "from spxdl.engine import dask_run", order_violations),
     ("spxdl.engine.links", "from spxdl.engine import worker", order_violations),
     ("spxdl.terminal.client", "open('x', 'wb')", file_write_violations),
+    ("spxdl.audit", "fs.open_output_stream('bucket/key')", file_write_violations),
+    ("spxdl.archive_fs.base", "from spxdl.archive_fs import objects", order_violations),
     ("spxdl.cli.render", "state = 'held'", state_literal_violations),
 ]
 

@@ -212,3 +212,47 @@ def test_the_default_read_timeout_outlasts_a_server_that_answers_only_when_the_w
     with client_for(settings) as client:
         assert client.timeouts == (settings.connect_timeout, settings.read_timeout)
     assert config.load(None, flags={"read_timeout": "900"}).read_timeout == 900.0
+
+
+# ------------------------------------------------------------------ data_dir as an object store, ledger_dir
+
+SECRET = "wJalr/XUtnFEMI+K7MDENGbPxRfiCY"  # shaped like an AWS secret key: '/' and '+' in it
+
+
+def test_data_dir_keeps_a_uri_as_text_and_a_path_as_a_path():
+    assert config.load(env={"SPXDL_STORAGE_DATA_DIR": "s3://bucket/prefix/", "SPXDL_STORAGE_LEDGER_DIR": "/l"}
+                       ).data_dir == "s3://bucket/prefix"
+    assert config.load(env={"SPXDL_STORAGE_DATA_DIR": "file:///srv/spx"}).data_dir == Path("/srv/spx")
+    assert config.load(env={"SPXDL_STORAGE_DATA_DIR": "/srv/spx"}).data_dir == Path("/srv/spx")
+
+
+@pytest.mark.parametrize("text, reason", [("s3://", "expected a bucket"), ("s3:///prefix", "expected a bucket"),
+                                          ("ftp://host/p", "not an object store spxdl knows")])
+def test_an_unusable_uri_is_refused_naming_what_is_wrong(text, reason):
+    with pytest.raises(ConfigError, match=reason):
+        config.load(env={"SPXDL_STORAGE_DATA_DIR": text, "SPXDL_STORAGE_LEDGER_DIR": "/l"})
+
+
+def test_an_object_store_needs_a_ledger_dir_and_the_message_names_the_fix():
+    with pytest.raises(ConfigError, match=r"set \[storage\] ledger_dir \(or --ledger-dir") as caught:
+        config.load(env={"SPXDL_STORAGE_DATA_DIR": f"s3://AKIAEXAMPLE:{SECRET}@bucket/p"})
+    assert SECRET not in str(caught.value) and "AKIAEXAMPLE" not in str(caught.value)
+
+
+def test_credentials_in_spxdls_own_config_file_are_refused(tmp_path):
+    ini = tmp_path / "spxdl.ini"
+    ini.write_text(f"[storage]\ndata_dir = s3://AKIAEXAMPLE:{SECRET}@bucket/p\nledger_dir = {tmp_path}\n")
+    with pytest.raises(ConfigError, match="never reads credentials from its own files") as caught:
+        config.load(ini, env={})
+    assert SECRET not in str(caught.value)
+    # from the environment (or a flag) they reach pyarrow, and are shown redacted
+    settings = config.load(env={"SPXDL_STORAGE_DATA_DIR": f"s3://AKIAEXAMPLE:{SECRET}@bucket/p",
+                                "SPXDL_STORAGE_LEDGER_DIR": str(tmp_path)})
+    assert settings.data_dir_shown == "s3://***@bucket/p"
+    assert all(SECRET not in value for _, value, _ in config.describe(settings))
+
+
+def test_a_bad_value_is_shown_without_its_credentials():
+    with pytest.raises(ConfigError) as caught:
+        config.load(env={"SPXDL_STORAGE_DATA_DIR": f"ftp://AKIAEXAMPLE:{SECRET}@host/p"})
+    assert SECRET not in str(caught.value) and "***@host/p" in str(caught.value)

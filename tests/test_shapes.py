@@ -7,6 +7,7 @@ import json
 import pytest
 
 from spxdl import shapes, storage
+from spxdl.archive_fs import LocalArchive
 from spxdl.errors import ArchiveMismatch, StorageError
 
 SHAPE = {
@@ -121,3 +122,21 @@ def test_an_archive_recorded_before_validation_modes_gets_the_next_runs_mode(tmp
     assert shapes.recorded_shape(tmp_path, "greeks-1m")["validation"] == "drop"
     with pytest.raises(ArchiveMismatch, match="validation"):
         shapes.ensure_archive_shape(tmp_path, "greeks-1m", {**SHAPE, "validation": "flag"})
+
+
+# ------------------------------------------------------------------ the data elsewhere (an object store)
+
+
+def test_the_shape_is_published_next_to_data_that_lives_elsewhere(tmp_path):
+    data = LocalArchive(tmp_path / "data")
+    shapes.ensure_archive_shape(tmp_path / "ledger", "greeks-1m", SHAPE, mirror=data)
+    recorded = storage.archive_json_path(tmp_path / "ledger", "greeks-1m").read_bytes()
+    assert data.read_bytes(data.at("greeks-1m/_archive.json")) == recorded
+
+
+def test_a_fresh_ledger_takes_the_published_shape_and_refuses_another(tmp_path):
+    data = LocalArchive(tmp_path / "data")
+    shapes.ensure_archive_shape(tmp_path / "first", "greeks-1m", SHAPE, mirror=data)
+    with pytest.raises(ArchiveMismatch, match=r"data/greeks-1m holds data of another shape \(rate: 'SOFR'"):
+        shapes.ensure_archive_shape(tmp_path / "fresh", "greeks-1m", {**SHAPE, "rate": "TREASURY_M1"}, mirror=data)
+    assert json.loads(storage.archive_json_path(tmp_path / "fresh", "greeks-1m").read_text()) == SHAPE

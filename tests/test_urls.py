@@ -1,4 +1,5 @@
-"""One check of a terminal URL (spxdl.urls), used by the settings and by the client alike."""
+"""One check of a terminal URL (spxdl.urls), used by the settings and by the client alike; object-store URIs
+told from paths and shown without their credentials."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import sys
 
 import pytest
 
-from spxdl import config
+from spxdl import config, urls
 from spxdl.errors import ConfigError
 from spxdl.terminal import TerminalClient, check_terminal_url
 
@@ -55,3 +56,32 @@ def test_reading_settings_does_not_load_the_client():
     code = "import sys, spxdl.config; print(sorted({'requests', 'spxdl.terminal'} & set(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+# ------------------------------------------------------------------ object-store URIs (data_dir = s3://...)
+
+SECRET = "wJalr/XUtnFEMI+K7MDENGbPxRfiCY"  # shaped like an AWS secret key: '/' and '+' in it
+
+
+@pytest.mark.parametrize(
+    "text, shown",
+    [
+        (f"s3://AKIAEXAMPLE:{SECRET}@bucket/prefix", "s3://***@bucket/prefix"),
+        ("s3://bucket/prefix?endpoint_override=127.0.0.1:9000&scheme=http",
+         "s3://bucket/prefix?endpoint_override=127.0.0.1:9000&scheme=http"),  # nothing secret: as it is
+        ("s3://bucket/p?secret_key=abc&region=us-east-1", "s3://bucket/p?secret_key=***&region=us-east-1"),
+        ("gs://user@bucket/p", "gs://***@bucket/p"),
+        ("/srv/spx", "/srv/spx"),
+        ("data", "data"),
+    ],
+)
+def test_redact_hides_the_credentials_a_uri_carries_and_leaves_other_text_alone(text, shown):
+    assert urls.redact(text) == shown
+    assert urls.has_credentials(text) == (shown != text)
+    assert SECRET not in urls.redact(text) and "AKIAEXAMPLE" not in urls.redact(text)
+
+
+@pytest.mark.parametrize("text, remote", [("s3://b/p", True), ("gs://b", True), ("abfs://c@acct/p", True),
+                                          ("file:///srv/spx", False), ("/srv/spx", False), ("data", False)])
+def test_object_stores_are_told_from_local_paths(text, remote):
+    assert urls.is_store_uri(text) is remote

@@ -24,6 +24,7 @@ from spxdl.cli.options import (
     terminal_options,
 )
 from spxdl.config import Settings
+from spxdl.archive_fs import Archive, Location
 from spxdl.errors import ConfigError
 from spxdl.verify import ContentCheck
 from spxdl.cli.render import (
@@ -34,7 +35,9 @@ from spxdl.cli.render import (
     human_bytes,
     human_duration,
 )
-from spxdl.ledger import Ledger, RunRecordState
+from spxdl.engine.shared import ledger_for
+from spxdl.ledger import RunRecordState
+from spxdl.urls import redact
 
 
 @cli.command("status", epilog=EXIT_CODES_HELP)
@@ -51,7 +54,7 @@ def status_command(ctx: click.Context, show_checks: bool, as_json: bool, setting
     validation mode; a task a run works on now shows how many of its expirations are done.
     """
     require_archive(settings)
-    report = audit.status_report(settings.data_dir)
+    report = audit.status_report(settings.data_dir, ledger=ledger_for(settings))
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))
         return
@@ -109,7 +112,7 @@ def gaps_command(ctx: click.Context, start: str | None, end: str | None, as_json
     require_archive(settings)
     cal = calendar_for(settings)
     last_session = cal.last_complete_session()
-    first_known = min((line.trade_date for line in audit.task_lines(Ledger(settings.data_dir))), default=None)
+    first_known = min((line.trade_date for line in audit.task_lines(ledger_for(settings))), default=None)
     default_start = settings.start_date or first_known or last_session
     first, last = check_range(
         cal,
@@ -119,7 +122,7 @@ def gaps_command(ctx: click.Context, start: str | None, end: str | None, as_json
     )
     cal = calendar_for(terminal_calendar(settings, range(first.year, last.year + 1), required=False))
     gaps = audit.find_gaps(settings.data_dir, cal, first, last, archives=settings.archives(), roots=settings.roots,
-                           min_dte=settings.min_dte, max_dte=settings.max_dte)
+                           min_dte=settings.min_dte, max_dte=settings.max_dte, ledger=ledger_for(settings))
     if as_json:
         click.echo(json.dumps({"start": first, "end": last, "gaps": [dict(vars(g), key=g.key) for g in gaps]}, indent=2, default=str))
     else:
@@ -136,7 +139,7 @@ def gaps_command(ctx: click.Context, start: str | None, end: str | None, as_json
 
 
 @cli.command("verify", epilog=EXIT_CODES_HELP)
-@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.argument("paths", nargs=-1)
 @click.option("--date", "on", help="One trade date to check.")
 @click.option("--start", help="First trade date to check (default: all).")
 @click.option("--end", help="Last trade date to check (default: all).")
@@ -151,10 +154,10 @@ def gaps_command(ctx: click.Context, start: str | None, end: str | None, as_json
 @terminal_options
 @click.pass_context
 @handle_errors
-def verify_command(ctx: click.Context, paths: tuple[Path, ...], on: str | None, start: str | None, end: str | None,
+def verify_command(ctx: click.Context, paths: tuple[str, ...], on: str | None, start: str | None, end: str | None,
                    roots: tuple[str, ...], datasets: tuple[str, ...], content: bool, repair: bool, as_json: bool,
-                   terminal_url: str | None, api: str | None, source: str | None,
-                   data_dir: Path | None) -> None:
+                   terminal_url: str | None, api: str | None, source: str | None, data_dir: str | None,
+                   ledger_dir: Path | None) -> None:
     """Check every file's sha256, footer, row count and schema version against the ledger.
 
     Also lists data files the ledger does not know and temp files of unfinished writes; with
@@ -163,16 +166,20 @@ def verify_command(ctx: click.Context, paths: tuple[Path, ...], on: str | None, 
     --start/--end, --root and --dataset check a part of the archive. Exit 0 when all is well, 1
     when problems were found (after --repair: re-run spxdl to refetch).
     """
-    settings = build_settings(ctx, file_logging=repair, **download_flags(terminal_url=terminal_url, api=api,
-                                                                         data_dir=data_dir, source=source, roots=roots, datasets=datasets))
+    settings = build_settings(ctx, file_logging=repair, **download_flags(
+        terminal_url=terminal_url, api=api, data_dir=data_dir, source=source, ledger_dir=ledger_dir, roots=roots,
+        datasets=datasets))
+    if repair and settings.ledger_dir is not None:
+        open_log_file(ctx)  # a ledger dir started afresh for an archive elsewhere: the repair builds it
     require_archive(settings)
     resume = suggested(ctx, "resume", simulated=is_simulated(settings))
-    selection = verify_selection(settings, paths, on, start, end)
-    checker = ContentCheck(settings.data_dir, settings.calendar()) if content else None
-    report = verify.verify_archive(settings.data_dir, selection, checker)
+    ledger = ledger_for(settings)
+    selection = verify_selection(settings, ledger.archive, paths, on, start, end)
+    checker = ContentCheck(settings.ledger_path, settings.calendar()) if content else None
+    report = verify.verify_archive(settings.data_dir, selection, checker, ledger=ledger)
     if repair:
         open_log_file(ctx)
-    repaired = verify.repair(settings.data_dir, report) if repair else None
+    repaired = verify.repair(settings.data_dir, report, ledger=ledger) if repair else None
     if as_json:
         payload = {"ok": report.ok, "tasks": report.tasks, "files": report.files, "rows": report.rows,
                    "bytes": report.bytes, "seconds": round(report.seconds, 3),
@@ -211,7 +218,7 @@ def print_verify_report(ctx: click.Context, settings: Settings, report: verify.V
                f"{len(report.problems)} problem(s)")
 
 
-def verify_selection(settings: Settings, paths: tuple[Path, ...], on: str | None, start: str | None,
+def verify_selection(settings: Settings, files: Archive, paths: tuple[str, ...], on: str | None, start: str | None,
                      end: str | None) -> verify.Selection:
     """The part of the archive ``verify`` checks; paths must lie in the data dir."""
     if on and (start or end):
@@ -220,16 +227,31 @@ def verify_selection(settings: Settings, paths: tuple[Path, ...], on: str | None
     last = parse_cli_date(on or end, "--date" if on else "--end") if on or end else None
     if first and last and last < first:
         raise ConfigError(f"the end date {last} is before the start date {first}; swap them")
-    home = settings.data_dir.absolute()
-    for path in paths:
-        if not (path.absolute() == home or home in path.absolute().parents):
-            raise ConfigError(f"{path} is not in the data dir {settings.data_dir}; {data_dir_hint(path)}")
     return verify.Selection(
         start=first, end=last,
         datasets=frozenset(settings.datasets if from_flag(settings, "datasets") else ()),
         roots=frozenset(settings.roots if from_flag(settings, "roots") else ()),
-        paths=tuple(path.absolute() for path in paths),
+        paths=tuple(selected_location(settings, files, path) for path in paths),
     )
+
+
+def selected_location(settings: Settings, files: Archive, path: str) -> Location:
+    """A file or directory given to ``verify``, as a location in the data dir (absolute on disk); one line if it
+    is not there or lies outside (an object store's: its URI, ``s3://bucket/prefix/...``)."""
+    if settings.data_is_local:
+        local = Path(path).absolute()
+        if not local.exists():
+            raise ConfigError(f"{path} does not exist; give a file or directory of the data dir {settings.data_dir}")
+        if not (local == files.root.absolute() or files.root.absolute() in local.parents):
+            raise ConfigError(f"{path} is not in the data dir {settings.data_dir}; {data_dir_hint(local)}")
+        return local
+    location = files.location(path.rstrip("/"))
+    if not (location == files.root or files.root in location.parents):
+        raise ConfigError(f"{redact(path)} is not in the data dir {settings.data_dir_shown}; give an object or prefix "
+                          f"under it ({files.show(files.root)}/...)")
+    if not files.exists(location) and not files.names(location):
+        raise ConfigError(f"{redact(path)} does not exist in {settings.data_dir_shown}; give an object or prefix of it")
+    return location
 
 
 def from_flag(settings: Settings, name: str) -> bool:

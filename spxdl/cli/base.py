@@ -39,13 +39,15 @@ EXIT_CODES_HELP = """\b
 Exit codes:
   0    everything asked for is complete
   1    some tasks failed, are partial, or have no data yet
-  2    usage or configuration error
+  2    usage or configuration error (an object store that refuses the
+       credentials, or lacks the bucket, included)
   65   the terminal's answer is not the CSV spxdl expects (run stopped)
   74   no space to write (disk or quota full, file-size limit): run
        stopped, nothing partial kept; free space, then spxdl resume
   75   try later: terminal unreachable, not connected or gone mid-run,
-       another terminal on the account (478), ledger busy, tasks held
-       by another run, or the Dask scheduler (--executor) unreachable
+       another terminal on the account (478), object store unreachable,
+       ledger busy, tasks held by another run, or the Dask scheduler
+       (--executor) unreachable
   130  interrupted (Ctrl-C); 143 terminated (SIGTERM)
   141  the output's reader went away (spxdl status | head -1)"""
 
@@ -60,9 +62,10 @@ class Abort(Exception):
 
 def exit_code_for(exc: BaseException) -> int:
     """The documented exit code for an exception that ends a command."""
-    if isinstance(exc, (errors.ConfigError, errors.ArchiveMismatch)):
+    if isinstance(exc, (errors.ConfigError, errors.ArchiveMismatch, errors.ObjectStoreDenied, errors.BucketMissing)):
         return EXIT_USAGE
-    if isinstance(exc, (errors.TerminalUnavailable, errors.InvalidSession, errors.LedgerBusy, errors.ClusterUnavailable)):
+    if isinstance(exc, (errors.TerminalUnavailable, errors.InvalidSession, errors.LedgerBusy,
+                        errors.ObjectStoreUnreachable, errors.ClusterUnavailable)):
         return EXIT_TRY_LATER
     if isinstance(exc, errors.SchemaMismatch):
         return EXIT_WIRE

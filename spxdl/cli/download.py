@@ -45,7 +45,8 @@ from spxdl.cli.progress import make_progress
 from spxdl.cli.render import describe_run, human_bytes, print_plan, print_summary, summary_exit_code
 from spxdl.engine.planning import days_back_range, skipped_days, update_range
 from spxdl.engine.records import Plan
-from spxdl.ledger import Ledger, RunBook
+from spxdl.engine.shared import ledger_for
+from spxdl.ledger import RunBook
 
 log = logging.getLogger(__name__)
 
@@ -91,11 +92,13 @@ def span_of(settings: config.Settings, dates: DatesFor) -> tuple[config.Settings
 
 
 def warn_if_relative(settings: config.Settings) -> None:
-    """Under cron or systemd (no terminal), say where a relative data dir lands: where the job was started."""
-    if settings.data_dir.is_absolute() or sys.stdin.isatty():
+    """Under cron or systemd (no terminal), say where a relative data (or ledger) dir lands: where the job was started."""
+    what, key = ("data dir", "data_dir") if settings.data_is_local else ("ledger dir", "ledger_dir")
+    where = settings.data_dir if settings.data_is_local else settings.ledger_path
+    if where.is_absolute() or sys.stdin.isatty():
         return
-    log.warning("the data dir %s is relative: this run writes to %s (relative to where it was started); set an "
-                "absolute [storage] data_dir for timers and cron", settings.data_dir, settings.data_dir.absolute())
+    log.warning("the %s %s is relative: this run writes to %s (relative to where it was started); set an "
+                "absolute [storage] %s for timers and cron", what, where, where.absolute(), key)
 
 
 def run_plan(ctx: click.Context, plan: Plan, settings: config.Settings, *, dry_run: bool, yes: bool,
@@ -128,7 +131,7 @@ def run_plan_code(ctx: click.Context, plan: Plan, settings: config.Settings, *, 
         progress.close()
     gathered.summaries.append(summary)
     with output_may_vanish():
-        print_summary(summary, plan, settings.data_dir)
+        print_summary(summary, plan, settings.data_dir if settings.data_is_local else settings.data_dir_shown)
     return summary_exit_code(summary, plan)
 
 
@@ -250,15 +253,15 @@ def resume_command(ctx: click.Context, force: bool, dry_run: bool, yes: bool, si
         refuse_simulated_direct(settings)
     require_archive(settings)
     settings, sim_profile = archive_defaults(settings, simulate=simulate, sim_profile=sim_profile)
-    if next(storage.iter_task_dirs(settings.data_dir), None) is None:
-        click.echo(f"Nothing to resume: {settings.data_dir} holds no task yet; download first with: "
+    if next(storage.iter_task_dirs(settings.ledger_path), None) is None:
+        click.echo(f"Nothing to resume: {settings.data_dir_shown} holds no task yet; download first with: "
                    f"{suggested(ctx, 'run')}", err=True)
         return
-    ledger = Ledger(settings.data_dir)
+    ledger = ledger_for(settings)
     runs = RunBook(ledger).unfinished()
     wanted = audit.incomplete_tasks(ledger)
     if not runs and not wanted:
-        click.echo(f"Nothing to resume: every task in {settings.data_dir} is complete.", err=True)
+        click.echo(f"Nothing to resume: every task in {settings.data_dir_shown} is complete.", err=True)
         return
     for run in runs:
         click.echo(f"resuming {describe_run(run.as_dict())}", err=True)

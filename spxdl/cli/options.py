@@ -20,6 +20,7 @@ import click
 from spxdl import calendars, config, errors, logs, shapes, storage, trading_calendar
 from spxdl.engine.planning import days_back_range
 from spxdl.engine.shared import client_for
+from spxdl.urls import redact
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +36,14 @@ SIM_DATA_DIR = Path("sim-data")
 
 
 def terminal_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """``--terminal-url``, ``--api``, ``--source`` and ``--data-dir``: every command that touches the terminal or archive."""
-    func = click.option("--data-dir", type=click.Path(path_type=Path), help="Archive directory [storage] data_dir.")(func)
+    """``--terminal-url``, ``--api``, ``--source``, ``--data-dir`` and ``--ledger-dir``: every command that touches
+    the terminal or archive."""
+    func = click.option("--ledger-dir", type=click.Path(path_type=Path),
+                        help="Where the ledger lives (lock, status, runs, logs): a local or shared POSIX directory; "
+                             "default: the data dir, which must then be local [storage] ledger_dir.")(func)
+    func = click.option("--data-dir",
+                        help="Archive directory, or an object store such as s3://bucket/prefix (credentials from "
+                             "AWS_* variables or ~/.aws) [storage] data_dir.")(func)
     func = click.option("--source", type=click.Choice(["terminal", "direct"]),
                         help="Where data comes from: a terminal (or thetadatadx-server), or ThetaData directly "
                              "through the thetadatadx-py SDK [terminal] source.")(func)
@@ -104,7 +111,7 @@ def archive_defaults(
     profile = profile or SIM_DEFAULT_PROFILE
     window = next((shape[shapes.WINDOW] for shape in recorded if is_window(shape.get(shapes.WINDOW))), None)
     if not {"min_dte", "max_dte"} & set(settings.sources) and window:
-        settings = settings.replace_from(f"archive {settings.data_dir}", min_dte=window[0], max_dte=window[1])
+        settings = settings.replace_from(f"archive {settings.data_dir_shown}", min_dte=window[0], max_dte=window[1])
     elif simulate and "max_dte" not in settings.sources:
         span = SIM_DEMO_MAX_DTE_BY_PROFILE.get(profile, SIM_DEMO_MAX_DTE)
         settings = settings.replace_from("--simulate (demo)", max_dte=settings.min_dte + span)
@@ -123,7 +130,7 @@ def recorded_shapes(settings: config.Settings) -> list[dict[str, Any]]:
     found = []
     for archive in settings.archives():
         try:
-            shape = shapes.recorded_shape(settings.data_dir, archive)
+            shape = shapes.recorded_shape(settings.ledger_path, archive)
         except errors.StorageError as exc:
             log.debug("ignoring %s", exc)
             continue
@@ -177,7 +184,7 @@ def configure_logging(ctx: click.Context, settings: config.Settings, *, file_log
     console = "WARNING" if obj.get("quiet") else level
     fmt = "json" if obj.get("log_json") else settings.log_format
     obj["console_level"] = console
-    obj["log_file"] = (settings.log_file or storage.logs_dir(settings.data_dir) / "spxdl.log") if file_logging else None
+    obj["log_file"] = (settings.log_file or storage.logs_dir(settings.ledger_path) / "spxdl.log") if file_logging else None
     obj["log_format"] = fmt
     logs.configure(level=level, console_level=console, fmt=fmt)
 
@@ -194,7 +201,7 @@ def open_log_file(ctx: click.Context) -> None:
     except OSError as exc:
         raise errors.ConfigError(
             f"cannot create the log directory {log_file.parent}: {exc.strerror}; "
-            "choose a writable --data-dir or [logging] file"
+            "choose a writable --data-dir (or --ledger-dir) or [logging] file"
         ) from None
     obj["log_file"] = None
 
@@ -203,8 +210,9 @@ def download_flags(
     *,
     terminal_url: str | None,
     api: str | None,
-    data_dir: Path | None,
+    data_dir: Path | str | None,
     source: str | None = None,
+    ledger_dir: Path | None = None,
     roots: tuple[str, ...] = (),
     datasets: tuple[str, ...] = (),
     interval: str | None = None,
@@ -222,6 +230,7 @@ def download_flags(
         "terminal_api": api,
         "source": source,
         "data_dir": as_text(data_dir),
+        "ledger_dir": as_text(ledger_dir),
         "roots": comma_values(roots),
         "datasets": comma_values(datasets),
         "interval": interval,
@@ -234,10 +243,10 @@ def download_flags(
     }
 
 
-def archive_flags(terminal_url: str | None, api: str | None, data_dir: Path | None,
-                  source: str | None = None) -> dict[str, Any]:
+def archive_flags(terminal_url: str | None, api: str | None, data_dir: Path | str | None,
+                  source: str | None = None, ledger_dir: Path | None = None) -> dict[str, Any]:
     """The flags of ``terminal_options`` keyed by Settings field."""
-    return download_flags(terminal_url=terminal_url, api=api, data_dir=data_dir, source=source)
+    return download_flags(terminal_url=terminal_url, api=api, data_dir=data_dir, source=source, ledger_dir=ledger_dir)
 
 
 def parse_cli_date(text: str, option: str) -> date:
@@ -333,11 +342,15 @@ def terminal_calendar(settings: config.Settings, years: Iterable[int], *, requir
 
 def require_archive(settings: config.Settings) -> None:
     """Commands that read the archive say clearly when there is none yet (and how to make it)."""
-    if not settings.data_dir.is_dir():
-        raise errors.ConfigError(
-            f"no archive at {settings.data_dir}; download something first ({suggested(click.get_current_context(), 'run')}), "
-            "or point --data-dir at an existing one"
-        )
+    if settings.ledger_path.is_dir():
+        return
+    run = suggested(click.get_current_context(), "run")
+    if settings.data_is_local:
+        raise errors.ConfigError(f"no archive at {settings.data_dir}; download something first ({run}), "
+                                 "or point --data-dir at an existing one")
+    raise errors.ConfigError(
+        f"no ledger at {settings.ledger_path} for {settings.data_dir_shown}; download something first ({run}), or "
+        "point --ledger-dir at this archive's ledger (a new one for an existing archive: spxdl verify --repair)")
 
 
 def read_only(selection: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -349,10 +362,11 @@ def read_only(selection: bool = False) -> Callable[[Callable[..., Any]], Callabl
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(func)
-        def wrapper(*args: Any, terminal_url: str | None, api: str | None, source: str | None, data_dir: Path | None,
-                    **kwargs: Any) -> Any:
+        def wrapper(*args: Any, terminal_url: str | None, api: str | None, source: str | None, data_dir: str | None,
+                    ledger_dir: Path | None, **kwargs: Any) -> Any:
             picked = {name: kwargs.pop(name) for name in SELECTION_FIELDS if name in kwargs} if selection else {}
-            flags = download_flags(terminal_url=terminal_url, api=api, source=source, data_dir=data_dir, **picked)
+            flags = download_flags(terminal_url=terminal_url, api=api, source=source, data_dir=data_dir,
+                                   ledger_dir=ledger_dir, **picked)
             settings = build_settings(click.get_current_context(), file_logging=False, **flags)
             settings, _ = archive_defaults(settings)
             return func(*args, settings=settings, **kwargs)
@@ -383,7 +397,7 @@ def simulated_terminal(settings: config.Settings, enabled: bool, profile: str = 
         yield settings.replace(terminal_url=sim.url)
 
 
-def simulate_data_dir(simulate: bool, data_dir: Path | None) -> Path | None:
+def simulate_data_dir(simulate: bool, data_dir: Path | str | None) -> Path | str | None:
     """Simulated data never shares a directory with real data: ``--simulate`` defaults to ./sim-data."""
     if simulate and data_dir is None:
         return SIM_DATA_DIR
@@ -415,11 +429,11 @@ def _option_words(param: click.Parameter, value: Any) -> list[str]:
     """An option and its value(s) as typed on a command line (an argument: its values alone)."""
     values = value if isinstance(value, (tuple, list)) else (value,)
     if isinstance(param, click.Argument):
-        return [str(item) for item in values]
+        return [redact(str(item)) for item in values]
     name = next((opt for opt in param.opts if opt.startswith("--")), param.opts[0])
     if isinstance(param, click.Option) and param.is_flag:
         return [name] if value else []
-    return [word for item in values for word in (name, str(item))]
+    return [word for item in values for word in (name, redact(str(item)))]  # no credentials in a printed command
 
 
 def is_simulated(settings: config.Settings) -> bool:

@@ -38,13 +38,14 @@ def source_line(api: str | None, simulated: bool | None) -> str:
     return f"{'simulated' if simulated else 'real'} terminal, API {api}"
 
 
-def print_summary(summary: RunSummary, plan: Plan, data_dir: Path | None = None) -> None:
+def print_summary(summary: RunSummary, plan: Plan, data_dir: Path | str | None = None) -> None:
     """The end-of-run report on stderr: where, counts, volume, time, the slowest and the failed tasks."""
     totals = summary.totals()
     states = summary.by_state()
     echo = functools.partial(click.echo, err=True)
     source = source_line(summary.api, summary.simulated)
-    into = f" into {data_dir.absolute()}" if data_dir is not None else ""
+    shown = data_dir.absolute() if isinstance(data_dir, Path) else data_dir  # a URI comes already redacted
+    into = f" into {shown}" if data_dir is not None else ""
     echo(f"spxdl: {plan.start} .. {plan.end}{into} ({source})")
     echo("  tasks: " + ", ".join(f"{count} {state}" for state, count in sorted(states.items()))
          + f"; {len(plan.done)} already complete; {summary.held} held by another run")
@@ -88,7 +89,7 @@ def print_plan(plan: Plan, estimate: dict[str, Any], settings: config.Settings,
                skipped: list[tuple[date, str]] = ()) -> None:
     """The dry-run report: what would be downloaded, roughly how much and how long, and the days skipped."""
     days = sorted({task.trade_date for task in plan.tasks})
-    click.echo(f"Plan for {plan.start} .. {plan.end} into {settings.data_dir} (dry run: nothing written)")
+    click.echo(f"Plan for {plan.start} .. {plan.end} into {settings.data_dir_shown} (dry run: nothing written)")
     click.echo(f"  tasks to download: {len(plan.tasks)} over {len(days)} trading day(s)")
     click.echo(f"  already complete:  {len(plan.done)}")
     click.echo(f"  held by live runs: {len(plan.held)}")

@@ -32,14 +32,15 @@ from spxdl.config import Settings
 @click.pass_context
 @handle_errors
 def health_command(ctx: click.Context, as_json: bool, simulate: bool, sim_profile: str | None, sim_flavor: str,
-                   terminal_url: str | None, api: str | None, source: str | None, data_dir: Path | None) -> None:
+                   terminal_url: str | None, api: str | None, source: str | None, data_dir: str | None,
+                   ledger_dir: Path | None) -> None:
     """Is the terminal reachable and CONNECTED, and can the archive be written? Exit 0 healthy, 75 not.
 
     Also compares spxdl's trading calendar with the terminal's (v3) for this year and the next,
     naming every day where they differ; a difference is reported, not counted as unhealthy. With
     --simulate it checks spxdl itself against the built-in simulated terminal (and ./sim-data).
     """
-    flags = archive_flags(terminal_url, api, simulate_data_dir(simulate, data_dir), source)
+    flags = archive_flags(terminal_url, api, simulate_data_dir(simulate, data_dir), source, ledger_dir)
     settings, profile = archive_defaults(build_settings(ctx, file_logging=False, **flags), sim_profile=sim_profile)
     with simulated_terminal(settings, simulate, profile, sim_flavor) as settings:
         report = health.health_report(settings)
@@ -86,8 +87,9 @@ def config_show_command(ctx: click.Context, as_json: bool, settings: Settings) -
         return
     width = max(len(key) for key, _, _ in rows)
     for key, value, source in rows:
-        if key == "storage.data_dir" and not settings.data_dir.is_absolute():
-            value = f"{value} (= {settings.data_dir.absolute()})"  # cron and systemd start elsewhere
+        where = {"storage.data_dir": settings.data_dir, "storage.ledger_dir": settings.ledger_dir}.get(key)
+        if isinstance(where, Path) and not where.is_absolute():
+            value = f"{value} (= {where.absolute()})"  # cron and systemd start elsewhere
         click.echo(f"{key:<{width}}  {value or '(unset)':<28}  {source}")
 
 

@@ -10,6 +10,7 @@ from spxdl.config.parsers import (
     parse_auto_int,
     parse_choice,
     parse_command,
+    parse_data_dir,
     parse_date,
     parse_datasets,
     parse_executor,
@@ -24,6 +25,7 @@ from spxdl.config.parsers import (
     parse_url,
 )
 from spxdl.config.settings import COMPRESSIONS, Settings, format_value
+from spxdl.urls import redact
 
 ENV_PREFIX = "SPXDL_"
 
@@ -73,14 +75,19 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("engine", "executor", "executor", parse_executor,
             "process: worker processes on this machine; dask://HOST:PORT: the tasks on that Dask scheduler's workers "
             "(pip install 'spxdl[dask]'; the data dir on a path every worker shares)"),
-    KeySpec("storage", "data_dir", "data_dir", parse_path, "where the archive lives"),
+    KeySpec("storage", "data_dir", "data_dir", parse_data_dir,
+            "where the archive lives: a local path, or an object store (s3://bucket/prefix, gs://, abfs://...) whose "
+            "credentials come from its own chain (AWS_* variables, ~/.aws), never from this file"),
+    KeySpec("storage", "ledger_dir", "ledger_dir", optional(parse_path),
+            "where the ledger lives (its lock, status, runs, logs): a local or shared POSIX directory; empty: the "
+            "data dir, which must then be local (an object store needs one)"),
     KeySpec("storage", "compression", "compression", parse_choice(*COMPRESSIONS), "Parquet compression codec"),
     KeySpec("storage", "compression_level", "compression_level", optional(parse_int(-7, 22)), "codec level (zstd, gzip, brotli); empty: the codec's default"),
     KeySpec("storage", "row_group_rows", "row_group_rows", parse_int(1_000, 10_000_000), "rows per Parquet row group"),
     KeySpec("validation", "mode", "validation_mode", parse_choice("flag", "drop", "fail"), "flag: count bad rows; drop: remove them; fail: fail the expiration"),
     KeySpec("logging", "level", "log_level", parse_log_level, "DEBUG, INFO, WARNING or ERROR"),
     KeySpec("logging", "format", "log_format", parse_choice("text", "json"), "log file format: text or json (one object per line)"),
-    KeySpec("logging", "file", "log_file", optional(parse_path), "log file; empty: <data_dir>/logs/spxdl.log"),
+    KeySpec("logging", "file", "log_file", optional(parse_path), "log file; empty: <ledger_dir>/logs/spxdl.log (the data dir's when it holds the ledger)"),
     KeySpec("calendar", "overrides", "calendar_overrides", optional(parse_path), "file of closures announced after this release"),
     KeySpec("calendar", "source", "calendar_source", parse_choice("builtin", "terminal"),
             "builtin: the calendar in spxdl (and the overrides file); terminal: the terminal's own calendar wins (v3)"),
@@ -100,7 +107,7 @@ DERIVED = {"workers": "worker_processes", "threads": "worker_threads"}  # auto: 
 def describe(settings: Settings) -> list[tuple[str, str, str]]:
     """``(section.key, value, source)`` for every setting, in documentation order."""
     return [
-        (f"{spec.section}.{spec.key}", _shown(settings, spec.field), settings.sources.get(spec.field, "default"))
+        (f"{spec.section}.{spec.key}", redact(_shown(settings, spec.field)), settings.sources.get(spec.field, "default"))
         for spec in KEYS
     ]
 

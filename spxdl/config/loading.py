@@ -9,8 +9,9 @@ from typing import Any, Mapping
 
 from spxdl import datasets
 from spxdl.config.keys import ENV_PREFIX, KEYS, KEYS_BY_FIELD, KEYS_BY_NAME, SECTIONS, KeySpec
-from spxdl.config.settings import LEVELLED_CODECS, Settings
+from spxdl.config.settings import LEVELLED_CODECS, Settings, ledger_dir_needed
 from spxdl.errors import ConfigError
+from spxdl.urls import has_credentials, redact
 
 CONFIG_ENV = "SPXDL_CONFIG"
 USER_CONFIG = Path("~/.config/spxdl/spxdl.ini")
@@ -22,7 +23,7 @@ def _parse(spec: KeySpec, raw: str, source: str) -> Any:
         return spec.parse(raw)
     except ValueError as exc:
         raise ConfigError(
-            f"{spec.section}.{spec.key} = {raw!r} from {source}: {exc}",
+            f"{spec.section}.{spec.key} = {redact(raw)!r} from {source}: {exc}",
             key=f"{spec.section}.{spec.key}",
             source=source,
         ) from None
@@ -165,9 +166,26 @@ def check_consistency(settings: Settings) -> None:
             "none: use [calendar] source = builtin (and the overrides file), or [terminal] source = terminal",
             key="calendar.source",
         )
+    check_storage(settings)
     interval_ms = datasets.interval_ms(settings.interval)
     if interval_ms < 60_000 and (settings.end_ms - settings.start_ms) // interval_ms > 100_000:
         raise ConfigError(
             f"interval {settings.interval} over the whole window is too fine for one request; use 1m or coarser",
             key="download.interval",
         )
+
+
+def check_storage(settings: Settings) -> None:
+    """An object-store data dir needs a ledger dir, and takes its credentials from its own chain, never a file."""
+    if settings.data_is_local:
+        return
+    source = settings.sources.get("data_dir", "default")
+    if source.startswith("file ") and has_credentials(str(settings.data_dir)):
+        raise ConfigError(
+            f"[storage] data_dir = {settings.data_dir_shown} in {source[len('file '):]} carries credentials: "
+            "spxdl never reads credentials from its own files; remove them and use the storage library's own chain "
+            "(AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ~/.aws/credentials)",
+            key="storage.data_dir", source=source,
+        )
+    if settings.ledger_dir is None:
+        raise ConfigError(ledger_dir_needed(str(settings.data_dir)), key="storage.ledger_dir")

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from spxdl import datasets
 from spxdl.config.settings import PROCESS_EXECUTOR, RATES
-from spxdl.urls import check_terminal_url
+from spxdl.urls import check_store_uri, check_terminal_url, uri_scheme
 
 ROOT_PATTERN = re.compile(r"^[A-Z]{1,6}$")
 
@@ -153,6 +153,16 @@ def parse_path(text: str) -> Path:
     if not text.strip():
         raise ValueError("expected a path")
     return Path(os.path.expanduser(text.strip()))
+
+
+def parse_data_dir(text: str) -> Path | str:
+    """Where the archive lives: a local path (``file://`` too), or an object-store URI kept as text."""
+    scheme = uri_scheme(text)
+    if scheme is None:
+        return parse_path(text)
+    if scheme == "file":
+        return parse_path(text.strip()[len("file://"):])
+    return check_store_uri(text)
 
 
 def parse_log_level(text: str) -> str:

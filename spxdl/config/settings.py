@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from spxdl import datasets, trading_calendar
+from spxdl.errors import ConfigError
+from spxdl.urls import redact
 
 RATES = ("SOFR",) + tuple(
     f"TREASURY_{t}" for t in ("M1", "M3", "M6", "Y1", "Y2", "Y3", "Y5", "Y7", "Y10", "Y20", "Y30")
@@ -73,7 +75,8 @@ class Settings:
     stale_after: float = 60.0
     executor: str = PROCESS_EXECUTOR  # or dask://HOST:PORT: the tasks run on that Dask scheduler's workers
 
-    data_dir: Path = Path("data")
+    data_dir: Path | str = Path("data")  # a local path, or an object-store URI (text: s3://bucket/prefix)
+    ledger_dir: Path | None = None  # None: the data dir (which must then be local)
     compression: str = "zstd"
     compression_level: int | None = 3
     row_group_rows: int = 131_072
@@ -108,6 +111,25 @@ class Settings:
         return _ms_of_day(self.end_time)
 
     @property
+    def data_is_local(self) -> bool:
+        """Whether the archive is a local (or mounted) directory, not an object store."""
+        return not isinstance(self.data_dir, str)
+
+    @property
+    def ledger_path(self) -> Path:
+        """Where the ledger lives (its lock, status, run records, logs): ``ledger_dir``, else the data dir."""
+        if self.ledger_dir is not None:
+            return self.ledger_dir
+        if isinstance(self.data_dir, str):
+            raise ConfigError(ledger_dir_needed(self.data_dir), key="storage.ledger_dir")
+        return self.data_dir
+
+    @property
+    def data_dir_shown(self) -> str:
+        """The data dir as logs and reports show it: a URI without its credentials."""
+        return redact(str(self.data_dir))
+
+    @property
     def worker_processes(self) -> int:
         """How many worker processes a run starts (``workers``, or derived from ``max_in_flight``)."""
         return engine_shape(self.max_in_flight, self.workers, self.threads)[0]
@@ -139,6 +161,13 @@ class Settings:
         sources = dict(self.sources)
         sources.update({name: source for name in changes})
         return dataclasses.replace(self, sources=sources, **changes)
+
+
+def ledger_dir_needed(data_dir: str) -> str:
+    """Why an object-store data dir needs ``ledger_dir``, and how to give it."""
+    return (f"data_dir {redact(data_dir)} is an object store, and the ledger needs a local (or shared POSIX) "
+            "directory for its lock: set [storage] ledger_dir (or --ledger-dir, SPXDL_STORAGE_LEDGER_DIR), "
+            "e.g. ~/.local/share/spxdl/ledger")
 
 
 def _ms_of_day(value: time) -> int:

@@ -36,12 +36,20 @@ class Recount:
     not_rechecked: tuple[str, ...] = field(default_factory=tuple)
 
 
-def file_metadata(path: Path) -> dict[str, str]:
+def file_metadata(source: Path | pa.NativeFile, shown: str | None = None) -> dict[str, str]:
     """The key-value metadata spxdl wrote into a data file (StorageError if it cannot be read)."""
+    return _metadata_of(_open(source, shown or str(source)))
+
+
+def _open(source: Path | pa.NativeFile, shown: str) -> pq.ParquetFile:
     try:
-        raw = pq.read_metadata(path).metadata or {}
+        return pq.ParquetFile(source)
     except (OSError, ValueError) as exc:
-        raise StorageError(f"{path} is not a readable Parquet file: {exc}", path=str(path)) from exc
+        raise StorageError(f"{shown} is not a readable Parquet file: {exc}", path=shown) from exc
+
+
+def _metadata_of(parquet: pq.ParquetFile) -> dict[str, str]:
+    raw = parquet.metadata.metadata or {}
     return {key.decode(): value.decode() for key, value in raw.items()}
 
 
@@ -62,19 +70,23 @@ def spec_of(dataset: Dataset, metadata: dict[str, str], early_close_ms: int | No
     )
 
 
-def recount(path: Path, dataset: Dataset, early_close_ms: int | None = None) -> Recount:
-    """Every check counted again on the rows of the data file ``path`` (written by spxdl for ``dataset``)."""
-    metadata = file_metadata(path)
+def recount(source: Path | pa.NativeFile, dataset: Dataset, early_close_ms: int | None = None, *,
+            shown: str | None = None) -> Recount:
+    """Every check counted again on the rows of a data file written by spxdl for ``dataset``: a local path, or
+    a random-access file an archive opened (an object store's), named ``shown`` in errors."""
+    shown = shown or str(source)
+    parquet = _open(source, shown)
+    metadata = _metadata_of(parquet)
     try:
         spec = spec_of(dataset, metadata, early_close_ms)
     except (KeyError, ValueError) as exc:
-        raise StorageError(f"{path}: its metadata does not say how it was written ({exc})", path=str(path)) from exc
+        raise StorageError(f"{shown}: its metadata does not say how it was written ({exc})", path=shown) from exc
     converter = Converter(spec)
     try:
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, use_threads=False):
+        for batch in parquet.iter_batches(batch_size=BATCH_ROWS, use_threads=False):
             converter.check(_with_dates(batch))
     except (OSError, ValueError, KeyError) as exc:
-        raise StorageError(f"{path} cannot be read back: {exc}", path=str(path)) from exc
+        raise StorageError(f"{shown} cannot be read back: {exc}", path=shown) from exc
     converter.check_contracts()
     skipped = NOT_RECHECKED_V2 if spec.api == "v2" else ()
     counts = {name: count for name, count in converter.checks.items() if name not in skipped}

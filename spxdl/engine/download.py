@@ -21,15 +21,15 @@ import logging
 import queue
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterator, Mapping
 
 from spxdl import convert, datasets, storage
+from spxdl.archive_fs import Archive, Location
 from spxdl.config import Settings
 from spxdl.datasets import Dataset
 from spxdl.engine.planning import in_window, window_expirations
 from spxdl.engine.records import EXPIRATION_DONE, EXPIRATION_PROGRESS, EXPIRATIONS_LISTED, RETRY
-from spxdl.engine.shared import RETRYABLE, RUN_STOPPERS, STOPS, retrying
+from spxdl.engine.shared import RETRYABLE, RUN_STOPPERS, STOPS, STORE_STOPPERS, retrying
 from spxdl.engine.streams import Meter, stoppable
 from spxdl.errors import Interrupted, NoData, SpxdlError, StorageError, ValidationFailed
 from spxdl.instants import early_close_ms
@@ -84,6 +84,7 @@ class TaskDownload:
         self.share = share
         self.settings: Settings = worker.settings
         self.dataset: Dataset = worker.archives[task.archive]
+        self.archive: Archive = worker.ledger.archive  # where the data files go: the data dir, or an object store
         self.landed: list[Outcome] = []  # expirations stored by this download, also when it is stopped
 
     def landed_totals(self) -> dict[str, Any]:
@@ -193,7 +194,9 @@ class TaskDownload:
             return written[0].rows
 
         try:
-            info = storage.write_verified_parquet(self.data_path(expiration), write)
+            info = self.archive.write_verified_parquet(self.data_path(expiration), write)
+        except STORE_STOPPERS:  # an object store that does not answer (or refuses us): every write would fail
+            raise
         except Exception as exc:  # the disk: this expiration fails, the others go on
             outcome = self.failed(expiration, 1, exc)
         else:
@@ -231,21 +234,24 @@ class TaskDownload:
         """Expirations the ledger calls complete whose file is in place, and those a killed run left
         in place unrecorded (adopted)."""
         complete = set()
-        for expiration, state in self.worker.ledger.expiration_states(self.task).items():
+        states = self.worker.ledger.expiration_states(self.task)
+        task = self.task
+        in_place = set(self.archive.data_files(task.archive, task.root, task.trade_date).values()) if states else set()
+        for expiration, state in states.items():
             path = self.data_path(expiration)
-            if path.exists() and (state == ExpirationState.COMPLETE
+            if path in in_place and (state == ExpirationState.COMPLETE
                                   or state == ExpirationState.PENDING and self.adopted(expiration, path)):
                 complete.add(expiration)
         return complete
 
-    def adopted(self, expiration: date, path: Path) -> bool:
+    def adopted(self, expiration: date, path: Location) -> bool:
         """Record as complete a file in place that a run killed between its rename and its record left.
 
         A file is renamed into place only after its footer was read back with the rows written, so
         it is whole; fetching it again would download it twice. Its footer is read once more here.
         """
         try:
-            info = storage.verify_parquet(path)
+            info = self.archive.verify_parquet(path)
         except StorageError as exc:
             log.info("%s exp %s: %s; fetching it again", self.task.key, expiration, exc)
             return False
@@ -254,12 +260,12 @@ class TaskDownload:
                  expiration, path.name)
         return True
 
-    def data_path(self, expiration: date) -> Path:
+    def data_path(self, expiration: date) -> Location:
         """The file of one expiration (an index: the trade date's one file)."""
         task = self.task
         if self.dataset.is_index:
-            return storage.day_file_path(self.settings.data_dir, task.archive, task.root, task.trade_date)
-        return storage.data_file_path(self.settings.data_dir, task.archive, task.root, task.trade_date, expiration)
+            return self.archive.day_file(task.archive, task.root, task.trade_date)
+        return self.archive.data_file(task.archive, task.root, task.trade_date, expiration)
 
     def fetch(self, expiration: date) -> Outcome:
         """Fetch one expiration, again on a cut body, an expired page or an unavailable terminal."""
@@ -329,7 +335,7 @@ class TaskDownload:
                 converted.append(convert.write_parquet(stopping_pages, sink, spec))
             return converted[0].rows
 
-        info = storage.write_verified_parquet(self.data_path(expiration), write)
+        info = self.archive.write_verified_parquet(self.data_path(expiration), write)
         return self.record_complete(expiration, info, converted[0], attempt)
 
     def record_complete(

@@ -98,7 +98,7 @@ class Driver:
         self.stopped_by(result.stopped_by)
         self.note_extra_columns(result.extra_columns)
         self.summary.results.append(result)
-        metering.write_task_row(self.settings.data_dir, result)
+        metering.write_task_row(self.settings.ledger_path, result)
 
     def stopped_by(self, error: SpxdlError | None) -> None:
         """A run stopper stopped a task: the run stops, and its summary says why (the first)."""

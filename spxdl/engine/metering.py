@@ -14,7 +14,7 @@ from spxdl.engine.records import Plan, ResultState, RunState, RunSummary, TaskRe
 log = logging.getLogger(__name__)
 
 
-def write_task_row(data_dir: Path, result: TaskResult) -> None:
+def write_task_row(ledger_dir: Path, result: TaskResult) -> None:
     """The row of one task this run worked on (none for a task another run held)."""
     if result.state == ResultState.HELD:  # another run did (or does) the work: its row is that run's
         return
@@ -30,10 +30,10 @@ def write_task_row(data_dir: Path, result: TaskResult) -> None:
         dropped=result.dropped,
         checks=result.checks,
     )
-    _append(data_dir, row)
+    _append(ledger_dir, row)
 
 
-def write_run_row(data_dir: Path, plan: Plan, summary: RunSummary) -> None:
+def write_run_row(ledger_dir: Path, plan: Plan, summary: RunSummary) -> None:
     """The row of the whole run (none when it had nothing to do)."""
     if not plan.tasks:
         return
@@ -52,11 +52,11 @@ def write_run_row(data_dir: Path, plan: Plan, summary: RunSummary) -> None:
         dropped=totals["dropped"],
         checks=totals["checks"],
     )
-    _append(data_dir, row)
+    _append(ledger_dir, row)
 
 
-def _append(data_dir: Path, row: metrics.MetricsRow) -> None:
+def _append(ledger_dir: Path, row: metrics.MetricsRow) -> None:
     try:
-        metrics.append(data_dir, [row])
+        metrics.append(ledger_dir, [row])
     except OSError as exc:
-        log.warning("could not append to %s: %s", metrics.metrics_path(data_dir), exc)
+        log.warning("could not append to %s: %s", metrics.metrics_path(ledger_dir), exc)

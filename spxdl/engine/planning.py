@@ -17,7 +17,7 @@ from spxdl.datasets import Dataset
 from spxdl.engine.records import Plan
 from spxdl.engine.shared import ledger_for
 from spxdl.errors import ConfigError
-from spxdl.ledger import Ledger, RunView, Task
+from spxdl.ledger import RunView, Task
 
 # Rough figures for estimate(): a near-term SPXW chain has ~330 contracts (the simulator's
 # realistic one: 128,248 greeks rows over 391 minutes), and zstd Parquet takes ~13 bytes a row
@@ -51,7 +51,7 @@ def plan(
     if only is not None:
         wanted = set(only)
         candidates = [task for task in candidates if task in wanted]
-    if not storage.lock_path(settings.data_dir).exists():
+    if not storage.lock_path(settings.ledger_path).exists():
         return Plan(tuple(candidates), (), (), start, end, force)
     ledger = ledger_for(settings)
     todo: list[Task] = []
@@ -142,7 +142,7 @@ def estimate(plan: Plan, settings: Settings) -> dict[str, Any]:
         rows += count * contracts * _rows_per_contract(dataset, settings)
     listed = [task for task in plan.tasks if lists_expirations(by_archive[task.archive])]
     listings = len({task.root for task in listed})  # the parent lists each root once for every worker
-    past = metrics.past_rows_per_second(settings.data_dir)
+    past = metrics.past_rows_per_second(settings.ledger_path)
     rate = past or DEFAULT_ROWS_PER_SECOND
     return {
         "tasks": len(plan.tasks),
@@ -212,8 +212,8 @@ def update_range(
     """
     first = days_back_range(calendar, last_session, lookback + 1)[0]
     last_complete = None
-    if settings.data_dir.exists():
-        last_complete = audit.last_complete_day(audit.task_lines(Ledger(settings.data_dir)))
+    if settings.ledger_path.exists():
+        last_complete = audit.last_complete_day(audit.task_lines(ledger_for(settings)))
     if last_complete is not None and last_complete < first:
         first = calendar.next_trading_day(last_complete)
     return first, last_session

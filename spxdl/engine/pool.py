@@ -74,7 +74,7 @@ def run(
 
             log.info("captured answers are listed in %s", capture.write_manifest(settings.capture_dir, RUN_CAPTURE))
     summary.seconds = time.monotonic() - started
-    metering.write_run_row(settings.data_dir, plan, summary)
+    metering.write_run_row(settings.ledger_path, plan, summary)
     log.info("run %s..%s: %s in %.1f s", plan.start, plan.end, summary.by_state() or "nothing to do", summary.seconds)
     return summary
 

@@ -1,6 +1,7 @@
 """What the parent does before it hands out a run's first task, while its workers start.
 
-``prepare`` makes the data dir ready (the temp-file sweep), finds the source once (``connect``:
+``prepare`` makes the data dir ready (the temp-file sweep; an object store reached, its bucket
+found, its stale temp objects swept), finds the source once (``connect``:
 its URL and API, whether spxdl's simulator answers), checks or records each archive's shape, and
 through the same connection lists once, for every worker, the expirations of each root whose
 tasks need them (``list_expirations``; a daily dataset asks every expiration at once, an index
@@ -14,10 +15,10 @@ import logging
 from datetime import date
 from typing import TYPE_CHECKING, Iterable
 
-from spxdl import shapes, storage
+from spxdl import shapes
 from spxdl.config import Settings
 from spxdl.engine.planning import archive_datasets, lists_expirations
-from spxdl.engine.shared import client_for, retrying
+from spxdl.engine.shared import client_for, prepare_storage, retrying
 from spxdl.errors import NoData, SpxdlError, TerminalUnavailable
 from spxdl.ledger import Task
 
@@ -34,8 +35,7 @@ def prepare(settings: Settings, tasks: Iterable[Task] = ()) -> tuple[Settings, b
     """
     from spxdl.terminal import simulator_facts  # here: a run with nothing to do never loads HTTP
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    storage.sweep_temp_files(settings.data_dir)
+    ledger = prepare_storage(settings)  # an object store that does not answer, refuses us or lacks the bucket: raised
     with client_for(settings) as client:
         connect(client, settings.expiration_attempts)
         resolved = settings.replace(terminal_url=client.base_url, terminal_api=client.api)
@@ -44,7 +44,8 @@ def prepare(settings: Settings, tasks: Iterable[Task] = ()) -> tuple[Settings, b
         for dataset in by_archive.values():
             dataset.check_served(resolved.terminal_api, settings.interval)
         for archive, dataset in by_archive.items():
-            shapes.ensure_archive_shape(settings.data_dir, archive, shapes.archive_shape(dataset, settings, simulator))
+            shapes.ensure_archive_shape(settings.ledger_path, archive, shapes.archive_shape(dataset, settings, simulator),
+                                        mirror=ledger.mirror)
         listed = list_expirations(client, resolved, tasks)
     return resolved, simulator is not None, listed
 

@@ -53,7 +53,8 @@ def recorded_run(plan: Plan, settings: Settings, summary: RunSummary) -> Iterato
     A failure to write the record at the start raises (a run nobody could resume does not
     start); at the end it is only logged: a record left ``running`` reads as a killed run.
     """
-    book = RunBook(ledger_for(settings))
+    ledger = ledger_for(settings)
+    book = RunBook(ledger)
     run_id = book.begin(start=plan.start, end=plan.end, tasks=plan.tasks + plan.held,
                         selection=selection_of(settings, plan.force))
     reason: str | None = "the run ended without a summary"
@@ -66,5 +67,6 @@ def recorded_run(plan: Plan, settings: Settings, summary: RunSummary) -> Iterato
     finally:
         try:
             book.end(run_id, reason=reason, finishes=plan.resumes if reason is None else ())
+            ledger.publish_summaries()  # next to the data, when it lives elsewhere (an object store)
         except (SpxdlError, OSError) as exc:
             log.warning("could not close the record of run %s: %s", run_id, exc)

@@ -12,13 +12,18 @@ import logging
 import signal
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
+from spxdl import storage
+from spxdl.archive_fs import Archive, open_archive
 from spxdl.config import Settings
 from spxdl.errors import (
     BodyTruncated,
+    BucketMissing,
     ConfigError,
     DiskFull,
     Interrupted,
     InvalidSession,
+    ObjectStoreDenied,
+    ObjectStoreUnreachable,
     PageExpired,
     PermissionDenied,
     SchemaMismatch,
@@ -38,8 +43,10 @@ STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
 RUN_CAPTURE = "spxdl run --capture"
 RETRYABLE = (BodyTruncated, PageExpired, TerminalUnavailable)
 # What would repeat for every request or write: the first one stops the whole run. A terminal
-# gone for longer than outage_limit, or a full disk, leaves the rest to `spxdl resume`.
-RUN_STOPPERS = (PermissionDenied, InvalidSession, SchemaMismatch, TerminalGone, DiskFull)
+# gone for longer than outage_limit, a full disk, or an object store that does not answer (or
+# refuses us, or lacks the bucket) leaves the rest to `spxdl resume`.
+STORE_STOPPERS = (ObjectStoreUnreachable, ObjectStoreDenied, BucketMissing)
+RUN_STOPPERS = (PermissionDenied, InvalidSession, SchemaMismatch, TerminalGone, DiskFull, *STORE_STOPPERS)
 STOPS = (Interrupted, *RUN_STOPPERS)
 
 
@@ -82,8 +89,27 @@ def direct_source(settings: Settings, **kwargs: Any) -> DirectSource:
 
 
 def ledger_for(settings: Settings) -> Ledger:
-    """The ledger of ``settings``' data dir, with its claim staleness."""
-    return Ledger(settings.data_dir, stale_after=settings.stale_after)
+    """The ledger of ``settings``' data dir (in its ledger dir), with its claim staleness and its archive."""
+    return Ledger(settings.ledger_path, stale_after=settings.stale_after, archive=archive_for(settings))
+
+
+def archive_for(settings: Settings) -> Archive:
+    """Where ``settings``' data files live: the data dir on disk, or an object store (spooled in the ledger dir)."""
+    return open_archive(settings.data_dir, storage.spool_dir(settings.ledger_path))
+
+
+def prepare_storage(settings: Settings) -> Ledger:
+    """Make the ledger dir and the archive ready for a run, sweeping temp files their writers left; the ledger.
+
+    Raises what reaching an object store found (ObjectStoreUnreachable, ObjectStoreDenied, BucketMissing).
+    """
+    ledger = ledger_for(settings)
+    settings.ledger_path.mkdir(parents=True, exist_ok=True)
+    ledger.archive.prepare()
+    if ledger.mirror is not None:
+        storage.sweep_temp_files(settings.ledger_path)
+    ledger.archive.sweep_temp_files()
+    return ledger
 
 
 def retrying(call: Callable[[], T], attempts: int, what: str, check: Callable[[], None] = lambda: None) -> T:

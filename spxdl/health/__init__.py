@@ -20,7 +20,7 @@ from typing import Any
 
 _EXPORTS = {
     "Check": "checks", "Finding": "checks", "TerminalCheck": "checks", "Verdict": "checks",
-    "check_data_dir": "checks", "check_disk": "checks", "check_terminal": "checks",
+    "check_archive": "checks", "check_data_dir": "checks", "check_disk": "checks", "check_terminal": "checks",
     "DoctorReport": "doctor", "doctor_report": "doctor",
     "CalendarCheck": "report", "HealthReport": "report", "check_calendar": "report", "health_report": "report",
 }

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from spxdl.config import Settings
-from spxdl.engine.shared import client_for
-from spxdl.errors import TerminalError
+from spxdl.engine.shared import archive_for, client_for
+from spxdl.errors import ObjectStoreError, TerminalError
 from spxdl.terminal import TerminalClient
 
 MIN_FREE_BYTES = 1024**3
@@ -92,6 +92,23 @@ def check_data_dir(data_dir: Path) -> Check:
     note = "exists" if existing == data_dir.absolute() else f"will be created under {existing}"
     shown = data_dir if data_dir.is_absolute() else f"{data_dir} (= {data_dir.absolute()})"
     return Check(True, f"{shown} is writable ({note})")
+
+
+def check_archive(settings: Settings) -> Check:
+    """Whether spxdl can write the archive: its data dir; or, for an object store, the store answers, the
+    bucket is there and the ledger dir is writable (nothing is created)."""
+    if settings.data_is_local and settings.ledger_dir is None:
+        return check_data_dir(settings.data_dir)
+    ledger = check_data_dir(settings.ledger_path)
+    if settings.data_is_local:
+        data = check_data_dir(settings.data_dir)
+        return Check(data.ok and ledger.ok, f"{data.detail}; ledger: {ledger.detail}")
+    archive = archive_for(settings)
+    try:
+        archive.check()
+    except ObjectStoreError as exc:
+        return Check(False, f"{exc}; ledger: {ledger.detail}")
+    return Check(ledger.ok, f"{archive} answers, its bucket is there; ledger: {ledger.detail}")
 
 
 def check_disk(data_dir: Path, minimum: int = MIN_FREE_BYTES) -> Check:

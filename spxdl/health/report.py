@@ -8,7 +8,7 @@ from typing import Any
 from spxdl import calendars
 from spxdl.config import Settings
 from spxdl.errors import PermissionDenied, SpxdlError
-from spxdl.health.checks import Check, TerminalCheck, check_data_dir, check_disk, check_terminal, probe_client
+from spxdl.health.checks import Check, TerminalCheck, check_archive, check_disk, check_terminal, probe_client
 from spxdl.health.direct import check_direct, direct_source
 from spxdl.sources import DIRECT
 from spxdl.terminal import TerminalClient
@@ -92,7 +92,7 @@ def health_report(settings: Settings) -> HealthReport:
             terminal = check_direct(source)
         calendar = CalendarCheck(True, "the direct source serves no calendar: spxdl's own (and the overrides "
                                        "file) is in charge", calendars.comparison_years(), compared=False)
-        return HealthReport(terminal, check_data_dir(settings.data_dir), check_disk(settings.data_dir), calendar)
+        return HealthReport(terminal, check_archive(settings), check_disk(settings.ledger_path), calendar)
     with probe_client(settings) as client:
         terminal = check_terminal(settings, client)
         calendar = None
@@ -101,4 +101,4 @@ def health_report(settings: Settings) -> HealthReport:
                 calendar = check_calendar(settings, client, calendars.comparison_years())
             except SpxdlError as exc:  # the calendar is a report, never a reason to fail health
                 calendar = CalendarCheck(True, f"not compared: {exc}", calendars.comparison_years(), compared=False)
-    return HealthReport(terminal, check_data_dir(settings.data_dir), check_disk(settings.data_dir), calendar)
+    return HealthReport(terminal, check_archive(settings), check_disk(settings.ledger_path), calendar)

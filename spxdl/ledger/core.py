@@ -14,6 +14,9 @@ the ledger lock (``LedgerLock`` on ``storage.lock_path``):
 A corrupt file is moved aside to ``<name>.corrupt-<UTC time>`` and rebuilt: summaries from the
 ``_day.json`` files, a ``_day.json`` from the Parquet footers in its directory. ``docs/ledger.md``
 describes the formats and the rules.
+
+The data files live in the ledger's ``archive`` (by default its own directory); when they live
+elsewhere (``data_dir = s3://...``), copies of the ledger's files are published there (``mirror.py``).
 """
 
 from __future__ import annotations
@@ -24,9 +27,11 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 from spxdl import storage
+from spxdl.archive_fs import Archive, LocalArchive
 from spxdl.errors import LedgerCorrupt, StorageError
 from spxdl.ledger import claims
 from spxdl.ledger.lock import LedgerLock
+from spxdl.ledger.mirror import publish_changed, publish_copies, published_day, tasks_on_disk
 from spxdl.ledger.records import (
     FORMAT_VERSION,
     archive_totals,
@@ -58,14 +63,21 @@ def _check_state(state: str, allowed: tuple[str, ...], what: str) -> None:
 
 
 class Ledger:
-    """The ledger of one data dir. Every method takes the lock; instances are cheap and stateless."""
+    """The ledger of one data dir. Every method takes the lock; instances are cheap and stateless.
 
-    def __init__(self, data_dir: Path, *, lock_timeout: float = 60.0, stale_after: float = 60.0) -> None:
+    ``data_dir`` holds the ledger's files, ``archive`` the data files (by default the same place);
+    ``mirror`` is the archive when it lies elsewhere, where copies of the ledger's files go.
+    """
+
+    def __init__(self, data_dir: Path, *, lock_timeout: float = 60.0, stale_after: float = 60.0,
+                 archive: Archive | None = None) -> None:
         if lock_timeout < 0 or stale_after <= 0:
             raise ValueError("lock_timeout must be >= 0 and stale_after > 0")
         self.data_dir = Path(data_dir)
         self.lock_timeout = lock_timeout
         self.stale_after = stale_after
+        self.archive = archive if archive is not None else LocalArchive(self.data_dir)
+        self.mirror = None if self.archive.holds(self.data_dir) else self.archive
 
     def lock(self) -> LedgerLock:
         """The ledger lock of this data dir, to hold with ``with``: re-entrant within a thread.
@@ -127,6 +139,7 @@ class Ledger:
             day["claim"] = None
             self._save_day(task, day)
             self._publish(task, day, inventory=False)
+            publish_copies(self.data_dir, self.mirror, self._day_path(task))
             return True
 
     def note_listed(self, task: Task, count: int) -> None:
@@ -199,6 +212,7 @@ class Ledger:
             day.update(state=state, covered=covered, claim=None, error=error, finished_at=timestamp(utc_now()))
             self._save_day(task, day)
             self._publish(task, day, inventory=True)
+            publish_copies(self.data_dir, self.mirror, self._day_path(task))
             return True
 
     # -- reading -----------------------------------------------------------------------------------
@@ -237,6 +251,10 @@ class Ledger:
         for key in sorted(entries, key=Task.from_key):
             yield Task.from_key(key), entries[key]
 
+    def tasks_on_disk(self) -> list[Task]:
+        """Every task with a directory in the ledger (and where the data lives, when that is elsewhere), sorted."""
+        return tasks_on_disk(self.data_dir, self.mirror)
+
     # -- rebuilding --------------------------------------------------------------------------------
 
     def rebuild(self, *, verify_files: bool = True) -> dict[str, Any]:
@@ -247,14 +265,24 @@ class Ledger:
         download writes into the data dir). Returns tasks, files, rows, bytes and problems.
         """
         problems: list[str] = []
-        for archive, root, trade_date, _directory in storage.iter_task_dirs(self.data_dir):
-            task = Task(archive, root, trade_date)
+        for task in self.tasks_on_disk():
             footers = self._read_footers(task) if verify_files else None
             with self.lock():
                 self._repair_day(task, footers, problems)
+                publish_changed(self.data_dir, self.mirror, self._day_path(task))
         with self.lock():
             _status, inventory = self._rebuild_summaries(problems)
+            publish_copies(self.data_dir, self.mirror, *self._summary_paths())
         return {"tasks": len(inventory["tasks"]), **inventory["totals"], "problems": problems}
+
+    def publish_summaries(self) -> None:
+        """Publish ``status.json`` and ``inventory.json`` next to the data, when it lives elsewhere."""
+        if self.mirror is None:
+            return
+        with self.lock():
+            self._load_status()
+            self._load_inventory()
+            publish_copies(self.data_dir, self.mirror, *self._summary_paths())
 
     def _repair_day(self, task: Task, footers: Mapping[date, Any] | None, problems: list[str]) -> None:
         day = self._load_day(task, problems, footers)
@@ -265,6 +293,9 @@ class Ledger:
                 self._save_day(task, day)
 
     # -- files (callers hold the lock) ---------------------------------------------------------------
+
+    def _summary_paths(self) -> tuple[Path, Path]:
+        return storage.status_path(self.data_dir), storage.inventory_path(self.data_dir)
 
     def _day_path(self, task: Task) -> Path:
         return storage.day_json_path(self.data_dir, task.archive, task.root, task.trade_date)
@@ -290,6 +321,14 @@ class Ledger:
             corrupt = True
             if problems is not None:
                 problems.append(str(exc))
+        if self.mirror is not None and not corrupt:
+            if footers is None:
+                return None  # the archive is read for tasks the ledger does not know only when rebuilding
+            published = published_day(self.data_dir, self.mirror, task)
+            if published is not None:
+                log.warning("adopted %s from %s", self._day_path(task), self.mirror)
+                self._save_day(task, published)
+                return published
         if footers is None:
             footers = self._read_footers(task)
         if not footers and not corrupt:
@@ -302,10 +341,10 @@ class Ledger:
     def _read_footers(self, task: Task) -> dict[date, storage.FileInfo | str]:
         """Each data file in the task dir: its verified FileInfo, or why verification failed."""
         footers: dict[date, storage.FileInfo | str] = {}
-        files = storage.data_files(self.data_dir, task.archive, task.root, task.trade_date)
+        files = self.archive.data_files(task.archive, task.root, task.trade_date)
         for expiration, path in files.items():
             try:
-                footers[expiration] = storage.verify_parquet(path)
+                footers[expiration] = self.archive.verify_parquet(path)
             except StorageError as exc:
                 footers[expiration] = f"{path.name} is unreadable: {exc}"
         return footers
