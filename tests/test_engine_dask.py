@@ -11,6 +11,7 @@ semaphore leases back after 3 s here (30 s by default).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import multiprocessing
 import os
 import signal
@@ -19,6 +20,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import pyarrow.fs as pafs
 import pytest
 
 from conftest import DASK_LEASES, DASK_THREADS
@@ -27,6 +29,7 @@ from engine_helpers import (
     StandInTerminal,
     archive_digest,
     claims,
+    day_files,
     file_rows,
     ledger_problems,
     make_settings,
@@ -231,6 +234,29 @@ def test_each_worker_talks_to_the_terminal_its_environment_names(cluster, clean_
     assert len(histories) == len(reference)  # every download went to the workers' own terminal
     assert not [path for path in asked if "list/expirations" in path]  # the driver listed on its own
     assert archive_digest(tmp_path) == reference
+
+
+def test_a_run_on_the_cluster_into_an_object_store_gives_the_crews_archive(cluster, clean_sim, s3, reference, tmp_path):
+    from moto_server import S3_ENVIRONMENT
+
+    bucket = s3.new_bucket()
+    settings = dataclasses.replace(settings_for(tmp_path, clean_sim.url, cluster.executor),
+                                   data_dir=s3.uri(bucket, "spx"), ledger_dir=tmp_path / "ledger")
+    for name, value in S3_ENVIRONMENT.items():  # the workers' credentials: their own environment's
+        cluster.client.run(set_environment, name, value)
+    try:
+        assert engine.run(engine.plan(settings, START, END), settings).complete
+    finally:
+        for name in S3_ENVIRONMENT:
+            cluster.client.run(set_environment, name, None)
+    fs = s3.filesystem()
+    stored = {info.path.split("/spx/", 1)[1]: hashlib.sha256(fs.open_input_stream(info.path).read()).hexdigest()
+              for info in fs.get_file_info(pafs.FileSelector(f"{bucket}/spx", recursive=True))
+              if info.path.endswith(".parquet") and not info.base_name.startswith((".", "_"))}
+    assert stored == reference  # sha256 of every object: the crew's files on local disk
+    assert not [key for key in s3.keys(bucket) if ".tmp-" in key]
+    assert len(day_files(tmp_path / "ledger")) == 5 and claims(tmp_path / "ledger") == []  # the ledger: local
+    assert engine.plan(settings, START, END).tasks == ()
 
 
 # ---------------------------------------------------------------------------------------------

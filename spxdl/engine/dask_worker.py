@@ -259,5 +259,5 @@ def check_shared_ledger(worker: Worker, run_id: str) -> None:
     if not record.exists():
         raise ClusterMismatch(
             f"the Dask worker on {socket.gethostname()} does not see this run's ledger at {worker.ledger.data_dir}: "
-            "put the data dir on a path every worker shares (the same machine, or a shared POSIX mount at the "
-            "same path)", key="storage.data_dir")
+            "put the ledger (the data dir, or [storage] ledger_dir) on a path every worker shares (the same "
+            "machine, or a shared POSIX mount at the same path)", key="storage.ledger_dir")
