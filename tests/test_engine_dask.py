@@ -236,6 +236,24 @@ def test_each_worker_talks_to_the_terminal_its_environment_names(cluster, clean_
     assert archive_digest(tmp_path) == reference
 
 
+def test_two_runs_at_once_on_one_cluster_download_every_expiration_once(cluster, sim, reference, tmp_path):
+    # their tasks run in the same worker processes: a claim names its run, not only its pid
+    settings = settings_for(tmp_path, sim.url, cluster.executor)
+    sim.set_faults(Faults(latency=0.3))
+    sim.reset_counters()
+    try:
+        runs = [run_in_thread(settings) for _ in range(2)]
+        for runner, _ in runs:
+            runner.join(120)
+    finally:
+        sim.set_faults(Faults())
+    summaries = [outcome[0] for _, outcome in runs]
+    assert len(summaries) == 2 and sorted(len(s.results) for s in summaries) == [5, 5]
+    assert sum(s.by_state().get("success", 0) for s in summaries) >= 5  # each task done by one of them
+    assert served_rows(sim) == file_rows(tmp_path)  # every expiration served once in all
+    assert archive_digest(tmp_path) == reference and claims(tmp_path) == [] and ledger_problems(tmp_path) == []
+
+
 def test_a_run_on_the_cluster_into_an_object_store_gives_the_crews_archive(cluster, clean_sim, s3, reference, tmp_path):
     from moto_server import S3_ENVIRONMENT
 

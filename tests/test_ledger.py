@@ -431,6 +431,19 @@ def test_our_own_claim_can_be_claimed_again(ledger):
     assert ledger.day(TASK)["claim"]["max_dte"] == 30
 
 
+def test_two_runs_in_one_process_never_take_each_others_claims(data_dir):
+    # a Dask worker process runs the tasks of every run on the cluster: each run's claims name it
+    first, second = Ledger(data_dir, owner="run-1"), Ledger(data_dir, owner="run-2")
+    assert first.claim(TASK, min_dte=0, max_dte=7)
+    assert first.day(TASK)["claim"]["owner"] == "run-1"
+    assert not second.claim(TASK, min_dte=0, max_dte=7) and second.is_held(TASK) and not first.is_held(TASK)
+    assert not second.heartbeat(TASK) and not second.release(TASK)
+    assert not second.finish(TASK, "success", min_dte=0, max_dte=7)
+    assert first.heartbeat(TASK) and first.release(TASK)
+    assert second.claim(TASK, min_dte=0, max_dte=7)  # free again
+    assert not Ledger(data_dir).claim(TASK, min_dte=0, max_dte=7)  # nor does a crew's claim of the same pid
+
+
 def test_exactly_one_of_several_processes_wins_a_claim(data_dir):
     start, claimed, done, results = FORK.Barrier(4), FORK.Barrier(4), FORK.Event(), FORK.Queue()
     workers = [

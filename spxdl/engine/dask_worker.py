@@ -145,6 +145,7 @@ class DaskLink:
 
     def __init__(self, run_id: str, settings: Settings, log_level: int) -> None:
         self.run_id = run_id
+        self.run = run_id  # the claims of this run's tasks name it: other runs' tasks share the process
         self.stop = DaskFlag(stop_name(run_id))
         self.in_flight = DaskSlots(slots_name(settings.terminal_url, settings.max_in_flight), settings.max_in_flight)
         self.events = DaskSink(events_topic(run_id))

@@ -11,7 +11,9 @@ in-flight cap, and the progress events and log records the driver shows:
 - ``events``: ``put(item)`` sends an ``Event`` or a ``logging.LogRecord`` to the driver, which
   delivers them in order from one thread;
 - ``abandoned()``: whether the driver that started this worker is gone (the worker then lets
-  its tasks abort and exits).
+  its tasks abort and exits);
+- ``run``: the run this worker's claims are made for, where one process works for several runs
+  at once (a Dask worker); None where a process serves one run (a crew's).
 
 ``ProcessLink`` is the crew's: a ``multiprocessing`` ``BoundedSemaphore``, the ``SharedFlag``
 byte and a ``multiprocessing`` queue, made by the parent (``processes.Crew``). The Dask one is
@@ -57,6 +59,7 @@ class Link(Protocol):
     stop: Flag
     in_flight: Slots | None
     events: Sink
+    run: str | None
 
     def abandoned(self) -> bool: ...
 
@@ -82,6 +85,7 @@ class ProcessLink:
     in_flight: Any  # multiprocessing.BoundedSemaphore (or None: no cap)
     events: Any  # multiprocessing.Queue
     parent_pid: int
+    run: str | None = None  # a crew's process serves one run: its claims are its pid's
 
     def abandoned(self) -> bool:
         """The parent process is gone: this process was handed to another parent (orphaned)."""

@@ -88,9 +88,10 @@ def direct_source(settings: Settings, **kwargs: Any) -> DirectSource:
     return DirectSource(**options)
 
 
-def ledger_for(settings: Settings) -> Ledger:
-    """The ledger of ``settings``' data dir (in its ledger dir), with its claim staleness and its archive."""
-    return Ledger(settings.ledger_path, stale_after=settings.stale_after, archive=archive_for(settings))
+def ledger_for(settings: Settings, owner: str | None = None) -> Ledger:
+    """The ledger of ``settings``' data dir (in its ledger dir), with its claim staleness and its archive;
+    its claims made for ``owner`` (a run, where one process works for several)."""
+    return Ledger(settings.ledger_path, stale_after=settings.stale_after, archive=archive_for(settings), owner=owner)
 
 
 def archive_for(settings: Settings) -> Archive:

@@ -1,7 +1,9 @@
 """Claims: which process works on a task, and whether that process is still there.
 
 A claim lives in its task's ``_day.json``: worker pid, parent pid, host, ``started_at``,
-``heartbeat`` and the requested DTE window. It is stale when its heartbeat is older than
+``heartbeat`` and the requested DTE window; and, from a process that works for several runs at
+once (a Dask worker), the ``owner``: the run it claimed for, so that two runs' tasks in one
+process never take each other's claims for their own. It is stale when its heartbeat is older than
 ``stale_after`` seconds (whatever host made it), or when it was made on this host and its process
 is gone (exited, a zombie, or its pid now belongs to a newer process: ``procs.process_alive``).
 """
@@ -16,9 +18,9 @@ from spxdl import procs
 from spxdl.ledger.task import parse_timestamp, utc_now
 
 
-def new_claim(now: str, *, min_dte: int, max_dte: int) -> dict[str, Any]:
-    """A claim of this process, made and beaten at ``now`` (a stored timestamp)."""
-    return {
+def new_claim(now: str, *, min_dte: int, max_dte: int, owner: str | None = None) -> dict[str, Any]:
+    """A claim of this process (for ``owner``, if it works for several), made and beaten at ``now``."""
+    claim: dict[str, Any] = {
         "pid": os.getpid(),
         "ppid": os.getppid(),
         "host": socket.gethostname(),
@@ -27,11 +29,15 @@ def new_claim(now: str, *, min_dte: int, max_dte: int) -> dict[str, Any]:
         "min_dte": min_dte,
         "max_dte": max_dte,
     }
+    if owner is not None:
+        claim["owner"] = owner
+    return claim
 
 
-def is_own(claim: Mapping[str, Any]) -> bool:
-    """Whether ``claim`` is this process's."""
-    return claim.get("host") == socket.gethostname() and claim.get("pid") == os.getpid()
+def is_own(claim: Mapping[str, Any], owner: str | None = None) -> bool:
+    """Whether ``claim`` is this process's (and ``owner``'s)."""
+    return (claim.get("host") == socket.gethostname() and claim.get("pid") == os.getpid()
+            and claim.get("owner") == owner)
 
 
 def why_stale(claim: Mapping[str, Any], stale_after: float) -> str | None:
@@ -53,17 +59,18 @@ def is_live(claim: Mapping[str, Any], stale_after: float) -> bool:
     return why_stale(claim, stale_after) is None
 
 
-def may_end(claim: Mapping[str, Any], stale_after: float) -> bool:
-    """Whether this process may drop ``claim``: ours, a child's of ours, or stale.
+def may_end(claim: Mapping[str, Any], stale_after: float, owner: str | None = None) -> bool:
+    """Whether this process may drop ``claim``: ours (``owner``'s), a child's of ours, or stale.
 
     A child's: the engine's parent releases its workers' tasks.
     """
-    ours = claim.get("host") == socket.gethostname() and os.getpid() in (claim.get("pid"), claim.get("ppid"))
-    return ours or not is_live(claim, stale_after)
+    child = claim.get("host") == socket.gethostname() and claim.get("ppid") == os.getpid()
+    return is_own(claim, owner) or child or not is_live(claim, stale_after)
 
 
 def describe(claim: Mapping[str, Any] | None) -> str:
     """A claim as ``pid N on HOST`` for log lines."""
     if not claim:
         return "no claim"
-    return f"pid {claim.get('pid')} on {claim.get('host')}"
+    run = f" (run {claim['owner']})" if claim.get("owner") else ""
+    return f"pid {claim.get('pid')} on {claim.get('host')}{run}"

@@ -70,12 +70,13 @@ class Ledger:
     """
 
     def __init__(self, data_dir: Path, *, lock_timeout: float = 60.0, stale_after: float = 60.0,
-                 archive: Archive | None = None) -> None:
+                 archive: Archive | None = None, owner: str | None = None) -> None:
         if lock_timeout < 0 or stale_after <= 0:
             raise ValueError("lock_timeout must be >= 0 and stale_after > 0")
         self.data_dir = Path(data_dir)
         self.lock_timeout = lock_timeout
         self.stale_after = stale_after
+        self.owner = owner  # whom this process claims for, when it works for several runs (claims.py)
         self.archive = archive if archive is not None else LocalArchive(self.data_dir)
         self.mirror = None if self.archive.holds(self.data_dir) else self.archive
 
@@ -100,13 +101,13 @@ class Ledger:
         with self.lock():
             day = self._load_day(task) or new_day(task)
             holder = day["claim"]
-            if holder and not claims.is_own(holder):
+            if holder and not claims.is_own(holder, self.owner):
                 if claims.is_live(holder, self.stale_after):
                     return False
                 why = claims.why_stale(holder, self.stale_after)
                 log.warning("taking over %s from %s (%s)", task.key, claims.describe(holder), why)
             now = timestamp(utc_now())
-            day["claim"] = claims.new_claim(now, min_dte=min_dte, max_dte=max_dte)
+            day["claim"] = claims.new_claim(now, min_dte=min_dte, max_dte=max_dte, owner=self.owner)
             day.update(state=TaskState.IN_PROGRESS, started_at=now, finished_at=None, error=None)
             reset_downloading(day)
             self._save_day(task, day)
@@ -118,7 +119,7 @@ class Ledger:
         with self.lock():
             day = self._load_day(task)
             claim = day["claim"] if day else None
-            if not claim or not claims.is_own(claim):
+            if not claim or not claims.is_own(claim, self.owner):
                 log.warning("not refreshing %s: this process does not hold it (%s)", task.key, claims.describe(claim))
                 return False
             claim["heartbeat"] = timestamp(utc_now())
@@ -134,7 +135,7 @@ class Ledger:
             day = self._load_day(task)
             if day is None or day["claim"] is None:
                 return True
-            if not claims.may_end(day["claim"], self.stale_after):
+            if not claims.may_end(day["claim"], self.stale_after, self.owner):
                 return False
             day["claim"] = None
             self._save_day(task, day)
@@ -147,7 +148,7 @@ class Ledger:
         with self.lock():
             day = self._load_day(task)
             claim = day["claim"] if day else None
-            if claim and claims.is_own(claim):
+            if claim and claims.is_own(claim, self.owner):
                 claim["listed"] = count
                 self._save_day(task, day)
 
@@ -155,7 +156,7 @@ class Ledger:
         """Whether another process holds a live claim on ``task``."""
         day = self.day(task)
         claim = day["claim"] if day else None
-        return bool(claim) and not claims.is_own(claim) and claims.is_live(claim, self.stale_after)
+        return bool(claim) and not claims.is_own(claim, self.owner) and claims.is_live(claim, self.stale_after)
 
     # -- recording ---------------------------------------------------------------------------------
 
@@ -205,7 +206,7 @@ class Ledger:
         _check_state(state, FINAL_STATES, "final task")
         with self.lock():
             day = self._load_day(task) or new_day(task)
-            if day["claim"] and not claims.may_end(day["claim"], self.stale_after):
+            if day["claim"] and not claims.may_end(day["claim"], self.stale_after, self.owner):
                 log.warning("not finishing %s: %s holds it", task.key, claims.describe(day["claim"]))
                 return False
             covered = merge_windows(day["covered"], min_dte, max_dte) if state == TaskState.SUCCESS else []
