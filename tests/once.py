@@ -41,5 +41,5 @@ def cli_once(home: Path, *args: str) -> Result:
 
 
 def copy_into(made: Path, where: Path) -> Path:
-    """This test's own copy of the directory ``made`` at ``where``."""
-    return Path(shutil.copytree(made, where))
+    """This test's own copy of the directory ``made`` at ``where`` (which may exist, empty: a test's tmp_path)."""
+    return Path(shutil.copytree(made, where, dirs_exist_ok=True))
