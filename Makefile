@@ -11,6 +11,16 @@ SPXDL  := $(BIN)/spxdl
 # direct and direct-test install nothing below Python 3.12 (their requirements say so); dask runs the
 # executor's tests on a real LocalCluster.
 EXTRAS := test,dask,direct,direct-test
+# The vendor's package, for its generated protobuf/grpc modules alone (tests/market_double.py; what
+# they need is in direct-test): --no-deps, since its client's pandas and polars bring NumPy, which
+# pyarrow then loads in every spxdl process (+0.15 s and 40-60 MB each). So `pip check` names
+# thetadata's httpx, pandas and polars as missing: nothing in .venv imports its client.
+# `make bench` measures that client in a venv of its own (.venv-vendor), with its dependencies.
+VENDOR_VERSION := 1.0.15
+VENDOR_PACKAGE := thetadata==$(VENDOR_VERSION)
+VENDOR_VENV    := .venv-vendor
+VENDOR_STAMP   := $(VENDOR_VENV)/.installed-thetadata-$(VENDOR_VERSION)
+ON_312         := -c 'import sys; sys.exit(sys.version_info < (3, 12))'
 
 # make dist: a wheel and a single-file app (a pex zipapp holding spxdl and its dependencies, pyarrow's
 # binary wheel included), built from a copy of the sources with the versions the .venv tested.
@@ -42,6 +52,12 @@ $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[$(EXTRAS)]'
+	if $(BIN)/python $(ON_312); then \
+		$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps '$(VENDOR_PACKAGE)'; fi
+	@# once: a .venv made before thetadata came in --no-deps holds its client's pandas, polars and NumPy
+	@if [ ! -e $(VENV)/.vendor-no-deps ]; then \
+		$(BIN)/python -m pip uninstall --quiet --disable-pip-version-check -y pandas polars polars-runtime-32 numpy \
+			2>/dev/null || true; touch $(VENV)/.vendor-no-deps; fi
 	rm -f $(VENV)/.installed-spxdl*
 	touch $(STAMP)
 
@@ -51,8 +67,16 @@ test: install
 run: install
 	$(SPXDL) run --simulate --yes
 
-bench: install
+bench: install $(VENDOR_STAMP)
 	$(BIN)/python bench/run.py
+
+# The vendor's package whole (pandas, polars, NumPy) for bench/vendor_convert.py; none below Python 3.12.
+$(VENDOR_STAMP):
+	@if $(PYTHON) $(ON_312); then \
+		test -x $(VENDOR_VENV)/bin/python || $(PYTHON) -m venv $(VENDOR_VENV); \
+		$(VENDOR_VENV)/bin/python -m pip install --quiet --disable-pip-version-check '$(VENDOR_PACKAGE)' 'python-dotenv>=1.0' \
+		&& touch $(VENDOR_STAMP); \
+	else echo "Python $(PYVER): the vendor's package needs 3.12+ (make bench says which figures it leaves out)"; fi
 
 soak: install
 	$(BIN)/python bench/soak.py
@@ -92,4 +116,4 @@ dist-check:
 	echo "dist-check: dist/spxdl.pyz ran --version, a simulated run and verify with only $$($$only_python python --version)"
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache
+	rm -rf $(VENV) $(VENDOR_VENV) build dist *.egg-info .pytest_cache

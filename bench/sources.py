@@ -14,13 +14,15 @@ profile: about 256,000 greeks rows; one worker, two threads); the worker's peak 
 ``ru_maxrss`` of that process's children. Then, on one chain as the double encodes it (SPXW
 2024-03-15 on 2024-03-14, about 128,000 rows in 10,000-row zstd chunks), each in a fresh process with
 its peak RSS reset first: the vendor ``thetadata`` package's own conversion
-(``ThetaClient._convert_response_stream``, to polars and to pandas), the SDK's decoding to Arrow,
-and spxdl's whole direct path (the SDK's chunks through the converter into Parquet).
+(``ThetaClient._convert_response_stream``, to polars and to pandas: ``vendor_convert.py``, run with
+the Python of ``.venv-vendor``, which ``make bench`` creates, since the vendor's client brings pandas,
+polars and NumPy that ``.venv`` does not hold), the SDK's decoding to Arrow, and spxdl's whole
+direct path (the SDK's chunks through the converter into Parquet).
 
     .venv/bin/python bench/sources.py [--sources terminal thetadatadx direct] [--no-vendor] [--repeat 1]
 
-Needs Python 3.12+ with the direct and direct-test extras for ``direct`` and the vendor figures
-(make install adds them); without them those lines say so.
+Needs Python 3.12+ with the direct and direct-test extras for ``direct`` and the conversion figures
+(make install adds them), and ``.venv-vendor`` for the vendor's two; without them those lines say so.
 """
 
 from __future__ import annotations
@@ -42,31 +44,14 @@ REPO = HERE.parent
 sys.path[:0] = [str(REPO / "tests"), str(REPO)]
 
 from sim_process import start_simulator  # noqa: E402
+from vendor_convert import peak_rss, reset_peak  # noqa: E402
 
 DAY, EXPIRATION = date(2024, 3, 14), date(2024, 3, 15)
 CHUNK_ROWS = 10_000
+VENDOR_PYTHON = REPO / ".venv-vendor" / "bin" / "python"  # make bench creates it
 
 
 # ---------------------------------------------------------------------------------------------
-# peak memory of this process
-
-
-def status_kib(name: str) -> int:
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith(name + ":"))
-
-
-def reset_peak() -> int:
-    """Reset the peak RSS (Linux); the RSS now, in bytes."""
-    with open("/proc/self/clear_refs", "w") as clear:
-        clear.write("5")
-    return status_kib("VmRSS") * 1024
-
-
-def peak_rss() -> int:
-    return status_kib("VmHWM") * 1024
-
-
 # ---------------------------------------------------------------------------------------------
 # the direct source's doubles, in a process of their own
 
@@ -172,40 +157,33 @@ def chain_chunks(path: Path) -> tuple[int, int]:
 
 
 def convert_inside(way: str, path: Path) -> dict[str, float]:
-    """One way of converting the chain, timed, with this process's peak RSS growth."""
+    """One of spxdl's ways of converting the chain, timed, with this process's peak RSS growth."""
+    import thetadatadx
+
+    from spxdl import convert
+    from spxdl.datasets import GREEKS
+
     wire = [bytes.fromhex(text) for text in json.loads(path.read_bytes())]
-    if way.startswith("vendor"):
-        from thetadata._proto.endpoints_pb2 import ResponseData
-        from thetadata.client import ThetaClient
-
-        parsed = []
-        for data in wire:  # what a grpc stub yields: parsed messages
-            message = ResponseData()
-            message.ParseFromString(data)
-            parsed.append(message)
-        client = ThetaClient.__new__(ThetaClient)  # no login: the conversion reads only dataframe_type
-        client.dataframe_type = way.split("-")[1]
-        base = reset_peak()
-        started = time.perf_counter()
-        frame = client._convert_response_stream(parsed)
-        rows = frame.shape[0]
-    else:
-        import thetadatadx
-
-        from spxdl import convert
-        from spxdl.datasets import GREEKS
-
-        base = reset_peak()
-        started = time.perf_counter()
-        if way == "sdk-arrow":
-            rows = thetadatadx.decode_response_bytes("option_history_greeks_first_order", wire).to_arrow().num_rows
-        else:  # the direct source's path: each chunk decoded, then spxdl's converter into Parquet
-            tables = (thetadatadx.decode_response_bytes("option_history_greeks_first_order", [data]).to_arrow()
-                      for data in wire)
-            spec = convert.ConvertSpec(GREEKS, "direct", "SPXW", EXPIRATION, DAY, 34_200_000, 57_600_000, 60_000)
-            rows = convert.write_parquet(tables, io.BytesIO(), spec).rows
+    base = reset_peak()
+    started = time.perf_counter()
+    if way == "sdk-arrow":
+        rows = thetadatadx.decode_response_bytes("option_history_greeks_first_order", wire).to_arrow().num_rows
+    else:  # the direct source's path: each chunk decoded, then spxdl's converter into Parquet
+        tables = (thetadatadx.decode_response_bytes("option_history_greeks_first_order", [data]).to_arrow()
+                  for data in wire)
+        spec = convert.ConvertSpec(GREEKS, "direct", "SPXW", EXPIRATION, DAY, 34_200_000, 57_600_000, 60_000)
+        rows = convert.write_parquet(tables, io.BytesIO(), spec).rows
     seconds = time.perf_counter() - started
     return {"rows": rows, "seconds": seconds, "peak_growth_mb": (peak_rss() - base) / 2**20}
+
+
+def way_command(way: str, path: Path) -> list[str] | str:
+    """The fresh process that measures ``way``, or why it cannot run."""
+    if way.startswith("vendor"):
+        if not VENDOR_PYTHON.exists():
+            return f"not measured: no {VENDOR_PYTHON.parent.parent.name} (make bench creates it)"
+        return [str(VENDOR_PYTHON), str(HERE / "vendor_convert.py"), way.split("-")[1], str(path)]
+    return [sys.executable, __file__, "--convert", way, str(path)]
 
 
 WAYS = (("vendor-polars", "vendor thetadata ThetaClient._convert_response_stream -> polars"),
@@ -220,7 +198,11 @@ def measure_conversions(workdir: Path) -> None:
     print(f"one chain (SPXW {EXPIRATION} on {DAY}, greeks): {rows:,} rows in {chunks} zstd chunks of the vendor's "
           "encoding; each way in a fresh process:")
     for way, title in WAYS:
-        inner = subprocess.run([sys.executable, __file__, "--convert", way, str(path)], capture_output=True, text=True)
+        command = way_command(way, path)
+        if isinstance(command, str):
+            print(f"  {title}: {command}")
+            continue
+        inner = subprocess.run(command, capture_output=True, text=True)
         if inner.returncode:
             print(f"  {title}: failed: {inner.stderr.strip().splitlines()[-1] if inner.stderr else inner.returncode}")
             continue

@@ -30,7 +30,7 @@ _REPLAYED_SEED = os.environ.get(SEED_VARIABLE)  # read before ``isolated`` clear
 # The direct source's tests need the SDK (Python 3.12+) and the doubles' packages (the direct-test
 # extra): `make install` adds them wherever Python 3.12+ exists. Without them those files are not
 # collected, and the header says why (the rest of the suite does not depend on them).
-DIRECT_MODULES = ("thetadatadx", "thetadata", "grpc", "zstandard", "cryptography", "dotenv")
+DIRECT_MODULES = ("thetadatadx", "thetadata", "grpc", "zstandard", "cryptography")
 
 
 def direct_tests_missing() -> str | None:
@@ -38,7 +38,8 @@ def direct_tests_missing() -> str | None:
     if sys.version_info < (3, 12):
         return f"Python {sys.version_info.major}.{sys.version_info.minor} (the SDK needs 3.12+)"
     missing = [name for name in DIRECT_MODULES if importlib.util.find_spec(name) is None]
-    return f"{', '.join(missing)} not installed (pip install '.[direct,direct-test]')" if missing else None
+    return (f"{', '.join(missing)} not installed (make install; or pip install '.[direct,direct-test]' "
+            "and pip install --no-deps thetadata==1.0.15)") if missing else None
 
 
 def dask_tests_missing() -> str | None:

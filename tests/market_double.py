@@ -10,8 +10,8 @@
   cell, so that a day through the direct source can be compared with the terminal's.
 
 The service and message definitions are the vendor's generated modules from its Apache-2.0
-``thetadata`` package (installed by the ``direct-test`` extra), loaded here without the package's
-``__init__`` (which imports pandas and polars for its client). Nothing of the vendor is copied.
+``thetadata`` package (which ``make install`` adds without its dependencies), loaded here without the
+package's ``__init__`` (which imports pandas and polars for its client). Nothing of the vendor is copied.
 """
 
 from __future__ import annotations
@@ -87,7 +87,8 @@ def vendor_protos() -> tuple[ModuleType, ModuleType]:
         return endpoints_pb2, endpoints_pb2_grpc
     spec = importlib.util.find_spec("thetadata")
     if spec is None or spec.origin is None:
-        raise ImportError("the vendor's thetadata package is missing: pip install '.[direct-test]'")
+        raise ImportError("the vendor's thetadata package is missing: make install "
+                          "(or pip install --no-deps thetadata==1.0.15)")
     root = Path(spec.origin).parent / "_proto"
     name = "vendor_thetadata_proto"
     if name not in sys.modules:

@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
+from once import cli_once, copy_into
 from spxdl import cli, errors
 
 DAY = "2024-03-14"  # a Thursday
@@ -30,14 +31,19 @@ def fixture_invoke(isolated):
     return invoke
 
 
+@pytest.fixture(scope="module", name="made_archive")
+def fixture_made_archive(sim, tmp_path_factory):
+    """Two simulated days of SPXW greeks (DTE 0..3), downloaded once per module."""
+    home = tmp_path_factory.mktemp("archive-home")
+    cli_once(home, "run", "--start", DAY, "--end", NEXT_DAY, "--terminal-url", sim.url,
+             "--data-dir", str(home / "archive"), "--max-dte", "3", "--workers", "1")
+    return home / "archive"
+
+
 @pytest.fixture(name="archive")
-def fixture_archive(invoke, sim, isolated):
-    """A data dir holding two simulated days of SPXW greeks (DTE 0..3)."""
-    data_dir = isolated / "archive"
-    result = invoke("run", "--start", DAY, "--end", NEXT_DAY, "--terminal-url", sim.url,
-                    "--data-dir", str(data_dir), "--max-dte", "3", "--workers", "1")
-    assert result.exit_code == 0, result.output + result.stderr
-    return data_dir
+def fixture_archive(made_archive, isolated):
+    """This test's own data dir holding the two simulated days of SPXW greeks (DTE 0..3)."""
+    return copy_into(made_archive, isolated / "archive")
 
 
 def free_port() -> int:
@@ -518,12 +524,18 @@ def test_an_archive_of_schema_version_1_is_named_by_verify_kept_by_repair_and_up
 # ------------------------------------------------------------------ the demo's archive is judged by its own window
 
 
+@pytest.fixture(scope="module", name="made_demo")
+def fixture_made_demo(tmp_path_factory):
+    """What `spxdl run --simulate --sim-profile tiny` makes in ./sim-data (the last three sessions), once per module."""
+    home = tmp_path_factory.mktemp("demo-home")
+    cli_once(home, "run", "--simulate", "--sim-profile", "tiny")
+    return home / "sim-data"
+
+
 @pytest.fixture(name="demo")
-def fixture_demo(invoke, isolated):
-    """What `spxdl run --simulate --sim-profile tiny` made in ./sim-data (the last three sessions)."""
-    result = invoke("run", "--simulate", "--sim-profile", "tiny")
-    assert result.exit_code == 0, result.stderr
-    return isolated / "sim-data"
+def fixture_demo(made_demo, isolated):
+    """This test's own copy of the demo in ./sim-data."""
+    return copy_into(made_demo, isolated / "sim-data")
 
 
 def test_the_demo_records_its_profile_and_window_with_the_archive(demo):

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from once import cli_once, copy_into
+
 REPO = Path(__file__).resolve().parent.parent
 SPXDL = [sys.executable, "-m", "spxdl"]
 DAY = "2024-03-14"
@@ -50,6 +52,14 @@ def fixture_sim_process(tmp_path):
         process.wait(timeout=10)
 
 
+@pytest.fixture(scope="module", name="made_day")
+def fixture_made_day(sim, tmp_path_factory):
+    """The day (DTE 0..3) downloaded once per module, for tests whose point comes after the download."""
+    home = tmp_path_factory.mktemp("day-home")
+    cli_once(home, "run", "--date", DAY, "--terminal-url", sim.url, "--data-dir", str(home / "data"), "--max-dte", "3")
+    return home / "data"
+
+
 def test_run_status_verify_gaps_as_separate_processes(sim_process, tmp_path):
     _, url = sim_process
     env = clean_env(tmp_path)
@@ -79,11 +89,10 @@ print("loaded:" + ",".join(name for name in heavy if name in sys.modules))
 """
 
 
-def test_a_run_with_nothing_to_do_loads_neither_http_nor_parquet(sim_process, tmp_path):
-    _, url = sim_process
+def test_a_run_with_nothing_to_do_loads_neither_http_nor_parquet(sim, made_day, tmp_path):
     env = clean_env(tmp_path)
-    args = ["run", "--date", DAY, "--terminal-url", url, "--data-dir", str(tmp_path / "data"), "--max-dte", "3"]
-    assert spxdl(*args, cwd=tmp_path, env=env).returncode == 0
+    copy_into(made_day, tmp_path / "data")
+    args = ["run", "--date", DAY, "--terminal-url", sim.url, "--data-dir", str(tmp_path / "data"), "--max-dte", "3"]
     again = subprocess.run([sys.executable, "-c", NOTHING_TO_DO_PROBE, *args], cwd=tmp_path, env=env,
                            capture_output=True, text=True, timeout=60)
     assert "Nothing to do" in again.stderr, again.stderr
@@ -308,12 +317,9 @@ def spxdl_into_a_closed_pipe(*args: str, cwd: Path, env: dict[str, str]) -> tupl
     return result.returncode, result.stderr
 
 
-def test_a_reader_that_goes_away_is_no_error(sim_process, tmp_path):
-    _, url = sim_process
+def test_a_reader_that_goes_away_is_no_error(made_day, tmp_path):
     env = clean_env(tmp_path)
-    data = tmp_path / "data"
-    run = spxdl("run", "--date", DAY, "--terminal-url", url, "--data-dir", str(data), "--max-dte", "1", cwd=tmp_path, env=env)
-    assert run.returncode == 0, run.stderr
+    data = copy_into(made_day, tmp_path / "data")
     for command in (["status"], ["config", "show"], ["status", "--json"], ["gaps"]):
         code, stderr = spxdl_into_a_closed_pipe(*command, "--data-dir", str(data), cwd=tmp_path, env=env)
         assert (stderr, code) == ("", 141), command  # what a shell reports for any program whose reader went away

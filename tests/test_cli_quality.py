@@ -4,9 +4,7 @@ as part of the archive's shape; verify --content and its selections; the richer 
 from __future__ import annotations
 
 import json
-import logging
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
+from once import cli_once, copy_into
 from spxdl import cli, metrics, storage
 from spxdl.simulator import Faults, Quirks, Simulator
 
@@ -49,29 +48,15 @@ def fixture_bad_download(bad_sim, tmp_path_factory):
     """Two days of greeks (DTE 0..7: one expiration, then two) downloaded once with crossed quotes, in flag
     mode, by a user with no configuration (as ``isolated`` makes one); each test gets a copy."""
     home = tmp_path_factory.mktemp("bad-home")
-    logger = logging.getLogger("spxdl")
-    saved = (list(logger.handlers), logger.level, logger.propagate)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(home)
-        patch.setenv("HOME", str(home))
-        for name in [name for name in os.environ if name.startswith("SPXDL_")]:
-            patch.delenv(name)
-        result = CliRunner().invoke(cli.cli, ["run", "--start", DAY, "--end", NEXT_DAY, "--terminal-url", bad_sim.url,
-                                              "--data-dir", str(home / "bad"), "--max-dte", "7", "--workers", "1"],
-                                    catch_exceptions=False)
-    for handler in [handler for handler in logger.handlers if handler not in saved[0]]:
-        logger.removeHandler(handler)
-        handler.close()
-    logger.setLevel(saved[1])
-    logger.propagate = saved[2]
-    assert result.exit_code == 0, result.output + result.stderr
+    cli_once(home, "run", "--start", DAY, "--end", NEXT_DAY, "--terminal-url", bad_sim.url,
+             "--data-dir", str(home / "bad"), "--max-dte", "7", "--workers", "1")
     return home / "bad"
 
 
 @pytest.fixture(name="bad_archive")
 def fixture_bad_archive(bad_download, isolated):
     """This test's own copy of the download with crossed quotes."""
-    return Path(shutil.copytree(bad_download, isolated / "bad"))
+    return copy_into(bad_download, isolated / "bad")
 
 
 def one_error_line(result) -> str:

@@ -99,14 +99,16 @@ def test_the_readme_prints_the_commands_this_issue_fixed():
 
 
 def test_the_archive_examples_run_right_after_the_demo(tmp_path):
+    # the tiny profile: the examples read the archive's layout and columns, which every profile shares
+    # (the realistic chain cost this test about 20 CPU-seconds, the tiny one a fraction of it)
     spxdl = [sys.executable, "-m", "spxdl"]
-    demo = subprocess.run([*spxdl, "run", "--simulate", "--days-back", "1", "--max-dte", "0"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300)
+    demo = subprocess.run([*spxdl, "run", "--simulate", "--sim-profile", "tiny", "--days-back", "1"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert demo.returncode == 0, demo.stderr
     examples = code_blocks(section("Reading the archive"), "python")
     runnable = [example for example in examples if "import polars" not in example and "greeks_eod" not in example]
     assert len(runnable) == 2 and all("sim-data/greeks-1m" in example for example in runnable)
-    daily = subprocess.run([*spxdl, "run", "--simulate", "--days-back", "1", "--max-dte", "0", "--dataset",
+    daily = subprocess.run([*spxdl, "run", "--simulate", "--sim-profile", "tiny", "--days-back", "1", "--dataset",
                             "greeks_eod,open_interest,eod"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert daily.returncode == 0, daily.stderr
     joins = [example for example in examples if "greeks_eod" in example]
