@@ -87,7 +87,10 @@ def readable(files: list[Path]) -> bool:
 def test_sigterm_to_spxdl_run_mid_run_stops_within_seconds_cleanly_and_the_next_run_completes(
     reference, slow_sim, tmp_path
 ):
-    command = ["--start", str(START), "--end", str(END), "--api", "v2", "--max-dte", str(MAX_DTE), "--workers", "2"]
+    # one request at a time, each 0.5 s: the files land seconds apart, so the signal always finds some left
+    slow_sim.set_faults(Faults(latency=0.5))
+    command = ["--start", str(START), "--end", str(END), "--api", "v2", "--max-dte", str(MAX_DTE), "--workers", "2",
+               "--max-in-flight", "1"]
     cli = Driver(tmp_path, slow_sim.url, *command, cli=True)
     assert wait_until(lambda: data_files(tmp_path) or cli.process.poll() is not None, 30), cli.text()
 
