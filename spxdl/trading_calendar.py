@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 NY = ZoneInfo("America/New_York")
 DAY_MS = 86_400_000  # a day in milliseconds; times of day are ms after New York midnight
+RTH_START_MS = 34_200_000  # 09:30 New York: regular trading hours open
+RTH_END_MS = 57_600_000  # 16:00 New York: regular trading hours close
 
 # The ad-hoc record is kept from 2000; later years follow today's rules plus the overrides file.
 FIRST_DATE = date(2000, 1, 1)

@@ -214,10 +214,15 @@ def fixture_s3(moto_s3: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 @pytest.fixture(name="clean_sim")
 def fixture_clean_sim(sim):
     """The module's simulator with no faults and fresh counters (restored after the test)."""
-    sim.set_faults(Faults())
-    sim.reset_counters()
-    yield sim
-    sim.set_faults(Faults())
+    yield from cleaned(sim)
+
+
+def cleaned(simulator: Any) -> Iterator[Any]:
+    """A shared simulator with no faults and fresh counters for one test, its faults cleared after."""
+    simulator.set_faults(Faults())
+    simulator.reset_counters()
+    yield simulator
+    simulator.set_faults(Faults())
 
 
 @pytest.fixture(autouse=True)
@@ -251,3 +256,25 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(_EXIT_STATUS[-1])
+
+
+class Sleeps(list):
+    """A stand-in for time.sleep that records the delays instead of waiting."""
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+@pytest.fixture
+def sleeps() -> Sleeps:
+    """The terminal client's sleeps, recorded instead of waited."""
+    return Sleeps()
+
+
+@pytest.fixture
+def rsps() -> Iterator[Any]:
+    """``responses`` in front of requests, for the terminal client's unit tests."""
+    import responses
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock

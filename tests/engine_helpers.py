@@ -22,7 +22,7 @@ import time
 import urllib.parse
 from datetime import date
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -211,20 +211,30 @@ class Driver:
             self.lines.put(line)
         self.lines.put(None)  # the driver is gone: stop waiting for lines
 
-    def wait_for(self, prefix: str, count: int = 1, timeout: float = 30.0) -> bool:
-        """Wait until ``count`` output lines starting with ``prefix`` were seen; False if the driver ended first."""
-        seen = 0
-        deadline = time.monotonic() + timeout
-        while seen < count:
+    def _lines(self, deadline: float) -> Iterator[str | None]:
+        """Output lines as they come until ``deadline``; a last None once the driver has ended (left
+        in the queue for the next reader)."""
+        while True:
             try:
                 line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
-                return False
+                return
             if line is None:
                 self.lines.put(None)
+                yield None
+                return
+            yield line
+
+    def wait_for(self, prefix: str, count: int = 1, timeout: float = 30.0) -> bool:
+        """Wait until ``count`` output lines starting with ``prefix`` were seen; False if the driver ended first."""
+        seen = 0
+        for line in self._lines(time.monotonic() + timeout) if count > 0 else ():
+            if line is None:
                 return False
             seen += line.startswith(prefix)
-        return True
+            if seen >= count:
+                return True
+        return seen >= count
 
     def wait(self, timeout: float = 60.0) -> int:
         return self.process.wait(timeout=timeout)
@@ -232,15 +242,7 @@ class Driver:
     def output_closed(self, timeout: float = 30.0) -> bool:
         """Wait until every process holding the output (helpers such as multiprocessing's resource
         tracker included) has closed it; False on timeout."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                return False
-            if line is None:
-                self.lines.put(None)
-                return True
+        return any(line is None for line in self._lines(time.monotonic() + timeout))
 
     def text(self) -> str:
         return "".join(self.output)

@@ -26,7 +26,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "spxdl"
 
 LAYERS: list[set[str]] = [
     {"spxdl", "spxdl.errors"},
-    {"spxdl.trading_calendar", "spxdl.datasets", "spxdl.procs", "spxdl.csvpages", "spxdl.logs", "spxdl.urls"},
+    {"spxdl.trading_calendar", "spxdl.datasets", "spxdl.procs", "spxdl.csvpages", "spxdl.logs", "spxdl.urls", "spxdl.lazy"},
     {"spxdl.config", "spxdl.checks", "spxdl.instants", "spxdl.sources"},
     {"spxdl.terminal", "spxdl.direct", "spxdl.storage", "spxdl.convert"},  # siblings: the sources, files and conversion never meet
     {"spxdl.archive_fs"},  # where the data lives: local disk (through storage) or an object store

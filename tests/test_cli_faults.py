@@ -42,12 +42,6 @@ RANGE = ["--start", str(START), "--end", str(END), "--max-dte", "8"]
 FILE_SIZE_LIMIT = 110_000  # bytes: the tiny profile's files are 60-135 KB, the ledger's JSON a few KB
 
 
-@pytest.fixture(scope="module", name="sim")
-def fixture_sim():
-    with Simulator(profile="tiny") as simulator:
-        yield simulator
-
-
 @pytest.fixture(scope="module", name="reference")
 def fixture_reference(sim, tmp_path_factory):
     """A clean run's archive (path -> sha256) and what it was served ((root, day, expiration) -> rows)."""

@@ -19,16 +19,10 @@ import pytest
 
 from engine_helpers import Driver, archive_digest, data_files, make_settings, temp_files, wait_until
 from spxdl import engine, storage
-from spxdl.simulator import Faults, Simulator
+from spxdl.simulator import Faults
 
 START, END = date(2024, 1, 8), date(2024, 1, 12)  # five trading days
 RANGE = ["--start", str(START), "--end", str(END), "--max-dte", "5", "--workers", "1", "--threads", "1"]
-
-
-@pytest.fixture(scope="module", name="sim")
-def fixture_sim():
-    with Simulator(profile="tiny") as simulator:
-        yield simulator
 
 
 @pytest.fixture(scope="module", name="reference")

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 import requests
 
+from conftest import cleaned
 from engine_helpers import archive_digest, claims, data_files, ledger_problems, make_settings, temp_files
 from spxdl import engine
 from spxdl.errors import PermissionDenied
@@ -38,10 +39,7 @@ def fixture_server():
 
 @pytest.fixture(name="clean_server")
 def fixture_clean_server(server):
-    server.set_faults(Faults())
-    server.reset_counters()
-    yield server
-    server.set_faults(Faults())
+    yield from cleaned(server)
 
 
 def run_day(settings, day: date = DAY):

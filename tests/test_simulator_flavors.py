@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from conftest import cleaned
 from spxdl.errors import ConfigError
 from spxdl.simulator import Faults, Simulator
 from spxdl.simulator.flavors import (
@@ -42,10 +43,7 @@ def fixture_server():
 
 @pytest.fixture(name="clean_server")
 def fixture_clean_server(server):
-    server.set_faults(Faults())
-    server.reset_counters()
-    yield server
-    server.set_faults(Faults())
+    yield from cleaned(server)
 
 
 def get(sim: Simulator, path: str, **params: str) -> requests.Response:

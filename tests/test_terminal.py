@@ -13,7 +13,6 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
 import requests
-import responses
 import urllib3.exceptions
 
 from spxdl.datasets import GREEKS, OPEN_INTEREST
@@ -45,24 +44,6 @@ DAY = date(2024, 3, 14)
 
 def body(name: str) -> bytes:
     return (DATA / name).read_bytes()
-
-
-class Sleeps(list):
-    """A stand-in for time.sleep that records the delays instead of waiting."""
-
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-
-
-@pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
-
-
-@pytest.fixture
-def rsps():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
 
 
 def v3_client(rsps, sleeps, **kwargs) -> TerminalClient:

@@ -9,12 +9,11 @@ body no data, and a 400 names the parameter. One client reads both servers witho
 from __future__ import annotations
 
 import pytest
-import responses
 
 from spxdl.datasets import EOD, GREEKS
 from spxdl.errors import BadRequest, NoData, PageExpired, PermissionDenied, TerminalUnavailable, Throttled
 from spxdl.terminal import TerminalClient, error_for_status, grpc_status
-from test_terminal import DAY, EXP, V3, V3_GREEKS, V3_STATUS, Sleeps, data_calls
+from test_terminal import DAY, EXP, V3, V3_GREEKS, V3_STATUS, data_calls
 
 CSV = "text/csv; charset=utf-8"
 TEXT = "text/plain; charset=utf-8"
@@ -22,17 +21,6 @@ HEADER = ("symbol,expiration,strike,right,timestamp,bid,ask,delta,theta,vega,rho
           "iv_error,underlying_timestamp,underlying_price\r\n")
 ROW = ("SPXW,2024-03-15,5150.0,CALL,2024-03-14T09:30:00,12.3,12.6,0.5123,-1.2345,2.5,0.75,-0.33,20.5,0.1834,0.0001,"
        "2024-03-14T09:30:00,5150.25\r\n")
-
-
-@pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
-
-
-@pytest.fixture
-def rsps():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
 
 
 def client(rsps, sleeps, **kwargs) -> TerminalClient:

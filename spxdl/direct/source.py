@@ -30,6 +30,7 @@ from spxdl.direct.chunks import stream_tables
 from spxdl.direct.sdk import find_credentials, load_sdk, make_config, sdk_version
 from spxdl.direct.status import error_for, is_sdk_error, no_rows
 from spxdl.errors import Throttled
+from spxdl.trading_calendar import RTH_END_MS, RTH_START_MS
 
 log = logging.getLogger(__name__)
 
@@ -151,8 +152,8 @@ class DirectSource:
         trade_date: date,
         *,
         interval: str = "1m",
-        start_ms: int = 34_200_000,
-        end_ms: int = 57_600_000,
+        start_ms: int = RTH_START_MS,
+        end_ms: int = RTH_END_MS,
         rate: str | None = None,
         rate_value: float | None = None,
         annual_div: float | None = None,

@@ -13,8 +13,7 @@ not pay for Arrow and process machinery it does not need.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from spxdl.lazy import lazy_getattr
 
 _EXPORTS = {
     "Plan": "records", "Event": "records", "TaskResult": "records", "RunSummary": "records",
@@ -27,9 +26,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'spxdl.engine' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"spxdl.engine.{module}"), name)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

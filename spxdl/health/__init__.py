@@ -15,8 +15,7 @@ Names are loaded on first use, so that the command line (which registers ``healt
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from spxdl.lazy import lazy_getattr
 
 _EXPORTS = {
     "Check": "checks", "Finding": "checks", "TerminalCheck": "checks", "Verdict": "checks",
@@ -26,9 +25,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'spxdl.health' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"spxdl.health.{module}"), name)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

@@ -19,7 +19,7 @@ from spxdl.datasets import Dataset
 from spxdl.errors import BodyTruncated, ConfigError, SchemaMismatch
 from spxdl.terminal.page import null_to_none
 from spxdl.terminal.status import error_for_error_type
-from spxdl.trading_calendar import DAY_MS
+from spxdl.trading_calendar import DAY_MS, RTH_END_MS, RTH_START_MS
 
 SIMULATOR_HEADER = "X-Spxdl-Simulator"  # its value: "spxdl-sim/<version>; profile=<profile>; seed=<seed>"
 DEFAULT_URLS = {"v3": "http://127.0.0.1:25503", "v2": "http://127.0.0.1:25510"}
@@ -37,8 +37,6 @@ LIST_PATHS = {
     },
 }
 CALENDAR_PATHS = {"year": "/v3/calendar/year_holidays", "day": "/v3/calendar/on_date"}  # v3 only
-RTH_START_MS = 34_200_000  # 09:30 New York
-RTH_END_MS = 57_600_000  # 16:00 New York
 V2_ALL_EXPIRATIONS, V3_ALL_EXPIRATIONS = "0", "*"
 V3_RIGHTS = {"C": "call", "P": "put"}
 
