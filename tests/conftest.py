@@ -278,3 +278,18 @@ def rsps() -> Iterator[Any]:
 
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         yield mock
+
+
+@pytest.fixture(name="invoke")
+def fixture_invoke(isolated: Path) -> Any:
+    """Run ``spxdl ARGS`` in-process; returns the Click result (stderr kept apart)."""
+    from click.testing import CliRunner
+
+    from spxdl import cli
+
+    runner = CliRunner()
+
+    def invoke(*args: str, env: dict[str, str] | None = None) -> Any:
+        return runner.invoke(cli.cli, list(args), env=env, catch_exceptions=False)
+
+    return invoke

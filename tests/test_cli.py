@@ -11,24 +11,12 @@ from pathlib import Path
 import click
 import pyarrow.parquet as pq
 import pytest
-from click.testing import CliRunner
 
 from once import cli_once, copy_into
 from spxdl import cli, errors
 
 DAY = "2024-03-14"  # a Thursday
 NEXT_DAY = "2024-03-15"
-
-
-@pytest.fixture(name="invoke")
-def fixture_invoke(isolated):
-    """Run ``spxdl ARGS`` in-process; returns the Click result (stderr kept apart)."""
-    runner = CliRunner()
-
-    def invoke(*args: str, env: dict[str, str] | None = None):
-        return runner.invoke(cli.cli, list(args), env=env, catch_exceptions=False)
-
-    return invoke
 
 
 @pytest.fixture(scope="module", name="made_archive")

@@ -10,23 +10,10 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-from click.testing import CliRunner
 
-from spxdl import cli
 from spxdl.simulator import Faults, Quirks, Simulator
 
 DAY, NEXT_DAY = "2024-03-14", "2024-03-15"
-
-
-@pytest.fixture(name="invoke")
-def fixture_invoke(isolated):
-    runner = CliRunner()
-
-    def invoke(*args: str):
-        return runner.invoke(cli.cli, list(args), catch_exceptions=False)
-
-    return invoke
 
 
 def config_with(directory: Path, command: str) -> Path:

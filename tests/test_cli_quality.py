@@ -16,24 +16,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from click.testing import CliRunner
 
 from once import cli_once, copy_into
-from spxdl import cli, metrics, storage
+from spxdl import metrics, storage
 from spxdl.simulator import Faults, Quirks, Simulator
 
 DAY, NEXT_DAY = "2024-03-14", "2024-03-15"
 CROSSED_EVERY = 50
-
-
-@pytest.fixture(name="invoke")
-def fixture_invoke(isolated):
-    runner = CliRunner()
-
-    def invoke(*args: str):
-        return runner.invoke(cli.cli, list(args), catch_exceptions=False)
-
-    return invoke
 
 
 @pytest.fixture(scope="module", name="bad_sim")
