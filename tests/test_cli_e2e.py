@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from once import cli_once, copy_into
+from pty_run import run_on_a_pty
 
 REPO = Path(__file__).resolve().parent.parent
 SPXDL = [sys.executable, "-m", "spxdl"]
@@ -242,32 +243,8 @@ def test_the_main_module_a_worker_imports_again_loads_no_command_line(tmp_path):
 
 
 def run_at_a_terminal(args: list[str], cwd: Path, env: dict[str, str], answer: bytes, timeout: float = 60) -> tuple[int, str]:
-    """``spxdl ARGS`` with its stdin, stdout and stderr on a pseudo-terminal; ``answer`` is typed once
-    a question ends in ``]: ``. Returns the exit code and everything the terminal showed."""
-    import pty
-    import select
-
-    leader, follower = pty.openpty()
-    process = subprocess.Popen([*SPXDL, *args], cwd=cwd, env=env, stdin=follower, stdout=follower, stderr=follower)
-    os.close(follower)
-    shown, answered = b"", False
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([leader], [], [], 0.2)
-        if ready:
-            try:
-                chunk = os.read(leader, 4096)
-            except OSError:  # the process closed the terminal
-                break
-            shown += chunk
-            if not answered and re.search(rb"\]: *$", shown):
-                os.write(leader, answer)
-                answered = True
-        elif process.poll() is not None:
-            break
-    code = process.wait(timeout=10)
-    os.close(leader)
-    return code, shown.decode("utf-8", "replace")
+    """``spxdl ARGS`` on a pseudo-terminal; ``answer`` is typed once a question ends in ``]: ``."""
+    return run_on_a_pty([*SPXDL, *args], cwd, env, answer=answer, timeout=timeout)
 
 
 LONG_RANGE = ["run", "--start", "2024-01-02", "--end", "2024-03-28", "--terminal-url", "http://127.0.0.1:9",

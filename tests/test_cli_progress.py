@@ -3,22 +3,16 @@ stack, plain log lines when not a terminal; and a real run drawn on a real pseud
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
-import pty
 import re
-import select
-import struct
-import subprocess
 import sys
-import termios
-import time
 from datetime import date
 from pathlib import Path
 
 import pytest
 
+from pty_run import run_on_a_pty
 from spxdl import cli, logs
 from spxdl.cli.progress import CLEAR_LINE, MAX_BAR, Progress
 from spxdl.engine import Event
@@ -181,31 +175,10 @@ def test_plain_progress_logs_one_line_per_finished_task(caplog):
 
 def run_at_a_terminal_of(columns: int, args: list[str], cwd: Path) -> tuple[int, str]:
     """``spxdl ARGS`` on a pseudo-terminal ``columns`` wide (TIOCSWINSZ); the exit code and all it drew."""
-    leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
     env = {key: value for key, value in os.environ.items()
            if not key.startswith("SPXDL_") and key not in ("COLUMNS", "LINES")}
     env.update(HOME=str(cwd), LANG="C.UTF-8", PYTHONIOENCODING="utf-8")
-    process = subprocess.Popen([sys.executable, "-m", "spxdl", *args], cwd=cwd, env=env, stdin=follower,
-                               stdout=follower, stderr=follower)
-    os.close(follower)
-    shown = b""
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([leader], [], [], 0.2)
-        if ready:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # the process closed the terminal
-                break
-            if not chunk:
-                break
-            shown += chunk
-        elif process.poll() is not None:
-            break
-    code = process.wait(timeout=10)
-    os.close(leader)
-    return code, shown.decode("utf-8", "replace")
+    return run_on_a_pty([sys.executable, "-m", "spxdl", *args], cwd, env, columns=columns, timeout=120)
 
 
 def test_a_real_run_on_a_terminal_80_columns_wide_draws_one_line_that_fits_and_never_stacks(tmp_path):
