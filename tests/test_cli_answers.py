@@ -15,7 +15,7 @@ import pytest
 from engine_helpers import StandInTerminal, answering, archive_digest, data_files, temp_files, with_columns
 from spxdl import cli
 from spxdl.simulator import SessionRules, Simulator
-from test_cli import DAY, NEXT_DAY, fixture_invoke  # noqa: F401 - fixtures
+from test_cli import DAY, NEXT_DAY
 
 EARLY_CLOSES = ("2024-11-29", "2024-12-24")
 
