@@ -288,13 +288,17 @@ def test_a_task_a_live_process_holds_is_left_out_of_the_plan_until_that_process_
     assert wait_until(lambda: engine.plan(settings, START, END).tasks == (Task("greeks-1m", "SPXW", START),), 10)
 
 
-def run_killing_a_worker(settings, start, end, kill_on: Callable[[engine.Event, list[int]], int | None]):
+def run_killing_a_worker(
+    settings, start, end, kill_on: Callable[[engine.Event, list[int]], int | None], events: list | None = None
+):
     """Run in a thread (a run that hangs fails the test instead of blocking it); SIGKILL the
-    worker ``kill_on(event, pids of started tasks)`` names, once."""
+    worker ``kill_on(event, pids of started tasks)`` names, once. ``events``: every event, kept."""
     started: list[int] = []
     killed: list[int] = []
 
     def watch(event: engine.Event) -> None:
+        if events is not None:
+            events.append((event, bool(killed)))
         if event.kind == "task_started":
             started.append(event.pid)
         victim = None if killed else kill_on(event, started)
@@ -314,22 +318,50 @@ def test_a_worker_that_dies_fails_only_its_tasks_and_the_run_goes_on(reference, 
     def the_first_once_both_work(event, started):  # the other worker is busy: the pool must end it too
         return started[0] if event.kind == "task_started" and len(started) == 2 else None
 
+    events: list = []
     sim.set_faults(Faults(latency=0.2))  # tasks last long enough for the kill to land mid-task
     try:
         # both killed workers may hold an in-flight slot: the next pool must not start without any
         settings = make_settings(tmp_path, sim.url, max_in_flight=2)
-        summary = run_killing_a_worker(settings, START, date(2024, 1, 16), the_first_once_both_work)
+        summary = run_killing_a_worker(settings, START, date(2024, 1, 16), the_first_once_both_work, events)
     finally:
         sim.set_faults(Faults())
-    # the tasks in flight fail with the broken pool (two, unless a worker was between tasks); a new
-    # pool runs the rest of the four days
-    states = summary.by_state()
-    assert states.get("failed") in (1, 2) and states.get("success") == 4 - states["failed"], states
+    # the tasks the killed worker had started fail (one, or more if it had several going); the
+    # other worker's, cut short when the crew was killed, and the rest of the four days are run
+    # by a new crew
+    victim = next(event.pid for event, _ in events if event.kind == "task_started")
+    victims_tasks = {event.task for event, after in events if event.kind == "task_started" and event.pid == victim
+                     and not after}
+    failed = {result.task for result in summary.failed}
+    assert failed and failed <= victims_tasks, (failed, victims_tasks)
+    assert summary.by_state() == {"failed": len(failed), "success": 4 - len(failed)}, summary.by_state()
     assert all("died" in result.error for result in summary.failed)
     assert claims(tmp_path) == []
     assert run_range(settings, START, date(2024, 1, 16)).complete
     assert temp_files(tmp_path) == [] and ledger_problems(tmp_path) == []
     assert {path: digest for path, digest in archive_digest(tmp_path).items() if path in reference} == reference
+
+
+def test_a_task_cut_short_by_another_workers_death_runs_again_once_then_fails(sim, tmp_path):
+    # one day, two workers: the task's owner is innocent when the other dies, and its task goes to
+    # the next crew; cut short a second time it fails, or a worker that always dies would loop forever
+    kills: list[int] = []
+
+    def kill_another_worker(event) -> None:
+        if event.kind == "task_started" and len(kills) < 2:
+            others = [p.pid for p in multiprocessing.active_children() if p.name == "spxdl-worker" and p.pid != event.pid]
+            kills.append(others[0])
+            os.kill(others[0], signal.SIGKILL)
+
+    sim.set_faults(Faults(latency=0.2))
+    try:
+        settings = make_settings(tmp_path, sim.url, max_in_flight=2, workers=2, threads=1)
+        summary = run_range(settings, START, START, on_event=kill_another_worker)
+    finally:
+        sim.set_faults(Faults())
+    assert len(kills) == 2 and summary.by_state() == {"failed": 1}, (kills, summary.by_state())
+    assert "another worker's, twice" in summary.failed[0].error
+    assert claims(tmp_path) == [] and run_range(settings, START, START).complete
 
 
 def test_a_worker_killed_while_idle_does_not_leave_the_run_waiting_for_the_other(sim, tmp_path):

@@ -119,11 +119,15 @@ class Driver:
     def lost(self, task: Task, reason: str) -> TaskResult:
         """The result of a task whose worker gave no answer; its claim goes if this host may end it
         (a worker process of ours, or a claim gone stale)."""
-        with contextlib.suppress(SpxdlError, OSError):
-            ledger_for(self.settings).release(task)
+        self.release(task)
         state = ResultState.INTERRUPTED if self.stopping() else ResultState.FAILED
         self.deliver(Event(TASK_DONE, task, state=state, error=reason))
         return TaskResult(task, state, error=reason)
+
+    def release(self, task: Task) -> None:
+        """Give up the claim on ``task`` of a worker gone without an answer, if this host may end it."""
+        with contextlib.suppress(SpxdlError, OSError):
+            ledger_for(self.settings).release(task)
 
     # -- stopping ------------------------------------------------------------------------------
 

@@ -115,6 +115,7 @@ class _Run(Driver):
         self.context = context
         self.crew: Crew | None = None
         self.crews_without_answer = 0
+        self.cut_once: set[Task] = set()  # tasks a broken crew cut short, and the next crew runs again
         self.listed: dict[str, list[date]] = {}
         self.calendar = settings.calendar()
         self.archives = archive_datasets(settings)
@@ -233,18 +234,27 @@ class _Run(Driver):
             crew.help(answer.task, self.task_args, answer.member)
 
     def _broken(self, crew: Crew, todo: deque[Task], reason: str, warning: str) -> None:
-        """Kill the crew; its started tasks are lost, the others wait for the next crew."""
+        """Kill the crew: the tasks of the process that died fail, those it cut short in the others
+        go to the next crew (once; a second time they fail too), and so do those not started."""
         log.warning("%s; killing the other workers", warning)
         # A worker killed while it held the event queue's or the semaphore's lock leaves it taken:
         # the whole crew goes, and a new one (with a queue and a semaphore of its own) runs the rest.
+        dead = crew.dead()
         crew.kill()
-        answers, started, waiting = crew.lost()
-        for answer in answers:
+        lost = crew.lost(dead)
+        for answer in lost.answers:
             if answer.result is not None:
                 self.take(answer.result, answer.started, todo)
-        for task in started:
+        for task in lost.dead:
             self.collect(self.lost(task, reason))
-        self.requeue(todo, waiting)
+        for task in lost.cut:
+            if self.stopping() or task in self.cut_once:
+                self.collect(self.lost(task, f"{reason} (another worker's, twice)"))
+            else:
+                self.cut_once.add(task)
+                self.release(task)
+                self.requeue(todo, [task])
+        self.requeue(todo, lost.waiting)
         self.crews_without_answer = 0 if crew.answered else self.crews_without_answer + 1
 
     def _give_up(self, todo: deque[Task]) -> None:

@@ -9,6 +9,7 @@ process answers through a pipe of its own (``("started", task)`` once a task is 
 
 A process that dies breaks the crew: the parent kills the others (one killed while it held the
 event queue's or the semaphore's lock leaves that lock taken for good) and starts another crew.
+The dead process's tasks fail; those the others had started run again in the next crew.
 """
 
 from __future__ import annotations
@@ -58,6 +59,18 @@ class Answer:
     result: TaskResult | None = None
     started: bool = False  # the task had started (for a result) / it starts now (alone)
     outcomes: list | None = None  # a helper's outcomes for its share
+
+
+@dataclass
+class Lost:
+    """What a broken crew leaves: its last answers, and its tasks without a result: started in a
+    process that died (``dead``), started in one the parent killed with the crew (``cut``), not
+    started (``waiting``)."""
+
+    answers: list[Answer] = field(default_factory=list)
+    dead: list[Task] = field(default_factory=list)
+    cut: list[Task] = field(default_factory=list)
+    waiting: list[Task] = field(default_factory=list)
 
 
 class Crew:
@@ -174,21 +187,29 @@ class Crew:
 
     def died(self) -> bool:
         """Whether a process of the crew has ended (or its pipe broke) while the crew runs."""
-        return any(member.gone or member.process.exitcode is not None for member in self.members)
+        return bool(self.dead())
 
-    def lost(self) -> tuple[list[Answer], list[Task], list[Task]]:
-        """After a death, every process read to the end: what it still said, then the tasks
-        without a result that had started and those that had not (shares are dropped)."""
-        answers: list[Answer] = []
-        started: list[Task] = []
-        waiting: list[Task] = []
+    def dead(self) -> list[Member]:
+        """The processes that have ended, or whose pipe broke, so far."""
+        return [member for member in self.members if member.gone or member.process.exitcode is not None]
+
+    def lost(self, dead: list[Member]) -> Lost:
+        """After a death (``dead``: the processes that died before the crew was killed), every
+        process read to the end: what it still said, and its tasks without a result (shares are
+        dropped)."""
+        lost = Lost()
         for member in self.members:
-            answers += self._read(member)
+            lost.answers += self._read(member)
             for task, began in member.tasks.items():
-                (started if began else waiting).append(task)
+                if not began:
+                    lost.waiting.append(task)
+                elif member in dead:
+                    lost.dead.append(task)
+                else:
+                    lost.cut.append(task)
             member.tasks.clear()
             member.helping.clear()
-        return answers, started, waiting
+        return lost
 
     # -- ending -----------------------------------------------------------------------------
 
