@@ -196,7 +196,8 @@ def test_ctrl_c_at_a_terminal_reaches_spxdl_under_the_logging_wrapper_once(tmp_p
     with Simulator(profile="tiny", faults=Faults(latency=0.5)) as sim:
         env = clean_env(tmp_path, SPXDL_ENV_FILE=str(tmp_path / "none"), SPXDL_WRAPPER_LOG=str(log_file),
                         SPXDL_BIN=str(Path(sys.executable).with_name("spxdl")), SPXDL_TERMINAL_URL=sim.url,
-                        SPXDL_STORAGE_DATA_DIR=str(data), SPXDL_DOWNLOAD_MAX_DTE="15")
+                        SPXDL_STORAGE_DATA_DIR=str(data), SPXDL_DOWNLOAD_MAX_DTE="15",
+                        SPXDL_TERMINAL_MAX_IN_FLIGHT="1")  # one request at a time: Ctrl-C lands mid-run
         wrapper = subprocess.Popen([str(REPO / "bin" / "spxdl-update")], cwd=tmp_path, env=env, stdin=follower,
                                    stdout=follower, stderr=follower, preexec_fn=take_the_terminal)
         os.close(follower)

@@ -365,14 +365,19 @@ class Simulator:
         logger.info("simulator serving at %s (%s)", self.url, self.identity)
 
     def serve_forever(self) -> None:
-        """Serve in the foreground until Ctrl-C (KeyboardInterrupt ends it quietly)."""
-        logger.info("simulator serving at %s (%s)", self.url, self.identity)
+        """Serve in the foreground until Ctrl-C (KeyboardInterrupt ends it quietly), then release the port.
+
+        The server runs in its thread and this one only waits: a KeyboardInterrupt raised inside the
+        server's own loop (while it starts a request's thread, say) could leave it half stopped.
+        """
+        self.start()
         try:
-            self._server.serve_forever(poll_interval=0.2)
+            while self._thread is not None and self._thread.is_alive():
+                self._thread.join(0.2)
         except KeyboardInterrupt:
             logger.info("simulator interrupted")
         finally:
-            self._server.server_close()
+            self.close()
 
     def close(self) -> None:
         """Stop serving and release the port."""
