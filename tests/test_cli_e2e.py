@@ -63,11 +63,13 @@ def fixture_made_day(sim, tmp_path_factory):
 
 def test_run_status_verify_gaps_as_separate_processes(sim_process, tmp_path):
     _, url = sim_process
-    env = clean_env(tmp_path)
+    scratch = tmp_path / "tmp"  # the run's temp dir: multiprocessing's (the fork server's socket) is gone at exit
+    scratch.mkdir()
+    env = clean_env(tmp_path, TMPDIR=str(scratch))
     data = tmp_path / "data"
     run = spxdl("run", "--date", DAY, "--terminal-url", url, "--data-dir", str(data), "--max-dte", "3", cwd=tmp_path, env=env)
     assert run.returncode == 0, run.stderr
-    assert "1 success" in run.stderr
+    assert "1 success" in run.stderr and list(scratch.iterdir()) == []
     assert "Traceback" not in run.stderr
     files = list(data.rglob("*.parquet"))
     assert files and (data / "logs" / "spxdl.log").stat().st_size > 0

@@ -188,3 +188,37 @@ def test_workers_and_threads_too_few_for_the_slots_are_named_in_a_warning(clean_
     caplog.clear()
     run_range(make_settings(tmp_path / "auto", clean_sim.url, workers=None, threads=None, max_in_flight=4), day, day)
     assert "request threads for max_in_flight" not in caplog.text
+
+
+# A fresh process (its fork server is its own): the fork server starts with the first run, while the
+# environment sends every request through a proxy that is not there (the run cannot find its
+# terminal); then the environment says the terminal's host needs no proxy, and the second run's
+# workers must see that too, though the fork server they are forked from never did.
+ENVIRONMENT_PROBE = """
+import os, sys
+from datetime import date
+from pathlib import Path
+from spxdl import engine
+from spxdl.config import Settings
+from spxdl.errors import TerminalUnavailable
+from spxdl.simulator import Simulator
+
+day = date(2024, 1, 10)
+with Simulator(profile="tiny") as sim:
+    settings = Settings(terminal_url=sim.url, data_dir=Path(sys.argv[1]), max_dte=3, connect_timeout=0.5, retries=0,
+                        outage_limit=1.0)
+    os.environ["HTTP_PROXY"] = "http://127.0.0.1:9"  # nothing listens there
+    try:
+        engine.run(engine.plan(settings, day, day), settings)
+    except TerminalUnavailable:
+        print("first run: no terminal")
+    os.environ["NO_PROXY"] = "127.0.0.1"
+    print("second run:", engine.run(engine.plan(settings, day, day), settings).by_state())
+"""
+
+
+def test_workers_take_the_environment_of_their_run_not_the_one_the_fork_server_started_with(tmp_path):
+    env = {key: value for key, value in os.environ.items() if "proxy" not in key.lower()}
+    done = subprocess.run([sys.executable, "-c", ENVIRONMENT_PROBE, str(tmp_path)], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.stdout.splitlines() == ["first run: no terminal", "second run: {'success': 1}"], done.stdout + done.stderr

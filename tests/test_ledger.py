@@ -592,13 +592,14 @@ def test_release_drops_our_claim_and_keeps_the_states(ledger):
     assert ledger.status()["tasks"][TASK.key]["claimed_by"] is None
 
 
-def test_a_parent_may_release_the_claim_of_its_child(ledger):
+def test_a_run_may_release_the_claim_of_a_worker_it_started_and_no_other(ledger):
     ready, done = FORK.Event(), FORK.Event()
     child = FORK.Process(target=claim_and_wait, args=(ledger.data_dir, TASK, ready, done))
     child.start()
     try:
         assert ready.wait(timeout=30)
-        assert ledger.release(TASK)
+        assert not ledger.release(TASK) and ledger.day(TASK)["claim"]["pid"] == child.pid  # a live process's
+        assert ledger.release(TASK, workers={child.pid})
         assert ledger.day(TASK)["claim"] is None
     finally:
         done.set()

@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterable, Iterator
 from spxdl.config import Settings
 from spxdl.engine import metering
 from spxdl.engine.links import Flag
-from spxdl.engine.processes import release_semaphores
+from spxdl.engine.processes import release_at_exit
 from spxdl.engine.records import TASK_DONE, Event, Plan, ResultState, RunSummary, TaskResult
 from spxdl.engine.shared import STOP_SIGNALS, ledger_for
 from spxdl.errors import SpxdlError
@@ -61,6 +61,7 @@ class Driver:
         self.stop_since: float | None = None
         self.deliver_lock = threading.Lock()
         self.plan_order = {task: index for index, task in enumerate(plan.tasks)}
+        self.worker_pids: set[int] = set()  # the worker processes this run started here, crew after crew
 
     def workers_starting(self) -> contextlib.AbstractContextManager[None]:
         """The workers starting (or the cluster connected) for the block: the run's first step."""
@@ -127,7 +128,7 @@ class Driver:
     def release(self, task: Task) -> None:
         """Give up the claim on ``task`` of a worker gone without an answer, if this host may end it."""
         with contextlib.suppress(SpxdlError, OSError):
-            ledger_for(self.settings).release(task)
+            ledger_for(self.settings).release(task, self.worker_pids)
 
     # -- stopping ------------------------------------------------------------------------------
 
@@ -155,7 +156,7 @@ class Driver:
     def on_signal(self, signum: int, _frame: Any) -> None:
         if self.signal_number is not None:
             # Atomic renames: no half-written file can stand where a data file is.
-            release_semaphores()
+            release_at_exit()
             os._exit(128 + signum)
         self.signal_number = signum
         self.stop.set()

@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
-import os
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from spxdl import procs
 from spxdl.engine.shared import SharedFlag
 
 
@@ -88,8 +88,12 @@ class ProcessLink:
     run: str | None = None  # a crew's process serves one run: its claims are its pid's
 
     def abandoned(self) -> bool:
-        """The parent process is gone: this process was handed to another parent (orphaned)."""
-        return os.getppid() != self.parent_pid
+        """The process that started this one (``parent_pid``) is gone: this one works for nobody.
+
+        Asked by pid, not by ``os.getppid()``: a worker forked by multiprocessing's fork server is
+        that server's child, not the run's.
+        """
+        return not procs.pid_alive(self.parent_pid)
 
 
 class SinkHandler(logging.handlers.QueueHandler):

@@ -110,7 +110,9 @@ class _Run(Driver):
         self, plan: Plan, settings: Settings, on_event: Callable[[Event], None] | None, summary: RunSummary,
         on_tick: Callable[[], None] | None = None,
     ) -> None:
-        context = multiprocessing.get_context("spawn")
+        # Workers are forked from a fork server that has imported their code once (docs/engine.md).
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["spxdl.engine.serving"])
         super().__init__(plan, settings, on_event, summary, on_tick, SharedFlag(context))
         self.context = context
         self.crew: Crew | None = None
@@ -135,7 +137,9 @@ class _Run(Driver):
         ``worker_processes``."""
         slots = math.ceil(settings.max_in_flight / settings.worker_threads)
         count = min(settings.worker_processes, max(tasks, slots))
-        return Crew(self.context, settings, self.stop, count, worker_log_level())
+        crew = Crew(self.context, settings, self.stop, count, worker_log_level())
+        self.worker_pids.update(member.process.pid for member in crew.members)
+        return crew
 
     def execute(self, run_id: str, listed: dict[str, list[date]]) -> None:
         """Run every task (or until stopped) with the first crew, then new crews after one broke."""

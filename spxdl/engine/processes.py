@@ -1,9 +1,10 @@
 """The worker processes of a run, from the parent's side: started early, set up, given tasks, watched.
 
 A ``Crew`` is one generation of worker processes (``serving.serve``) and what they share: the
-in-flight semaphore and the event queue. The parent starts it before it has found the terminal (a
-spawned process takes a moment to import Arrow), sends ``setup`` once it knows the terminal, then
-hands out tasks: up to ``threads + 1`` per process, each to the process with the fewest. Each
+in-flight semaphore and the event queue. The parent starts it before it has found the terminal
+(the first worker takes a moment to import Arrow: workers come from multiprocessing's fork server,
+which imports their code once and forks each from it), sends ``setup`` once it knows the terminal,
+then hands out tasks: up to ``threads + 1`` per process, each to the process with the fewest. Each
 process answers through a pipe of its own (``("started", task)`` once a task is claimed, then its
 ``TaskResult``), so a process killed in the middle of an answer spoils only its own pipe.
 
@@ -80,7 +81,7 @@ class Crew:
         self.events = context.Queue()  # progress events and log records, for the parent's drain thread
         self.in_flight = context.BoundedSemaphore(settings.max_in_flight)
         self.tasks_per_worker = settings.worker_threads + 1
-        init_args = (settings, self.in_flight, stop, self.events, os.getpid(), log_level)
+        init_args = (settings, self.in_flight, stop, self.events, os.getpid(), log_level, dict(os.environ))
         self.members = [self._start(context, init_args) for _ in range(processes)]
         self.answered = False  # some process said a task started or finished
         self.closed = False
@@ -250,17 +251,20 @@ def signals_blocked() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def release_semaphores() -> None:
-    """Unlink this process's named semaphores and tell the resource tracker, before leaving at once.
+def release_at_exit() -> None:
+    """What multiprocessing cleans up at a normal exit, done before this process leaves at once
+    (``os._exit``): unlink its named semaphores, and remove its temp dir (``pymp-*``, where the
+    fork server's socket is).
 
-    Otherwise the tracker, finding the process gone, prints "There appear to be N leaked semaphore
-    objects" after the shell's prompt has returned. Each semaphore registers a finalizer that does
-    exactly this at a normal exit (``multiprocessing.synchronize.SemLock``); a hard exit skips them.
-    Workers still running keep their open handles.
+    Otherwise the resource tracker, finding the process gone, prints "There appear to be N leaked
+    semaphore objects" after the shell's prompt has returned, and every run leaves a directory in
+    the temp dir. Each registers a finalizer that does exactly this at a normal exit; a hard exit
+    skips them. Workers still running keep their open handles.
     """
     from multiprocessing import synchronize, util
 
+    cleanups = (synchronize.SemLock._cleanup, getattr(util, "_remove_temp_dir", None))
     for finalizer in list(getattr(util, "_finalizer_registry", {}).values()):  # private, but stable since 3.4
-        if getattr(finalizer, "_callback", None) is synchronize.SemLock._cleanup:
+        if getattr(finalizer, "_callback", None) in cleanups:
             with contextlib.suppress(Exception):
                 finalizer()

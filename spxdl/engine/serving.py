@@ -14,11 +14,13 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import logging
+import os
 import signal
 import threading
+import time
 from datetime import date
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, Mapping
 
 from spxdl.config import Settings
 from spxdl.engine.download import Share
@@ -32,15 +34,26 @@ log = logging.getLogger(__name__)
 
 
 def init_worker(
-    settings: Settings, in_flight: Any, shared_stop: SharedFlag, events: Any, parent_pid: int, log_level: int
+    settings: Settings, in_flight: Any, shared_stop: SharedFlag, events: Any, parent_pid: int, log_level: int,
+    environment: Mapping[str, str] | None = None,
 ) -> None:
-    """A worker process's start: ignore the stop signals, build its Worker and start its watchdog."""
+    """A worker process's start: ignore the stop signals, take the parent's ``environment`` (as it
+    is now, not as it was when the fork server started), build its Worker and start its watchdog."""
     for signum in STOP_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    if environment is not None:
+        take_environment(environment)
     send_logs_to(events, log_level)
     Worker.current = Worker(settings, ProcessLink(shared_stop, in_flight, events, parent_pid))
     threading.Thread(target=Worker.current.watch, name="spxdl-watchdog", daemon=True).start()
+
+
+def take_environment(environment: Mapping[str, str]) -> None:
+    """Make this process's environment ``environment`` (credentials a library reads, TZ)."""
+    os.environ.clear()
+    os.environ.update(environment)
+    time.tzset()
 
 
 def serve(inbox: Connection, init_args: tuple, tasks_at_once: int) -> None:

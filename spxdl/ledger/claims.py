@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Any, Mapping
+from typing import Any, Collection, Mapping
 
 from spxdl import procs
 from spxdl.ledger.task import parse_timestamp, utc_now
@@ -59,13 +59,13 @@ def is_live(claim: Mapping[str, Any], stale_after: float) -> bool:
     return why_stale(claim, stale_after) is None
 
 
-def may_end(claim: Mapping[str, Any], stale_after: float, owner: str | None = None) -> bool:
-    """Whether this process may drop ``claim``: ours (``owner``'s), a child's of ours, or stale.
-
-    A child's: the engine's parent releases its workers' tasks.
-    """
-    child = claim.get("host") == socket.gethostname() and claim.get("ppid") == os.getpid()
-    return is_own(claim, owner) or child or not is_live(claim, stale_after)
+def may_end(
+    claim: Mapping[str, Any], stale_after: float, owner: str | None = None, workers: Collection[int] = ()
+) -> bool:
+    """Whether this process may drop ``claim``: ours (``owner``'s), one of our ``workers``' (pids on
+    this host: the engine's parent releases the tasks of the workers it started), or stale."""
+    ours = claim.get("host") == socket.gethostname() and claim.get("pid") in workers
+    return is_own(claim, owner) or ours or not is_live(claim, stale_after)
 
 
 def describe(claim: Mapping[str, Any] | None) -> str:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 from datetime import date
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Collection, Iterator, Mapping
 
 from spxdl import storage
 from spxdl.archive_fs import Archive, LocalArchive
@@ -126,8 +126,8 @@ class Ledger:
             self._save_day(task, day)
             return True
 
-    def release(self, task: Task) -> bool:
-        """Drop the claim of this process or of one of its children (an interrupted task).
+    def release(self, task: Task, workers: Collection[int] = ()) -> bool:
+        """Drop the claim of this process or of one of its ``workers`` (pids: an interrupted task).
 
         States stay as they are. False if someone else's live claim holds the task.
         """
@@ -135,7 +135,7 @@ class Ledger:
             day = self._load_day(task)
             if day is None or day["claim"] is None:
                 return True
-            if not claims.may_end(day["claim"], self.stale_after, self.owner):
+            if not claims.may_end(day["claim"], self.stale_after, self.owner, workers):
                 return False
             day["claim"] = None
             self._save_day(task, day)
