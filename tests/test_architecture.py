@@ -53,6 +53,7 @@ PACKAGE_ORDER: dict[str, list[set[str]]] = {
     "spxdl.convert": [{"spec"}, {"normalize"}, {"reader"}, {"writer", "split", "recheck"}],
     "spxdl.health": [{"checks"}, {"answers", "direct"}, {"report"}, {"rows"}, {"doctor"}],
     "spxdl.trading_calendar": [{"rules"}, {"sessions"}, {"overrides"}],
+    "spxdl.storage": [{"layout", "writes"}, {"verification"}],
 }
 CONCURRENCY = {"multiprocessing", "concurrent.futures", "subprocess"}
 THREAD_HOMES = {"spxdl.engine", "spxdl.simulator"}  # may start threads (locks are allowed anywhere)
