@@ -54,6 +54,7 @@ PACKAGE_ORDER: dict[str, list[set[str]]] = {
     "spxdl.health": [{"checks"}, {"answers", "direct"}, {"report"}, {"rows"}, {"doctor"}],
     "spxdl.trading_calendar": [{"rules"}, {"sessions"}, {"overrides"}],
     "spxdl.storage": [{"layout", "writes"}, {"verification"}],
+    "spxdl.datasets": [{"schema"}, {"wire"}, {"catalogue"}],
 }
 CONCURRENCY = {"multiprocessing", "concurrent.futures", "subprocess"}
 THREAD_HOMES = {"spxdl.engine", "spxdl.simulator"}  # may start threads (locks are allowed anywhere)
