@@ -46,7 +46,7 @@ PACKAGE_ORDER: dict[str, list[set[str]]] = {
                      {"dask_run"}, {"pool"}],
     "spxdl.cli": [{"base"}, {"suggesting", "dates"}, {"settings"}, {"options"}, {"render"}, {"progress", "notifying"},
                   {"archive", "doctor", "download", "service"}],
-    "spxdl.terminal": [{"status"}, {"page"}, {"breaker"}, {"wire"}, {"adapter"}, {"client"}],
+    "spxdl.terminal": [{"status"}, {"page"}, {"breaker"}, {"wire"}, {"adapter"}, {"connection"}, {"client"}],
     "spxdl.direct": [{"status"}, {"sdk"}, {"calls", "chunks"}, {"source"}],
     "spxdl.archive_fs": [{"base", "remote"}, {"local", "objects"}],
     "spxdl.ledger": [{"task"}, {"lock", "records", "claims"}, {"mirror"}, {"core"}, {"runs", "outcome"}],
