@@ -49,7 +49,7 @@ PACKAGE_ORDER: dict[str, list[set[str]]] = {
     "spxdl.terminal": [{"status"}, {"page"}, {"breaker"}, {"wire"}, {"adapter"}, {"connection"}, {"client"}],
     "spxdl.direct": [{"status"}, {"sdk"}, {"calls", "chunks"}, {"source"}],
     "spxdl.archive_fs": [{"base", "remote"}, {"local", "objects"}],
-    "spxdl.ledger": [{"task"}, {"lock", "records", "claims"}, {"mirror"}, {"core"}, {"runs", "outcome"}],
+    "spxdl.ledger": [{"task"}, {"lock", "records", "claims"}, {"mirror"}, {"store"}, {"core"}, {"runs", "outcome"}],
     "spxdl.config": [{"settings"}, {"parsers"}, {"keys"}, {"loading"}],
     "spxdl.convert": [{"spec"}, {"normalize"}, {"reader"}, {"writer", "split", "recheck"}],
     "spxdl.health": [{"checks"}, {"answers", "direct"}, {"report"}, {"rows"}, {"doctor"}],
