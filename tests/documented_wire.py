@@ -1,6 +1,6 @@
 """The wire columns as docs/wire.md writes them (sections 2, 3.2 and 6.3), typed out once.
 
-Both ``spxdl/datasets.py`` (the client's side) and ``spxdl/simulator/columns.py`` (the other side
+Both ``spxdl/datasets/`` (the client's side) and ``spxdl/simulator/columns.py`` (the other side
 of the wire) keep their own lists; tests compare each against this transcription of the document,
 so that when the two sides disagree a test fails instead of both being wrong together.
 """

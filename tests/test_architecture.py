@@ -11,12 +11,14 @@ Besides the order: only the CLI imports click, prints or writes to stdout/stderr
 starts processes or worker threads (the simulator, a server, aside); only storage and the ledger
 write files; nothing in the download path imports the simulator, and the simulator imports only
 errors, the calendar and the version; task and expiration states are named constants, never
-string literals, outside their definitions.
+string literals, outside their definitions. A module split into several keeps every name it held
+importable from where callers import it.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,14 +46,18 @@ PACKAGE_ORDER: dict[str, list[set[str]]] = {
     "spxdl.engine": [{"records"}, {"shared"}, {"streams", "planning", "recording", "fetchers", "metering", "links"},
                      {"download", "preparing"}, {"worker"}, {"serving", "dask_worker"}, {"processes"}, {"driving"},
                      {"dask_run"}, {"pool"}],
-    "spxdl.cli": [{"base"}, {"options"}, {"render"}, {"progress", "notifying"}, {"archive", "doctor", "download", "service"}],
-    "spxdl.terminal": [{"status"}, {"page"}, {"breaker"}, {"wire"}, {"adapter"}, {"client"}],
+    "spxdl.cli": [{"base"}, {"suggesting", "dates"}, {"settings"}, {"options"}, {"render"}, {"progress", "notifying"},
+                  {"archive", "doctor", "download", "service"}],
+    "spxdl.terminal": [{"status"}, {"page"}, {"breaker"}, {"wire"}, {"adapter"}, {"connection"}, {"client"}],
     "spxdl.direct": [{"status"}, {"sdk"}, {"calls", "chunks"}, {"source"}],
     "spxdl.archive_fs": [{"base", "remote"}, {"local", "objects"}],
-    "spxdl.ledger": [{"task"}, {"lock", "records", "claims"}, {"mirror"}, {"core"}, {"runs", "outcome"}],
+    "spxdl.ledger": [{"task"}, {"lock", "records", "claims"}, {"mirror"}, {"store"}, {"core"}, {"runs", "outcome"}],
     "spxdl.config": [{"settings"}, {"parsers"}, {"keys"}, {"loading"}],
     "spxdl.convert": [{"spec"}, {"normalize"}, {"reader"}, {"writer", "split", "recheck"}],
     "spxdl.health": [{"checks"}, {"answers", "direct"}, {"report"}, {"rows"}, {"doctor"}],
+    "spxdl.trading_calendar": [{"rules"}, {"sessions"}, {"overrides"}],
+    "spxdl.storage": [{"layout", "writes"}, {"verification"}],
+    "spxdl.datasets": [{"schema"}, {"wire"}, {"catalogue"}],
 }
 CONCURRENCY = {"multiprocessing", "concurrent.futures", "subprocess"}
 THREAD_HOMES = {"spxdl.engine", "spxdl.simulator"}  # may start threads (locks are allowed anywhere)
@@ -287,9 +293,14 @@ def test_the_simulator_and_the_download_path_stay_apart(name):
     assert simulator_violations(Source.read(name)) == []
 
 
-@pytest.mark.parametrize("name", ["spxdl.errors", "spxdl.datasets", "spxdl.trading_calendar"])
+BASE_UNITS = ("spxdl.errors", "spxdl.datasets", "spxdl.trading_calendar")
+
+
+@pytest.mark.parametrize("name", [name for name in sorted(MODULES) if unit_of(name) in BASE_UNITS])
 def test_base_modules_import_nothing_of_spxdl_but_errors(name):
-    assert Source.read(name).spxdl_imports() <= {"spxdl.errors"}
+    """A base unit (a module, or a package's members) imports nothing of spxdl but errors and itself."""
+    outside = {target for target in Source.read(name).spxdl_imports() if unit_of(target) != unit_of(name)}
+    assert outside <= {"spxdl.errors"}
 
 
 def test_no_module_shadows_the_standard_library():
@@ -324,3 +335,63 @@ def test_each_injected_violation_is_caught(name, code, rule):
     assert rule(source) == [], f"{name} already breaks {rule.__name__}"
     injected = Source(name, source.nodes + _runtime_nodes(ast.parse(code)))
     assert rule(injected), f"{code!r} in {name} went unnoticed by {rule.__name__}"
+
+
+# ---------------------------------------------------------------------------------------------
+# modules split in two or more keep every name they held importable from where it was
+
+FORMER_NAMES: dict[str, str] = {
+    "spxdl.trading_calendar": """
+        AD_HOC_CLOSURES AD_HOC_EARLY_CLOSES AM_SETTLED_ROOTS CLOSED DAY_MS EARLY EARLY_SESSION_CLOSE
+        FIRST_DATE FRI LAST_DATE MON NY OPEN RTH_END_MS RTH_START_MS SAT SESSION_CLOSE SESSION_KINDS
+        SUN THU TUE TradingCalendar WED as_new_york as_reasons check_supported
+        christmas_eve_early_close early_close easter_sunday independence_day_early_close
+        is_trading_day last_complete_session last_weekday load_calendar nth_weekday observed
+        observed_new_years_day override_error parse_override_date parse_override_line
+        parse_overrides read_overrides_text rule_early_closes rule_holidays today_ny trading_days
+    """,
+    "spxdl.storage": """
+        ARCHIVE_JSON CORRUPT_MARKER DAY_JSON FileInfo HASH_CHUNK INVENTORY_JSON LAST_RUN_JSON
+        LOCK_FILE LOGS_DIR MOVE_ASIDE NO_SPACE_ERRNOS PARTITION RUNS_DIR SPOOL_DIR STATUS_JSON
+        TEMP_MARKER TEMP_NAME UMASK append_csv_rows archive_json_path atomic_output
+        create_bytes_once data_file_name data_file_path data_files dataset_dir day_file_name
+        day_file_path day_json_path discard expiration_of fsync_dir inventory_path iter_task_dirs
+        json_bytes last_run_path lock_path logs_dir make_temp move_aside no_space_is_disk_full
+        parquet_rows run_record_path run_record_paths sha256_file spool_dir status_path
+        sweep_temp_files task_dir temp_file_pid temp_prefix verify_parquet write_bytes_atomic
+        write_json_atomic write_verified_parquet
+    """,
+    "spxdl.datasets": """
+        APIS CONTRACT_FIELDS DATASETS DEFAULT_DATASET DIRECT_OPTIONAL DIRECT_RENAMES
+        DIRECT_WIRE_TYPES Dataset EOD EOD_GREEKS F64 FIRST_ORDER_GREEKS GREEKS GREEKS_EOD
+        GREEKS_SECOND_ORDER I32 I64 INDEX_PRICE INDEX_SYMBOLS INTERVALS NY_TZ OHLC OHLC_FIELDS
+        OHLC_WIRE OPEN_INTEREST QUOTE QUOTE_FIELDS QUOTE_WIRE SECOND_ORDER_GREEKS TIME_FIELDS
+        V2_CONTRACT V2_WIRE_TYPES V3_CONTRACT V3_RENAMES V3_WIRE_TYPES ZONED get_dataset interval_ms
+        output_name
+    """,
+    "spxdl.cli.options": """
+        CONFIRM_TRADING_DAYS SELECTION_FIELDS SIM_DATA_DIR SIM_DEFAULT_PROFILE SIM_DEMO_DAYS
+        SIM_DEMO_MAX_DTE SIM_DEMO_MAX_DTE_BY_PROFILE SIM_PROFILES archive_defaults archive_flags
+        build_settings calendar_for check_range comma_values configure_logging download_flags
+        download_options is_simulated is_window no_session_message open_log_file parse_cli_date
+        read_only recorded_shapes refuse_simulated_direct require_archive resolve_run_dates
+        selection_options sim_flavor_option simulate_data_dir simulate_options simulated_terminal
+        suggested terminal_calendar terminal_options
+    """,
+    "spxdl.terminal.client": """
+        TerminalClient no_terminal_message
+    """,
+    "spxdl.ledger.core": """
+        Ledger
+    """,
+    "spxdl.simulator.server": """
+        Handler Outcome SIMULATOR_HEADER SimServer Simulator SimulatorApp WRITE_SLICE json_reply
+        loopback_address write_chunks
+    """,
+}
+
+
+@pytest.mark.parametrize("module", sorted(FORMER_NAMES))
+def test_a_split_module_keeps_its_names_where_callers_import_them(module):
+    imported = importlib.import_module(module)
+    assert [name for name in FORMER_NAMES[module].split() if not hasattr(imported, name)] == []

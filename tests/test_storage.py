@@ -266,7 +266,7 @@ class FrozenClock(datetime):
 
 @pytest.mark.parametrize("hidden, prefix", [(False, ""), (True, ".")], ids=["ledger-file", "data-file"])
 def test_move_aside_keeps_every_copy_under_a_corrupt_name(tmp_path, monkeypatch, hidden, prefix):
-    monkeypatch.setattr(storage, "datetime", FrozenClock)  # three moves within one microsecond
+    monkeypatch.setattr(storage.writes, "datetime", FrozenClock)  # three moves within one microsecond
     path = tmp_path / "spxw_exp_20240116.parquet"
     moved = []
     for content in (b"first", b"second", b"third"):

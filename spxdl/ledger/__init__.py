@@ -6,7 +6,8 @@
 - ``records``: pure functions on the content of ``_day.json``, ``status.json`` and
   ``inventory.json``, their shape checks, and ``read_json``.
 - ``claims``: who holds a task, and whether that process is still there.
-- ``core``: ``Ledger``, the ledger of one data dir.
+- ``store``: ``LedgerStore``, the base of ``Ledger``: the files of one data dir read, written and rebuilt.
+- ``core``: ``Ledger``, the ledger of one data dir: claims, records, outcomes, rebuild.
 - ``runs``: ``RunBook``, the record each run keeps of its range and tasks (what ``resume`` finishes).
 
 ``docs/ledger.md`` describes the files and the rules. Everything importable from ``spxdl.ledger``

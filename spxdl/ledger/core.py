@@ -12,8 +12,9 @@ the ledger lock (``LedgerLock`` on ``storage.lock_path``):
   task finishes.
 
 A corrupt file is moved aside to ``<name>.corrupt-<UTC time>`` and rebuilt: summaries from the
-``_day.json`` files, a ``_day.json`` from the Parquet footers in its directory. ``docs/ledger.md``
-describes the formats and the rules.
+``_day.json`` files, a ``_day.json`` from the Parquet footers in its directory (``store.py``, the
+base of ``Ledger``, reads, writes and rebuilds the files). ``docs/ledger.md`` describes the formats
+and the rules.
 
 The data files live in the ledger's ``archive`` (by default its own directory); when they live
 elsewhere (``data_dir = s3://...``), copies of the ledger's files are published there (``mirror.py``).
@@ -24,34 +25,14 @@ from __future__ import annotations
 import logging
 from datetime import date
 from pathlib import Path
-from typing import Any, Callable, Collection, Iterator, Mapping
+from typing import Any, Collection, Iterator, Mapping
 
 from spxdl import storage
-from spxdl.archive_fs import Archive, LocalArchive
-from spxdl.errors import LedgerCorrupt, StorageError
+from spxdl.archive_fs import Archive
 from spxdl.ledger import claims
-from spxdl.ledger.lock import LedgerLock
-from spxdl.ledger.mirror import publish_changed, publish_copies, published_day, tasks_on_disk
-from spxdl.ledger.records import (
-    FORMAT_VERSION,
-    archive_totals,
-    day_from_files,
-    file_totals,
-    grand_totals,
-    is_day_of,
-    is_inventory,
-    is_status,
-    merge_windows,
-    new_day,
-    new_expiration_entry,
-    read_json,
-    reconcile_day,
-    reset_downloading,
-    set_file,
-    state_counts,
-    task_summary,
-    window_covered,
-)
+from spxdl.ledger.mirror import publish_changed, publish_copies, tasks_on_disk
+from spxdl.ledger.records import merge_windows, new_day, new_expiration_entry, reset_downloading, set_file, window_covered
+from spxdl.ledger.store import LedgerStore
 from spxdl.ledger.task import EXPIRATION_STATES, FINAL_STATES, ExpirationState, Task, TaskState, timestamp, utc_now
 
 log = logging.getLogger(__name__)
@@ -62,30 +43,21 @@ def _check_state(state: str, allowed: tuple[str, ...], what: str) -> None:
         raise ValueError(f"{state!r} is not a {what} state (one of {', '.join(allowed)})")
 
 
-class Ledger:
+class Ledger(LedgerStore):
     """The ledger of one data dir. Every method takes the lock; instances are cheap and stateless.
 
     ``data_dir`` holds the ledger's files, ``archive`` the data files (by default the same place);
-    ``mirror`` is the archive when it lies elsewhere, where copies of the ledger's files go.
+    ``mirror`` is the archive when it lies elsewhere, where copies of the ledger's files go. Its
+    files are read and written by its base, ``LedgerStore``.
     """
 
     def __init__(self, data_dir: Path, *, lock_timeout: float = 60.0, stale_after: float = 60.0,
                  archive: Archive | None = None, owner: str | None = None) -> None:
         if lock_timeout < 0 or stale_after <= 0:
             raise ValueError("lock_timeout must be >= 0 and stale_after > 0")
-        self.data_dir = Path(data_dir)
-        self.lock_timeout = lock_timeout
+        super().__init__(data_dir, lock_timeout=lock_timeout, archive=archive)
         self.stale_after = stale_after
         self.owner = owner  # whom this process claims for, when it works for several runs (claims.py)
-        self.archive = archive if archive is not None else LocalArchive(self.data_dir)
-        self.mirror = None if self.archive.holds(self.data_dir) else self.archive
-
-    def lock(self) -> LedgerLock:
-        """The ledger lock of this data dir, to hold with ``with``: re-entrant within a thread.
-
-        Raises LedgerBusy if not acquired within ``lock_timeout``.
-        """
-        return LedgerLock(storage.lock_path(self.data_dir), self.lock_timeout)
 
     # -- claims ----------------------------------------------------------------------------------
 
@@ -284,129 +256,3 @@ class Ledger:
             self._load_status()
             self._load_inventory()
             publish_copies(self.data_dir, self.mirror, *self._summary_paths())
-
-    def _repair_day(self, task: Task, footers: Mapping[date, Any] | None, problems: list[str]) -> None:
-        day = self._load_day(task, problems, footers)
-        if day is not None and footers is not None:
-            found = reconcile_day(day, footers)
-            if found:
-                problems.extend(found)
-                self._save_day(task, day)
-
-    # -- files (callers hold the lock) ---------------------------------------------------------------
-
-    def _summary_paths(self) -> tuple[Path, Path]:
-        return storage.status_path(self.data_dir), storage.inventory_path(self.data_dir)
-
-    def _day_path(self, task: Task) -> Path:
-        return storage.day_json_path(self.data_dir, task.archive, task.root, task.trade_date)
-
-    def _save_day(self, task: Task, day: dict[str, Any]) -> None:
-        day["updated_at"] = timestamp(utc_now())
-        storage.write_json_atomic(self._day_path(task), day)
-
-    def _load_day(
-        self, task: Task, problems: list[str] | None = None, footers: Mapping[date, Any] | None = None
-    ) -> dict[str, Any] | None:
-        """The task's record; a corrupt or lost one is rebuilt from its files and saved.
-
-        ``footers``, if given, are the task dir's files as already read. None if there is neither
-        a record nor a data file.
-        """
-        try:
-            day = read_json(self._day_path(task), is_day_of(task))
-            if day is not None:
-                return day
-            corrupt = False
-        except LedgerCorrupt as exc:
-            corrupt = True
-            if problems is not None:
-                problems.append(str(exc))
-        if self.mirror is not None and not corrupt:
-            if footers is None:
-                return None  # the archive is read for tasks the ledger does not know only when rebuilding
-            published = published_day(self.data_dir, self.mirror, task)
-            if published is not None:
-                log.warning("adopted %s from %s", self._day_path(task), self.mirror)
-                self._save_day(task, published)
-                return published
-        if footers is None:
-            footers = self._read_footers(task)
-        if not footers and not corrupt:
-            return None
-        day = day_from_files(task, footers)
-        log.warning("rebuilt %s from %d file(s) on disk", self._day_path(task), len(day["expirations"]))
-        self._save_day(task, day)
-        return day
-
-    def _read_footers(self, task: Task) -> dict[date, storage.FileInfo | str]:
-        """Each data file in the task dir: its verified FileInfo, or why verification failed."""
-        footers: dict[date, storage.FileInfo | str] = {}
-        files = self.archive.data_files(task.archive, task.root, task.trade_date)
-        for expiration, path in files.items():
-            try:
-                footers[expiration] = self.archive.verify_parquet(path)
-            except StorageError as exc:
-                footers[expiration] = f"{path.name} is unreadable: {exc}"
-        return footers
-
-    def _read_summary(
-        self, path: Path, is_valid: Callable[[Any], bool], problems: list[str] | None = None
-    ) -> dict[str, Any] | None:
-        try:
-            return read_json(path, is_valid)
-        except LedgerCorrupt as exc:
-            if problems is not None:
-                problems.append(str(exc))
-            return None
-
-    def _load_status(self) -> dict[str, Any]:
-        """``status.json``; if lost or corrupt, both summaries are rebuilt from the days."""
-        status = self._read_summary(storage.status_path(self.data_dir), is_status)
-        return status if status is not None else self._rebuild_summaries()[0]
-
-    def _load_inventory(self) -> dict[str, Any]:
-        """``inventory.json``; if lost or corrupt, both summaries are rebuilt from the days."""
-        inventory = self._read_summary(storage.inventory_path(self.data_dir), is_inventory)
-        return inventory if inventory is not None else self._rebuild_summaries()[1]
-
-    def _rebuild_summaries(self, problems: list[str] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Write ``status.json`` and ``inventory.json`` anew from every task's record.
-
-        Either may be what is still fine while the other is corrupt: a corrupt one is moved aside
-        first, never overwritten.
-        """
-        self._read_summary(storage.status_path(self.data_dir), is_status, problems)
-        self._read_summary(storage.inventory_path(self.data_dir), is_inventory, problems)
-        status: dict[str, Any] = {"version": FORMAT_VERSION, "tasks": {}}
-        inventory: dict[str, Any] = {"version": FORMAT_VERSION, "tasks": {}}
-        for archive, root, trade_date, _directory in storage.iter_task_dirs(self.data_dir):
-            task = Task(archive, root, trade_date)
-            day = self._load_day(task, problems)
-            if day is not None:
-                status["tasks"][task.key] = task_summary(day)
-                inventory["tasks"][task.key] = file_totals(day)
-        self._write_status(status)
-        self._write_inventory(inventory)
-        return status, inventory
-
-    def _publish(self, task: Task, day: Mapping[str, Any], *, inventory: bool) -> None:
-        """Put the task's summary into ``status.json`` and, if asked, its files into ``inventory.json``."""
-        status = self._load_status()
-        status["tasks"][task.key] = task_summary(day)
-        self._write_status(status)
-        if inventory:
-            content = self._load_inventory()
-            content["tasks"][task.key] = file_totals(day)
-            self._write_inventory(content)
-
-    def _write_status(self, status: dict[str, Any]) -> None:
-        status.update(version=FORMAT_VERSION, states=state_counts(status["tasks"]), updated_at=timestamp(utc_now()))
-        storage.write_json_atomic(storage.status_path(self.data_dir), status, compact=True)
-
-    def _write_inventory(self, inventory: dict[str, Any]) -> None:
-        archives = archive_totals(inventory["tasks"])
-        inventory.update(
-            version=FORMAT_VERSION, archives=archives, totals=grand_totals(archives), updated_at=timestamp(utc_now())
-        )
-        storage.write_json_atomic(storage.inventory_path(self.data_dir), inventory, compact=True)

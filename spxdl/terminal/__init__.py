@@ -9,7 +9,8 @@ Laid out one responsibility per module, each importing only those above it in th
 - ``wire``: paths, ``YYYYMMDD``/ISO/time strings, request parameters, list bodies;
 - ``adapter``: ``Request``, the record of one page's request, and ``TerminalAdapter``, which sends it
   once over the pooled session, holding an in-flight slot;
-- ``client``: ``TerminalClient``: detection, retries, the breaker, pagination, lists.
+- ``connection``: ``TerminalConnection``, the client's base: detection, the retry loop, the breaker's probes;
+- ``client``: ``TerminalClient``: status, lists, history and calendar calls, pagination.
 
 Every name below is importable from ``spxdl.terminal``.
 """
@@ -17,6 +18,7 @@ Every name below is importable from ``spxdl.terminal``.
 from spxdl.terminal.adapter import Request, TerminalAdapter
 from spxdl.terminal.breaker import CircuitBreaker
 from spxdl.terminal.client import TerminalClient
+from spxdl.terminal.connection import TerminalConnection
 from spxdl.terminal.page import (
     BODY_IN_ERROR,
     BODY_READ_ERRORS,
@@ -90,6 +92,7 @@ __all__ = [
     "Request",
     "TerminalAdapter",
     "TerminalClient",
+    "TerminalConnection",
     "check_terminal_url",
     "empty_answer",
     "error_for_error_type",

@@ -1,24 +1,8 @@
-"""What each dataset is: its endpoints, its wire columns per API version and its pinned Arrow schema.
+"""The catalogue of datasets: what each is, its endpoints per API, its pinned schema, what serves it.
 
-The output schema is the same whatever API version served the data, so that every file of an
-archive is typed alike. ``root`` and the trade date are not columns: they are Hive partition
-directories (``root=SPXW/trade_date=2024-01-15``) and each file's key-value metadata.
-
-Wire names: v2 names are the output names. v3 renames a few (``symbol`` for ``root``,
-``timestamp`` for ``ms_of_day`` ...); ``V3_RENAMES`` maps them back. The v2 bulk CSV header is
-``root,expiration,strike,right`` followed by the endpoint's ``format`` fields, the last of which
-is ``date`` (docs/wire.md §2, §3.2); v3 CSV headers are the vendor's OpenAPI columns
-(tests/data/v3-openapi-facts.json, checked by tests/test_vendor_contract.py).
-
-The direct source (``[terminal] source = direct``) reads the same data through the thetadatadx-py
-SDK, whose Arrow columns are its own (``implied_volatility``, ``underlying_ms_of_day``, ``date`` as
-``YYYYMMDD`` integers, strikes in dollars, rights ``C``/``P``); its "API" is ``direct``, its call
-the SDK method, and ``DIRECT_RENAMES`` maps its names back (docs/direct.md).
-
-Time columns: v3 sends full New York wall-clock timestamps, whose date can differ from the trade
-date (an ``underlying_timestamp`` of the previous evening). The archive keeps each as a zoned
-instant (``timestamp``, and ``underlying_timestamp`` or ``last_trade``) next to its ms of day
-(``ms_of_day``, ``ms_of_day2``), so nothing the wire carries is lost.
+A ``Dataset`` names its endpoint on each API (``None`` where that API has none), its whole wire
+header per API (built in ``wire``), and its pinned Arrow schema (built in ``schema``), new columns
+only ever appended with a bumped ``schema_version``.
 """
 
 from __future__ import annotations
@@ -28,9 +12,33 @@ from typing import Mapping
 
 import pyarrow as pa
 
+from spxdl.datasets.schema import (
+    EOD_GREEKS,
+    F64,
+    FIRST_ORDER_GREEKS,
+    I32,
+    I64,
+    OHLC_FIELDS,
+    QUOTE_FIELDS,
+    SECOND_ORDER_GREEKS,
+    greeks_fields,
+    pinned_schema,
+)
+from spxdl.datasets.wire import (
+    DIRECT_WIRE_TYPES,
+    OHLC_WIRE,
+    QUOTE_WIRE,
+    V2_WIRE_TYPES,
+    V3_WIRE_TYPES,
+    check_api,
+    direct_greeks,
+    direct_header,
+    greeks_wire,
+    output_name,
+    v2_header,
+    v3_header,
+)
 from spxdl.errors import ConfigError
-
-NY_TZ = "America/New_York"
 
 INTERVALS: Mapping[str, int] = {
     "1s": 1_000,
@@ -46,119 +54,8 @@ INTERVALS: Mapping[str, int] = {
     "1h": 3_600_000,
 }
 
-V2_CONTRACT = ("root", "expiration", "strike", "right")
-V3_CONTRACT = ("symbol", "expiration", "strike", "right")
-
-# v3 wire name -> v2 (output) name; the v3 time columns are ISO wall-clock timestamps.
-V3_RENAMES: Mapping[str, str] = {
-    "symbol": "root",
-    "timestamp": "ms_of_day",
-    "underlying_timestamp": "ms_of_day2",
-    "created": "ms_of_day",
-    "last_trade": "ms_of_day2",
-}
-
-# The SDK's Arrow column name -> the output (v2) name.
-DIRECT_RENAMES: Mapping[str, str] = {"implied_volatility": "implied_vol", "underlying_ms_of_day": "ms_of_day2",
-                                     "created_ms_of_day": "ms_of_day", "last_trade_ms_of_day": "ms_of_day2"}
-# Columns the SDK may add that spxdl reads when present but does not pin: the root (a partition
-# directory) and the date of the underlying's quote (the trade date when absent).
-DIRECT_OPTIONAL = ("symbol", "underlying_date")
-
-# Columns of the v2 wire whose wire type differs from the output type.
-V2_WIRE_TYPES: Mapping[str, pa.DataType] = {
-    "root": pa.string(),
-    "expiration": pa.int32(),  # YYYYMMDD
-    "strike": pa.int64(),  # 1/10 cent
-    "right": pa.string(),  # C / P
-    "ms_of_day": pa.int32(),
-    "ms_of_day2": pa.int32(),
-    "date": pa.int32(),  # YYYYMMDD
-}
-
-# Columns of the v3 wire whose wire type differs from the output type (keyed by v3 name).
-V3_WIRE_TYPES: Mapping[str, pa.DataType] = {
-    "symbol": pa.string(),
-    "expiration": pa.date32(),  # YYYY-MM-DD
-    "strike": pa.float64(),  # dollars
-    "right": pa.string(),  # CALL / PUT
-    "timestamp": pa.timestamp("ms"),  # New York wall clock, no zone
-    "underlying_timestamp": pa.timestamp("ms"),
-    "created": pa.timestamp("ms"),
-    "last_trade": pa.timestamp("ms"),
-}
-
-# Columns of the SDK's Arrow tables whose type differs from the output type: dates are YYYYMMDD
-# integers, times ms of day, strikes dollars, rights C / P.
-DIRECT_WIRE_TYPES: Mapping[str, pa.DataType] = {
-    **dict.fromkeys(("expiration", "date", "underlying_date", "ms_of_day", "underlying_ms_of_day",
-                     "created_ms_of_day", "last_trade_ms_of_day"), pa.int32()),
-    "strike": pa.float64(), "right": pa.string(),
-}
-APIS = ("v2", "v3", "direct")
-
-F64 = pa.float64()
-I32 = pa.int32()
-I64 = pa.int64()
-
-CONTRACT_FIELDS = (
-    pa.field("expiration", pa.date32()),
-    pa.field("strike", F64),
-    pa.field("right", pa.string()),
-)
-TIME_FIELDS = (
-    pa.field("timestamp", pa.timestamp("ms", tz=NY_TZ)),
-    pa.field("ms_of_day", I32),
-)
-QUOTE_FIELDS = (
-    ("bid_size", I64),
-    ("bid_exchange", I32),
-    ("bid", F64),
-    ("bid_condition", I32),
-    ("ask_size", I64),
-    ("ask_exchange", I32),
-    ("ask", F64),
-    ("ask_condition", I32),
-)
-OHLC_FIELDS = (("open", F64), ("high", F64), ("low", F64), ("close", F64), ("volume", I64), ("count", I64))
-FIRST_ORDER_GREEKS = ("delta", "theta", "vega", "rho", "epsilon", "lambda")
-SECOND_ORDER_GREEKS = ("gamma", "vanna", "charm", "vomma", "veta")
-# The end-of-day greeks of /v3/option/history/greeks/eod, in the vendor's column order.
-EOD_GREEKS = (*FIRST_ORDER_GREEKS, *SECOND_ORDER_GREEKS, "vera", "speed", "zomma", "color", "ultima", "d1", "d2",
-              "dual_delta", "dual_gamma")
 # The index each option root is written on: what ``index_price`` downloads for a configured root.
 INDEX_SYMBOLS: Mapping[str, str] = {"SPX": "SPX", "SPXW": "SPX", "VIX": "VIX", "VIXW": "VIX"}
-
-
-ZONED = pa.timestamp("ms", tz=NY_TZ)
-
-
-def _schema(
-    fields: tuple[tuple[str, pa.DataType], ...], appended: tuple[str, ...] = (), *, contract: bool = True
-) -> pa.Schema:
-    """Contract columns (not for an index), the time columns, ``fields`` in wire order, then zoned ``appended`` columns.
-
-    Columns added in a later schema version go at the end, so that older files read alongside.
-    """
-    return pa.schema([
-        *(CONTRACT_FIELDS if contract else ()),
-        *TIME_FIELDS,
-        *(pa.field(name, kind) for name, kind in fields),
-        *(pa.field(name, ZONED) for name in appended),
-    ])
-
-
-def _greeks_fields(greeks: tuple[str, ...]) -> tuple[tuple[str, pa.DataType], ...]:
-    """The wire fields of a greeks endpoint after ``ms_of_day``, without ``date``."""
-    return (
-        ("bid", F64),
-        ("ask", F64),
-        *((name, F64) for name in greeks),
-        ("implied_vol", F64),
-        ("iv_error", F64),
-        ("ms_of_day2", I32),
-        ("underlying_price", F64),
-    )
 
 
 @dataclass(frozen=True)
@@ -193,11 +90,11 @@ class Dataset:
 
     def path(self, api: str) -> str | None:
         """The endpoint path of ``api`` ("v2" or "v3"; "direct": the SDK method); None when it has none."""
-        return {"v2": self.v2_path, "v3": self.v3_path, "direct": self.direct_call}[_check_api(api)]
+        return {"v2": self.v2_path, "v3": self.v3_path, "direct": self.direct_call}[check_api(api)]
 
     def columns(self, api: str) -> tuple[str, ...] | None:
         """The whole CSV header of ``api`` ("direct": the pinned Arrow columns); None when it has no endpoint."""
-        return {"v2": self.v2_columns, "v3": self.v3_columns, "direct": self.direct_columns}[_check_api(api)]
+        return {"v2": self.v2_columns, "v3": self.v3_columns, "direct": self.direct_columns}[check_api(api)]
 
     def wire_types(self, api: str) -> dict[str, pa.DataType]:
         """The Arrow type of every wire column of ``api``, keyed by wire name (never inferred)."""
@@ -258,88 +155,52 @@ class Dataset:
             )
 
 
-def output_name(api: str, wire_name: str) -> str:
-    """The output (v2) name of a wire column."""
-    renames = {"v3": V3_RENAMES, "direct": DIRECT_RENAMES}.get(api, {})
-    return renames.get(wire_name, wire_name)
-
-
-def _check_api(api: str) -> str:
-    if api not in APIS:
-        raise ConfigError(f"unknown API version {api!r}: use v2 or v3", key="api")
-    return api
-
-
-def _v2_header(fields: tuple[str, ...]) -> tuple[str, ...]:
-    return (*V2_CONTRACT, "ms_of_day", *fields, "date")
-
-
-def _v3_header(time_column: str, fields: tuple[str, ...]) -> tuple[str, ...]:
-    return (*V3_CONTRACT, time_column, *fields)
-
-
-def _greeks_wire(greeks: tuple[str, ...], underlying_time: str) -> tuple[str, ...]:
-    return ("bid", "ask", *greeks, "implied_vol", "iv_error", underlying_time, "underlying_price")
-
-
-def _direct(time_column: str, fields: tuple[str, ...], *, contract: bool = True) -> tuple[str, ...]:
-    """The Arrow columns of an SDK answer spxdl pins: contract, time, the fields, the row's date."""
-    return (*(("expiration", "strike", "right") if contract else ()), time_column, *fields, "date")
-
-
-def _direct_greeks(greeks: tuple[str, ...]) -> tuple[str, ...]:
-    return ("bid", "ask", *greeks, "implied_volatility", "iv_error", "underlying_ms_of_day", "underlying_price")
-
-
-QUOTE_WIRE = tuple(name for name, _ in QUOTE_FIELDS)
-OHLC_WIRE = tuple(name for name, _ in OHLC_FIELDS)
-
 # Schema version 2 (greeks, greeks_second_order, eod) appended the zoned second time column.
 GREEKS = Dataset(
     name="greeks",
     v2_path="/v2/bulk_hist/option/greeks",
     v3_path="/v3/option/history/greeks/first_order",
-    v2_columns=_v2_header(_greeks_wire(FIRST_ORDER_GREEKS, "ms_of_day2")),
-    v3_columns=_v3_header("timestamp", _greeks_wire(FIRST_ORDER_GREEKS, "underlying_timestamp")),
-    schema=_schema(_greeks_fields(FIRST_ORDER_GREEKS), ("underlying_timestamp",)),
+    v2_columns=v2_header(greeks_wire(FIRST_ORDER_GREEKS, "ms_of_day2")),
+    v3_columns=v3_header("timestamp", greeks_wire(FIRST_ORDER_GREEKS, "underlying_timestamp")),
+    schema=pinned_schema(greeks_fields(FIRST_ORDER_GREEKS), ("underlying_timestamp",)),
     schema_version=2,
     uses_interval=True,
     greeks_params=True,
     greek_columns=FIRST_ORDER_GREEKS,
     second_time="underlying_timestamp",
     direct_call="option_history_greeks_first_order",
-    direct_columns=_direct("ms_of_day", _direct_greeks(FIRST_ORDER_GREEKS)),
+    direct_columns=direct_header("ms_of_day", direct_greeks(FIRST_ORDER_GREEKS)),
 )
 
 GREEKS_SECOND_ORDER = Dataset(
     name="greeks_second_order",
     v2_path="/v2/bulk_hist/option/greeks_second_order",
     v3_path="/v3/option/history/greeks/second_order",
-    v2_columns=_v2_header(_greeks_wire(SECOND_ORDER_GREEKS, "ms_of_day2")),
-    v3_columns=_v3_header("timestamp", _greeks_wire(SECOND_ORDER_GREEKS, "underlying_timestamp")),
-    schema=_schema(_greeks_fields(SECOND_ORDER_GREEKS), ("underlying_timestamp",)),
+    v2_columns=v2_header(greeks_wire(SECOND_ORDER_GREEKS, "ms_of_day2")),
+    v3_columns=v3_header("timestamp", greeks_wire(SECOND_ORDER_GREEKS, "underlying_timestamp")),
+    schema=pinned_schema(greeks_fields(SECOND_ORDER_GREEKS), ("underlying_timestamp",)),
     schema_version=2,
     uses_interval=True,
     greeks_params=True,
     greek_columns=SECOND_ORDER_GREEKS,
     second_time="underlying_timestamp",
     direct_call="option_history_greeks_second_order",
-    direct_columns=_direct("ms_of_day", _direct_greeks(SECOND_ORDER_GREEKS)),
+    direct_columns=direct_header("ms_of_day", direct_greeks(SECOND_ORDER_GREEKS)),
 )
 
 QUOTE = Dataset(
     name="quote",
     v2_path="/v2/bulk_hist/option/quote",
     v3_path="/v3/option/history/quote",
-    v2_columns=_v2_header(QUOTE_WIRE),
-    v3_columns=_v3_header("timestamp", QUOTE_WIRE),
-    schema=_schema(QUOTE_FIELDS),
+    v2_columns=v2_header(QUOTE_WIRE),
+    v3_columns=v3_header("timestamp", QUOTE_WIRE),
+    schema=pinned_schema(QUOTE_FIELDS),
     schema_version=1,
     uses_interval=True,
     greeks_params=False,
     min_v2_interval_ms=60_000,  # docs/wire.md §1.3: "ivl < 60000 unsupported"
     direct_call="option_history_quote",
-    direct_columns=_direct("ms_of_day", QUOTE_WIRE),
+    direct_columns=direct_header("ms_of_day", QUOTE_WIRE),
 )
 
 # v3 adds vwap; v2 has none, so the column is kept and null in files written from v2.
@@ -347,39 +208,39 @@ OHLC = Dataset(
     name="ohlc",
     v2_path="/v2/bulk_hist/option/ohlc",
     v3_path="/v3/option/history/ohlc",
-    v2_columns=_v2_header(OHLC_WIRE),
-    v3_columns=_v3_header("timestamp", (*OHLC_WIRE, "vwap")),
-    schema=_schema((*OHLC_FIELDS, ("vwap", F64))),
+    v2_columns=v2_header(OHLC_WIRE),
+    v3_columns=v3_header("timestamp", (*OHLC_WIRE, "vwap")),
+    schema=pinned_schema((*OHLC_FIELDS, ("vwap", F64))),
     schema_version=1,
     uses_interval=True,
     greeks_params=False,
     nullable=("vwap",),
     direct_call="option_history_ohlc",
-    direct_columns=_direct("ms_of_day", (*OHLC_WIRE, "vwap")),
+    direct_columns=direct_header("ms_of_day", (*OHLC_WIRE, "vwap")),
 )
 
 OPEN_INTEREST = Dataset(
     name="open_interest",
     v2_path="/v2/bulk_hist/option/open_interest",
     v3_path="/v3/option/history/open_interest",
-    v2_columns=_v2_header(("open_interest",)),
-    v3_columns=_v3_header("timestamp", ("open_interest",)),
-    schema=_schema((("open_interest", I64),)),
+    v2_columns=v2_header(("open_interest",)),
+    v3_columns=v3_header("timestamp", ("open_interest",)),
+    schema=pinned_schema((("open_interest", I64),)),
     schema_version=1,
     uses_interval=False,
     greeks_params=False,
     all_expirations=True,  # docs/wire.md: v2 exp=0 and v3 expiration=* serve every expiration of the day
     direct_call="option_history_open_interest",
-    direct_columns=_direct("ms_of_day", ("open_interest",)),
+    direct_columns=direct_header("ms_of_day", ("open_interest",)),
 )
 
 EOD = Dataset(
     name="eod",
     v2_path="/v2/bulk_hist/option/eod",
     v3_path="/v3/option/history/eod",
-    v2_columns=_v2_header(("ms_of_day2", *OHLC_WIRE, *QUOTE_WIRE)),
-    v3_columns=_v3_header("created", ("last_trade", *OHLC_WIRE, *QUOTE_WIRE)),
-    schema=_schema((("ms_of_day2", I32), *OHLC_FIELDS, *QUOTE_FIELDS), ("last_trade",)),
+    v2_columns=v2_header(("ms_of_day2", *OHLC_WIRE, *QUOTE_WIRE)),
+    v3_columns=v3_header("created", ("last_trade", *OHLC_WIRE, *QUOTE_WIRE)),
+    schema=pinned_schema((("ms_of_day2", I32), *OHLC_FIELDS, *QUOTE_FIELDS), ("last_trade",)),
     schema_version=2,
     uses_interval=False,
     greeks_params=False,
@@ -387,7 +248,7 @@ EOD = Dataset(
     v3_date_range=True,  # the vendor's /v3/option/history/eod has no ``date`` parameter
     all_expirations=True,
     direct_call="option_history_eod",
-    direct_columns=_direct("created_ms_of_day", ("last_trade_ms_of_day", *OHLC_WIRE, *QUOTE_WIRE)),
+    direct_columns=direct_header("created_ms_of_day", ("last_trade_ms_of_day", *OHLC_WIRE, *QUOTE_WIRE)),
 )
 
 # Every greek of the day's close for every expiration in one request; v3 only (Standard).
@@ -396,8 +257,8 @@ GREEKS_EOD = Dataset(
     v2_path=None,
     v3_path="/v3/option/history/greeks/eod",
     v2_columns=None,
-    v3_columns=_v3_header("timestamp", (*OHLC_WIRE, *QUOTE_WIRE, *_greeks_wire(EOD_GREEKS, "underlying_timestamp")[2:])),
-    schema=_schema((*OHLC_FIELDS, *QUOTE_FIELDS, *_greeks_fields(EOD_GREEKS)[2:]), ("underlying_timestamp",)),
+    v3_columns=v3_header("timestamp", (*OHLC_WIRE, *QUOTE_WIRE, *greeks_wire(EOD_GREEKS, "underlying_timestamp")[2:])),
+    schema=pinned_schema((*OHLC_FIELDS, *QUOTE_FIELDS, *greeks_fields(EOD_GREEKS)[2:]), ("underlying_timestamp",)),
     schema_version=1,
     uses_interval=False,
     greeks_params=True,
@@ -406,7 +267,7 @@ GREEKS_EOD = Dataset(
     v3_date_range=True,  # start_date and end_date are required; the path has no ``date``
     all_expirations=True,
     direct_call="option_history_greeks_eod",
-    direct_columns=_direct("ms_of_day", (*OHLC_WIRE, *QUOTE_WIRE, *_direct_greeks(EOD_GREEKS)[2:])),
+    direct_columns=direct_header("ms_of_day", (*OHLC_WIRE, *QUOTE_WIRE, *direct_greeks(EOD_GREEKS)[2:])),
 )
 
 # The index itself (SPX, VIX) at the interval; v2 /hist/index/price lists ms_of_day, price, date.
@@ -416,13 +277,13 @@ INDEX_PRICE = Dataset(
     v3_path="/v3/index/history/price",
     v2_columns=("ms_of_day", "price", "date"),
     v3_columns=("timestamp", "price"),
-    schema=_schema((("price", F64),), contract=False),
+    schema=pinned_schema((("price", F64),), contract=False),
     schema_version=1,
     uses_interval=True,
     greeks_params=False,
     is_index=True,
     direct_call="index_history_price",
-    direct_columns=_direct("ms_of_day", ("price",), contract=False),
+    direct_columns=direct_header("ms_of_day", ("price",), contract=False),
 )
 
 DATASETS: Mapping[str, Dataset] = {
