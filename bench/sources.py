@@ -31,7 +31,6 @@ import argparse
 import io
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -45,6 +44,7 @@ sys.path[:0] = [str(REPO / "tests"), str(REPO)]
 
 from sim_process import start_simulator  # noqa: E402
 from vendor_convert import peak_rss, reset_peak  # noqa: E402
+from worker_memory import worker_peak_mb  # noqa: E402
 
 DAY, EXPIRATION = date(2024, 3, 14), date(2024, 3, 15)
 CHUNK_ROWS = 10_000
@@ -105,7 +105,7 @@ def measure_inside(source: str, url: str, data_dir: Path) -> dict[str, float]:
     busy = max(t for t, kind in marks if kind == "task_done") - min(t for t, kind in marks if kind == "task_started")
     totals = summary.totals()
     return {"rows": totals["rows"], "seconds": time.perf_counter() - started, "busy": busy,
-            "worker_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+            "worker_peak_mb": worker_peak_mb()}
 
 
 def run_once(source: str, url: str, env: dict[str, str]) -> dict[str, float]:

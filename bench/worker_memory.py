@@ -42,9 +42,19 @@ def measure_inside(url: str, data_dir: Path, row_group_rows: int | None) -> dict
         "rows": totals["rows"],
         "expirations": sum(totals["expirations"].values()),
         "seconds": time.perf_counter() - started,
-        "worker_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+        "worker_peak_mb": worker_peak_mb(),
         "parent_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
+
+
+def worker_peak_mb() -> float:
+    """The largest peak RSS (MB) among this process's reaped children: its workers, once the fork
+    server that forked (and reaped) them has ended and been reaped itself. The measuring process's
+    last step: it ends multiprocessing's helper processes."""
+    from spxdl.engine.processes import release_at_exit
+
+    release_at_exit(reap=True)
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
 def measure(profile: str, row_group_rows: int | None, url: str | None = None, repeat: int = 1) -> dict[str, float]:

@@ -82,6 +82,19 @@ def test_run_status_verify_gaps_as_separate_processes(sim_process, tmp_path):
     assert gaps.returncode == 0, gaps.stdout + gaps.stderr
 
 
+def test_no_process_of_a_run_outlives_it(sim_process, tmp_path):
+    # the fork server its workers came from is ended and reaped before spxdl exits: nothing is left
+    # running once the command has returned, and the workers' CPU counts as spxdl's children's
+    from engine_helpers import session_pids
+
+    _, url = sim_process
+    run = subprocess.Popen([*SPXDL, "run", "--date", DAY, "--terminal-url", url, "--data-dir", str(tmp_path / "data"),
+                            "--max-dte", "3"], cwd=tmp_path, env=clean_env(tmp_path), start_new_session=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert run.wait(timeout=120) == 0
+    assert session_pids(run.pid) == []
+
+
 # A run with nothing to do: which of the heavy modules it loaded (it needs none of them).
 NOTHING_TO_DO_PROBE = """
 import sys

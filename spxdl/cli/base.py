@@ -215,7 +215,7 @@ def exit_now(code: int) -> None:
     logging.shutdown()
     processes = sys.modules.get("spxdl.engine.processes")  # loaded only where a run started worker processes
     if processes is not None:
-        processes.release_at_exit()
+        processes.release_at_exit(reap=True)
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()

@@ -251,20 +251,34 @@ def signals_blocked() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def release_at_exit() -> None:
-    """What multiprocessing cleans up at a normal exit, done before this process leaves at once
+def release_at_exit(reap: bool = False) -> None:
+    """What multiprocessing does at a normal exit, done before this process leaves at once
     (``os._exit``): unlink its named semaphores, and remove its temp dir (``pymp-*``, where the
-    fork server's socket is).
+    fork server's socket is). ``reap``: also end its helper processes, the fork server and the
+    resource tracker, and wait for them, so that no process of the run outlives it and its
+    workers' CPU and memory count as this process's children (``make bench`` measures them so);
+    not from a signal handler (it takes their locks).
 
     Otherwise the resource tracker, finding the process gone, prints "There appear to be N leaked
     semaphore objects" after the shell's prompt has returned, and every run leaves a directory in
     the temp dir. Each registers a finalizer that does exactly this at a normal exit; a hard exit
     skips them. Workers still running keep their open handles.
     """
-    from multiprocessing import synchronize, util
+    from multiprocessing import forkserver, resource_tracker, synchronize, util
 
-    cleanups = (synchronize.SemLock._cleanup, getattr(util, "_remove_temp_dir", None))
+    _run_finalizers(synchronize.SemLock._cleanup)
+    if reap:  # the fork server first: the tracker ends once every process that holds its pipe has
+        for helper in (getattr(forkserver, "_forkserver", None), getattr(resource_tracker, "_resource_tracker", None)):
+            with contextlib.suppress(Exception):
+                helper._stop()  # private, there since 3.8: what CPython's own tests call
+    _run_finalizers(getattr(util, "_remove_temp_dir", None))
+
+
+def _run_finalizers(callback: Any) -> None:
+    """Run (once) multiprocessing's finalizers that call ``callback``."""
+    from multiprocessing import util
+
     for finalizer in list(getattr(util, "_finalizer_registry", {}).values()):  # private, but stable since 3.4
-        if getattr(finalizer, "_callback", None) in cleanups:
+        if callback is not None and getattr(finalizer, "_callback", None) is callback:
             with contextlib.suppress(Exception):
                 finalizer()
