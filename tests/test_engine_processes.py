@@ -222,3 +222,12 @@ def test_workers_take_the_environment_of_their_run_not_the_one_the_fork_server_s
     done = subprocess.run([sys.executable, "-c", ENVIRONMENT_PROBE, str(tmp_path)], env=env, capture_output=True,
                           text=True, timeout=120)
     assert done.stdout.splitlines() == ["first run: no terminal", "second run: {'success': 1}"], done.stdout + done.stderr
+
+
+def test_the_parent_starts_its_workers_before_it_loads_their_code():
+    # the workers' code (the converter's Arrow modules, HTTP) is the fork server's to import: the
+    # parent that only plans and drives a run never pays for it before its workers start
+    probe = ("import sys, spxdl.engine.pool; print([m for m in ('spxdl.engine.serving', 'spxdl.engine.worker', "
+             "'spxdl.convert', 'spxdl.terminal', 'requests', 'pyarrow.compute', 'pyarrow.csv') if m in sys.modules])")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr

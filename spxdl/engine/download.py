@@ -28,7 +28,7 @@ from spxdl.archive_fs import Archive, Location
 from spxdl.config import Settings
 from spxdl.datasets import Dataset
 from spxdl.engine.planning import in_window, window_expirations
-from spxdl.engine.records import EXPIRATION_DONE, EXPIRATION_PROGRESS, EXPIRATIONS_LISTED, RETRY
+from spxdl.engine.records import EXPIRATION_DONE, EXPIRATION_PROGRESS, EXPIRATIONS_LISTED, RETRY, Share
 from spxdl.engine.shared import RETRYABLE, RUN_STOPPERS, STOPS, STORE_STOPPERS, retrying
 from spxdl.engine.streams import Meter, stoppable
 from spxdl.errors import Interrupted, NoData, SpxdlError, StorageError, ValidationFailed
@@ -59,15 +59,6 @@ class Outcome:
 
 
 HELPERS_WAIT_SECONDS = 0.2  # how often a task waiting for its helpers looks at the stop
-
-
-@dataclass(frozen=True)
-class Share:
-    """A task's work split among workers: this worker's expirations, and how many other workers
-    (helpers) fetch the rest of the window and report their outcomes (``Worker.helped``)."""
-
-    expirations: tuple[date, ...]
-    helpers: int = 0
 
 
 class TaskDownload:

@@ -25,13 +25,12 @@ from typing import Callable, Iterator
 
 from spxdl.config import Settings
 from spxdl.engine import metering
-from spxdl.engine.download import Share
 from spxdl.engine.driving import DRAINED, POLL_SECONDS, STOP_GRACE_SECONDS, Driver, worker_log_level
 from spxdl.engine.planning import archive_datasets, lists_expirations, shares, window_expirations
 from spxdl.engine.preparing import prepare
 from spxdl.engine.processes import Answer, Crew, Member
 from spxdl.engine.recording import recorded_run
-from spxdl.engine.records import TASK_DONE, Event, Plan, ResultState, RunSummary, TaskResult
+from spxdl.engine.records import TASK_DONE, Event, Plan, ResultState, RunSummary, Share, TaskResult
 from spxdl.engine.shared import RUN_CAPTURE, SharedFlag
 from spxdl.ledger import Task
 

@@ -25,7 +25,6 @@ from multiprocessing.connection import Connection, wait
 from typing import Any, Iterator, Mapping
 
 from spxdl.config import Settings
-from spxdl.engine import serving
 from spxdl.engine.records import TaskResult
 from spxdl.engine.shared import STOP_SIGNALS, SharedFlag
 from spxdl.ledger import Task
@@ -89,7 +88,7 @@ class Crew:
     def _start(self, context: Any, init_args: tuple) -> Member:
         parent_end, child_end = context.Pipe()
         process = context.Process(
-            target=serving.serve, args=(child_end, init_args, self.tasks_per_worker), name="spxdl-worker"
+            target=serve, args=(child_end, init_args, self.tasks_per_worker), name="spxdl-worker"
         )
         with signals_blocked():  # a worker starts with them blocked, then ignores them
             process.start()
@@ -239,6 +238,15 @@ class Crew:
                 member.process.kill()
                 member.process.join()
             member.pipe.close()
+
+
+def serve(inbox: Connection, init_args: tuple, tasks_at_once: int) -> None:
+    """A worker process's entry point: ``serving.serve``, imported here, in the worker (the fork
+    server has it loaded already), so that the parent never imports the worker's code (Arrow's
+    converter, HTTP) before it starts its workers."""
+    from spxdl.engine import serving
+
+    serving.serve(inbox, init_args, tasks_at_once)
 
 
 @contextlib.contextmanager

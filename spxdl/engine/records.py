@@ -44,6 +44,15 @@ TASK_DONE = "task_done"
 
 
 @dataclass(frozen=True)
+class Share:
+    """A task's work split among workers: this worker's expirations, and how many other workers
+    (helpers) fetch the rest of the window and report their outcomes (``Worker.helped``)."""
+
+    expirations: tuple[date, ...]
+    helpers: int = 0
+
+
+@dataclass(frozen=True)
 class Plan:
     """What a run will do: ``tasks`` to download; ``done`` and ``held`` are left out."""
 

@@ -26,11 +26,11 @@ from typing import Any, Callable, ClassVar, Mapping
 from spxdl import checks
 from spxdl.config import Settings
 from spxdl.datasets import Dataset
-from spxdl.engine.download import Outcome, Share, TaskDownload
+from spxdl.engine.download import Outcome, TaskDownload
 from spxdl.engine.fetchers import Fetchers
 from spxdl.engine.links import Link
 from spxdl.engine.planning import archive_datasets
-from spxdl.engine.records import TASK_DONE, TASK_STARTED, Event, ResultState, TaskResult, task_state
+from spxdl.engine.records import TASK_DONE, TASK_STARTED, Event, ResultState, Share, TaskResult, task_state
 from spxdl.engine.shared import RUN_STOPPERS, STOPS, client_for, ledger_for
 from spxdl.errors import Interrupted, NoData, SpxdlError
 from spxdl.ledger import ExpirationState, Task, TaskState
