@@ -272,11 +272,17 @@ def release_at_exit(reap: bool = False) -> None:
     the temp dir. Each registers a finalizer that does exactly this at a normal exit; a hard exit
     skips them. Workers still running keep their open handles.
     """
+    import multiprocessing
     from multiprocessing import forkserver, resource_tracker, synchronize, util
 
     _run_finalizers(synchronize.SemLock._cleanup)
-    if reap:  # the fork server first: the tracker ends once every process that holds its pipe has
-        for helper in (getattr(forkserver, "_forkserver", None), getattr(resource_tracker, "_resource_tracker", None)):
+    # The fork server first: it ends as soon as it is asked. The tracker ends once every process
+    # holding its pipe has, so it is waited for only when no worker is left (never a hang at exit).
+    if reap:
+        helpers = [getattr(forkserver, "_forkserver", None)]
+        if not multiprocessing.active_children():
+            helpers.append(getattr(resource_tracker, "_resource_tracker", None))
+        for helper in helpers:
             with contextlib.suppress(Exception):
                 helper._stop()  # private, there since 3.8: what CPython's own tests call
     _run_finalizers(getattr(util, "_remove_temp_dir", None))
