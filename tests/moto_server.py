@@ -44,6 +44,13 @@ def use_test_aws_environment(patch: Any) -> None:
         patch.setenv(name, value)
 
 
+def run_spxdl(*args: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess:
+    """``spxdl ARGS`` as its own process, with this process's environment (the tests' AWS variables)
+    and ``cwd`` as its HOME."""
+    return subprocess.run([sys.executable, "-m", "spxdl", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "HOME": str(cwd)})
+
+
 def serve() -> None:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     import moto.s3.models as models

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -24,19 +23,13 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from moto_server import MotoS3, use_test_aws_environment
+from moto_server import MotoS3, run_spxdl, use_test_aws_environment
 from spxdl import cli
 
 FIRST, LAST = "2024-03-14", "2024-03-15"
 RUN = ["run", "--simulate", "--sim-profile", "tiny", "--start", FIRST, "--end", LAST, "--max-dte", "7",
        "--workers", "2", "--yes"]
 PARTITIONING = ds.partitioning(pa.schema([("root", pa.string()), ("trade_date", pa.date32())]), flavor="hive")
-
-
-def spxdl(*args: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess:
-    """``spxdl ARGS`` as its own process, with this process's environment (the tests' AWS variables)."""
-    return subprocess.run([sys.executable, "-m", "spxdl", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "HOME": str(cwd)})
 
 
 def invoke(*args: str):
@@ -72,8 +65,8 @@ def fixture_archives(moto_s3, tmp_path_factory):
         use_test_aws_environment(patch)
         bucket = moto_s3.new_bucket()
         uri = moto_s3.uri(bucket, "spx")
-        into_s3 = spxdl(*RUN, "--data-dir", uri, "--ledger-dir", str(home / "ledger"), cwd=home)
-        local = spxdl(*RUN, "--data-dir", str(home / "local"), cwd=home)
+        into_s3 = run_spxdl(*RUN, "--data-dir", uri, "--ledger-dir", str(home / "ledger"), cwd=home)
+        local = run_spxdl(*RUN, "--data-dir", str(home / "local"), cwd=home)
         yield {"bucket": bucket, "uri": uri, "ledger": home / "ledger", "local": home / "local", "home": home,
                "runs": (into_s3, local)}
 
@@ -272,7 +265,7 @@ def test_no_credential_reaches_logs_metrics_ledger_output_or_file_metadata(s3, t
     bucket = s3.new_bucket()
     uri = s3.uri(bucket, "spx", userinfo=f"{KEY_ID}:{SECRET.replace('/', '%2F').replace('+', '%2B')}")
     ledger = tmp_path / "ledger"
-    run = spxdl(*RUN, "--data-dir", uri, "--ledger-dir", str(ledger), cwd=tmp_path)  # a process of its own
+    run = run_spxdl(*RUN, "--data-dir", uri, "--ledger-dir", str(ledger), cwd=tmp_path)  # a process of its own
     outputs = [run.stdout + run.stderr]
     for args in (["status", "--json"], ["verify"], ["gaps", "--start", "2024-03-13", "--end", LAST], ["config", "show"],
                  [*RUN, "--force", "--data-dir", uri.replace(bucket, "spxdl-none")]):

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Callable
 
@@ -23,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from moto_server import use_test_aws_environment
+from moto_server import run_spxdl, use_test_aws_environment
 from spxdl import cli, storage
 from spxdl.simulator import Quirks, Simulator
 
@@ -43,9 +40,8 @@ def fixture_made(moto_s3, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         use_test_aws_environment(patch)
         bucket = moto_s3.new_bucket()
-        run = subprocess.run([sys.executable, "-m", "spxdl", *RUN, "--start", FIRST, "--end", LAST,
-                              "--data-dir", moto_s3.uri(bucket, "spx"), "--ledger-dir", str(home / "ledger")],
-                             cwd=home, capture_output=True, text=True, timeout=180, env={**os.environ, "HOME": str(home)})
+        run = run_spxdl(*RUN, "--start", FIRST, "--end", LAST, "--data-dir", moto_s3.uri(bucket, "spx"),
+                        "--ledger-dir", str(home / "ledger"), cwd=home)
     assert run.returncode == 0, run.stderr
     return {"bucket": bucket, "ledger": home / "ledger"}
 

@@ -155,38 +155,29 @@ class Dataset:
             )
 
 
-# Schema version 2 (greeks, greeks_second_order, eod) appended the zoned second time column.
-GREEKS = Dataset(
-    name="greeks",
-    v2_path="/v2/bulk_hist/option/greeks",
-    v3_path="/v3/option/history/greeks/first_order",
-    v2_columns=v2_header(greeks_wire(FIRST_ORDER_GREEKS, "ms_of_day2")),
-    v3_columns=v3_header("timestamp", greeks_wire(FIRST_ORDER_GREEKS, "underlying_timestamp")),
-    schema=pinned_schema(greeks_fields(FIRST_ORDER_GREEKS), ("underlying_timestamp",)),
-    schema_version=2,
-    uses_interval=True,
-    greeks_params=True,
-    greek_columns=FIRST_ORDER_GREEKS,
-    second_time="underlying_timestamp",
-    direct_call="option_history_greeks_first_order",
-    direct_columns=direct_header("ms_of_day", direct_greeks(FIRST_ORDER_GREEKS)),
-)
+def greeks_dataset(name: str, order: str, greeks: tuple[str, ...]) -> Dataset:
+    """A 1-minute greeks dataset (``order``: ``first_order`` or ``second_order``): the two differ only
+    in their greeks. Schema version 2 appended the zoned ``underlying_timestamp``."""
+    return Dataset(
+        name=name,
+        v2_path=f"/v2/bulk_hist/option/{name}",
+        v3_path=f"/v3/option/history/greeks/{order}",
+        v2_columns=v2_header(greeks_wire(greeks, "ms_of_day2")),
+        v3_columns=v3_header("timestamp", greeks_wire(greeks, "underlying_timestamp")),
+        schema=pinned_schema(greeks_fields(greeks), ("underlying_timestamp",)),
+        schema_version=2,
+        uses_interval=True,
+        greeks_params=True,
+        greek_columns=greeks,
+        second_time="underlying_timestamp",
+        direct_call=f"option_history_greeks_{order}",
+        direct_columns=direct_header("ms_of_day", direct_greeks(greeks)),
+    )
 
-GREEKS_SECOND_ORDER = Dataset(
-    name="greeks_second_order",
-    v2_path="/v2/bulk_hist/option/greeks_second_order",
-    v3_path="/v3/option/history/greeks/second_order",
-    v2_columns=v2_header(greeks_wire(SECOND_ORDER_GREEKS, "ms_of_day2")),
-    v3_columns=v3_header("timestamp", greeks_wire(SECOND_ORDER_GREEKS, "underlying_timestamp")),
-    schema=pinned_schema(greeks_fields(SECOND_ORDER_GREEKS), ("underlying_timestamp",)),
-    schema_version=2,
-    uses_interval=True,
-    greeks_params=True,
-    greek_columns=SECOND_ORDER_GREEKS,
-    second_time="underlying_timestamp",
-    direct_call="option_history_greeks_second_order",
-    direct_columns=direct_header("ms_of_day", direct_greeks(SECOND_ORDER_GREEKS)),
-)
+
+# Schema version 2 (greeks, greeks_second_order, eod) appended the zoned second time column.
+GREEKS = greeks_dataset("greeks", "first_order", FIRST_ORDER_GREEKS)
+GREEKS_SECOND_ORDER = greeks_dataset("greeks_second_order", "second_order", SECOND_ORDER_GREEKS)
 
 QUOTE = Dataset(
     name="quote",
