@@ -19,16 +19,15 @@ import contextlib
 import functools
 import logging
 import queue
-from dataclasses import dataclass, field
 from datetime import date
-from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterator
 
 from spxdl import convert, datasets, storage
 from spxdl.archive_fs import Archive, Location
 from spxdl.config import Settings
 from spxdl.datasets import Dataset
 from spxdl.engine.planning import in_window, window_expirations
-from spxdl.engine.records import EXPIRATION_DONE, EXPIRATION_PROGRESS, EXPIRATIONS_LISTED, RETRY, Share
+from spxdl.engine.records import EXPIRATION_DONE, EXPIRATION_PROGRESS, EXPIRATIONS_LISTED, RETRY, Outcome, Share
 from spxdl.engine.shared import RETRYABLE, RUN_STOPPERS, STOPS, STORE_STOPPERS, retrying
 from spxdl.engine.streams import Meter, stoppable
 from spxdl.errors import Interrupted, NoData, SpxdlError, StorageError, ValidationFailed
@@ -40,22 +39,6 @@ if TYPE_CHECKING:
     from spxdl.engine.worker import Worker
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What became of one expiration."""
-
-    expiration: date
-    state: str
-    rows: int = 0
-    bytes: int = 0
-    attempts: int = 0
-    error: str | None = None
-    skipped: bool = False
-    checks: Mapping[str, int] = field(default_factory=dict)  # rows (or contracts) each check flagged
-    extra_columns: tuple[str, ...] = ()
-    dropped: int = 0  # rows [validation] mode = drop left out of the file
 
 
 HELPERS_WAIT_SECONDS = 0.2  # how often a task waiting for its helpers looks at the stop

@@ -44,6 +44,22 @@ TASK_DONE = "task_done"
 
 
 @dataclass(frozen=True)
+class Outcome:
+    """What became of one expiration (a helper sends its share's to the parent, which forwards them)."""
+
+    expiration: date
+    state: str
+    rows: int = 0
+    bytes: int = 0
+    attempts: int = 0
+    error: str | None = None
+    skipped: bool = False
+    checks: Mapping[str, int] = field(default_factory=dict)  # rows (or contracts) each check flagged
+    extra_columns: tuple[str, ...] = ()
+    dropped: int = 0  # rows [validation] mode = drop left out of the file
+
+
+@dataclass(frozen=True)
 class Share:
     """A task's work split among workers: this worker's expirations, and how many other workers
     (helpers) fetch the rest of the window and report their outcomes (``Worker.helped``)."""
