@@ -43,7 +43,7 @@ LAYERS: list[set[str]] = [
 APART = {"spxdl.simulator"}  # the simulated terminal: its own world, below only errors and the calendar
 # Inside a package, members in order (lowest first); ``__init__`` (the package itself) comes last.
 PACKAGE_ORDER: dict[str, list[set[str]]] = {
-    "spxdl.engine": [{"records"}, {"shared"}, {"streams", "planning", "recording", "fetchers", "metering", "links"},
+    "spxdl.engine": [{"records", "forking"}, {"shared"}, {"streams", "planning", "recording", "fetchers", "metering", "links"},
                      {"download", "preparing"}, {"worker"}, {"serving", "dask_worker"}, {"processes"}, {"driving"},
                      {"dask_run"}, {"pool"}],
     "spxdl.cli": [{"base"}, {"suggesting", "dates"}, {"settings"}, {"options"}, {"render"}, {"progress", "notifying"},

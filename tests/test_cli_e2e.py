@@ -82,17 +82,33 @@ def test_run_status_verify_gaps_as_separate_processes(sim_process, tmp_path):
     assert gaps.returncode == 0, gaps.stdout + gaps.stderr
 
 
-def test_no_process_of_a_run_outlives_it(sim_process, tmp_path):
-    # the fork server its workers came from is ended and reaped before spxdl exits: nothing is left
-    # running once the command has returned, and the workers' CPU counts as spxdl's children's
+# A command that downloads starts the fork server its workers come from before anything else
+# (engine/forking.py); whether the run then uses it, finds nothing to do, or is refused, it is gone
+# (and reaped) the moment spxdl exits, and so is everything else multiprocessing started.
+OUTLIVES = {
+    "downloads": ("--date", DAY, "--max-dte", "3"),
+    "nothing to do": ("--date", DAY, "--max-dte", "3"),  # the same, once more
+    "usage error": ("--date", "2024-03-16", "--max-dte", "3"),  # a Saturday: exit 2
+}
+
+
+@pytest.mark.parametrize("case", sorted(OUTLIVES))
+def test_no_process_of_a_run_outlives_it(case, sim_process, tmp_path):
+    # nothing is left running once the command has returned, and the workers' CPU counts as
+    # spxdl's children's
     from engine_helpers import session_pids
 
     _, url = sim_process
-    run = subprocess.Popen([*SPXDL, "run", "--date", DAY, "--terminal-url", url, "--data-dir", str(tmp_path / "data"),
-                            "--max-dte", "3"], cwd=tmp_path, env=clean_env(tmp_path), start_new_session=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    assert run.wait(timeout=120) == 0
+    (tmp_path / "tmp").mkdir()
+    env = clean_env(tmp_path, TMPDIR=str(tmp_path / "tmp"))
+    command = [*SPXDL, "run", *OUTLIVES[case], "--terminal-url", url, "--data-dir", str(tmp_path / "data")]
+    if case == "nothing to do":
+        assert spxdl(*command[len(SPXDL):], cwd=tmp_path, env=env).returncode == 0
+    run = subprocess.Popen(command, cwd=tmp_path, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    assert run.wait(timeout=120) == (2 if case == "usage error" else 0)
     assert session_pids(run.pid) == []
+    assert list((tmp_path / "tmp").iterdir()) == []  # no pymp-* dir (the fork server's socket) left
 
 
 # A run with nothing to do: which of the heavy modules it loaded (it needs none of them).

@@ -235,6 +235,16 @@ def test_short_reads_of_a_raw_page_give_the_same_table():
     assert convert([RawPage(data, most=7)], spec_for())[0].equals(convert([data], spec_for())[0])
 
 
+def test_the_converter_tells_the_rows_of_each_batch_as_it_parses_them():
+    # progress: the rows of a chain bigger than a batch arrive in several counts, before the file is done
+    rows = make_rows(GREEKS, strikes=tuple(5000.0 + 5 * i for i in range(40)), minutes=30)  # 2,400 rows
+    told: list[int] = []
+    spec = spec_for(minutes=30, row_group_rows=1_000, block_size=16_384)
+    result = write_parquet([io.BytesIO(body(GREEKS, "v2", rows))], io.BytesIO(), spec, on_rows=told.append)
+    assert len(told) > 2 and all(0 < count <= 500 for count in told)  # gathered up to half a row group
+    assert sum(told) == result.rows == len(rows)
+
+
 def test_pages_each_with_their_own_header_concatenate_in_order():
     rows = make_rows(GREEKS)
     pages = [body(GREEKS, "v2", rows[:5]), body(GREEKS, "v2", rows[5:9]), body(GREEKS, "v2", rows[9:])]

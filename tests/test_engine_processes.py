@@ -259,3 +259,23 @@ def test_a_parent_that_forwards_a_helpers_outcomes_never_loads_the_workers_code(
     assert done.stdout.strip() == "{'success': 1} []", done.stdout + done.stderr
     served = clean_sim.counters()["requests"]
     assert sum(sum(by_status.values()) for path, by_status in served.items() if "history" in path) >= 2, served
+
+
+def test_a_crew_started_on_its_own_thread_is_waited_for_and_what_starting_it_raised_is_raised_where_it_is_wanted():
+    from spxdl.engine.processes import CrewStart
+
+    ready = threading.Event()
+
+    def slow_start():
+        ready.wait(5)
+        return "the crew"
+
+    starting = CrewStart(slow_start)
+    ready.set()
+    assert starting.crew() == "the crew"
+
+    def failing_start():
+        raise OSError("too many open files")
+
+    with pytest.raises(OSError, match="too many open files"):
+        CrewStart(failing_start).crew()

@@ -69,14 +69,16 @@ def test_a_check_that_passes_reads_the_page_through():
     assert stopping.read(12) in (b"x,y\n", b"x,y\nx,y\nx,y\n")
 
 
-def test_a_meter_counts_rows_without_page_headers_and_reports_at_most_every_interval():
+def test_a_meter_counts_bytes_read_and_rows_parsed_and_reports_them_at_most_every_interval():
     now = [0.0]
     reports: list[tuple[int, int]] = []
     meter = Meter(lambda rows, count: reports.append((rows, count)), every=1.0, clock=lambda: now[0])
     pages = [io.BytesIO(b"a,b\n1,2\n3,4\n"), io.BytesIO(b"a,b\n5,6\n")]
-    for page in stoppable(iter(pages), lambda: None, meter):
+    for page, rows in zip(stoppable(iter(pages), lambda: None, meter), (2, 1)):
         page.read(4)  # the header
         now[0] += 0.6
         page.read()
-    assert (meter.pages, meter.rows, meter.bytes) == (2, 3, 20)
-    assert reports == [(3, 20)]  # nothing until a second had passed (at 1.2 s, everything read so far)
+        meter.parsed(rows)  # what the converter tells of each page
+    assert (meter.rows, meter.bytes) == (3, 20)
+    assert reports == [(3, 20)]  # reported as rows are parsed, and not before a second had passed (at 1.2 s)
+

@@ -213,9 +213,9 @@ def exit_now(code: int) -> None:
     which would turn a clean run's exit code into 134 for the timer that started it.
     """
     logging.shutdown()
-    processes = sys.modules.get("spxdl.engine.processes")  # loaded only where a run started worker processes
-    if processes is not None:
-        processes.release_at_exit(reap=True)
+    forking = sys.modules.get("spxdl.engine.forking")  # loaded only where a command may start worker processes
+    if forking is not None:
+        forking.release_at_exit(reap=True)
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()

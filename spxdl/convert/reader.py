@@ -13,7 +13,7 @@ per block; those are normalised to the output schema (``normalize.py``) and chec
 
 from __future__ import annotations
 
-from typing import BinaryIO, Iterable, Iterator, Mapping
+from typing import BinaryIO, Callable, Iterable, Iterator, Mapping
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -44,8 +44,9 @@ class Converter:
     counts the checks of one such dict and applies the validation mode; ``batches`` does both.
     """
 
-    def __init__(self, spec: ConvertSpec) -> None:
+    def __init__(self, spec: ConvertSpec, on_rows: Callable[[int], None] | None = None) -> None:
         self.spec = spec
+        self.on_rows = on_rows  # told the rows of each wire batch as it is parsed (progress)
         self.wire_columns: tuple[str, ...] = spec.dataset.columns(spec.api) or ()
         self.stored_columns = [name for name in self.wire_columns if name not in NOT_STORED]
         self.wire_types = spec.dataset.wire_types(spec.api)
@@ -74,6 +75,8 @@ class Converter:
             self.pages += 1
             read = self._table_batches if isinstance(page, pa.Table) else self._page_batches
             for wire_batch in gathered(read(page, self.pages), gather):
+                if self.on_rows is not None:
+                    self.on_rows(wire_batch.num_rows)
                 yield self._to_output(wire_batch)
 
     def result(self, row_groups: int) -> ConvertResult:

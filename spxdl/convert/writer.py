@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import BinaryIO, Iterable
+from typing import BinaryIO, Callable, Iterable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -130,10 +130,13 @@ def write_batches(
     return result
 
 
-def write_parquet(pages: Iterable[SourcePage], sink: BinaryIO, spec: ConvertSpec) -> ConvertResult:
+def write_parquet(
+    pages: Iterable[SourcePage], sink: BinaryIO, spec: ConvertSpec, on_rows: Callable[[int], None] | None = None
+) -> ConvertResult:
     """Convert ``pages`` into one Parquet file on ``sink``; row groups of exactly ``row_group_rows``.
+    ``on_rows`` is told the rows of each batch as it is parsed (progress).
 
     The caller makes the write atomic (storage.atomic_output): on an exception ``sink`` holds garbage.
     """
-    converter = Converter(spec)
+    converter = Converter(spec, on_rows)
     return write_batches(converter.batches(pages), sink, spec, converter)

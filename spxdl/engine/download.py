@@ -306,7 +306,7 @@ class TaskDownload:
 
         def write(sink: BinaryIO) -> int:
             with self.worker.fetchers.converting(), contextlib.closing(stoppable(pages, self.check, meter)) as stopping_pages:
-                converted.append(convert.write_parquet(stopping_pages, sink, spec))
+                converted.append(convert.write_parquet(stopping_pages, sink, spec, on_rows=meter.parsed))
             return converted[0].rows
 
         info = self.archive.write_verified_parquet(self.data_path(expiration), write)

@@ -28,10 +28,10 @@ from typing import Any, Callable, Iterable, Iterator
 
 from spxdl.config import Settings
 from spxdl.engine import metering
+from spxdl.engine.forking import STOP_SIGNALS, release_at_exit
 from spxdl.engine.links import Flag
-from spxdl.engine.processes import release_at_exit
 from spxdl.engine.records import TASK_DONE, Event, Plan, ResultState, RunSummary, TaskResult
-from spxdl.engine.shared import STOP_SIGNALS, ledger_for
+from spxdl.engine.shared import ledger_for
 from spxdl.errors import SpxdlError
 from spxdl.ledger import Task
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import multiprocessing
 import threading
 import time
 from collections import deque
@@ -24,11 +23,11 @@ from datetime import date
 from typing import Callable, Iterator
 
 from spxdl.config import Settings
-from spxdl.engine import metering
+from spxdl.engine import forking, metering
 from spxdl.engine.driving import DRAINED, POLL_SECONDS, STOP_GRACE_SECONDS, Driver, worker_log_level
 from spxdl.engine.planning import archive_datasets, lists_expirations, shares, window_expirations
 from spxdl.engine.preparing import prepare
-from spxdl.engine.processes import Answer, Crew, Member
+from spxdl.engine.processes import Answer, Crew, CrewStart, Member
 from spxdl.engine.recording import recorded_run
 from spxdl.engine.records import TASK_DONE, Event, Plan, ResultState, RunSummary, Share, TaskResult
 from spxdl.engine.shared import RUN_CAPTURE, SharedFlag
@@ -109,12 +108,11 @@ class _Run(Driver):
         self, plan: Plan, settings: Settings, on_event: Callable[[Event], None] | None, summary: RunSummary,
         on_tick: Callable[[], None] | None = None,
     ) -> None:
-        # Workers are forked from a fork server that has imported their code once (docs/engine.md).
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["spxdl.engine.serving"])
+        # Workers are forked from a fork server that has imported their code once (engine/forking.py).
+        context = forking.context()
         super().__init__(plan, settings, on_event, summary, on_tick, SharedFlag(context))
         self.context = context
-        self.crew: Crew | None = None
+        self.first_crew: CrewStart | None = None
         self.crews_without_answer = 0
         self.cut_once: set[Task] = set()  # tasks a broken crew cut short, and the next crew runs again
         self.listed: dict[str, list[date]] = {}
@@ -123,12 +121,14 @@ class _Run(Driver):
 
     @contextlib.contextmanager
     def workers_starting(self) -> Iterator[None]:
-        """The first crew, started at once; ended (unless the run used it) with the block."""
-        self.crew = self.new_crew(self.settings, len(self.plan.tasks))
+        """The first crew, started on a thread of its own while the block runs (it finds the
+        terminal meanwhile); ended (unless the run used it) with the block."""
+        settings, tasks = self.settings, len(self.plan.tasks)  # as they are now: prepare() resolves them meanwhile
+        self.first_crew = CrewStart(lambda: self.new_crew(settings, tasks))
         try:
             yield
         finally:
-            self.crew.discard()  # unless the run used it (and closed it): the terminal was not found, say
+            self.first_crew.crew().discard()  # unless the run used it (and closed it): the terminal was not found, say
 
     def new_crew(self, settings: Settings, tasks: int) -> Crew:
         """Start the worker processes for ``tasks`` tasks: one each, and for fewer tasks than that
@@ -143,7 +143,7 @@ class _Run(Driver):
     def execute(self, run_id: str, listed: dict[str, list[date]]) -> None:
         """Run every task (or until stopped) with the first crew, then new crews after one broke."""
         self.listed = listed
-        crew: Crew | None = self.crew
+        crew: Crew | None = self.first_crew.crew() if self.first_crew else None
         with self.signals_handled():
             todo = deque(self.plan.tasks)
             while todo and not self.stopping():

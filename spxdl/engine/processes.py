@@ -18,15 +18,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import signal
+import threading
 from dataclasses import dataclass, field
 from datetime import date
 from multiprocessing.connection import Connection, wait
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Mapping
 
 from spxdl.config import Settings
 from spxdl.engine.records import TaskResult
-from spxdl.engine.shared import STOP_SIGNALS, SharedFlag
+from spxdl.engine.forking import signals_blocked
+from spxdl.engine.shared import SharedFlag
 from spxdl.ledger import Task
 
 log = logging.getLogger(__name__)
@@ -240,6 +241,31 @@ class Crew:
             member.pipe.close()
 
 
+class CrewStart:
+    """A crew being started on a thread of its own: the first worker waits for the fork server to
+    finish loading, and the parent finds the terminal meanwhile (``crew`` waits for it)."""
+
+    def __init__(self, start: Callable[[], Crew]) -> None:
+        self._crew: Crew | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._start, args=(start,), name="spxdl-crew-start", daemon=True)
+        self._thread.start()
+
+    def _start(self, start: Callable[[], Crew]) -> None:
+        try:
+            self._crew = start()
+        except BaseException as exc:  # raised again where the crew is wanted
+            self._error = exc
+
+    def crew(self) -> Crew:
+        """The crew, once every process has started; what starting it raised, raised here."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._crew is not None
+        return self._crew
+
+
 def serve(inbox: Connection, init_args: tuple, tasks_at_once: int) -> None:
     """A worker process's entry point: ``serving.serve``, imported here, in the worker (the fork
     server has it loaded already), so that the parent never imports the worker's code (Arrow's
@@ -247,52 +273,3 @@ def serve(inbox: Connection, init_args: tuple, tasks_at_once: int) -> None:
     from spxdl.engine import serving
 
     serving.serve(inbox, init_args, tasks_at_once)
-
-
-@contextlib.contextmanager
-def signals_blocked() -> Iterator[None]:
-    """Block SIGINT/SIGTERM in this thread: a process started meanwhile inherits the mask."""
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
-def release_at_exit(reap: bool = False) -> None:
-    """What multiprocessing does at a normal exit, done before this process leaves at once
-    (``os._exit``): unlink its named semaphores, and remove its temp dir (``pymp-*``, where the
-    fork server's socket is). ``reap``: also end its helper processes, the fork server and the
-    resource tracker, and wait for them, so that no process of the run outlives it and its
-    workers' CPU and memory count as this process's children (``make bench`` measures them so);
-    not from a signal handler (it takes their locks).
-
-    Otherwise the resource tracker, finding the process gone, prints "There appear to be N leaked
-    semaphore objects" after the shell's prompt has returned, and every run leaves a directory in
-    the temp dir. Each registers a finalizer that does exactly this at a normal exit; a hard exit
-    skips them. Workers still running keep their open handles.
-    """
-    import multiprocessing
-    from multiprocessing import forkserver, resource_tracker, synchronize, util
-
-    _run_finalizers(synchronize.SemLock._cleanup)
-    # The fork server first: it ends as soon as it is asked. The tracker ends once every process
-    # holding its pipe has, so it is waited for only when no worker is left (never a hang at exit).
-    if reap:
-        helpers = [getattr(forkserver, "_forkserver", None)]
-        if not multiprocessing.active_children():
-            helpers.append(getattr(resource_tracker, "_resource_tracker", None))
-        for helper in helpers:
-            with contextlib.suppress(Exception):
-                helper._stop()  # private, there since 3.8: what CPython's own tests call
-    _run_finalizers(getattr(util, "_remove_temp_dir", None))
-
-
-def _run_finalizers(callback: Any) -> None:
-    """Run (once) multiprocessing's finalizers that call ``callback``."""
-    from multiprocessing import util
-
-    for finalizer in list(getattr(util, "_finalizer_registry", {}).values()):  # private, but stable since 3.4
-        if callback is not None and getattr(finalizer, "_callback", None) is callback:
-            with contextlib.suppress(Exception):
-                finalizer()

@@ -23,9 +23,10 @@ from multiprocessing.connection import Connection
 from typing import Any, Mapping
 
 from spxdl.config import Settings
+from spxdl.engine.forking import STOP_SIGNALS
 from spxdl.engine.links import ProcessLink, send_logs_to
 from spxdl.engine.records import ResultState, Share, TaskResult
-from spxdl.engine.shared import STOP_SIGNALS, SharedFlag
+from spxdl.engine.shared import SharedFlag
 from spxdl.engine.worker import Worker
 from spxdl.ledger import Task
 

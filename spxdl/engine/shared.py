@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ctypes
 import logging
-import signal
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from spxdl import storage
@@ -39,7 +38,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
 RUN_CAPTURE = "spxdl run --capture"
 RETRYABLE = (BodyTruncated, PageExpired, TerminalUnavailable)
 # What would repeat for every request or write: the first one stops the whole run. A terminal
