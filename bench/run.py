@@ -34,7 +34,7 @@ BENCHMARKS = (
     ("worker: peak memory, realistic chains vs 4x the strikes", "worker_memory.py", ("--url", "{url}")),
     ("ledger: recording cost in an empty vs a 10-year archive", "ledger_cost.py",
      ("--rounds", "3", "--tasks-per-round", "6")),
-    ("terminal slots: busy fraction at 2, 4 and 8 requests at once", "slot_utilization.py", ("--seconds", "11")),
+    ("terminal slots: busy fraction at 2, 4 and 8 requests at once", "slot_utilization.py", ("--seconds", "10")),
     ("terminal client: peak memory while streaming a realistic chain", "terminal_memory.py", ()),
     ("simulator: chain generation and serving rate", "simulator_rate.py", ()),
     ("sources: terminal vs thetadatadx-server vs direct (SDK); the vendor package's conversion", "sources.py", ()),

@@ -51,7 +51,7 @@ def worker_peak_mb() -> float:
     """The largest peak RSS (MB) among this process's reaped children: its workers, once the fork
     server that forked (and reaped) them has ended and been reaped itself. The measuring process's
     last step: it ends multiprocessing's helper processes."""
-    from spxdl.engine.processes import release_at_exit
+    from spxdl.engine.forking import release_at_exit
 
     release_at_exit(reap=True)
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024

@@ -162,8 +162,17 @@ class Encoder:
         self.chunk_rows = chunk_rows
         self.compressor = zstandard.ZstdCompressor(level=3)
         self._instants: dict[str, int] = {}
+        self._cells: dict[tuple[str, str], Any] = {}
 
     def cell(self, column: str, text: str) -> Any:
+        """The typed cell of ``text`` in ``column`` (made once per distinct pair: a chain repeats most)."""
+        key = (column, text)
+        found = self._cells.get(key)
+        if found is None:
+            found = self._cells[key] = self._make_cell(column, text)
+        return found
+
+    def _make_cell(self, column: str, text: str) -> Any:
         m = self.messages
         if column in TEXT_COLUMNS:
             return m.DataValue(text=text)
@@ -175,9 +184,13 @@ class Encoder:
 
     def price(self, text: str) -> Any:
         """A decimal text as the vendor's fixed point: value * 10^(type - 10), the decimals as printed."""
-        exponent = Decimal(text).as_tuple().exponent
-        decimals = -exponent if isinstance(exponent, int) and exponent < 0 else 0
-        value = int(Decimal(text).scaleb(decimals))
+        whole, point, fraction = text.partition(".")
+        if (whole + fraction).lstrip("-").isdigit():  # plain decimals, as the simulator prints them: no Decimal
+            decimals, value = len(fraction), int(whole + fraction)
+        else:
+            exponent = Decimal(text).as_tuple().exponent
+            decimals = -exponent if isinstance(exponent, int) and exponent < 0 else 0
+            value = int(Decimal(text).scaleb(decimals))
         if not -2**31 <= value < 2**31:
             raise ValueError(f"{text} does not fit the vendor's 32-bit price")
         return self.messages.Price(value=value, type=10 - decimals)
@@ -192,6 +205,7 @@ class Encoder:
         """``ResponseData`` messages of ``chunk_rows`` rows each, from a CSV body."""
         reader = csv.reader(io.StringIO(body.decode("ascii")))
         header = next(reader)
+        self._cells = {}  # per body: a double serving all day keeps no answer's cells
         rows: list[Any] = []
         for row in reader:
             rows.append(self.messages.DataValueList(values=[self.cell(c, t) for c, t in zip(header, row)]))
