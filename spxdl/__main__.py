@@ -6,12 +6,7 @@ Kept small on purpose: every worker process a run spawns imports its parent's ma
 
 
 def main() -> None:
-    """Run the command line; a command that downloads first starts the fork server its workers come from."""
-    import sys
-
-    from spxdl.engine import forking
-
-    forking.start_early(sys.argv[1:])  # it loads the workers' code while the command line loads
+    """Run the command line."""
     from spxdl.cli import main as run_command_line
 
     run_command_line()

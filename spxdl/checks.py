@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Mapping
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Mapping
 
 from spxdl.datasets import Dataset
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 CHECKS: Mapping[str, str] = {
     "null_required": "rows with an empty value in a column that must always hold one",
@@ -55,11 +56,14 @@ class Expected:
 def _constants() -> tuple[pa.Scalar, pa.Scalar, pa.Array]:
     """0.0, the highest implied vol and the rights, made once (on first use: making an Arrow value
     loads Arrow's compute, which the command line, reading ``CHECKS``, needs not)."""
+    import pyarrow as pa
+
     return pa.scalar(0.0), pa.scalar(10.0), pa.array(["C", "P"])
 
 
 def any_of(masks: list[pa.Array], length: int) -> pa.Array:
     """Row-wise OR of boolean masks (all False when there are none)."""
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     if not masks:
@@ -147,6 +151,8 @@ class ContractCounter:
             self._count_pending()
 
     def _count_pending(self) -> None:
+        import pyarrow as pa
+
         if self._pending:
             table = pa.Table.from_batches(self._pending)
             self._counts.append(table.group_by(self.keys).aggregate([([], "count_all")]))
@@ -154,6 +160,8 @@ class ContractCounter:
 
     def totals(self) -> pa.Table:
         """One row per contract with its total row count in ``count_all``."""
+        import pyarrow as pa
+
         if not self.keys:
             return pa.table({"count_all": pa.array([self._rows] if self._rows else [], pa.int64())})
         self._count_pending()
@@ -167,6 +175,7 @@ class ContractCounter:
 
     def short_and_long(self, fewest: int, most: int | None = None) -> tuple[int, int]:
         """Contracts with fewer rows than ``fewest`` and with more than ``most`` (default: ``fewest``)."""
+        import pyarrow as pa
         import pyarrow.compute as pc
 
         counts = self.totals()["count_all"]

@@ -82,9 +82,8 @@ def test_run_status_verify_gaps_as_separate_processes(sim_process, tmp_path):
     assert gaps.returncode == 0, gaps.stdout + gaps.stderr
 
 
-# A command that downloads starts the fork server its workers come from before anything else
-# (engine/forking.py); whether the run then uses it, finds nothing to do, or is refused, it is gone
-# (and reaped) the moment spxdl exits, and so is everything else multiprocessing started.
+# Whether a run downloads, finds nothing to do, or is refused, nothing it started (the fork server
+# its workers came from, the resource tracker) outlives the moment spxdl exits.
 OUTLIVES = {
     "downloads": ("--date", DAY, "--max-dte", "3"),
     "nothing to do": ("--date", DAY, "--max-dte", "3"),  # the same, once more
@@ -116,7 +115,7 @@ NOTHING_TO_DO_PROBE = """
 import sys
 from spxdl.cli import cli
 cli(sys.argv[1:], prog_name="spxdl", standalone_mode=False)
-heavy = ("requests", "urllib3", "pyarrow.parquet", "pyarrow.csv", "pyarrow.compute", "concurrent.futures.process")
+heavy = ("requests", "urllib3", "pyarrow", "pyarrow.parquet", "pyarrow.csv", "pyarrow.compute", "concurrent.futures.process")
 print("loaded:" + ",".join(name for name in heavy if name in sys.modules))
 """
 

@@ -17,8 +17,12 @@ from pathlib import Path
 
 from spxdl.archive_fs.base import Archive, Location
 from spxdl.archive_fs.local import LocalArchive
-from spxdl.archive_fs.objects import TEMP_MAX_AGE_SECONDS, ObjectArchive
-from spxdl.archive_fs.remote import resolve
+from spxdl.lazy import lazy_getattr
+
+# The object store's names load with pyarrow.fs (and its S3, GCS and Azure modules) on first use:
+# a local archive never needs them.
+__getattr__ = lazy_getattr(__name__, {"ObjectArchive": "objects", "TEMP_MAX_AGE_SECONDS": "objects",
+                                      "resolve": "remote"})
 
 
 def open_archive(data_dir: Path | str, spool: Path | None = None) -> Archive:
@@ -27,6 +31,8 @@ def open_archive(data_dir: Path | str, spool: Path | None = None) -> Archive:
     if isinstance(data_dir, str):
         if spool is None:
             raise ValueError("an object-store archive needs a local spool directory")
+        from spxdl.archive_fs.objects import ObjectArchive
+
         return ObjectArchive(data_dir, spool)
     return LocalArchive(data_dir)
 

@@ -8,13 +8,12 @@ it in this list:
 - ``wire``: each API's wire names, their renames to the output names, their wire types, headers;
 - ``catalogue``: ``Dataset``, every dataset spxdl knows (``DATASETS``), intervals, lookups.
 
-The package imports nothing of spxdl but ``errors``. Everything importable from
+The package imports nothing of spxdl but ``errors``, and Arrow only once a type or schema is asked for. Everything importable from
 ``spxdl.datasets`` before it became a package still is.
 """
 
 from spxdl.datasets.schema import (
-    CONTRACT_FIELDS, EOD_GREEKS, F64, FIRST_ORDER_GREEKS, I32, I64, NY_TZ, OHLC_FIELDS, QUOTE_FIELDS,
-    SECOND_ORDER_GREEKS, TIME_FIELDS, ZONED,
+    EOD_GREEKS, FIRST_ORDER_GREEKS, NY_TZ, OHLC_FIELDS, QUOTE_FIELDS, SECOND_ORDER_GREEKS, arrow_schema, arrow_type,
 )
 from spxdl.datasets.wire import (
     APIS, DIRECT_OPTIONAL, DIRECT_RENAMES, DIRECT_WIRE_TYPES, OHLC_WIRE, QUOTE_WIRE, V2_CONTRACT, V2_WIRE_TYPES,
@@ -31,5 +30,14 @@ __all__ = [
     "GREEKS_SECOND_ORDER", "I32", "I64", "INDEX_PRICE", "INDEX_SYMBOLS", "INTERVALS", "NY_TZ", "OHLC",
     "OHLC_FIELDS", "OHLC_WIRE", "OPEN_INTEREST", "QUOTE", "QUOTE_FIELDS", "QUOTE_WIRE", "SECOND_ORDER_GREEKS",
     "TIME_FIELDS", "V2_CONTRACT", "V2_WIRE_TYPES", "V3_CONTRACT", "V3_RENAMES", "V3_WIRE_TYPES", "ZONED",
-    "Dataset", "get_dataset", "interval_ms", "output_name",
+    "Dataset", "arrow_schema", "arrow_type", "get_dataset", "interval_ms", "output_name",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """The Arrow types of ``schema`` (F64, ZONED, CONTRACT_FIELDS ...), loading Arrow on first use."""
+    if name not in ("F64", "I32", "I64", "ZONED", "CONTRACT_FIELDS", "TIME_FIELDS"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from spxdl.datasets import schema
+
+    return getattr(schema, name)

@@ -8,19 +8,17 @@ only ever appended with a bumped ``schema_version``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Mapping
 
 from spxdl.datasets.schema import (
     EOD_GREEKS,
-    F64,
     FIRST_ORDER_GREEKS,
-    I32,
-    I64,
     OHLC_FIELDS,
     QUOTE_FIELDS,
     SECOND_ORDER_GREEKS,
+    SchemaSpec,
+    arrow_schema,
+    arrow_type,
     greeks_fields,
     pinned_schema,
 )
@@ -39,6 +37,9 @@ from spxdl.datasets.wire import (
     v3_header,
 )
 from spxdl.errors import ConfigError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 INTERVALS: Mapping[str, int] = {
     "1s": 1_000,
@@ -67,7 +68,7 @@ class Dataset:
     v3_path: str | None
     v2_columns: tuple[str, ...] | None
     v3_columns: tuple[str, ...] | None
-    schema: pa.Schema
+    pinned: SchemaSpec  # the output columns, (name, type name) in order: ``schema`` is their Arrow schema
     schema_version: int
     uses_interval: bool
     greeks_params: bool
@@ -96,23 +97,34 @@ class Dataset:
         """The whole CSV header of ``api`` ("direct": the pinned Arrow columns); None when it has no endpoint."""
         return {"v2": self.v2_columns, "v3": self.v3_columns, "direct": self.direct_columns}[check_api(api)]
 
+    @property
+    def schema(self) -> pa.Schema:
+        """The pinned Arrow schema of the output (made on first use: Arrow loads then)."""
+        return arrow_schema(self.pinned)
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        """The output columns, in order (``schema.names``, without loading Arrow)."""
+        return tuple(name for name, _ in self.pinned)
+
     def wire_types(self, api: str) -> dict[str, pa.DataType]:
         """The Arrow type of every wire column of ``api``, keyed by wire name (never inferred)."""
         columns = self.columns(api)
         if columns is None:
             raise ConfigError(f"dataset {self.name} has no {api} endpoint", key="api")
         special = {"v2": V2_WIRE_TYPES, "v3": V3_WIRE_TYPES, "direct": DIRECT_WIRE_TYPES}[api]
-        return {name: special.get(name) or self.schema.field(output_name(api, name)).type for name in columns}
+        output = dict(self.pinned)
+        return {name: arrow_type(special.get(name) or output[output_name(api, name)]) for name in columns}
 
     @property
     def required(self) -> tuple[str, ...]:
         """Output columns that must hold a value in every row."""
-        return tuple(name for name in self.schema.names if name not in self.nullable)
+        return tuple(name for name in self.column_names if name not in self.nullable)
 
     @property
     def contract_columns(self) -> tuple[str, ...]:
         """The option contract columns of the output (none for an index)."""
-        return tuple(name for name in ("expiration", "strike", "right") if name in self.schema.names)
+        return tuple(name for name in ("expiration", "strike", "right") if name in self.column_names)
 
     def roots_for(self, roots: tuple[str, ...]) -> tuple[str, ...]:
         """``roots`` for an option dataset; for an index the index each is written on (SPXW, SPX: SPX)."""
@@ -164,7 +176,7 @@ def greeks_dataset(name: str, order: str, greeks: tuple[str, ...]) -> Dataset:
         v3_path=f"/v3/option/history/greeks/{order}",
         v2_columns=v2_header(greeks_wire(greeks, "ms_of_day2")),
         v3_columns=v3_header("timestamp", greeks_wire(greeks, "underlying_timestamp")),
-        schema=pinned_schema(greeks_fields(greeks), ("underlying_timestamp",)),
+        pinned=pinned_schema(greeks_fields(greeks), ("underlying_timestamp",)),
         schema_version=2,
         uses_interval=True,
         greeks_params=True,
@@ -185,7 +197,7 @@ QUOTE = Dataset(
     v3_path="/v3/option/history/quote",
     v2_columns=v2_header(QUOTE_WIRE),
     v3_columns=v3_header("timestamp", QUOTE_WIRE),
-    schema=pinned_schema(QUOTE_FIELDS),
+    pinned=pinned_schema(QUOTE_FIELDS),
     schema_version=1,
     uses_interval=True,
     greeks_params=False,
@@ -201,7 +213,7 @@ OHLC = Dataset(
     v3_path="/v3/option/history/ohlc",
     v2_columns=v2_header(OHLC_WIRE),
     v3_columns=v3_header("timestamp", (*OHLC_WIRE, "vwap")),
-    schema=pinned_schema((*OHLC_FIELDS, ("vwap", F64))),
+    pinned=pinned_schema((*OHLC_FIELDS, ("vwap", "float64"))),
     schema_version=1,
     uses_interval=True,
     greeks_params=False,
@@ -216,7 +228,7 @@ OPEN_INTEREST = Dataset(
     v3_path="/v3/option/history/open_interest",
     v2_columns=v2_header(("open_interest",)),
     v3_columns=v3_header("timestamp", ("open_interest",)),
-    schema=pinned_schema((("open_interest", I64),)),
+    pinned=pinned_schema((("open_interest", "int64"),)),
     schema_version=1,
     uses_interval=False,
     greeks_params=False,
@@ -231,7 +243,7 @@ EOD = Dataset(
     v3_path="/v3/option/history/eod",
     v2_columns=v2_header(("ms_of_day2", *OHLC_WIRE, *QUOTE_WIRE)),
     v3_columns=v3_header("created", ("last_trade", *OHLC_WIRE, *QUOTE_WIRE)),
-    schema=pinned_schema((("ms_of_day2", I32), *OHLC_FIELDS, *QUOTE_FIELDS), ("last_trade",)),
+    pinned=pinned_schema((("ms_of_day2", "int32"), *OHLC_FIELDS, *QUOTE_FIELDS), ("last_trade",)),
     schema_version=2,
     uses_interval=False,
     greeks_params=False,
@@ -249,7 +261,7 @@ GREEKS_EOD = Dataset(
     v3_path="/v3/option/history/greeks/eod",
     v2_columns=None,
     v3_columns=v3_header("timestamp", (*OHLC_WIRE, *QUOTE_WIRE, *greeks_wire(EOD_GREEKS, "underlying_timestamp")[2:])),
-    schema=pinned_schema((*OHLC_FIELDS, *QUOTE_FIELDS, *greeks_fields(EOD_GREEKS)[2:]), ("underlying_timestamp",)),
+    pinned=pinned_schema((*OHLC_FIELDS, *QUOTE_FIELDS, *greeks_fields(EOD_GREEKS)[2:]), ("underlying_timestamp",)),
     schema_version=1,
     uses_interval=False,
     greeks_params=True,
@@ -268,7 +280,7 @@ INDEX_PRICE = Dataset(
     v3_path="/v3/index/history/price",
     v2_columns=("ms_of_day", "price", "date"),
     v3_columns=("timestamp", "price"),
-    schema=pinned_schema((("price", F64),), contract=False),
+    pinned=pinned_schema((("price", "float64"),), contract=False),
     schema_version=1,
     uses_interval=True,
     greeks_params=False,

@@ -11,66 +11,94 @@ instant (``timestamp``, and ``underlying_timestamp`` or ``last_trade``) next to 
 
 from __future__ import annotations
 
-import pyarrow as pa
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 NY_TZ = "America/New_York"
 
-F64 = pa.float64()
-I32 = pa.int32()
-I64 = pa.int64()
+# Column types by name; the Arrow types are made from them on first use (``arrow_type``), so that
+# naming a dataset, planning a run or finding nothing to do never loads Arrow (about 50 ms).
+ZONED_TYPE = "zoned"  # a New York instant: timestamp[ms, America/New_York]
+WALL_CLOCK_TYPE = "wall_clock"  # a naive New York wall-clock timestamp: timestamp[ms]
 
-CONTRACT_FIELDS = (
-    pa.field("expiration", pa.date32()),
-    pa.field("strike", F64),
-    pa.field("right", pa.string()),
+# A pinned schema as (column name, type name) pairs, in order (``pinned_schema``; ``arrow_schema``
+# makes the Arrow schema of one).
+SchemaSpec = tuple[tuple[str, str], ...]
+
+CONTRACT_SPEC: SchemaSpec = (("expiration", "date32"), ("strike", "float64"), ("right", "string"))
+TIME_SPEC: SchemaSpec = (("timestamp", ZONED_TYPE), ("ms_of_day", "int32"))
+QUOTE_FIELDS: SchemaSpec = (
+    ("bid_size", "int64"),
+    ("bid_exchange", "int32"),
+    ("bid", "float64"),
+    ("bid_condition", "int32"),
+    ("ask_size", "int64"),
+    ("ask_exchange", "int32"),
+    ("ask", "float64"),
+    ("ask_condition", "int32"),
 )
-TIME_FIELDS = (
-    pa.field("timestamp", pa.timestamp("ms", tz=NY_TZ)),
-    pa.field("ms_of_day", I32),
-)
-QUOTE_FIELDS = (
-    ("bid_size", I64),
-    ("bid_exchange", I32),
-    ("bid", F64),
-    ("bid_condition", I32),
-    ("ask_size", I64),
-    ("ask_exchange", I32),
-    ("ask", F64),
-    ("ask_condition", I32),
-)
-OHLC_FIELDS = (("open", F64), ("high", F64), ("low", F64), ("close", F64), ("volume", I64), ("count", I64))
+OHLC_FIELDS: SchemaSpec = (("open", "float64"), ("high", "float64"), ("low", "float64"), ("close", "float64"),
+                           ("volume", "int64"), ("count", "int64"))
 FIRST_ORDER_GREEKS = ("delta", "theta", "vega", "rho", "epsilon", "lambda")
 SECOND_ORDER_GREEKS = ("gamma", "vanna", "charm", "vomma", "veta")
 # The end-of-day greeks of /v3/option/history/greeks/eod, in the vendor's column order.
 EOD_GREEKS = (*FIRST_ORDER_GREEKS, *SECOND_ORDER_GREEKS, "vera", "speed", "zomma", "color", "ultima", "d1", "d2",
               "dual_delta", "dual_gamma")
 
-ZONED = pa.timestamp("ms", tz=NY_TZ)
+
+def arrow_type(name: str) -> pa.DataType:
+    """The Arrow type called ``name``: a pyarrow factory's name (``float64``), ``zoned`` or ``wall_clock``."""
+    import pyarrow as pa
+
+    if name == ZONED_TYPE:
+        return pa.timestamp("ms", tz=NY_TZ)
+    if name == WALL_CLOCK_TYPE:
+        return pa.timestamp("ms")
+    return getattr(pa, name)()
 
 
-def pinned_schema(
-    fields: tuple[tuple[str, pa.DataType], ...], appended: tuple[str, ...] = (), *, contract: bool = True
-) -> pa.Schema:
+def pinned_schema(fields: SchemaSpec, appended: tuple[str, ...] = (), *, contract: bool = True) -> SchemaSpec:
     """Contract columns (not for an index), the time columns, ``fields`` in wire order, then zoned ``appended`` columns.
 
     Columns added in a later schema version go at the end, so that older files read alongside.
     """
-    return pa.schema([
-        *(CONTRACT_FIELDS if contract else ()),
-        *TIME_FIELDS,
-        *(pa.field(name, kind) for name, kind in fields),
-        *(pa.field(name, ZONED) for name in appended),
-    ])
+    return (*(CONTRACT_SPEC if contract else ()), *TIME_SPEC, *fields, *((name, ZONED_TYPE) for name in appended))
 
 
-def greeks_fields(greeks: tuple[str, ...]) -> tuple[tuple[str, pa.DataType], ...]:
+@lru_cache(maxsize=None)
+def arrow_schema(spec: SchemaSpec) -> pa.Schema:
+    """The Arrow schema of a pinned ``spec`` (made once per spec)."""
+    import pyarrow as pa
+
+    return pa.schema([pa.field(name, arrow_type(kind)) for name, kind in spec])
+
+
+def greeks_fields(greeks: tuple[str, ...]) -> SchemaSpec:
     """The wire fields of a greeks endpoint after ``ms_of_day``, without ``date``."""
     return (
-        ("bid", F64),
-        ("ask", F64),
-        *((name, F64) for name in greeks),
-        ("implied_vol", F64),
-        ("iv_error", F64),
-        ("ms_of_day2", I32),
-        ("underlying_price", F64),
+        ("bid", "float64"),
+        ("ask", "float64"),
+        *((name, "float64") for name in greeks),
+        ("implied_vol", "float64"),
+        ("iv_error", "float64"),
+        ("ms_of_day2", "int32"),
+        ("underlying_price", "float64"),
     )
+
+
+# The Arrow objects these names held before types were named (Arrow loads when one is asked for).
+_ARROW_NAMES = {"F64": "float64", "I32": "int32", "I64": "int64", "ZONED": ZONED_TYPE}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _ARROW_NAMES:
+        return arrow_type(_ARROW_NAMES[name])
+    if name in ("CONTRACT_FIELDS", "TIME_FIELDS"):
+        import pyarrow as pa
+
+        spec = CONTRACT_SPEC if name == "CONTRACT_FIELDS" else TIME_SPEC
+        return tuple(pa.field(column, arrow_type(kind)) for column, kind in spec)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

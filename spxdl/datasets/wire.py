@@ -17,9 +17,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-import pyarrow as pa
-
-from spxdl.datasets.schema import OHLC_FIELDS, QUOTE_FIELDS
+from spxdl.datasets.schema import OHLC_FIELDS, QUOTE_FIELDS, WALL_CLOCK_TYPE
 from spxdl.errors import ConfigError
 
 V2_CONTRACT = ("root", "expiration", "strike", "right")
@@ -41,35 +39,35 @@ DIRECT_RENAMES: Mapping[str, str] = {"implied_volatility": "implied_vol", "under
 # directory) and the date of the underlying's quote (the trade date when absent).
 DIRECT_OPTIONAL = ("symbol", "underlying_date")
 
-# Columns of the v2 wire whose wire type differs from the output type.
-V2_WIRE_TYPES: Mapping[str, pa.DataType] = {
-    "root": pa.string(),
-    "expiration": pa.int32(),  # YYYYMMDD
-    "strike": pa.int64(),  # 1/10 cent
-    "right": pa.string(),  # C / P
-    "ms_of_day": pa.int32(),
-    "ms_of_day2": pa.int32(),
-    "date": pa.int32(),  # YYYYMMDD
+# Columns of the v2 wire whose wire type differs from the output type (type names: schema.arrow_type).
+V2_WIRE_TYPES: Mapping[str, str] = {
+    "root": "string",
+    "expiration": "int32",  # YYYYMMDD
+    "strike": "int64",  # 1/10 cent
+    "right": "string",  # C / P
+    "ms_of_day": "int32",
+    "ms_of_day2": "int32",
+    "date": "int32",  # YYYYMMDD
 }
 
 # Columns of the v3 wire whose wire type differs from the output type (keyed by v3 name).
-V3_WIRE_TYPES: Mapping[str, pa.DataType] = {
-    "symbol": pa.string(),
-    "expiration": pa.date32(),  # YYYY-MM-DD
-    "strike": pa.float64(),  # dollars
-    "right": pa.string(),  # CALL / PUT
-    "timestamp": pa.timestamp("ms"),  # New York wall clock, no zone
-    "underlying_timestamp": pa.timestamp("ms"),
-    "created": pa.timestamp("ms"),
-    "last_trade": pa.timestamp("ms"),
+V3_WIRE_TYPES: Mapping[str, str] = {
+    "symbol": "string",
+    "expiration": "date32",  # YYYY-MM-DD
+    "strike": "float64",  # dollars
+    "right": "string",  # CALL / PUT
+    "timestamp": WALL_CLOCK_TYPE,  # New York wall clock, no zone
+    "underlying_timestamp": WALL_CLOCK_TYPE,
+    "created": WALL_CLOCK_TYPE,
+    "last_trade": WALL_CLOCK_TYPE,
 }
 
 # Columns of the SDK's Arrow tables whose type differs from the output type: dates are YYYYMMDD
 # integers, times ms of day, strikes dollars, rights C / P.
-DIRECT_WIRE_TYPES: Mapping[str, pa.DataType] = {
+DIRECT_WIRE_TYPES: Mapping[str, str] = {
     **dict.fromkeys(("expiration", "date", "underlying_date", "ms_of_day", "underlying_ms_of_day",
-                     "created_ms_of_day", "last_trade_ms_of_day"), pa.int32()),
-    "strike": pa.float64(), "right": pa.string(),
+                     "created_ms_of_day", "last_trade_ms_of_day"), "int32"),
+    "strike": "float64", "right": "string",
 }
 APIS = ("v2", "v3", "direct")
 # The quote and OHLC fields go on the wire under their output names.
