@@ -11,6 +11,7 @@ three of ``TEXT_ONLY``, ends with a JSON line. The last line printed is one JSON
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -29,15 +30,16 @@ BENCHMARKS = (
     ("conversion of one chain in memory: spxdl, pyarrow alone, a naive script", "convert_rate.py",
      ("--url", "{url}", "--date", DAY)),
     ("one day end to end, in turn with the floor; a run with nothing to do; DuckDB", "single_day.py",
-     ("--url", "{url}", "--date", DAY, "--max-dte", "30")),
+     ("--url", "{url}", "--date", DAY, "--max-dte", "30", "--warm")),
     ("engine: multi-day run, 1 vs 2 workers", "engine_run.py", ("--url", "{url}", *RANGE)),
     ("worker: peak memory, realistic chains vs 4x the strikes", "worker_memory.py", ("--url", "{url}")),
     ("ledger: recording cost in an empty vs a 10-year archive", "ledger_cost.py",
      ("--rounds", "3", "--tasks-per-round", "6")),
-    ("terminal slots: busy fraction at 2, 4 and 8 requests at once", "slot_utilization.py", ("--seconds", "10")),
+    ("terminal slots: busy fraction at 2, 4 and 8 requests at once", "slot_utilization.py", ("--seconds", "9")),
     ("terminal client: peak memory while streaming a realistic chain", "terminal_memory.py", ()),
     ("simulator: chain generation and serving rate", "simulator_rate.py", ()),
-    ("sources: terminal vs thetadatadx-server vs direct (SDK); the vendor package's conversion", "sources.py", ()),
+    ("sources: terminal vs thetadatadx-server vs direct (SDK); the vendor package's conversion", "sources.py",
+     ("--terminal-url", "{url}")),
 )
 TEXT_ONLY = {"terminal_memory.py", "simulator_rate.py", "sources.py"}  # they print no JSON line of figures
 # key: what it is (the table's second column)
@@ -95,10 +97,12 @@ def as_figures(line: str) -> dict | None:
 def warm_up(url: str) -> float:
     """Render the day's and the range's bodies in the simulator (a run of each); its seconds."""
     started = time.perf_counter()
+    # Python may cache spxdl's compiled modules, as on any install: single_day.py times its first run
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
     with tempfile.TemporaryDirectory(prefix="spxdl-bench-warm-") as scratch:
         for name, dates in (("day", ("--date", DAY, "--max-dte", "30")), ("range", RANGE)):
             subprocess.run([sys.executable, "-m", "spxdl", "--quiet", "run", *dates, "--terminal-url", url,
-                            "--data-dir", str(Path(scratch) / name)], check=True, cwd=scratch)
+                            "--data-dir", str(Path(scratch) / name)], check=True, cwd=scratch, env=env)
     return time.perf_counter() - started
 
 

@@ -16,7 +16,7 @@ Medians of ``--repeat`` runs, each into a new data dir, after one run that is no
 may cache compiled modules, as on any install (PYTHONDONTWRITEBYTECODE is left out). The
 simulator runs in its own process.
 
-    .venv/bin/python bench/single_day.py [--url URL] [--date 2024-07-15] [--max-dte 30] [--repeat 3] [--json]
+    .venv/bin/python bench/single_day.py [--url URL] [--date 2024-07-15] [--max-dte 30] [--repeat 3] [--warm] [--json]
 """
 
 from __future__ import annotations
@@ -103,7 +103,8 @@ def measure(url: str, args: argparse.Namespace) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="spxdl-day-") as scratch_name:
         scratch = Path(scratch_name)
         env = user_env(scratch, bytecode=True)
-        spxdl_run(url, scratch / "warm-up", args, env)  # compiles and caches spxdl's modules: not timed
+        if not args.warm:
+            spxdl_run(url, scratch / "warm-up", args, env)  # compiles and caches spxdl's modules: not timed
         walls, cpus, floors = [], [], []
         for repeat in range(args.repeat):
             with one_thread():
@@ -144,6 +145,8 @@ def main() -> None:
     parser.add_argument("--max-dte", type=int, default=30)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
+    parser.add_argument("--warm", action="store_true",
+                        help="the same command has just run (make bench's warm-up): no untimed run first")
     args = parser.parse_args()
     if args.url:
         figures = measure(args.url, args)

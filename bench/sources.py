@@ -19,7 +19,7 @@ the Python of ``.venv-vendor``, which ``make bench`` creates, since the vendor's
 polars and NumPy that ``.venv`` does not hold), the SDK's decoding to Arrow, and spxdl's whole
 direct path (the SDK's chunks through the converter into Parquet).
 
-    .venv/bin/python bench/sources.py [--sources terminal thetadatadx direct] [--no-vendor] [--repeat 1]
+    .venv/bin/python bench/sources.py [--sources terminal thetadatadx direct] [--no-vendor] [--repeat 1] [--terminal-url URL]
 
 Needs Python 3.12+ with the direct and direct-test extras for ``direct`` and the conversion figures
 (make install adds them), and ``.venv-vendor`` for the vendor's two; without them those lines say so.
@@ -117,19 +117,26 @@ def run_once(source: str, url: str, env: dict[str, str]) -> dict[str, float]:
         return json.loads(inner.stdout.strip().splitlines()[-1])
 
 
-def measure_source(source: str, repeat: int, workdir: Path) -> list[dict[str, float]]:
+def measure_source(source: str, repeat: int, workdir: Path, warm_url: str | None = None) -> list[dict[str, float]]:
+    """``repeat`` runs through ``source`` after a warm-up run; ``warm_url``: a realistic terminal
+    simulator that has the day's bodies already (make bench's), used for ``terminal`` as it is."""
     env: dict[str, str] = {}
+    server = None
     if source == "direct":
         server, env = start_direct(workdir)
         url = ""
+    elif source == "terminal" and warm_url:
+        url = warm_url
     else:
         server, url = start_simulator("realistic", "--flavor", source)
     try:
-        run_once(source, url, env)  # warm-up: fills the server's caches
+        if server is not None:
+            run_once(source, url, env)  # warm-up: fills the server's caches
         return [run_once(source, url, env) for _ in range(repeat)]
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -229,6 +236,7 @@ def main() -> None:
                         choices=["terminal", "thetadatadx", "direct"])
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--no-vendor", action="store_true", help="skip the conversion figures")
+    parser.add_argument("--terminal-url", help="a warm realistic simulator (terminal flavour) with the day rendered")
     parser.add_argument("--inside", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--serve-double", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--convert", nargs=2, help=argparse.SUPPRESS)
@@ -250,7 +258,7 @@ def main() -> None:
             if source == "direct" and missing:
                 print(f"  {source:<12} not measured: {missing}")
                 continue
-            for found in measure_source(source, args.repeat, workdir):
+            for found in measure_source(source, args.repeat, workdir, args.terminal_url):
                 print(f"  {source:<12} {found['rows']:>9,.0f} rows in {found['seconds']:6.2f} s: "
                       f"{found['rows'] / found['busy']:>9,.0f} rows/s busy; worker peak {found['worker_peak_mb']:.0f} MB")
         if args.no_vendor:
