@@ -277,5 +277,7 @@ def test_a_crew_started_on_its_own_thread_is_waited_for_and_what_starting_it_rai
     def failing_start():
         raise OSError("too many open files")
 
+    failed = CrewStart(failing_start)
+    assert failed.started() is None  # where another error is on its way, this one does not replace it
     with pytest.raises(OSError, match="too many open files"):
-        CrewStart(failing_start).crew()
+        failed.crew()

@@ -128,7 +128,9 @@ class _Run(Driver):
         try:
             yield
         finally:
-            self.first_crew.crew().discard()  # unless the run used it (and closed it): the terminal was not found, say
+            crew = self.first_crew.started()
+            if crew is not None:
+                crew.discard()  # unless the run used it (and closed it): the terminal was not found, say
 
     def new_crew(self, settings: Settings, tasks: int) -> Crew:
         """Start the worker processes for ``tasks`` tasks: one each, and for fewer tasks than that

@@ -265,6 +265,11 @@ class CrewStart:
         assert self._crew is not None
         return self._crew
 
+    def started(self) -> Crew | None:
+        """The crew once started, or None if starting it failed (an error already on its way wins)."""
+        self._thread.join()
+        return self._crew
+
 
 def serve(inbox: Connection, init_args: tuple, tasks_at_once: int) -> None:
     """A worker process's entry point: ``serving.serve``, imported here, in the worker (the fork
