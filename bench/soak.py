@@ -121,6 +121,9 @@ def summarize(results: dict[str, dict[str, Any]], seconds: float) -> dict[str, A
                                    and not stop["temp_files"] and not stop["partial_files"] for stop in r["stops"]),
         "ledger_corrupt": lambda r: r["all_moved_aside"],
         "overlap": lambda r: set(r["exit_codes"]) <= {0, 75},
+        # every kill asked for landed, and at least the half made once a task was claimed did so mid-task
+        # (a soak whose runs end before the kill tests nothing)
+        "kills": lambda r: r["kills"] == r["kills_asked"] and r["kills_mid_task"] >= r["kills"] // 2,
     }
     verdicts = {
         name: bool(result["identical"] and all(not result[key] for key in ZERO_KEYS)

@@ -73,7 +73,7 @@ def kills(data_dir: Path, reference: dict, count: int, chance: random.Random) ->
     random moment of the run (start-up included), the others at a random moment within a second
     after the run claimed its first task (mid-download)."""
     sim = Sim(*FAULTS)
-    seen = new_seen(whole_after_each_kill=0, runs=0, kills_mid_task=0)
+    seen = new_seen(whole_after_each_kill=0, runs=0, kills_mid_task=0, kills_asked=count)
     try:
         while seen["kills"] < count and seen["runs"] < 3 * count:
             before = whole_files(data_dir)

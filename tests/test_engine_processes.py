@@ -19,6 +19,7 @@ from engine_helpers import (
     DenyingTerminal,
     archive_digest,
     claims,
+    day_files,
     data_files,
     file_rows,
     ledger_problems,
@@ -281,3 +282,18 @@ def test_a_crew_started_on_its_own_thread_is_waited_for_and_what_starting_it_rai
     assert failed.started() is None  # where another error is on its way, this one does not replace it
     with pytest.raises(OSError, match="too many open files"):
         failed.crew()
+
+
+def test_a_workers_claim_names_the_run_it_works_for_not_the_fork_server(sim, tmp_path):
+    # a claim's ppid is the run's process: what a user (or the soak) matches a run's claims by
+    settings = make_settings(tmp_path, sim.url, workers=1, threads=1, max_dte=8)
+    sim.set_faults(Faults(latency=0.3))
+    seen: list = []
+    try:
+        def watch(event):
+            if event.kind == "task_started":
+                seen.extend(day.get("claim", {}).get("ppid") for day in day_files(tmp_path).values() if day.get("claim"))
+        run_range(settings, date(2024, 1, 10), date(2024, 1, 10), on_event=watch)
+    finally:
+        sim.set_faults(Faults())
+    assert seen and set(seen) == {os.getpid()}

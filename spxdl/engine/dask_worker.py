@@ -146,6 +146,7 @@ class DaskLink:
     def __init__(self, run_id: str, settings: Settings, log_level: int) -> None:
         self.run_id = run_id
         self.run = run_id  # the claims of this run's tasks name it: other runs' tasks share the process
+        self.run_pid = None  # the driver is another host's process, maybe: claims name the worker's parent
         self.stop = DaskFlag(stop_name(run_id))
         self.in_flight = DaskSlots(slots_name(settings.terminal_url, settings.max_in_flight), settings.max_in_flight)
         self.events = DaskSink(events_topic(run_id))

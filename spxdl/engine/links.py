@@ -60,6 +60,7 @@ class Link(Protocol):
     in_flight: Slots | None
     events: Sink
     run: str | None
+    run_pid: int | None  # the run's process on this host (named in claims), or None: not on this host
 
     def abandoned(self) -> bool: ...
 
@@ -86,6 +87,11 @@ class ProcessLink:
     events: Any  # multiprocessing.Queue
     parent_pid: int
     run: str | None = None  # a crew's process serves one run: its claims are its pid's
+
+    @property
+    def run_pid(self) -> int:
+        """The run's process: the one that started this worker (its claims name it)."""
+        return self.parent_pid
 
     def abandoned(self) -> bool:
         """The process that started this one (``parent_pid``) is gone: this one works for nobody.

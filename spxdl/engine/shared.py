@@ -86,10 +86,12 @@ def direct_source(settings: Settings, **kwargs: Any) -> DirectSource:
     return DirectSource(**options)
 
 
-def ledger_for(settings: Settings, owner: str | None = None) -> Ledger:
+def ledger_for(settings: Settings, owner: str | None = None, run_pid: int | None = None) -> Ledger:
     """The ledger of ``settings``' data dir (in its ledger dir), with its claim staleness and its archive;
-    its claims made for ``owner`` (a run, where one process works for several)."""
-    return Ledger(settings.ledger_path, stale_after=settings.stale_after, archive=archive_for(settings), owner=owner)
+    its claims made for ``owner`` (a run, where one process works for several), naming the run's
+    process ``run_pid`` (a worker's)."""
+    return Ledger(settings.ledger_path, stale_after=settings.stale_after, archive=archive_for(settings), owner=owner,
+                  run_pid=run_pid)
 
 
 def archive_for(settings: Settings) -> Archive:

@@ -53,7 +53,7 @@ class Worker:
         self.in_flight = link.in_flight
         self.client: Source | None = None  # built by setup(), once the parent found the terminal
         self.fetchers: Fetchers | None = None
-        self.ledger = ledger_for(settings, link.run)
+        self.ledger = ledger_for(settings, link.run, link.run_pid)
         self.stop = stop or threading.Event()  # this process's view of the stop: the run's flag, or the driver gone
         self.shared_stop = link.stop
         self.events = link.events
@@ -75,7 +75,7 @@ class Worker:
     def setup(self, settings: Settings, listed: Mapping[str, list[date]]) -> None:
         """The parent found the terminal: its settings (URL, API) and the expirations it listed per root."""
         self.settings = settings
-        self.ledger = ledger_for(settings, self.link.run)
+        self.ledger = ledger_for(settings, self.link.run, self.link.run_pid)
         self.archives = archive_datasets(settings)
         self.expirations.update(listed)
         sleep = functools.partial(_sleep_unless_stopped, self.stop)

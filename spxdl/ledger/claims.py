@@ -1,6 +1,6 @@
 """Claims: which process works on a task, and whether that process is still there.
 
-A claim lives in its task's ``_day.json``: worker pid, parent pid, host, ``started_at``,
+A claim lives in its task's ``_day.json``: worker pid, the pid of the run it works for, host, ``started_at``,
 ``heartbeat`` and the requested DTE window; and, from a process that works for several runs at
 once (a Dask worker), the ``owner``: the run it claimed for, so that two runs' tasks in one
 process never take each other's claims for their own. It is stale when its heartbeat is older than
@@ -18,11 +18,16 @@ from spxdl import procs
 from spxdl.ledger.task import parse_timestamp, utc_now
 
 
-def new_claim(now: str, *, min_dte: int, max_dte: int, owner: str | None = None) -> dict[str, Any]:
-    """A claim of this process (for ``owner``, if it works for several), made and beaten at ``now``."""
+def new_claim(now: str, *, min_dte: int, max_dte: int, owner: str | None = None,
+              run_pid: int | None = None) -> dict[str, Any]:
+    """A claim of this process (for ``owner``, if it works for several), made and beaten at ``now``.
+
+    ``ppid`` is the run's process (``run_pid``; by default this one's parent): a worker forked by
+    multiprocessing's fork server has that server for its parent, not the run it works for.
+    """
     claim: dict[str, Any] = {
         "pid": os.getpid(),
-        "ppid": os.getppid(),
+        "ppid": os.getppid() if run_pid is None else run_pid,
         "host": socket.gethostname(),
         "started_at": now,
         "heartbeat": now,

@@ -52,12 +52,13 @@ class Ledger(LedgerStore):
     """
 
     def __init__(self, data_dir: Path, *, lock_timeout: float = 60.0, stale_after: float = 60.0,
-                 archive: Archive | None = None, owner: str | None = None) -> None:
+                 archive: Archive | None = None, owner: str | None = None, run_pid: int | None = None) -> None:
         if lock_timeout < 0 or stale_after <= 0:
             raise ValueError("lock_timeout must be >= 0 and stale_after > 0")
         super().__init__(data_dir, lock_timeout=lock_timeout, archive=archive)
         self.stale_after = stale_after
         self.owner = owner  # whom this process claims for, when it works for several runs (claims.py)
+        self.run_pid = run_pid  # the run's process, recorded in each claim (None: this process's parent)
 
     # -- claims ----------------------------------------------------------------------------------
 
@@ -79,7 +80,8 @@ class Ledger(LedgerStore):
                 why = claims.why_stale(holder, self.stale_after)
                 log.warning("taking over %s from %s (%s)", task.key, claims.describe(holder), why)
             now = timestamp(utc_now())
-            day["claim"] = claims.new_claim(now, min_dte=min_dte, max_dte=max_dte, owner=self.owner)
+            day["claim"] = claims.new_claim(now, min_dte=min_dte, max_dte=max_dte, owner=self.owner,
+                                             run_pid=self.run_pid)
             day.update(state=TaskState.IN_PROGRESS, started_at=now, finished_at=None, error=None)
             reset_downloading(day)
             self._save_day(task, day)
