@@ -18,7 +18,9 @@ from spxdl import storage
 
 START, END = "2024-01-08", "2024-02-16"  # six weeks
 SELECTION = ["--root", "SPXW,SPX", "--max-dte", "10", "--workers", "2", "--threads", "2"]
-FAULTS = ["--throttle-rate", "0.10", "--error-rate", "0.05", "--cut-rate", "0.03", "--latency", "0.05"]
+# The kills' terminal: slow enough (0.1 s a request) that twenty runs killed within a second or so of
+# starting, or of claiming their first task, leave part of the archive still to do.
+FAULTS = ["--throttle-rate", "0.10", "--error-rate", "0.05", "--cut-rate", "0.03", "--latency", "0.1"]
 SLOW = ["--latency", "0.05"]  # so that kills, outages and overlaps land mid-run
 # ulimit -f: 8 KB fails the first data file (a disk with almost no room left); the median and the
 # 90th percentile of the data files' sizes let the smaller files land and fail a larger one part-way.
@@ -70,7 +72,7 @@ def new_seen(**extra: Any) -> dict[str, Any]:
 
 def kills(data_dir: Path, reference: dict, count: int, chance: random.Random) -> dict[str, Any]:
     """``count`` SIGKILLs of the whole process group under a faulty terminal: every other one at a
-    random moment of the run (start-up included), the others at a random moment within a second
+    random moment of the run's first 1.5 s (start-up included), the others within half a second
     after the run claimed its first task (mid-download)."""
     sim = Sim(*FAULTS)
     seen = new_seen(whole_after_each_kill=0, runs=0, kills_mid_task=0, kills_asked=count)
@@ -81,10 +83,10 @@ def kills(data_dir: Path, reference: dict, count: int, chance: random.Random) ->
             process = launch(*run_args(data_dir, sim.url))
             seen["runs"] += 1
             if seen["runs"] % 2:
-                time.sleep(chance.uniform(0.5, 3.0))  # workers start after about a second
+                time.sleep(chance.uniform(0.2, 1.5))  # the first task starts about half a second in
             else:
                 wait_for(lambda: claimed_by(data_dir, process.pid), process)
-                time.sleep(chance.uniform(0.0, 1.0))
+                time.sleep(chance.uniform(0.0, 0.5))
             if kill_group(process):
                 seen["kills"] += 1
                 seen["kills_mid_task"] += claimed_by(data_dir, process.pid)
