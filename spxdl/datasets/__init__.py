@@ -13,7 +13,8 @@ The package imports nothing of spxdl but ``errors``, and Arrow only once a type 
 """
 
 from spxdl.datasets.schema import (
-    EOD_GREEKS, FIRST_ORDER_GREEKS, NY_TZ, OHLC_FIELDS, QUOTE_FIELDS, SECOND_ORDER_GREEKS, arrow_schema, arrow_type,
+    ARROW_NAMES, EOD_GREEKS, FIRST_ORDER_GREEKS, NY_TZ, OHLC_FIELDS, QUOTE_FIELDS, SECOND_ORDER_GREEKS, arrow_schema,
+    arrow_type,
 )
 from spxdl.datasets.wire import (
     APIS, DIRECT_OPTIONAL, DIRECT_RENAMES, DIRECT_WIRE_TYPES, OHLC_WIRE, QUOTE_WIRE, V2_CONTRACT, V2_WIRE_TYPES,
@@ -35,8 +36,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    """The Arrow types of ``schema`` (F64, ZONED, CONTRACT_FIELDS ...), loading Arrow on first use."""
-    if name not in ("F64", "I32", "I64", "ZONED", "CONTRACT_FIELDS", "TIME_FIELDS"):
+    """The Arrow types of ``schema`` (``ARROW_NAMES``: F64, ZONED, CONTRACT_FIELDS ...), loading Arrow on first use."""
+    if name not in ARROW_NAMES:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     from spxdl.datasets import schema
 

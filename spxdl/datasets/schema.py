@@ -90,15 +90,14 @@ def greeks_fields(greeks: tuple[str, ...]) -> SchemaSpec:
 
 
 # The Arrow objects these names held before types were named (Arrow loads when one is asked for).
-_ARROW_NAMES = {"F64": "float64", "I32": "int32", "I64": "int64", "ZONED": ZONED_TYPE}
+_ARROW_TYPES = {"F64": "float64", "I32": "int32", "I64": "int64", "ZONED": ZONED_TYPE}
+_ARROW_FIELDS = {"CONTRACT_FIELDS": CONTRACT_SPEC, "TIME_FIELDS": TIME_SPEC}
+ARROW_NAMES = (*_ARROW_TYPES, *_ARROW_FIELDS)
 
 
 def __getattr__(name: str) -> Any:
-    if name in _ARROW_NAMES:
-        return arrow_type(_ARROW_NAMES[name])
-    if name in ("CONTRACT_FIELDS", "TIME_FIELDS"):
-        import pyarrow as pa
-
-        spec = CONTRACT_SPEC if name == "CONTRACT_FIELDS" else TIME_SPEC
-        return tuple(pa.field(column, arrow_type(kind)) for column, kind in spec)
+    if name in _ARROW_TYPES:
+        return arrow_type(_ARROW_TYPES[name])
+    if name in _ARROW_FIELDS:
+        return tuple(arrow_schema(_ARROW_FIELDS[name]))
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -259,11 +259,10 @@ class CrewStart:
 
     def crew(self) -> Crew:
         """The crew, once every process has started; what starting it raised, raised here."""
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        assert self._crew is not None
-        return self._crew
+        crew = self.started()
+        if crew is None:
+            raise self._error  # type: ignore[misc]  # set whenever no crew was made
+        return crew
 
     def started(self) -> Crew | None:
         """The crew once started, or None if starting it failed (an error already on its way wins)."""
